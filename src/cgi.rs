@@ -1,0 +1,248 @@
+//! The CGI boundary (RFC 3875): a [`Request`] built from the environment and standard input,
+//! and a [`Response`] written back as CGI output. Handlers see neither; tests build requests
+//! from a map and need no process.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// `PATH_INFO`, `/` when empty.
+    pub path: String,
+    pub query: String,
+    /// Header names in lowercase with dashes (`content-type`, `authorization`).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Set by the web server's own authentication.
+    pub remote_user: Option<String>,
+    pub https: bool,
+    /// `SCRIPT_NAME`, to build links below the script.
+    pub script_name: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Builds a request from CGI meta-variables and the body stream. The body is read up to
+    /// `CONTENT_LENGTH`, or to EOF when that is absent (chunked bodies under Apache), never past
+    /// `max_body`: a longer body is a 413 and is not read.
+    pub fn from_cgi(env: &HashMap<String, String>, stdin: impl Read, max_body: u64) -> Result<Request, ApiError> {
+        let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
+        let mut headers: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone()))
+            })
+            .collect();
+        for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
+            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+                headers.retain(|(k, _)| k != name);
+                headers.push((name.to_string(), v.clone()));
+            }
+        }
+        headers.sort();
+        let mut body = Vec::new();
+        match env.get("CONTENT_LENGTH").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            Some(len) => {
+                let n: u64 = len.parse().map_err(|_| ApiError::bad_request("CONTENT_LENGTH is not a number"))?;
+                if n > max_body {
+                    return Err(ApiError::too_large(max_body));
+                }
+                body.reserve(n as usize);
+                stdin
+                    .take(n)
+                    .read_to_end(&mut body)
+                    .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+                if (body.len() as u64) < n {
+                    return Err(ApiError::bad_request("the request body ended before CONTENT_LENGTH bytes"));
+                }
+            }
+            None => {
+                stdin
+                    .take(max_body + 1)
+                    .read_to_end(&mut body)
+                    .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+                if body.len() as u64 > max_body {
+                    return Err(ApiError::too_large(max_body));
+                }
+            }
+        }
+        let path = get("PATH_INFO");
+        Ok(Request {
+            method: get("REQUEST_METHOD").to_ascii_uppercase(),
+            path: if path.is_empty() { "/".into() } else { path.to_string() },
+            query: get("QUERY_STRING").to_string(),
+            headers,
+            body,
+            remote_user: env.get("REMOTE_USER").filter(|u| !u.is_empty()).cloned(),
+            https: get("HTTPS").eq_ignore_ascii_case("on") || get("REQUEST_SCHEME") == "https",
+            script_name: get("SCRIPT_NAME").to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sent with every response: no caching of user data, no framing, no sniffing, no inline script.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        body.push(b'\n');
+        Response { status, headers: vec![("Content-Type".into(), "application/json".into())], body }
+    }
+
+    pub fn html(status: u16, html: String) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: html.into_bytes(),
+        }
+    }
+
+    pub fn error(e: &ApiError) -> Response {
+        let mut r = Response::json(e.status, &e.body());
+        r.headers.extend(e.headers.iter().cloned());
+        r
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Writes CGI output: a `Status` line, headers, a blank line, the body.
+    pub fn write_cgi(&self, mut out: impl Write) -> std::io::Result<()> {
+        let mut head = format!("Status: {} {}\r\n", self.status, reason(self.status));
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        for (k, v) in SECURITY_HEADERS {
+            if self.header(k).is_none() {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
+        out.write_all(head.as_bytes())?;
+        out.write_all(&self.body)?;
+        out.flush()
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        303 => "See Other",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// The whole CGI program: read the request, handle it, write the response. A panic becomes a
+/// clean 500 and one line on stderr (the server's error log).
+pub fn main() -> i32 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let response = match std::panic::catch_unwind(|| respond(&env)) {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("webhooks-cgi: internal error (panic) handling {} {}", 
+                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?"),
+                env.get("PATH_INFO").map(String::as_str).unwrap_or("/"));
+            Response::error(&ApiError::internal())
+        }
+    };
+    match response.write_cgi(std::io::stdout().lock()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+fn respond(env: &HashMap<String, String>) -> Response {
+    let cfg = match crate::config::Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("webhooks-cgi: configuration error: {e:#}");
+            return Response::error(&ApiError::new(500, "misconfigured", "the server's webhook configuration is invalid; the operator can see why in the error log"));
+        }
+    };
+    match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
+        Ok(req) => crate::routes::handle(&cfg, &req),
+        Err(e) => Response::error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn reads_exactly_content_length() {
+        let e = env(&[("REQUEST_METHOD", "post"), ("PATH_INFO", "/api/v1/events"), ("CONTENT_LENGTH", "3"), ("HTTP_X_A_B", "1")]);
+        let r = Request::from_cgi(&e, &b"abcdef"[..], 100).unwrap();
+        assert_eq!(r.body, b"abc");
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("X-A-B"), Some("1"));
+    }
+
+    #[test]
+    fn reads_to_eof_without_content_length_but_bounded() {
+        let r = Request::from_cgi(&env(&[]), &b"chunked body"[..], 100).unwrap();
+        assert_eq!(r.body, b"chunked body");
+        assert_eq!(r.path, "/");
+        let big = vec![b'x'; 101];
+        assert_eq!(Request::from_cgi(&env(&[]), &big[..], 100).unwrap_err().status, 413);
+        let e = env(&[("CONTENT_LENGTH", "101")]);
+        assert_eq!(Request::from_cgi(&e, &big[..], 100).unwrap_err().status, 413);
+        let e = env(&[("CONTENT_LENGTH", "50")]);
+        assert_eq!(Request::from_cgi(&e, &b"short"[..], 100).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn output_has_status_and_security_headers() {
+        let mut out = Vec::new();
+        Response::json(202, &serde_json::json!({"ok": true})).write_cgi(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("Status: 202 Accepted\r\n"));
+        for h in ["Cache-Control: no-store", "X-Frame-Options: DENY", "X-Content-Type-Options: nosniff", "Content-Security-Policy: default-src 'none'", "Referrer-Policy:"] {
+            assert!(text.contains(h), "{h}");
+        }
+    }
+}

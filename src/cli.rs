@@ -1,0 +1,617 @@
+//! The `webhooks` command line: cron dispatcher and admin tool. Parses arguments, loads the
+//! configuration once, calls the library, prints one value (`--json`) or a human summary.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{self, Config};
+use crate::delivery::{self, Filter};
+use crate::endpoint::{self, Fields};
+use crate::network::Policy;
+use crate::token::Principal;
+use crate::{attempt, clock, db, dispatch, event, retention, secret, signing, token};
+
+#[derive(Parser)]
+#[command(name = "webhooks", version, about = "QSM Webhooks: dispatcher and administration")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database and, if missing, a .env with a fresh WEBHOOKS_SECRET_KEY (idempotent).
+    Init,
+    /// One cron run: deliver what is due within the budgets, then apply retention.
+    Dispatch {
+        #[arg(long)]
+        json: bool,
+        /// Keep running, one run per interval (e.g. 1m), for hosts that allow a worker.
+        #[arg(long, value_parser = duration_arg)]
+        every: Option<Duration>,
+    },
+    /// Record an event from the shell (same validation and fan-out as the HTTP intake).
+    Emit {
+        #[arg(long)]
+        user: String,
+        #[arg(long = "type")]
+        event_type: String,
+        /// The event's data: JSON, @file, or - for standard input.
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        occurred_at: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// The delivery log, newest first.
+    Deliveries {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every attempt of one delivery.
+    Attempts {
+        delivery_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivery again now, or every dead delivery of an endpoint.
+    Retry {
+        delivery_id: Option<String>,
+        #[arg(long, requires = "endpoint", conflicts_with = "delivery_id")]
+        dead: bool,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Apply retention now.
+    Purge {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue depth, oldest due delivery, last dispatcher run.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Receiver-side troubleshooting: check a delivery's signature.
+    Verify {
+        /// The endpoint secret (whsec_…); repeat to try several.
+        #[arg(long, required = true)]
+        secret: Vec<String>,
+        /// A received header as 'name: value'; repeat for each.
+        #[arg(long, required = true)]
+        header: Vec<String>,
+        /// The raw body: @file, or - for standard input.
+        #[arg(long)]
+        body: String,
+        /// Compare the timestamp against this Unix time instead of now.
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Local development server: runs the CGI per request and the dispatcher every few seconds.
+    Serve(ServeArgs),
+    /// Run as the CGI program (what webhooks-cgi does).
+    #[command(hide = true)]
+    Cgi,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// The REMOTE_USER pages are shown as.
+    #[arg(long, default_value = "dev")]
+    pub user: String,
+    /// How often the dispatcher runs.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub dispatch_every: Duration,
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    /// Create an endpoint; prints its id and secret (shown once).
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        url: String,
+        /// Types to receive, with * wildcards (email.*,usage.threshold); none = every type.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        /// Replaces the filters; pass --events '' for every type.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Enable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        id: String,
+    },
+    /// New primary secret; the old one keeps signing for the grace period.
+    RotateSecret {
+        id: String,
+        #[arg(long, value_parser = duration_arg)]
+        grace: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token (shown once): for one user, or --app for the host application.
+    Create {
+        #[arg(long, conflicts_with = "app", required_unless_present = "app")]
+        user: Option<String>,
+        #[arg(long)]
+        app: bool,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    config::parse_duration(s).map_err(|_| format!("{s:?} is not a duration such as 30s, 5m, 2h or 1d"))
+}
+
+/// Entry point of the `webhooks` binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("webhooks: {}", one_line(&e));
+            1
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    if let Some(api) = e.downcast_ref::<crate::error::ApiError>() {
+        if let Some(list) = api.details.as_array() {
+            let parts: Vec<String> = list
+                .iter()
+                .map(|p| format!("{} {}", p["path"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or("")))
+                .collect();
+            if !parts.is_empty() {
+                return format!("{}: {}", api.message, parts.join("; "));
+            }
+        }
+        return api.message.clone();
+    }
+    format!("{e:#}")
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human(value));
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init => init(),
+        Command::Serve(args) => crate::serve::run(&args),
+        Command::Cgi => {
+            let code = crate::cgi::main();
+            if code != 0 {
+                bail!("could not write the CGI response");
+            }
+            Ok(())
+        }
+        command => {
+            let cfg = Config::load()?;
+            run_with(&cfg, command)
+        }
+    }
+}
+
+fn run_with(cfg: &Config, command: Command) -> Result<()> {
+    match command {
+        Command::Init | Command::Serve(_) | Command::Cgi => unreachable!("handled before loading"),
+        Command::Dispatch { json, every } => {
+            let report = |s: &dispatch::Summary| {
+                if json {
+                    println!("{}", serde_json::to_string(s).unwrap_or_default());
+                } else {
+                    println!("{}", s.line());
+                }
+            };
+            match every {
+                Some(d) => dispatch::run_every(cfg, d, report),
+                None => {
+                    report(&dispatch::run(cfg)?);
+                    Ok(())
+                }
+            }
+        }
+        Command::Emit { user, event_type, data, occurred_at, idempotency_key, json } => {
+            let data: Value = serde_json::from_str(&read_arg(&data)?)
+                .map_err(|e| anyhow!("--data is not valid JSON: {e}"))?;
+            let mut intake = json!({"type": event_type, "user": user, "data": data});
+            if let Some(t) = occurred_at {
+                intake["occurred_at"] = json!(t);
+            }
+            if let Some(k) = idempotency_key {
+                intake["idempotency_key"] = json!(k);
+            }
+            let intakes = event::parse_request(&intake, &Principal::App, None, 1)?;
+            let mut conn = db::open(&cfg.database)?;
+            let tx = db::write_tx(&mut conn)?;
+            let recorded = event::record(&tx, cfg, &intakes)?;
+            tx.commit()?;
+            print(json, &recorded[0], |r| {
+                format!("{}{} ({} deliveries queued)", r.id, if r.duplicate { " (already recorded)" } else { "" }, r.deliveries)
+            })
+        }
+        Command::Endpoint(cmd) => endpoint_cmd(cfg, cmd),
+        Command::Deliveries { status, user, endpoint, event_type, limit, json } => {
+            let conn = db::open(&cfg.database)?;
+            let list = delivery::list(&conn, &Filter { status, user, endpoint, event_type, before: None, limit })?;
+            print(json, &list, |list| {
+                let mut out = format!("{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}", "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "CODE", "ERROR");
+                for d in list {
+                    out.push_str(&format!(
+                        "\n{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
+                        d.id, d.event_id, d.event_type, d.status, d.attempts,
+                        d.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                        d.last_error_code.as_deref().unwrap_or("")
+                    ));
+                }
+                out
+            })
+        }
+        Command::Attempts { delivery_id, json } => {
+            let conn = db::open(&cfg.database)?;
+            delivery::get(&conn, &delivery_id)?;
+            let list = attempt::list(&conn, &delivery_id)?;
+            print(json, &list, |list| {
+                let lines: Vec<String> = list
+                    .iter()
+                    .map(|a| format!(
+                        "#{} {} {} ms status {} {} {}",
+                        a.attempt, a.started_at, a.duration_ms,
+                        a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                        a.error_code.as_deref().unwrap_or("ok"), a.error.as_deref().unwrap_or("")
+                    ))
+                    .collect();
+                if lines.is_empty() { "no attempts yet".into() } else { lines.join("\n") }
+            })
+        }
+        Command::Retry { delivery_id, dead, endpoint, json } => {
+            let mut conn = db::open(&cfg.database)?;
+            let tx = db::write_tx(&mut conn)?;
+            let value = if dead {
+                let ep = endpoint.expect("clap requires --endpoint with --dead");
+                endpoint::get(&tx, &ep)?;
+                json!({"endpoint_id": ep, "retried": delivery::retry_dead(&tx, &ep)?})
+            } else {
+                let id = delivery_id.ok_or_else(|| anyhow!("give a DELIVERY_ID, or --dead --endpoint ENDPOINT_ID"))?;
+                serde_json::to_value(delivery::retry(&tx, &id)?)?
+            };
+            tx.commit()?;
+            print(json, &value, |v| match v.get("retried") {
+                Some(n) => format!("{n} dead deliveries scheduled again"),
+                None => format!("{} scheduled to be sent at the next dispatcher run", v["id"].as_str().unwrap_or("")),
+            })
+        }
+        Command::Token(cmd) => token_cmd(cfg, cmd),
+        Command::Purge { json } => {
+            let conn = db::open(&cfg.database)?;
+            let p = retention::purge(&conn, cfg, clock::now_ms(), usize::MAX)?;
+            print(json, &p, |p| format!("purged {} payloads, {} deliveries, {} events, {} runs", p.payloads, p.deliveries, p.events, p.runs))
+        }
+        Command::Status { json } => {
+            let conn = db::open(&cfg.database)?;
+            let s = delivery::queue_status(&conn)?;
+            print(json, &s, |s| {
+                format!(
+                    "pending {} (due {}, in flight {}), dead {}, oldest due {}, last dispatcher run {}",
+                    s.pending, s.due, s.in_flight, s.dead,
+                    s.oldest_due_seconds.map(|x| format!("{x}s ago")).unwrap_or_else(|| "-".into()),
+                    s.last_run_at.as_deref().map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0))).unwrap_or_else(|| "never".into())
+                )
+            })
+        }
+        Command::Verify { secret: secrets, header, body, now } => {
+            let keys = secrets.iter().map(|s| secret::decode(s)).collect::<Result<Vec<_>>>()?;
+            let headers = header
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow!("--header {h:?} is not 'name: value'"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let body = read_arg_bytes(&body)?;
+            let now = now.unwrap_or_else(|| clock::now_ms() / 1000);
+            let tolerance = cfg.skew_tolerance.as_secs() as i64;
+            match signing::verify(&cfg.header_prefix, &headers, &body, &keys, tolerance, now) {
+                Ok(family) => {
+                    println!("valid ({})", match family {
+                        signing::Family::Qsm => format!("{}-Signature", cfg.header_prefix),
+                        signing::Family::StandardWebhooks => "webhook-signature".into(),
+                    });
+                    Ok(())
+                }
+                Err(e) => bail!("invalid: {e}"),
+            }
+        }
+    }
+}
+
+fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
+    let mut conn = db::open(&cfg.database)?;
+    let policy = Policy { allowed: cfg.allowed_networks.clone() };
+    let human = |e: &endpoint::Endpoint| {
+        format!(
+            "{}  {}  user={} {} events={} {}",
+            e.id, e.url, e.user,
+            if e.active { "active".to_string() } else { format!("disabled{}", e.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()) },
+            if e.event_types.is_empty() { "*".into() } else { e.event_types.join(",") },
+            e.description
+        )
+    };
+    match cmd {
+        EndpointCmd::Add { user, url, events, description, json } => {
+            let master = cfg.require_secret_key()?;
+            let tx = db::write_tx(&mut conn)?;
+            let fields = Fields { url: Some(url), description: Some(description), event_types: Some(events) };
+            let (ep, secret) = endpoint::add(&tx, master, &policy, &user, &fields)?;
+            tx.commit()?;
+            let mut v = serde_json::to_value(&ep)?;
+            v["secret"] = json!(secret);
+            print(json, &v, |_| format!("{}\nsecret: {secret}\n(the secret is shown only now: store it in the receiver)", human(&ep)))
+        }
+        EndpointCmd::List { user, json } => {
+            let list = endpoint::list(&conn, user.as_deref())?;
+            print(json, &list, |l| if l.is_empty() { "no endpoints".into() } else { l.iter().map(human).collect::<Vec<_>>().join("\n") })
+        }
+        EndpointCmd::Show { id, json } => {
+            let ep = endpoint::get(&conn, &id)?;
+            let keys = endpoint::keys(&conn, &id, clock::now_ms())?;
+            let mut v = serde_json::to_value(&ep)?;
+            v["keys"] = serde_json::to_value(&keys)?;
+            print(json, &v, |_| {
+                let mut out = human(&ep);
+                for k in &keys {
+                    out.push_str(&format!("\n  key {} created {}{}", k.id, k.created_at,
+                        k.expires_at.as_deref().map(|t| format!(", signs until {t}")).unwrap_or_else(|| " (primary)".into())));
+                }
+                out
+            })
+        }
+        EndpointCmd::Update { id, url, events, description, json } => {
+            let tx = db::write_tx(&mut conn)?;
+            let ep = endpoint::update(&tx, &policy, &id, &Fields { url, description, event_types: events })?;
+            tx.commit()?;
+            print(json, &ep, human)
+        }
+        EndpointCmd::Disable { id, json } => print(json, &endpoint::set_active(&conn, &id, false, Some("disabled by an administrator"))?, human),
+        EndpointCmd::Enable { id, json } => print(json, &endpoint::set_active(&conn, &id, true, None)?, human),
+        EndpointCmd::Delete { id } => {
+            endpoint::delete(&conn, &id)?;
+            println!("deleted {id}");
+            Ok(())
+        }
+        EndpointCmd::RotateSecret { id, grace, json } => {
+            let master = cfg.require_secret_key()?;
+            let tx = db::write_tx(&mut conn)?;
+            let grace = grace.unwrap_or(cfg.rotation_grace);
+            let (secret, key, until) = endpoint::rotate_secret(&tx, master, &id, grace)?;
+            tx.commit()?;
+            let v = json!({"id": id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until)});
+            print(json, &v, |_| format!(
+                "new secret: {secret} (key {})\nthe previous secret keeps signing until {}",
+                key.id, clock::rfc3339(until)
+            ))
+        }
+    }
+}
+
+fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
+    let conn = db::open(&cfg.database)?;
+    match cmd {
+        TokenCmd::Create { user, app: _, label, json } => {
+            if let Some(u) = &user {
+                crate::user::check_name("--user", u)?;
+            }
+            let t = token::create(&conn, user.as_deref(), &label)?;
+            print(json, &t, |t| format!("{}\ntoken: {}\n(shown only now)", t.id, t.token))
+        }
+        TokenCmd::List { user, json } => {
+            let list = token::list(&conn, user.as_deref())?;
+            print(json, &list, |l| {
+                l.iter()
+                    .map(|t| format!("{} {} {} {}{}", t.id, t.kind, t.user.as_deref().unwrap_or("-"), t.label, if t.revoked { " (revoked)" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        TokenCmd::Revoke { id } => {
+            token::revoke(&conn, &id, None)?;
+            println!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+fn read_arg(arg: &str) -> Result<String> {
+    Ok(String::from_utf8(read_arg_bytes(arg)?).context("the input is not UTF-8")?)
+}
+
+/// `@file` reads the file, `-` standard input, anything else is the value itself.
+fn read_arg_bytes(arg: &str) -> Result<Vec<u8>> {
+    if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read(path).with_context(|| format!("cannot read {path}"))
+    } else {
+        Ok(arg.as_bytes().to_vec())
+    }
+}
+
+/// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
+/// directory) gets a secret key if it has none, and the database is created and migrated.
+pub fn init() -> Result<()> {
+    let env_path = match std::env::var_os("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_dir()?.join(".env"),
+    };
+    let created = ensure_env_file(&env_path)?;
+    let cfg = load_from(&env_path)?;
+    if let Some(dir) = cfg.database.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let existed = cfg.database.exists();
+    let conn = db::open(&cfg.database)?;
+    drop(conn);
+    restrict(&cfg.database)?;
+    println!(
+        "{} {}\n{} {} (schema version {})",
+        if created { "created" } else { "kept" },
+        env_path.display(),
+        if existed { "migrated" } else { "created" },
+        cfg.database.display(),
+        db::latest_version()
+    );
+    Ok(())
+}
+
+/// Loads the configuration from an explicit `.env` (process variables still win).
+pub fn load_from(env_path: &Path) -> Result<Config> {
+    let mut raw = config::read_env_file(env_path)?;
+    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("WEBHOOKS_")) {
+        raw.insert(k, v);
+    }
+    let root = env_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Config::from_raw(&raw, Some(env_path.to_path_buf()), root)
+}
+
+/// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether
+/// the file was created.
+fn ensure_env_file(path: &Path) -> Result<bool> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(secret::random_bytes::<32>());
+    let line = format!(
+        "# Generated by `webhooks init`. Keep this file secret and outside the web root.\n\
+         # Every key and its default: .env.example\n\
+         WEBHOOKS_SECRET_KEY={key}\n"
+    );
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_private(path, line.as_bytes(), false)?;
+        return Ok(true);
+    }
+    let existing = config::read_env_file(path)?;
+    if existing.get("WEBHOOKS_SECRET_KEY").is_none_or(|v| v.trim().is_empty()) {
+        if existing.contains_key("WEBHOOKS_SECRET_KEY") {
+            bail!("{} has an empty WEBHOOKS_SECRET_KEY line: remove it and run init again", path.display());
+        }
+        write_private(path, format!("\n{line}").as_bytes(), true)?;
+    }
+    restrict(path)?;
+    Ok(false)
+}
+
+fn write_private(path: &Path, bytes: &[u8], append: bool) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true);
+    if append { opts.append(true); } else { opts.truncate(true); }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+/// Makes a file readable by its owner only (the CGI and cron run as that user under suexec).
+fn restrict(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,491 @@
+//! Configuration: raw strings from the environment and a `.env` file, checked once into a typed
+//! [`Config`]. The process environment is read in exactly one place ([`Config::load`]); everything
+//! else receives a `Config`.
+//!
+//! Discovery of the `.env` (first hit wins):
+//! 1. `WEBHOOKS_ENV`, when set, names the file (it must exist);
+//! 2. `.env` in the current directory;
+//! 3. `.env` beside the running executable, or in one of its parent directories.
+//!
+//! suexec strips `SetEnv` variables, so (3) is what makes a CGI find its configuration without
+//! help: a `.env` in the install root above `cgi-bin/` or `bin/`. Relative paths in the
+//! configuration (the database) are taken relative to the directory holding the `.env`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// One configuration key: its name, default and the accepted form, in the order `.env.example`
+/// lists them. The docs, `.env.example` and this table are checked against each other by a test.
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub form: &'static str,
+}
+
+pub const KEYS: &[Key] = &[
+    Key { name: "WEBHOOKS_DATABASE", default: "var/webhooks.db", form: "a file path (relative to the directory of the .env)" },
+    Key { name: "WEBHOOKS_SECRET_KEY", default: "", form: "base64 of 32 random bytes (run `webhooks init`)" },
+    Key { name: "WEBHOOKS_RETRY_SCHEDULE", default: "1m,5m,30m,2h", form: "a comma-separated list of durations such as 1m,5m,30m,2h" },
+    Key { name: "WEBHOOKS_MAX_ATTEMPTS", default: "5", form: "a whole number from 1 to 100" },
+    Key { name: "WEBHOOKS_LOG_RETENTION", default: "30d", form: "a duration such as 30d" },
+    Key { name: "WEBHOOKS_PAYLOAD_RETENTION", default: "7d", form: "a duration such as 7d" },
+    Key { name: "WEBHOOKS_SKEW_TOLERANCE", default: "5m", form: "a duration such as 5m" },
+    Key { name: "WEBHOOKS_CONCURRENCY", default: "8", form: "a whole number from 1 to 256" },
+    Key { name: "WEBHOOKS_CONCURRENCY_PER_USER", default: "2", form: "a whole number from 1 to 256" },
+    Key { name: "WEBHOOKS_TIME_BUDGET", default: "50s", form: "a duration such as 50s" },
+    Key { name: "WEBHOOKS_REQUEST_TIMEOUT", default: "10s", form: "a duration from 1s to 5m such as 10s" },
+    Key { name: "WEBHOOKS_ALLOWED_NETWORKS", default: "", form: "a comma-separated list of CIDRs such as 127.0.0.1/32,10.0.0.0/8 (or empty)" },
+    Key { name: "WEBHOOKS_HEADER_PREFIX", default: "X-QSM", form: "letters, digits and dashes, such as X-QSM" },
+    Key { name: "WEBHOOKS_MAX_BODY", default: "256KiB", form: "a size such as 256KiB, 1MiB or 65536" },
+    Key { name: "WEBHOOKS_LOG_BODIES", default: "false", form: "true or false" },
+    Key { name: "WEBHOOKS_ROTATION_GRACE", default: "24h", form: "a duration such as 24h" },
+    Key { name: "WEBHOOKS_MAX_EVENTS_PER_REQUEST", default: "1000", form: "a whole number from 1 to 10000" },
+];
+
+/// The checked configuration every part of the program works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `.env` that was read, if any.
+    pub env_file: Option<PathBuf>,
+    /// The directory relative paths are resolved against.
+    pub root: PathBuf,
+    pub database: PathBuf,
+    /// `None` until `webhooks init` has generated one.
+    pub secret_key: Option<[u8; 32]>,
+    pub retry_schedule: Vec<Duration>,
+    pub max_attempts: u32,
+    pub log_retention: Duration,
+    pub payload_retention: Duration,
+    pub skew_tolerance: Duration,
+    pub concurrency: usize,
+    pub concurrency_per_user: usize,
+    pub time_budget: Duration,
+    pub request_timeout: Duration,
+    pub allowed_networks: Vec<Cidr>,
+    pub header_prefix: String,
+    pub max_body: u64,
+    pub log_bodies: bool,
+    pub rotation_grace: Duration,
+    pub max_events_per_request: usize,
+}
+
+impl Config {
+    /// Reads the process environment and the discovered `.env`. Process variables win over the
+    /// file, so a wrapper script or a test can override one key.
+    pub fn load() -> Result<Config> {
+        let process: BTreeMap<String, String> = std::env::vars().collect();
+        let env_file = discover_env_file(&process)?;
+        let mut raw = BTreeMap::new();
+        if let Some(path) = &env_file {
+            raw = read_env_file(path)?;
+        }
+        for (k, v) in process {
+            if k.starts_with("WEBHOOKS_") {
+                raw.insert(k, v);
+            }
+        }
+        let root = match &env_file {
+            Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        Config::from_raw(&raw, env_file, root)
+    }
+
+    /// Checks raw key/value strings into a `Config`. Unknown `WEBHOOKS_*` keys are ignored so
+    /// that a newer `.env` still works with an older binary.
+    pub fn from_raw(
+        raw: &BTreeMap<String, String>,
+        env_file: Option<PathBuf>,
+        root: PathBuf,
+    ) -> Result<Config> {
+        let get = |name: &str| -> (&'static Key, String) {
+            let key = KEYS.iter().find(|k| k.name == name).expect("known key");
+            let value = raw.get(name).map(|v| v.trim().to_string());
+            (key, value.unwrap_or_else(|| key.default.to_string()))
+        };
+        let database = {
+            let (key, v) = get("WEBHOOKS_DATABASE");
+            if v.is_empty() {
+                return Err(bad(key, &v));
+            }
+            let p = PathBuf::from(v);
+            if p.is_absolute() { p } else { root.join(p) }
+        };
+        let secret_key = {
+            let (key, v) = get("WEBHOOKS_SECRET_KEY");
+            if v.is_empty() { None } else { Some(parse_secret_key(&v).map_err(|_| bad(key, "(hidden)"))?) }
+        };
+        let retry_schedule = {
+            let (key, v) = get("WEBHOOKS_RETRY_SCHEDULE");
+            let items: Result<Vec<_>> = v.split(',').map(|s| parse_duration(s.trim())).collect();
+            items.ok().filter(|d| !d.is_empty()).ok_or_else(|| bad(key, &v))?
+        };
+        Ok(Config {
+            env_file,
+            root,
+            database,
+            secret_key,
+            retry_schedule,
+            max_attempts: number(get("WEBHOOKS_MAX_ATTEMPTS"), 1, 100)? as u32,
+            log_retention: duration(get("WEBHOOKS_LOG_RETENTION"), None)?,
+            payload_retention: duration(get("WEBHOOKS_PAYLOAD_RETENTION"), None)?,
+            skew_tolerance: duration(get("WEBHOOKS_SKEW_TOLERANCE"), None)?,
+            concurrency: number(get("WEBHOOKS_CONCURRENCY"), 1, 256)? as usize,
+            concurrency_per_user: number(get("WEBHOOKS_CONCURRENCY_PER_USER"), 1, 256)? as usize,
+            time_budget: duration(get("WEBHOOKS_TIME_BUDGET"), None)?,
+            request_timeout: duration(
+                get("WEBHOOKS_REQUEST_TIMEOUT"),
+                Some((Duration::from_secs(1), Duration::from_secs(300))),
+            )?,
+            allowed_networks: {
+                let (key, v) = get("WEBHOOKS_ALLOWED_NETWORKS");
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<Cidr>())
+                    .collect::<Result<Vec<_>>>()
+                    .map_err(|_| bad(key, &v))?
+            },
+            header_prefix: {
+                let (key, v) = get("WEBHOOKS_HEADER_PREFIX");
+                let ok = !v.is_empty()
+                    && v.len() <= 40
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !v.starts_with('-')
+                    && !v.ends_with('-');
+                if !ok {
+                    return Err(bad(key, &v));
+                }
+                v
+            },
+            max_body: {
+                let (key, v) = get("WEBHOOKS_MAX_BODY");
+                parse_size(&v).filter(|n| *n >= 1024).ok_or_else(|| bad(key, &v))?
+            },
+            log_bodies: {
+                let (key, v) = get("WEBHOOKS_LOG_BODIES");
+                parse_bool(&v).ok_or_else(|| bad(key, &v))?
+            },
+            rotation_grace: duration(get("WEBHOOKS_ROTATION_GRACE"), None)?,
+            max_events_per_request: number(get("WEBHOOKS_MAX_EVENTS_PER_REQUEST"), 1, 10_000)?
+                as usize,
+        })
+    }
+
+    /// The key that encrypts endpoint secrets and signs sessions; an operator error when absent.
+    pub fn require_secret_key(&self) -> Result<&[u8; 32]> {
+        self.secret_key.as_ref().ok_or_else(|| {
+            anyhow!(
+                "WEBHOOKS_SECRET_KEY is not set{}: run `webhooks init` to generate one",
+                match &self.env_file {
+                    Some(p) => format!(" in {}", p.display()),
+                    None => " (no .env file was found)".to_string(),
+                }
+            )
+        })
+    }
+
+    /// How long a claimed delivery stays leased: long enough for one request and its recording,
+    /// short enough that a killed dispatcher's work is picked up again by the next cron run.
+    pub fn lease(&self) -> Duration {
+        self.request_timeout + self.request_timeout.min(Duration::from_secs(30))
+    }
+}
+
+fn bad(key: &Key, value: &str) -> anyhow::Error {
+    anyhow!("{} has an invalid value {:?}: expected {}", key.name, value, key.form)
+}
+
+fn number((key, v): (&'static Key, String), min: u64, max: u64) -> Result<u64> {
+    v.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(key, &v))
+}
+
+fn duration(
+    (key, v): (&'static Key, String),
+    range: Option<(Duration, Duration)>,
+) -> Result<Duration> {
+    let d = parse_duration(&v).map_err(|_| bad(key, &v))?;
+    if let Some((lo, hi)) = range {
+        if d < lo || d > hi {
+            return Err(bad(key, &v));
+        }
+    }
+    Ok(d)
+}
+
+/// Parses `90s`, `1m`, `2h`, `7d` (a whole number and one unit; `0s` is allowed).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() || digits.len() > 9 {
+        bail!("expected a number followed by s, m, h or d");
+    }
+    let n: u64 = digits.parse()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("expected a unit of s, m, h or d"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Formats a duration the way the configuration writes it (largest exact unit).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Parses `65536`, `256KiB`, `1MiB`, `1GiB`, `64KB`, `1MB` into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() || digits.len() > 12 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let mult = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+pub fn parse_secret_key(s: &str) -> Result<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
+    bytes.try_into().map_err(|_| anyhow!("the key must decode to exactly 32 bytes"))
+}
+
+/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address means a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>()?,
+            Some(_) => bail!("bad prefix length"),
+            None => max,
+        };
+        if prefix > max {
+            bail!("prefix length over {max}");
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBuf>> {
+    if let Some(p) = process.get("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(p);
+        if !path.is_file() {
+            bail!("WEBHOOKS_ENV names {}, which is not a readable file", path.display());
+        }
+        return Ok(Some(path));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        let candidate = cwd.join(".env");
+        if candidate.is_file() {
+            return Ok(Some(candidate));
+        }
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        for ancestor in dir.ancestors() {
+            let candidate = ancestor.join(".env");
+            if candidate.is_file() {
+                return Ok(Some(candidate));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a `.env` file with dotenvy's parser (quotes, comments, `export`), without touching the
+/// process environment.
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let iter = dotenvy::from_path_iter(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for item in iter {
+        let (k, v) = item.with_context(|| format!("{} is not a valid .env file", path.display()))?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config> {
+        let raw = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_raw(&raw, None, PathBuf::from("/srv/app"))
+    }
+
+    #[test]
+    fn defaults_are_applied() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.database, PathBuf::from("/srv/app/var/webhooks.db"));
+        assert!(c.secret_key.is_none());
+        let mins: Vec<u64> = c.retry_schedule.iter().map(|d| d.as_secs() / 60).collect();
+        assert_eq!(mins, vec![1, 5, 30, 120]);
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.log_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.payload_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.skew_tolerance, Duration::from_secs(300));
+        assert_eq!((c.concurrency, c.concurrency_per_user), (8, 2));
+        assert_eq!(c.time_budget, Duration::from_secs(50));
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert!(c.allowed_networks.is_empty());
+        assert_eq!(c.header_prefix, "X-QSM");
+        assert_eq!(c.max_body, 256 * 1024);
+        assert!(!c.log_bodies);
+        assert_eq!(c.rotation_grace, Duration::from_secs(86_400));
+        assert_eq!(c.max_events_per_request, 1000);
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let c = load(&[
+            ("WEBHOOKS_DATABASE", "/tmp/x.db"),
+            ("WEBHOOKS_SECRET_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ("WEBHOOKS_RETRY_SCHEDULE", "90s, 2h,7d"),
+            ("WEBHOOKS_MAX_BODY", "1MiB"),
+            ("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32, ::1, 10.0.0.0/8"),
+            ("WEBHOOKS_LOG_BODIES", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.secret_key, Some([0u8; 32]));
+        assert_eq!(
+            c.retry_schedule,
+            vec![Duration::from_secs(90), Duration::from_secs(7200), Duration::from_secs(604_800)]
+        );
+        assert_eq!(c.max_body, 1 << 20);
+        assert_eq!(c.allowed_networks.len(), 3);
+        assert!(c.allowed_networks[2].contains("10.9.8.7".parse().unwrap()));
+        assert!(!c.allowed_networks[0].contains("127.0.0.2".parse().unwrap()));
+        assert!(c.log_bodies);
+    }
+
+    #[test]
+    fn every_bad_form_is_rejected_naming_the_key_and_the_form() {
+        let cases = [
+            ("WEBHOOKS_RETRY_SCHEDULE", "1m,,5m"),
+            ("WEBHOOKS_RETRY_SCHEDULE", "1 minute"),
+            ("WEBHOOKS_RETRY_SCHEDULE", ""),
+            ("WEBHOOKS_MAX_ATTEMPTS", "0"),
+            ("WEBHOOKS_MAX_ATTEMPTS", "five"),
+            ("WEBHOOKS_MAX_ATTEMPTS", "-1"),
+            ("WEBHOOKS_LOG_RETENTION", "30"),
+            ("WEBHOOKS_PAYLOAD_RETENTION", "7w"),
+            ("WEBHOOKS_SKEW_TOLERANCE", "5m30s"),
+            ("WEBHOOKS_CONCURRENCY", "0"),
+            ("WEBHOOKS_CONCURRENCY_PER_USER", "1000"),
+            ("WEBHOOKS_TIME_BUDGET", "1.5m"),
+            ("WEBHOOKS_REQUEST_TIMEOUT", "0s"),
+            ("WEBHOOKS_REQUEST_TIMEOUT", "1h"),
+            ("WEBHOOKS_ALLOWED_NETWORKS", "10.0.0.0/33"),
+            ("WEBHOOKS_ALLOWED_NETWORKS", "localhost"),
+            ("WEBHOOKS_HEADER_PREFIX", "X QSM"),
+            ("WEBHOOKS_HEADER_PREFIX", ""),
+            ("WEBHOOKS_MAX_BODY", "256kb"),
+            ("WEBHOOKS_MAX_BODY", "12"),
+            ("WEBHOOKS_LOG_BODIES", "maybe"),
+            ("WEBHOOKS_SECRET_KEY", "c2hvcnQ="),
+            ("WEBHOOKS_SECRET_KEY", "not base64!"),
+            ("WEBHOOKS_DATABASE", ""),
+            ("WEBHOOKS_ROTATION_GRACE", "forever"),
+            ("WEBHOOKS_MAX_EVENTS_PER_REQUEST", "0"),
+        ];
+        for (key, value) in cases {
+            let err = load(&[(key, value)]).expect_err(&format!("{key}={value:?} must fail"));
+            let msg = err.to_string();
+            let form = KEYS.iter().find(|k| k.name == key).unwrap().form;
+            assert!(msg.starts_with(key), "{msg}");
+            assert!(msg.contains(form), "{msg}");
+        }
+    }
+
+    #[test]
+    fn secret_key_is_never_echoed_in_errors() {
+        let err = load(&[("WEBHOOKS_SECRET_KEY", "c2VjcmV0LXZhbHVl")]).unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0LXZhbHVl"));
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5").is_err());
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(parse_size("256KiB"), Some(262_144));
+        assert_eq!(parse_size("64KB"), Some(64_000));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("1 MiB"), None);
+        assert_eq!(parse_size("999999999999GiB"), None);
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let v6: Cidr = "fc00::/7".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+    }
+}

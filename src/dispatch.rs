@@ -1,0 +1,404 @@
+//! One dispatcher run (`webhooks dispatch`, from cron): claim due deliveries with a lease, send
+//! them from a pool of worker threads, record every attempt, then apply retention.
+//!
+//! The coordinator thread owns the database connection; workers only sign and send. Claims go
+//! user by user in round-robin order and take no more than a user's free share of
+//! `WEBHOOKS_CONCURRENCY_PER_USER` — counted from live leases in the database, so the limit holds
+//! across overlapping runs — which keeps one user's hanging endpoint from starving the others.
+//! Nothing is claimed that could not finish within `WEBHOOKS_TIME_BUDGET`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::attempt;
+use crate::clock;
+use crate::config::Config;
+use crate::db;
+use crate::delivery::{self, Next};
+use crate::endpoint;
+use crate::retention::{self, Purged};
+use crate::send::{code, Outcome, Sender};
+use crate::signing::{self, SigningKey};
+
+/// What one run did; printed as the summary line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub started_at: String,
+    pub duration_ms: u128,
+    pub claimed: usize,
+    pub sent: usize,
+    pub succeeded: usize,
+    pub retrying: usize,
+    pub dead: usize,
+    /// Claimed but given back untried because the time budget ran out.
+    pub released: usize,
+    /// Ended without a request (endpoint disabled, body expired).
+    pub unsent: usize,
+    pub failures: BTreeMap<String, usize>,
+    pub budget_exhausted: bool,
+    pub purged: Purged,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        let failures: Vec<String> = self.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "dispatch {}: sent {} (succeeded {}, retrying {}, dead {}), unsent {}, released {}{} in {} ms; purged {} payloads, {} deliveries, {} events{}",
+            self.run_id, self.sent, self.succeeded, self.retrying, self.dead, self.unsent, self.released,
+            if failures.is_empty() { String::new() } else { format!(" [{}]", failures.join(" ")) },
+            self.duration_ms, self.purged.payloads, self.purged.deliveries, self.purged.events,
+            if self.budget_exhausted { "; time budget reached" } else { "" },
+        )
+    }
+}
+
+/// A claimed delivery, ready to send.
+struct Job {
+    delivery_id: String,
+    event_id: String,
+    event_type: String,
+    url: String,
+    attempt: u32,
+    payload: Arc<str>,
+    keys: Arc<Vec<SigningKey>>,
+}
+
+enum Done {
+    Sent { job: Job, outcome: Outcome, started_at: i64 },
+    Released(Job),
+}
+
+/// Runs one dispatch over the configured database.
+pub fn run(cfg: &Config) -> Result<Summary> {
+    let master = *cfg.require_secret_key()?;
+    let mut conn = db::open(&cfg.database)?;
+    run_on(&mut conn, cfg, &master)
+}
+
+pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<Summary> {
+    let started = Instant::now();
+    let start_ms = clock::now_ms();
+    let deadline = start_ms + cfg.time_budget.as_millis() as i64;
+    let timeout_ms = cfg.request_timeout.as_millis() as i64;
+    let mut summary = Summary {
+        run_id: crate::id::new("run"),
+        started_at: clock::rfc3339(start_ms),
+        ..Summary::default()
+    };
+    conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![summary.run_id, start_ms])?;
+
+    let sender = Sender::new(cfg);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..cfg.concurrency {
+            let (rx, tx, sender) = (Arc::clone(&job_rx), done_tx.clone(), sender.clone());
+            let prefix = cfg.header_prefix.as_str();
+            scope.spawn(move || worker(&rx, &tx, &sender, prefix, deadline, timeout_ms));
+        }
+        drop(done_tx);
+        let mut coordinator = Coordinator {
+            cfg,
+            master,
+            run_id: summary.run_id.clone(),
+            cursor: None,
+            keys: HashMap::new(),
+        };
+        let mut in_flight = 0usize;
+        let result = (|| -> Result<()> {
+            loop {
+                let now = clock::now_ms();
+                if now + timeout_ms <= deadline {
+                    if in_flight < cfg.concurrency {
+                        let jobs = coordinator.claim(conn, cfg.concurrency - in_flight, now, &mut summary)?;
+                        for job in jobs {
+                            in_flight += 1;
+                            summary.claimed += 1;
+                            job_tx.send(job).expect("workers live until the job channel closes");
+                        }
+                    }
+                } else if !summary.budget_exhausted && (in_flight > 0 || coordinator.any_due(conn, now)?) {
+                    summary.budget_exhausted = true;
+                }
+                if in_flight == 0 {
+                    return Ok(());
+                }
+                // Wait for one result, then take whatever else has arrived, and record them together.
+                let mut batch = vec![done_rx.recv().expect("a worker answers every job")];
+                while let Ok(more) = done_rx.try_recv() {
+                    batch.push(more);
+                }
+                in_flight -= batch.len();
+                coordinator.record(conn, batch, &mut summary)?;
+            }
+        })();
+        drop(job_tx);
+        result
+    })?;
+
+    let now = clock::now_ms();
+    summary.purged = retention::purge(conn, cfg, now, 20)?;
+    summary.duration_ms = started.elapsed().as_millis();
+    conn.execute(
+        "UPDATE runs SET finished_at = ?1, summary = ?2 WHERE id = ?3",
+        params![clock::now_ms(), serde_json::to_string(&summary)?, summary.run_id],
+    )?;
+    Ok(summary)
+}
+
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::Sender<Done>,
+    sender: &Sender,
+    prefix: &str,
+    deadline: i64,
+    timeout_ms: i64,
+) {
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let now = clock::now_ms();
+        // The run's last safe start time may pass between claim and pick-up.
+        if now + timeout_ms > deadline {
+            let _ = done.send(Done::Released(job));
+            continue;
+        }
+        let headers = signing::headers(
+            prefix,
+            &job.keys,
+            &signing::Delivery {
+                event_id: &job.event_id,
+                event_type: &job.event_type,
+                attempt: job.attempt,
+                timestamp: now / 1000,
+                body: job.payload.as_bytes(),
+            },
+        );
+        let outcome = sender.post(&job.url, &headers, job.payload.as_bytes());
+        let _ = done.send(Done::Sent { job, outcome, started_at: now });
+    }
+}
+
+struct Coordinator<'a> {
+    cfg: &'a Config,
+    master: &'a [u8; 32],
+    run_id: String,
+    /// The last user served: the next claim starts after it (round-robin).
+    cursor: Option<i64>,
+    /// Signing keys per endpoint, read once per run.
+    keys: HashMap<String, Arc<Vec<SigningKey>>>,
+}
+
+impl Coordinator<'_> {
+    fn any_due(&self, conn: &Connection, now: i64) -> Result<bool> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+            .query_row([now], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Claims up to `slots` due deliveries in one immediate transaction, user by user.
+    fn claim(&mut self, conn: &mut Connection, slots: usize, now: i64, summary: &mut Summary) -> Result<Vec<Job>> {
+        let lease_until = now + self.cfg.lease().as_millis() as i64;
+        let tx = db::write_tx(conn)?;
+        let mut jobs = Vec::new();
+        let mut first_visited: Option<i64> = None;
+        let mut after = self.cursor;
+        while jobs.len() < slots {
+            let Some(user_id) = next_user(&tx, after)? else {
+                if after.is_none() {
+                    break; // nothing pending at all
+                }
+                after = None; // wrap around
+                continue;
+            };
+            if first_visited == Some(user_id) {
+                break; // every user with pending work visited once
+            }
+            first_visited.get_or_insert(user_id);
+            after = Some(user_id);
+            let leased: i64 = tx
+                .prepare_cached("SELECT count(*) FROM deliveries WHERE user_id = ?1 AND lease_until > ?2")?
+                .query_row(params![user_id, now], |r| r.get(0))?;
+            let share = (self.cfg.concurrency_per_user as i64 - leased).max(0) as usize;
+            let take = share.min(slots - jobs.len());
+            if take == 0 {
+                continue;
+            }
+            let rows = due_for_user(&tx, user_id, now, take)?;
+            if !rows.is_empty() {
+                self.cursor = Some(user_id);
+            }
+            for row in rows {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?1, lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
+                )?
+                .execute(params![lease_until, self.run_id, row.delivery_id])?;
+                let unsent = if !row.active {
+                    Some((code::ENDPOINT_DISABLED, "the endpoint is disabled".to_string()))
+                } else if row.payload.is_none() {
+                    Some((code::PAYLOAD_EXPIRED, "the event body has expired".to_string()))
+                } else {
+                    None
+                };
+                let keys = match unsent {
+                    Some(_) => None,
+                    None => Some(self.keys_for(&tx, &row.endpoint_id, now)?),
+                };
+                let unsent = match (&unsent, &keys) {
+                    (None, Some(k)) if k.is_empty() => {
+                        Some((code::NO_SIGNING_KEY, "the endpoint has no signing key".to_string()))
+                    }
+                    _ => unsent,
+                };
+                if let Some((code, why)) = unsent {
+                    delivery::finish_unsent(&tx, self.cfg, &row.delivery_id, &self.run_id, code, &why, now)?;
+                    summary.unsent += 1;
+                    continue;
+                }
+                jobs.push(Job {
+                    delivery_id: row.delivery_id,
+                    event_id: row.event_id,
+                    event_type: row.event_type,
+                    url: row.url,
+                    attempt: row.attempts + 1,
+                    payload: Arc::from(row.payload.expect("checked above")),
+                    keys: keys.expect("checked above"),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(jobs)
+    }
+
+    fn keys_for(&mut self, conn: &Connection, endpoint_id: &str, now: i64) -> Result<Arc<Vec<SigningKey>>> {
+        if let Some(k) = self.keys.get(endpoint_id) {
+            return Ok(Arc::clone(k));
+        }
+        let k = Arc::new(endpoint::signing_keys(conn, self.master, endpoint_id, now)?);
+        self.keys.insert(endpoint_id.to_string(), Arc::clone(&k));
+        Ok(k)
+    }
+
+    /// Records a batch of results in one transaction. A failure to record is retried; if it
+    /// still fails, the leases expire and the deliveries are sent again (at least once).
+    fn record(&mut self, conn: &mut Connection, batch: Vec<Done>, summary: &mut Summary) -> Result<()> {
+        let mut last_err = None;
+        for _ in 0..3 {
+            match self.record_once(conn, &batch) {
+                Ok(nexts) => {
+                    for (done, next) in batch.iter().zip(nexts) {
+                        tally(summary, done, next);
+                    }
+                    return Ok(());
+                }
+                Err(e) if db::is_busy(&e) => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        eprintln!("webhooks dispatch: could not record {} results: {:#}", batch.len(), last_err.expect("set"));
+        Ok(())
+    }
+
+    fn record_once(&self, conn: &mut Connection, batch: &[Done]) -> Result<Vec<Option<Next>>> {
+        let tx = db::write_tx(conn)?;
+        let now = clock::now_ms();
+        let mut out = Vec::with_capacity(batch.len());
+        for done in batch {
+            match done {
+                Done::Sent { job, outcome, started_at } => {
+                    let body = self.cfg.log_bodies.then_some(&*job.payload);
+                    attempt::insert(&tx, &job.delivery_id, job.attempt, &self.run_id, *started_at, outcome, body)?;
+                    let next = delivery::apply_outcome(&tx, self.cfg, &job.delivery_id, &self.run_id, job.attempt, outcome, now)?;
+                    out.push(Some(next));
+                }
+                Done::Released(job) => {
+                    delivery::release(&tx, &job.delivery_id, &self.run_id, now)?;
+                    out.push(None);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn tally(summary: &mut Summary, done: &Done, next: Option<Next>) {
+    match (done, next) {
+        (Done::Sent { outcome, .. }, Some(next)) => {
+            summary.sent += 1;
+            if let Some(code) = outcome.error_code {
+                *summary.failures.entry(code.to_string()).or_default() += 1;
+            }
+            match next {
+                Next::Succeeded => summary.succeeded += 1,
+                Next::RetryAt(_) => summary.retrying += 1,
+                Next::Dead => summary.dead += 1,
+            }
+        }
+        _ => summary.released += 1,
+    }
+}
+
+/// The next user (by id, after `after`) with unfinished deliveries: one index seek.
+fn next_user(conn: &Connection, after: Option<i64>) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1",
+        )?
+        .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?)
+}
+
+struct DueRow {
+    delivery_id: String,
+    event_id: String,
+    event_type: String,
+    endpoint_id: String,
+    url: String,
+    active: bool,
+    attempts: u32,
+    payload: Option<String>,
+}
+
+fn due_for_user(conn: &Connection, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload
+         FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+         WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+         ORDER BY d.next_attempt_at LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![user_id, now, limit as i64], |r| {
+        Ok(DueRow {
+            delivery_id: r.get(0)?,
+            event_id: r.get(1)?,
+            event_type: r.get(2)?,
+            endpoint_id: r.get(3)?,
+            url: r.get(4)?,
+            active: r.get(5)?,
+            attempts: r.get(6)?,
+            payload: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `--every`: one run per interval until interrupted.
+pub fn run_every(cfg: &Config, every: Duration, mut report: impl FnMut(&Summary)) -> Result<()> {
+    loop {
+        let started = Instant::now();
+        report(&run(cfg)?);
+        std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+}

@@ -1,0 +1,177 @@
+//! SSRF policy: which addresses a delivery may connect to. The check runs on the addresses that
+//! DNS actually returned, inside the HTTP client's resolver, so the address connected to is always
+//! one that passed — a hostname cannot smuggle a private address past a check made at creation.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+
+use crate::config::Cidr;
+
+/// True for globally routable unicast addresses. Everything else — loopback, private, link-local,
+/// CGNAT, documentation, benchmarking, multicast, reserved, unspecified, ULA, 6to4, Teredo — is
+/// not public.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(a == 0                                   // "this network"
+        || a == 10                             // private
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || a == 127                            // loopback
+        || (a == 169 && b == 254)              // link-local, cloud metadata
+        || (a == 172 && (16..32).contains(&b)) // private
+        || (a == 192 && b == 0 && c == 0)      // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2)      // TEST-NET-1
+        || (a == 192 && b == 88 && c == 99)    // 6to4 relay anycast
+        || (a == 192 && b == 168)              // private
+        || (a == 198 && (b == 18 || b == 19))  // benchmarking
+        || (a == 198 && b == 51 && c == 100)   // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113)    // TEST-NET-3
+        || a >= 224)                            // multicast, reserved, broadcast
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    // Global unicast is 2000::/3; inside it, documentation, the IETF block (Teredo included) and
+    // 6to4 (which embeds an IPv4 address) are refused.
+    (s[0] & 0xe000) == 0x2000
+        && !(s[0] == 0x2001 && s[1] == 0x0db8)
+        && !(s[0] == 0x2001 && s[1] < 0x0200)
+        && s[0] != 0x2002
+}
+
+/// The delivery address policy of one installation.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub allowed: Vec<Cidr>,
+}
+
+impl Policy {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        is_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// The resolver error when every address a name resolved to was refused.
+#[derive(Debug)]
+pub struct Blocked(pub Vec<IpAddr>);
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.0.iter().map(|ip| ip.to_string()).collect();
+        write!(
+            f,
+            "refused to connect to {}: not a public address (allow it with WEBHOOKS_ALLOWED_NETWORKS)",
+            list.join(", ")
+        )
+    }
+}
+impl std::error::Error for Blocked {}
+
+/// The resolver error when the name did not resolve.
+#[derive(Debug)]
+pub struct DnsFailure(pub String);
+
+impl fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DNS lookup failed: {}", self.0)
+    }
+}
+impl std::error::Error for DnsFailure {}
+
+/// ureq resolver that keeps only permitted addresses.
+#[derive(Debug)]
+pub struct GuardedResolver {
+    pub policy: Arc<Policy>,
+    inner: DefaultResolver,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: Arc<Policy>) -> Self {
+        GuardedResolver { policy, inner: DefaultResolver::default() }
+    }
+}
+
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolved = match self.inner.resolve(uri, config, timeout) {
+            Ok(r) => r,
+            Err(ureq::Error::Timeout(t)) => return Err(ureq::Error::Timeout(t)),
+            Err(e) => {
+                return Err(ureq::Error::Io(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    DnsFailure(e.to_string()),
+                )))
+            }
+        };
+        let mut out = self.empty();
+        let mut refused = Vec::new();
+        for addr in resolved.iter() {
+            if self.policy.permits(addr.ip()) {
+                out.push(*addr);
+            } else {
+                refused.push(addr.ip());
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                Blocked(refused),
+            )));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_public_addresses_are_refused() {
+        for s in [
+            "127.0.0.1", "127.1.2.3", "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+            "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.255", "224.0.0.1",
+            "255.255.255.255", "240.0.0.1", "192.0.2.1", "198.18.0.1", "::", "::1", "fc00::1",
+            "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254", "2001:db8::1", "2002:7f00:1::1", "2001::1", "64:ff9b::7f00:1",
+        ] {
+            let ip: IpAddr = s.parse().unwrap();
+            assert!(!is_public(ip), "{s} must not be public");
+            assert!(!Policy::default().permits(ip), "{s}");
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for s in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(s.parse().unwrap()), "{s} is public");
+        }
+    }
+
+    #[test]
+    fn allowed_networks_open_exactly_their_range() {
+        let p = Policy { allowed: vec!["127.0.0.1/32".parse().unwrap()] };
+        assert!(p.permits("127.0.0.1".parse().unwrap()));
+        assert!(p.permits("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!p.permits("127.0.0.2".parse().unwrap()));
+        assert!(!p.permits("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,225 @@
+//! Sending one signed delivery request and classifying what happened into an [`Outcome`] with a
+//! stable failure code. One [`Sender`] (one ureq agent, one connection pool) serves a whole
+//! dispatcher run; its resolver enforces the SSRF policy on the addresses actually connected to.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::network::{Blocked, DnsFailure, GuardedResolver, Policy};
+use crate::retry;
+
+/// Bytes of the response kept in the delivery log.
+pub const SNIPPET_BYTES: usize = 512;
+/// Bytes of the response kept when `WEBHOOKS_LOG_BODIES=true`.
+pub const LOGGED_BODY_BYTES: usize = 64 * 1024;
+
+/// Stable failure codes (documented in docs/troubleshooting.md).
+pub mod code {
+    pub const TIMEOUT: &str = "E_TIMEOUT";
+    pub const CONNECT: &str = "E_CONNECT";
+    pub const DNS: &str = "E_DNS";
+    pub const TLS: &str = "E_TLS";
+    pub const BLOCKED_ADDRESS: &str = "E_BLOCKED_ADDRESS";
+    pub const HTTP_STATUS: &str = "E_HTTP_STATUS";
+    pub const REDIRECT: &str = "E_REDIRECT";
+    pub const GONE: &str = "E_GONE";
+    pub const PROTOCOL: &str = "E_PROTOCOL";
+    pub const INVALID_URL: &str = "E_INVALID_URL";
+    pub const ENDPOINT_DISABLED: &str = "E_ENDPOINT_DISABLED";
+    pub const PAYLOAD_EXPIRED: &str = "E_PAYLOAD_EXPIRED";
+    pub const NO_SIGNING_KEY: &str = "E_NO_SIGNING_KEY";
+
+    /// Every code with its meaning in words, for docs and pages.
+    pub const ALL: &[(&str, &str)] = &[
+        (TIMEOUT, "the receiver did not answer completely within WEBHOOKS_REQUEST_TIMEOUT"),
+        (CONNECT, "the connection was refused, reset or could not be made"),
+        (DNS, "the endpoint's host name did not resolve"),
+        (TLS, "the TLS handshake failed (certificate invalid, expired or for another name)"),
+        (BLOCKED_ADDRESS, "the host resolved only to non-public addresses, which deliveries may not reach"),
+        (HTTP_STATUS, "the receiver answered with a status other than 2xx"),
+        (REDIRECT, "the receiver answered with a redirect (3xx); redirects are never followed"),
+        (GONE, "the receiver answered 410 Gone, so the endpoint was disabled"),
+        (PROTOCOL, "the receiver's answer was not valid HTTP/1.1"),
+        (INVALID_URL, "the endpoint URL cannot be requested"),
+        (ENDPOINT_DISABLED, "the endpoint was disabled before this delivery was sent"),
+        (PAYLOAD_EXPIRED, "the event body was purged after WEBHOOKS_PAYLOAD_RETENTION"),
+        (NO_SIGNING_KEY, "the endpoint has no usable signing key (rotate its secret)"),
+    ];
+}
+
+/// What one request produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub status_code: Option<u16>,
+    /// `None` means delivered (2xx).
+    pub error_code: Option<&'static str>,
+    pub error: Option<String>,
+    pub snippet: String,
+    pub response_body: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub duration_ms: i64,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> bool {
+        self.error_code.is_none()
+    }
+
+    pub fn failure(code: &'static str, error: impl Into<String>) -> Outcome {
+        Outcome { error_code: Some(code), error: Some(error.into()), ..Outcome::default() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    agent: ureq::Agent,
+    log_bodies: bool,
+}
+
+impl Sender {
+    pub fn new(cfg: &Config) -> Sender {
+        Sender::with_timeout(cfg, cfg.request_timeout)
+    }
+
+    pub fn with_timeout(cfg: &Config, timeout: Duration) -> Sender {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            // A proxy would make the connected address unknowable to the SSRF check.
+            .proxy(None)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .user_agent(crate::signing::USER_AGENT)
+            .max_idle_connections(cfg.concurrency * 2)
+            .max_idle_connections_per_host(cfg.concurrency)
+            .build();
+        let policy = Arc::new(Policy { allowed: cfg.allowed_networks.clone() });
+        let connector = ureq::unversioned::transport::DefaultConnector::default();
+        let agent = ureq::Agent::with_parts(config, connector, GuardedResolver::new(policy));
+        Sender { agent, log_bodies: cfg.log_bodies }
+    }
+
+    /// POSTs `body` with `headers` to `url`; never follows redirects, never panics.
+    pub fn post(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Outcome {
+        let started = Instant::now();
+        let mut out = self.post_inner(url, headers, body);
+        out.duration_ms = started.elapsed().as_millis() as i64;
+        out
+    }
+
+    fn post_inner(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Outcome {
+        let mut req = self.agent.post(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut resp = match req.send(body) {
+            Ok(r) => r,
+            Err(e) => return classify(e),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, crate::clock::now_ms()));
+        let keep = if self.log_bodies { LOGGED_BODY_BYTES } else { SNIPPET_BYTES };
+        let mut buf = Vec::with_capacity(keep.min(4096));
+        // Read at most `keep` bytes: an endless or slow body costs no more than that (the global
+        // timeout bounds the time).
+        let read = resp.body_mut().as_reader().take(keep as u64).read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let mut out = Outcome {
+            status_code: Some(status),
+            snippet: truncate_chars(&text, SNIPPET_BYTES),
+            response_body: self.log_bodies.then(|| text.clone()),
+            ..Outcome::default()
+        };
+        if let Err(e) = read {
+            // A 2xx whose body broke off is still a delivered request: the status was received.
+            if !(200..300).contains(&status) {
+                out.error = Some(format!("reading the response failed: {e}"));
+            }
+        }
+        match status {
+            200..=299 => {}
+            300..=399 => {
+                let loc = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+                out.error_code = Some(code::REDIRECT);
+                out.error = Some(format!("redirect {status} to {loc:?} not followed"));
+            }
+            410 => {
+                out.error_code = Some(code::GONE);
+                out.error = Some("410 Gone: the endpoint was disabled".into());
+            }
+            _ => {
+                out.error_code = Some(code::HTTP_STATUS);
+                out.error = Some(format!("the receiver answered {status}"));
+                if status == 429 || status == 503 {
+                    out.retry_after = retry_after;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Keeps at most `max` bytes, cut on a character boundary.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn classify(e: ureq::Error) -> Outcome {
+    use ureq::Error as E;
+    let (code, msg) = match &e {
+        E::Timeout(t) => (code::TIMEOUT, format!("timed out ({t})")),
+        E::HostNotFound => (code::DNS, "the host name did not resolve".to_string()),
+        E::Io(io) => {
+            if let Some(b) = io.get_ref().and_then(|i| i.downcast_ref::<Blocked>()) {
+                (code::BLOCKED_ADDRESS, b.to_string())
+            } else if let Some(d) = io.get_ref().and_then(|i| i.downcast_ref::<DnsFailure>()) {
+                (code::DNS, d.to_string())
+            } else if io.kind() == std::io::ErrorKind::TimedOut
+                || io.kind() == std::io::ErrorKind::WouldBlock
+            {
+                (code::TIMEOUT, io.to_string())
+            } else {
+                (code::CONNECT, io.to_string())
+            }
+        }
+        E::Tls(_) | E::Rustls(_) | E::Pem(_) => (code::TLS, e.to_string()),
+        E::Protocol(_) => (code::PROTOCOL, e.to_string()),
+        E::BadUri(_) | E::Http(_) => (code::INVALID_URL, e.to_string()),
+        E::ConnectionFailed => (code::CONNECT, e.to_string()),
+        _ => (code::CONNECT, e.to_string()),
+    };
+    Outcome::failure(code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_chars("héllo", 2), "h");
+        assert_eq!(truncate_chars("abc", 10), "abc");
+    }
+
+    #[test]
+    fn every_code_is_documented_once() {
+        let mut names: Vec<&str> = code::ALL.iter().map(|(c, _)| *c).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), code::ALL.len());
+    }
+}
