@@ -4,7 +4,7 @@
 //! dispatcher every few seconds. Not for production: there, Apache runs `webhooks.cgi` and cron
 //! runs `webhooks dispatch`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 

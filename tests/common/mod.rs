@@ -1,0 +1,384 @@
+//! Shared test harness: a temporary installation driven through the real binaries, and a
+//! scriptable loopback receiver that records every request.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A temporary installation: its own `.env`, database and binaries.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub env_file: PathBuf,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// Defaults for tests: loopback allowed, short timeouts and budget.
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join(".env");
+        let mut env = Env { env_file, dir, vars: BTreeMap::new() };
+        env.set("WEBHOOKS_SECRET_KEY", MASTER_KEY);
+        env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
+        env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
+        env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
+        env.set("WEBHOOKS_TIME_BUDGET", "20s");
+        std::fs::create_dir_all(dir_of(&env)).unwrap();
+        env
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Env {
+        self.vars.insert(key.into(), value.into());
+        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&self.env_file, text).unwrap();
+        self
+    }
+
+    pub fn unset(&mut self, key: &str) -> &mut Env {
+        self.vars.remove(key);
+        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&self.env_file, text).unwrap();
+        self
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("var/webhooks.db")
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.db_path()).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    /// A command for one of the binaries with a clean environment pointing at this installation.
+    pub fn command(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin_path(bin));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("WEBHOOKS_ENV", &self.env_file)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Runs `webhooks ARGS`, asserting nothing.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command("webhooks").args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs `webhooks ARGS`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "webhooks {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `webhooks ARGS --json` and parses its one JSON value.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    pub fn init(&self) {
+        self.ok(&["init"]);
+    }
+
+    pub fn app_token(&self) -> String {
+        self.json(&["token", "create", "--app"])["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn user_token(&self, user: &str) -> String {
+        self.json(&["token", "create", "--user", user])["token"].as_str().unwrap().to_string()
+    }
+
+    /// Adds an endpoint; returns (id, secret).
+    pub fn endpoint(&self, user: &str, url: &str, events: &str) -> (String, String) {
+        let mut args = vec!["endpoint", "add", "--user", user, "--url", url];
+        if !events.is_empty() {
+            args.extend(["--events", events]);
+        }
+        let v = self.json(&args);
+        (v["id"].as_str().unwrap().into(), v["secret"].as_str().unwrap().into())
+    }
+
+    pub fn emit(&self, user: &str, event_type: &str, data: &str) -> Value {
+        self.json(&["emit", "--user", user, "--type", event_type, "--data", data])
+    }
+
+    /// One dispatcher run through the binary; returns its JSON summary.
+    pub fn dispatch(&self) -> Value {
+        self.json(&["dispatch"])
+    }
+
+    /// Runs the CGI binary with a synthetic RFC 3875 environment.
+    pub fn cgi(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> CgiResponse {
+        self.cgi_with(method, path, headers, body, true)
+    }
+
+    pub fn cgi_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], content_length: bool) -> CgiResponse {
+        let mut c = self.command("webhooks-cgi");
+        c.env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("REQUEST_METHOD", method)
+            .env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi")
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", "")
+            .env("SERVER_PROTOCOL", "HTTP/1.1")
+            .env("REMOTE_ADDR", "127.0.0.1");
+        if content_length {
+            c.env("CONTENT_LENGTH", body.len().to_string());
+        }
+        for (k, v) in headers {
+            let name = k.to_ascii_uppercase().replace('-', "_");
+            if name == "CONTENT_TYPE" {
+                c.env("CONTENT_TYPE", v);
+            } else {
+                c.env(format!("HTTP_{name}"), v);
+            }
+        }
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let body = body.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        CgiResponse::parse(&out)
+    }
+
+    /// POSTs JSON events with a token through the CGI.
+    pub fn post_events(&self, token: &str, body: &str, extra: &[(&str, &str)]) -> CgiResponse {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Content-Type", "application/json"), ("Authorization", auth.as_str())];
+        headers.extend_from_slice(extra);
+        self.cgi("POST", "/api/v1/events", &headers, body.as_bytes())
+    }
+
+    /// Makes every waiting delivery due now (instead of waiting out the retry schedule).
+    pub fn make_due(&self) {
+        self.db()
+            .execute("UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL", [])
+            .unwrap();
+    }
+
+    pub fn deliveries(&self) -> Vec<Value> {
+        self.json(&["deliveries", "--limit", "100000"]).as_array().unwrap().clone()
+    }
+}
+
+fn dir_of(env: &Env) -> PathBuf {
+    env.dir.path().join("var")
+}
+
+pub fn bin_path(bin: &str) -> PathBuf {
+    match bin {
+        "webhooks" => PathBuf::from(env!("CARGO_BIN_EXE_webhooks")),
+        "webhooks-cgi" => PathBuf::from(env!("CARGO_BIN_EXE_webhooks-cgi")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+#[derive(Debug)]
+pub struct CgiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub stderr: String,
+}
+
+impl CgiResponse {
+    fn parse(out: &Output) -> CgiResponse {
+        let (status, headers, body) = webhooks::serve::parse_cgi_output(&out.stdout)
+            .unwrap_or_else(|e| panic!("bad CGI output ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        CgiResponse { status, headers, body, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// A request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// What the receiver does with a request.
+#[derive(Clone)]
+pub enum Reply {
+    Status(u16),
+    WithHeaders(u16, Vec<(String, String)>),
+    /// Accept the request and never answer.
+    Hang,
+}
+
+type Script = dyn Fn(usize, &Received) -> Reply + Send + Sync;
+
+/// A loopback HTTP/1.1 receiver that records every request and answers per a script
+/// (called with the 0-based request number).
+pub struct Receiver {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Received>>>,
+    count: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    pub fn start(script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let script: Arc<Script> = Arc::new(script);
+        let (r, c, s) = (requests.clone(), count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (r, c, script) = (r.clone(), c.clone(), script.clone());
+                std::thread::spawn(move || serve_conn(stream, &r, &c, &*script));
+            }
+        });
+        Receiver { port, requests, count, stop }
+    }
+
+    pub fn always(status: u16) -> Receiver {
+        Receiver::start(move |_, _| Reply::Status(status))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve_conn(stream: TcpStream, log: &Mutex<Vec<Received>>, count: &AtomicUsize, script: &Script) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req = Received { headers, body, at: std::time::Instant::now() };
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        log.lock().unwrap().push(req.clone());
+        let (status, extra) = match script(n, &req) {
+            Reply::Status(s) => (s, vec![]),
+            Reply::WithHeaders(s, h) => (s, h),
+            Reply::Hang => {
+                std::thread::sleep(Duration::from_secs(3600));
+                return;
+            }
+        };
+        let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n");
+        for (k, v) in extra {
+            resp.push_str(&format!("{k}: {v}\r\n"));
+        }
+        resp.push_str("\r\nok");
+        if writer.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
