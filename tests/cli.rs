@@ -1,0 +1,276 @@
+//! The `webhooks` CLI: init, configuration errors and discovery, endpoints, tokens, emit, verify.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::{bin_path, Env, Receiver};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn init_creates_a_private_env_and_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(bin_path("webhooks"))
+            .arg("init")
+            .env_clear()
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env_file = dir.path().join(".env");
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    let key = text.lines().find_map(|l| l.strip_prefix("WEBHOOKS_SECRET_KEY=")).unwrap().to_string();
+    assert!(webhooks::config::parse_secret_key(&key).is_ok());
+    assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let db = dir.path().join("var/webhooks.db");
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let out = run();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), text, "the key is kept");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, webhooks::db::latest_version());
+
+    // A .env without a key gets one added; its other settings stay.
+    std::fs::write(&env_file, "WEBHOOKS_MAX_ATTEMPTS=3\n").unwrap();
+    assert!(run().status.success());
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    assert!(text.contains("WEBHOOKS_MAX_ATTEMPTS=3"));
+    assert!(text.contains("WEBHOOKS_SECRET_KEY="));
+}
+
+#[test]
+fn a_malformed_value_stops_with_one_line_naming_the_key_and_form() {
+    let mut env = Env::new();
+    for (key, value) in [("WEBHOOKS_MAX_ATTEMPTS", "zero"), ("WEBHOOKS_RETRY_SCHEDULE", "1m,soon"), ("WEBHOOKS_MAX_BODY", "big")] {
+        env.set(key, value);
+        let out = env.run(&["dispatch"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(key) && err.contains("expected"), "{err}");
+        env.unset(key);
+    }
+    let out = env.run(&["dispatch", "--every", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a duration"));
+}
+
+#[test]
+fn a_missing_secret_key_says_to_run_init() {
+    let mut env = Env::new();
+    env.unset("WEBHOOKS_SECRET_KEY");
+    let out = env.run(&["endpoint", "add", "--user", "a", "--url", "https://example.com/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("WEBHOOKS_SECRET_KEY is not set") && stderr(&out).contains("webhooks init"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_env_is_found_above_the_executable_as_under_suexec() {
+    let env = Env::new();
+    env.init();
+    env.endpoint("alice", "https://example.com/", "");
+    let install = env.dir.path();
+    std::fs::create_dir_all(install.join("bin")).unwrap();
+    let exe = install.join("bin/webhooks");
+    std::fs::copy(bin_path("webhooks"), &exe).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&exe)
+        .args(["endpoint", "list", "--json"])
+        .env_clear()
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "used the install's database");
+}
+
+#[test]
+fn endpoint_lifecycle_with_json_output() {
+    let env = Env::new();
+    let added = env.json(&["endpoint", "add", "--user", "alice", "--url", "https://Example.com/hook", "--events", "email.*,usage.threshold", "--description", "CRM"]);
+    let id = added["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ep_"));
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(added["url"], "https://example.com/hook");
+    assert_eq!(added["event_types"], serde_json::json!(["email.*", "usage.threshold"]));
+    assert_eq!(added["active"], true);
+
+    let list = env.json(&["endpoint", "list", "--user", "alice"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("secret").is_none(), "list never shows secrets");
+    assert_eq!(env.json(&["endpoint", "list", "--user", "bob"]).as_array().unwrap().len(), 0);
+
+    let updated = env.json(&["endpoint", "update", &id, "--url", "https://example.org/h2", "--events", ""]);
+    assert_eq!(updated["url"], "https://example.org/h2");
+    assert_eq!(updated["event_types"], serde_json::json!([]));
+    assert_eq!(updated["description"], "CRM");
+    assert_eq!(env.json(&["endpoint", "disable", &id])["active"], false);
+    assert_eq!(env.json(&["endpoint", "enable", &id])["active"], true);
+
+    let rot = env.json(&["endpoint", "rotate-secret", &id]);
+    assert!(rot["secret"].as_str().unwrap().starts_with("whsec_"));
+    let shown = env.json(&["endpoint", "show", &id]);
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["id"], rot["key_id"]);
+    assert!(keys[0]["expires_at"].is_null());
+    let until = chrono::DateTime::parse_from_rfc3339(keys[1]["expires_at"].as_str().unwrap()).unwrap();
+    let hours = (until.timestamp() - chrono::Utc::now().timestamp()) as f64 / 3600.0;
+    assert!((23.9..=24.0).contains(&hours), "default grace 24h, got {hours}");
+
+    // Secrets are not in the database file in plaintext.
+    let raw = std::fs::read(env.db_path()).unwrap();
+    for s in [added["secret"].as_str().unwrap(), rot["secret"].as_str().unwrap()] {
+        let needle = &s.as_bytes()[6..];
+        assert!(!raw.windows(needle.len()).any(|w| w == needle), "secret stored in plaintext");
+    }
+
+    env.ok(&["endpoint", "delete", &id]);
+    let out = env.run(&["endpoint", "show", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"));
+}
+
+#[test]
+fn bad_endpoint_input_is_one_clear_line_and_changes_nothing() {
+    let env = Env::new();
+    for (args, expect) in [
+        (vec!["--url", "ftp://example.com/"], "url: must start with https:// or http://"),
+        (vec!["--url", "not a url"], "url: is not a valid URL"),
+        (vec!["--url", "http://10.0.0.8/"], "private or reserved"),
+        (vec!["--url", "https://example.com/", "--events", "email.sent"], "event_types: \"email.sent\" matches no event type"),
+    ] {
+        let mut a = vec!["endpoint", "add", "--user", "alice"];
+        a.extend(args);
+        let out = env.run(&a);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
+    assert_eq!(env.count("endpoints"), 0);
+    assert_eq!(env.count("users"), 0);
+}
+
+#[test]
+fn emit_validates_like_the_api_and_writes_nothing_on_error() {
+    let env = Env::new();
+    env.endpoint("alice", "https://example.com/", "");
+    let out = env.run(&["emit", "--user", "alice", "--type", "email.received", "--data", r#"{"alias":"a"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("$.data.message_id is required") && err.contains("$.data.size_bytes is required"), "{err}");
+    let out = env.run(&["emit", "--user", "alice", "--type", "email.received", "--data", "{nope"]);
+    assert!(stderr(&out).contains("--data is not valid JSON"));
+    assert_eq!(env.count("events"), 0);
+    let file = env.dir.path().join("data.json");
+    std::fs::write(&file, r#"{"alias":"a","message_id":"m","size_bytes":3}"#).unwrap();
+    let v = env.json(&["emit", "--user", "alice", "--type", "email.received", "--data", &format!("@{}", file.display())]);
+    assert!(v["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(v["deliveries"], 1);
+    let mut child = env
+        .command("webhooks")
+        .args(["emit", "--user", "alice", "--type", "webhook.test", "--data", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(br#"{"message":"x"}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(stderr(&out).contains("webhook.test is sent only by the test button"), "{}", stderr(&out));
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let env = Env::new();
+    let app = env.json(&["token", "create", "--app", "--label", "host"]);
+    assert!(app["token"].as_str().unwrap().starts_with("qsm_"));
+    assert_eq!(app["kind"], "app");
+    let user = env.json(&["token", "create", "--user", "alice"]);
+    assert_eq!(user["user"], "alice");
+    let list = env.json(&["token", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(list.to_string().find(app["token"].as_str().unwrap()).is_none(), "list never shows tokens");
+    env.ok(&["token", "revoke", user["id"].as_str().unwrap()]);
+    assert_eq!(env.json(&["token", "list", "--user", "alice"])[0]["revoked"], true);
+    assert_eq!(env.run(&["token", "create"]).status.code(), Some(2), "--user or --app is required");
+}
+
+#[test]
+fn verify_says_valid_or_exactly_why_not() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    let (_, secret) = env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", r#"{"alias":"a","message_id":"m","size_bytes":3}"#);
+    env.dispatch();
+    let got = rx.received().remove(0);
+    let body_file = env.dir.path().join("body.json");
+    std::fs::write(&body_file, &got.body).unwrap();
+    let headers: Vec<String> = got.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let verify = |secret: &str, body: &std::path::Path, extra: &[&str], only: &dyn Fn(&str) -> bool| {
+        let mut args = vec!["verify".to_string(), "--secret".into(), secret.into(), "--body".into(), format!("@{}", body.display())];
+        for h in headers.iter().filter(|h| only(h)) {
+            args.push("--header".into());
+            args.push(h.clone());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run(&a)
+    };
+    let all = |_: &str| true;
+    let out = verify(&secret, &body_file, &[], &all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (X-QSM-Signature)"));
+    let sw = |h: &str| h.starts_with("webhook-");
+    let out = verify(&secret, &body_file, &[], &sw);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (webhook-signature)"));
+
+    let tampered = env.dir.path().join("tampered.json");
+    let mut t = got.body.clone();
+    t.push(b' ');
+    std::fs::write(&tampered, &t).unwrap();
+    let out = verify(&secret, &tampered, &[], &all);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no signature matches"), "{}", stderr(&out));
+    let out = verify(&webhooks::secret::generate(), &body_file, &[], &all);
+    assert!(stderr(&out).contains("no signature matches"));
+    let ts: i64 = got.header("X-QSM-Timestamp").unwrap().parse().unwrap();
+    let late = (ts + 301).to_string();
+    let out = verify(&secret, &body_file, &["--now", &late], &all);
+    assert!(stderr(&out).contains("301s in the past"), "{}", stderr(&out));
+    let early = (ts - 301).to_string();
+    let out = verify(&secret, &body_file, &["--now", &early], &all);
+    assert!(stderr(&out).contains("301s in the future"), "{}", stderr(&out));
+}
+
+#[test]
+fn deliveries_json_has_the_documented_fields() {
+    let env = Env::new();
+    env.endpoint("alice", "http://127.0.0.1:9/", "");
+    env.emit("alice", "email.received", r#"{"alias":"a","message_id":"m","size_bytes":3}"#);
+    let list = env.json(&["deliveries", "--user", "alice", "--status", "pending"]);
+    let d = &list[0];
+    for field in ["id", "event_id", "endpoint_id", "user", "status", "attempts", "last_status_code", "last_error_code"] {
+        assert!(d.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(d["status"], "pending");
+    let status = env.json(&["status"]);
+    for field in ["pending", "due", "oldest_due_seconds", "last_run_at"] {
+        assert!(status.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(status["pending"], 1);
+    let out = env.run(&["deliveries", "--status", "lost"]);
+    assert!(stderr(&out).contains("status: must be one of pending, succeeded, failed, dead"));
+}
