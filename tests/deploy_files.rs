@@ -1,0 +1,121 @@
+//! The files an operator copies stay true to the code: `.env.example` lists every key with its
+//! default, the cgi-bin wrapper runs the CGI, the crontab line runs the dispatcher.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{bin_path, Env};
+use webhooks::config::KEYS;
+
+fn repo(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+#[test]
+fn env_example_lists_every_key_with_its_default_and_a_comment() {
+    let text = repo(".env.example");
+    let lines: Vec<&str> = text.lines().collect();
+    let assignments: Vec<(usize, &str, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#') && l.contains('='))
+        .map(|(i, l)| {
+            let (k, v) = l.split_once('=').unwrap();
+            (i, k, v)
+        })
+        .collect();
+    let keys: Vec<&str> = assignments.iter().map(|(_, k, _)| *k).collect();
+    let expected: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    assert_eq!(keys, expected, ".env.example and config::KEYS list the same keys in the same order");
+    for (i, key, value) in assignments {
+        let k = KEYS.iter().find(|k| k.name == key).unwrap();
+        assert_eq!(value, k.default, "{key}: default in .env.example");
+        assert!(lines[i - 1].starts_with('#'), "{key} has a comment above it");
+    }
+    // And the example, as a file, loads to exactly the defaults.
+    let raw = webhooks::config::read_env_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
+    let from_example = webhooks::config::Config::from_raw(&raw, None, "/x".into()).unwrap();
+    let defaults = webhooks::config::Config::from_raw(&Default::default(), None, "/x".into()).unwrap();
+    assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn the_cgi_wrapper_runs_the_cgi_with_its_configuration() {
+    let env = Env::new();
+    env.init();
+    let install = env.dir.path();
+    std::fs::create_dir_all(install.join("bin")).unwrap();
+    std::fs::copy(bin_path("webhooks-cgi"), install.join("bin/webhooks-cgi")).unwrap();
+    let wrapper = repo("cgi-bin/webhooks.cgi").replace("/home/USER/webhooks", &install.to_string_lossy());
+    let cgi_dir = tempfile::tempdir().unwrap();
+    let script = cgi_dir.path().join("webhooks.cgi");
+    std::fs::write(&script, wrapper).unwrap();
+    let out = Command::new("sh")
+        .arg(&script)
+        .env_clear()
+        .env("REQUEST_METHOD", "GET")
+        .env("PATH_INFO", "/")
+        .current_dir(cgi_dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Status: 200 OK"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Waiting deliveries"));
+}
+
+#[test]
+fn the_crontab_line_runs_a_dispatch() {
+    let env = Env::new();
+    env.init();
+    let install = env.dir.path();
+    std::fs::create_dir_all(install.join("bin")).unwrap();
+    std::fs::copy(bin_path("webhooks"), install.join("bin/webhooks")).unwrap();
+    let line = repo("crontab.example")
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap()
+        .to_string();
+    let command = line.splitn(6, ' ').nth(5).unwrap().replace("/home/USER/webhooks", &install.to_string_lossy());
+    // cron gives a bare environment.
+    let out = Command::new("sh").arg("-c").arg(&command).env_clear().output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(install.join("var/dispatch.log")).unwrap();
+    assert!(log.starts_with("dispatch run_"), "{log}");
+    assert_eq!(env.count("runs"), 1);
+}
+
+#[test]
+fn htaccess_passes_authorization_and_denies_everything_else() {
+    let text = repo("cgi-bin/.htaccess");
+    assert!(text.contains("CGIPassAuth On"));
+    assert!(text.contains("Require all denied"));
+    assert!(text.contains("<Files \"webhooks.cgi\">"));
+}
+
+#[test]
+fn docs_list_every_key_failure_code_and_event_type() {
+    let config = repo("docs/configuration.md");
+    for k in KEYS {
+        let default = if k.default.is_empty() { String::new() } else { format!("`{}`", k.default) };
+        let row = config.lines().find(|l| l.starts_with(&format!("| `{}` |", k.name)));
+        let row = row.unwrap_or_else(|| panic!("docs/configuration.md lacks {}", k.name));
+        assert!(row.contains(&default), "{}: default {default} not in {row}", k.name);
+    }
+    let trouble = repo("docs/troubleshooting.md");
+    for (code, meaning) in webhooks::send::code::ALL {
+        let row = trouble.lines().find(|l| l.starts_with(&format!("| `{code}` |")));
+        let row = row.unwrap_or_else(|| panic!("troubleshooting lacks {code}"));
+        let columns: Vec<String> = row.split(" | ").map(|c| c.replace('`', "")).collect();
+        assert_eq!(columns[1], *meaning, "{code}: the docs and send::code::ALL say the same");
+        assert!(columns.len() == 3 && columns[2].len() > 10, "{code} says what to do");
+    }
+    let types = repo("docs/event-types.md");
+    for t in webhooks::schema::catalog() {
+        assert!(types.contains(&format!("## `{}`", t.name)), "event-types lacks {}", t.name);
+        for f in t.data_schema()["required"].as_array().unwrap() {
+            assert!(types.contains(&format!("**`{}`**", f.as_str().unwrap())));
+        }
+    }
+}
