@@ -119,11 +119,16 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
                 let now = clock::now_ms();
                 if now + timeout_ms <= deadline {
                     if in_flight < cfg.concurrency {
+                        let unsent_before = summary.unsent;
                         let jobs = coordinator.claim(conn, cfg.concurrency - in_flight, now, &mut summary)?;
+                        let progressed = !jobs.is_empty() || summary.unsent > unsent_before;
                         for job in jobs {
                             in_flight += 1;
                             summary.claimed += 1;
                             job_tx.send(job).expect("workers live until the job channel closes");
+                        }
+                        if in_flight == 0 && progressed {
+                            continue; // only ended unsendable deliveries: claim again
                         }
                     }
                 } else if !summary.budget_exhausted && (in_flight > 0 || coordinator.any_due(conn, now)?) {

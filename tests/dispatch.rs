@@ -485,3 +485,85 @@ fn payloads_are_purged_after_retention_and_retry_then_refuses() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
 }
+
+#[test]
+fn deliveries_of_a_disabled_endpoint_all_end_in_one_run_and_can_be_retried() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    let (ep, _) = env.endpoint("alice", &rx.url("/"), "");
+    for _ in 0..25 {
+        env.emit("alice", "email.received", RECEIVED);
+    }
+    env.ok(&["endpoint", "disable", &ep]);
+    let s = env.dispatch();
+    assert_eq!(s["unsent"], 25, "{s}");
+    assert_eq!(rx.len(), 0);
+    assert!(env.deliveries().iter().all(|d| d["status"] == "dead" && d["last_error_code"] == "E_ENDPOINT_DISABLED"));
+    // After enabling, the dead-letter queue of the endpoint is sent again.
+    env.ok(&["endpoint", "enable", &ep]);
+    let r = env.json(&["retry", "--dead", "--endpoint", &ep]);
+    assert_eq!(r["retried"], 25);
+    for _ in 0..3 {
+        env.dispatch();
+    }
+    assert_eq!(rx.len(), 25);
+    assert!(env.deliveries().iter().all(|d| d["status"] == "succeeded"));
+}
+
+#[test]
+fn response_snippets_are_capped_and_bodies_logged_only_when_asked() {
+    let mut env = Env::new();
+    let rx = Receiver::start(|_, _| Reply::Body(500, "x".repeat(100_000)));
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    env.dispatch();
+    let (snippet, req_body): (String, Option<String>) = env
+        .db()
+        .query_row("SELECT response_snippet, request_body FROM attempts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(snippet.len(), 512);
+    assert!(req_body.is_none(), "WEBHOOKS_LOG_BODIES=false keeps summaries only");
+
+    env.set("WEBHOOKS_LOG_BODIES", "true");
+    env.make_due();
+    env.dispatch();
+    let (req_body, resp_body): (Option<String>, Option<String>) = env
+        .db()
+        .query_row("SELECT request_body, response_body FROM attempts WHERE attempt = 2", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert!(req_body.unwrap().contains("\"type\":\"email.received\""));
+    assert_eq!(resp_body.unwrap().len(), 64 * 1024);
+}
+
+#[test]
+fn log_retention_purges_finished_deliveries_their_attempts_and_events() {
+    let mut env = Env::new();
+    let rx = Receiver::always(200);
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let pending = env.emit("alice", "email.received", RECEIVED);
+    env.db().execute("UPDATE deliveries SET next_attempt_at = 9e15 WHERE event_id = ?1", [pending["id"].as_str().unwrap()]).unwrap();
+    env.dispatch();
+    env.set("WEBHOOKS_LOG_RETENTION", "0s");
+    let p = env.json(&["purge"]);
+    assert_eq!((p["deliveries"].as_u64(), p["events"].as_u64()), (Some(1), Some(1)), "{p}");
+    assert_eq!(env.count("attempts"), 0);
+    assert_eq!(env.count("deliveries"), 1, "the unfinished delivery stays");
+    assert_eq!(env.count("events"), 1);
+}
+
+#[test]
+fn dispatch_every_keeps_running_one_run_per_interval() {
+    let env = Env::new();
+    let mut child = env
+        .command("webhooks")
+        .args(["dispatch", "--every", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("dispatch run_")).count();
+    assert!((2..=4).contains(&lines), "{lines} runs in 2.5 s");
+}

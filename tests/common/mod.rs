@@ -254,6 +254,7 @@ impl Received {
 pub enum Reply {
     Status(u16),
     WithHeaders(u16, Vec<(String, String)>),
+    Body(u16, String),
     /// Accept the request and never answer.
     Hang,
 }
@@ -349,19 +350,21 @@ fn serve_conn(stream: TcpStream, log: &Mutex<Vec<Received>>, count: &AtomicUsize
         let req = Received { headers, body, at: std::time::Instant::now() };
         let n = count.fetch_add(1, Ordering::SeqCst);
         log.lock().unwrap().push(req.clone());
-        let (status, extra) = match script(n, &req) {
-            Reply::Status(s) => (s, vec![]),
-            Reply::WithHeaders(s, h) => (s, h),
+        let (status, extra, body) = match script(n, &req) {
+            Reply::Status(s) => (s, vec![], "ok".to_string()),
+            Reply::WithHeaders(s, h) => (s, h, "ok".to_string()),
+            Reply::Body(s, b) => (s, vec![], b),
             Reply::Hang => {
                 std::thread::sleep(Duration::from_secs(3600));
                 return;
             }
         };
-        let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n");
+        let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in extra {
             resp.push_str(&format!("{k}: {v}\r\n"));
         }
-        resp.push_str("\r\nok");
+        resp.push_str("\r\n");
+        resp.push_str(&body);
         if writer.write_all(resp.as_bytes()).is_err() {
             return;
         }
