@@ -313,7 +313,13 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let recorded = event::record(&tx, cfg, &intakes)?;
             tx.commit()?;
             print(json, &recorded[0], |r| {
-                format!("{}{} ({} deliveries queued)", r.id, if r.duplicate { " (already recorded)" } else { "" }, r.deliveries)
+                format!(
+                    "{}{} ({} deliver{} queued)",
+                    r.id,
+                    if r.duplicate { " (already recorded)" } else { "" },
+                    r.deliveries,
+                    if r.deliveries == 1 { "y" } else { "ies" }
+                )
             })
         }
         Command::Endpoint(cmd) => endpoint_cmd(cfg, cmd),
@@ -321,7 +327,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let conn = db::open(&cfg.database)?;
             let list = delivery::list(&conn, &Filter { status, user, endpoint, event_type, before: None, limit })?;
             print(json, &list, |list| {
-                let mut out = format!("{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}", "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "CODE", "ERROR");
+                let mut out = format!("{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}", "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE");
                 for d in list {
                     out.push_str(&format!(
                         "\n{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
