@@ -37,6 +37,9 @@ fn main() {
     println!("QSM Webhooks engine benchmarks — {} cores, {}", cores(), machine());
     println!("{:<58} {:>14} {:>14} {:>8}", "measure", "product", "baseline", "ratio");
 
+    // BENCH_ONLY=cgi|dispatch runs one part.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+
     // 1. One-event CGI intake.
     let install = Install::new(&webhooks);
     install.run(&["endpoint", "add", "--user", "alice", "--url", "https://example.com/hook"]);
@@ -70,6 +73,9 @@ fn main() {
     row("1,000-event batch intake (events/s)", 1000.0 / o, 1000.0 / raw, "vs raw SQLite inserts");
 
     // 3. Dispatcher throughput vs a plain ureq client.
+    if only == "cgi" {
+        return;
+    }
     let port = free_port();
     let mut rx = Command::new(std::env::current_exe().unwrap())
         .env("QSM_BENCH_RECEIVER", port.to_string())

@@ -152,6 +152,7 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
 
     let now = clock::now_ms();
     summary.purged = retention::purge(conn, cfg, now, 20)?;
+    db::checkpoint(conn)?;
     summary.duration_ms = started.elapsed().as_millis();
     conn.execute(
         "UPDATE runs SET finished_at = ?1, summary = ?2 WHERE id = ?3",
