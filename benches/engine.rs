@@ -41,7 +41,17 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
 
     // 1. One-event CGI intake.
-    let install = Install::new(&webhooks);
+    if only != "dispatch" {
+        cgi_benchmarks(&webhooks, &cgi, &trivial, work.path());
+    }
+    if only == "cgi" {
+        return;
+    }
+    dispatch_benchmark(&webhooks, &cgi, deliveries);
+}
+
+fn cgi_benchmarks(webhooks: &Path, cgi: &Path, trivial: &Path, work: &Path) {
+    let install = Install::new(webhooks);
     install.run(&["endpoint", "add", "--user", "alice", "--url", "https://example.com/hook"]);
     let token = install.token();
     let runs = 200;
@@ -50,10 +60,10 @@ fn main() {
     let mut ours_rss = 0;
     let mut base_rss = 0;
     for _ in 0..runs {
-        let (t, rss) = cgi_request(&cgi, &install, &token, EVENT.as_bytes());
+        let (t, rss) = cgi_request(cgi, &install, &token, EVENT.as_bytes());
         ours.push(t);
         ours_rss = ours_rss.max(rss);
-        let (t, rss) = cgi_request(&trivial, &install, &token, EVENT.as_bytes());
+        let (t, rss) = cgi_request(trivial, &install, &token, EVENT.as_bytes());
         base.push(t);
         base_rss = base_rss.max(rss);
     }
@@ -65,17 +75,17 @@ fn main() {
     let batch = format!("[{}]", vec![EVENT; 1000].join(","));
     let mut ours = Vec::new();
     for _ in 0..5 {
-        let (t, _) = cgi_request(&cgi, &install, &token, batch.as_bytes());
+        let (t, _) = cgi_request(cgi, &install, &token, batch.as_bytes());
         ours.push(t);
     }
-    let raw = raw_inserts(work.path(), 1000, 5);
+    let raw = raw_inserts(work, 1000, 5);
     let o = median(&mut ours);
     row("1,000-event batch intake (events/s)", 1000.0 / o, 1000.0 / raw, "vs raw SQLite inserts");
 
-    // 3. Dispatcher throughput vs a plain ureq client.
-    if only == "cgi" {
-        return;
-    }
+}
+
+/// 3. Dispatcher throughput vs a plain ureq client.
+fn dispatch_benchmark(webhooks: &Path, cgi: &Path, deliveries: usize) {
     let port = free_port();
     let mut rx = Command::new(std::env::current_exe().unwrap())
         .env("QSM_BENCH_RECEIVER", port.to_string())
@@ -83,7 +93,7 @@ fn main() {
         .spawn()
         .unwrap();
     wait_port(port);
-    let d = Install::new(&webhooks);
+    let d = Install::new(webhooks);
     let users = 10;
     for u in 0..users {
         d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
@@ -97,7 +107,7 @@ fn main() {
             "[{}]",
             (0..n).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(",")
         );
-        let (_, _) = cgi_request(&cgi, &d, &token, body.as_bytes());
+        let (_, _) = cgi_request(cgi, &d, &token, body.as_bytes());
         queued += n;
     }
     let started = Instant::now();

@@ -26,6 +26,9 @@ use crate::retention::{self, Purged};
 use crate::send::{code, Outcome, Sender};
 use crate::signing::{self, SigningKey};
 
+/// How long the coordinator waits to gather results into one transaction.
+const GATHER_WAIT: Duration = Duration::from_millis(2);
+
 /// What one run did; printed as the summary line.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -113,37 +116,47 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
             cursor: None,
             keys: HashMap::new(),
         };
-        let mut in_flight = 0usize;
+        // Claimed jobs not yet reported back. Up to `concurrency` more than the workers can take
+        // wait in the queue, so that workers never idle while the coordinator writes, and the
+        // coordinator can record results and claim in batches.
+        let capacity = cfg.concurrency * 2;
+        let gather = (cfg.concurrency / 2).max(1);
+        let mut outstanding = 0usize;
+        let mut batch: Vec<Done> = Vec::new();
         let result = (|| -> Result<()> {
             loop {
                 let now = clock::now_ms();
-                if now + timeout_ms <= deadline {
-                    if in_flight < cfg.concurrency {
-                        let unsent_before = summary.unsent;
-                        let jobs = coordinator.claim(conn, cfg.concurrency - in_flight, now, &mut summary)?;
-                        let progressed = !jobs.is_empty() || summary.unsent > unsent_before;
-                        for job in jobs {
-                            in_flight += 1;
-                            summary.claimed += 1;
-                            job_tx.send(job).expect("workers live until the job channel closes");
-                        }
-                        if in_flight == 0 && progressed {
-                            continue; // only ended unsendable deliveries: claim again
-                        }
-                    }
-                } else if !summary.budget_exhausted && (in_flight > 0 || coordinator.any_due(conn, now)?) {
+                let can_start = now + timeout_ms <= deadline;
+                let slots = if can_start { capacity - outstanding } else { 0 };
+                // Record what came back and claim what fits, in one transaction.
+                let (jobs, progressed) = coordinator.step(conn, std::mem::take(&mut batch), slots, now, &mut summary)?;
+                for job in jobs {
+                    outstanding += 1;
+                    summary.claimed += 1;
+                    job_tx.send(job).expect("workers live until the job channel closes");
+                }
+                if !can_start && !summary.budget_exhausted && (outstanding > 0 || coordinator.any_due(conn, now)?) {
                     summary.budget_exhausted = true;
                 }
-                if in_flight == 0 {
+                if outstanding == 0 {
+                    if progressed && can_start {
+                        continue; // only ended unsendable deliveries: claim again
+                    }
                     return Ok(());
                 }
-                // Wait for one result, then take whatever else has arrived, and record them together.
-                let mut batch = vec![done_rx.recv().expect("a worker answers every job")];
+                // Wait for one result, then gather a few more (briefly) to record them together.
+                batch.push(done_rx.recv().expect("a worker answers every job"));
+                let until = Instant::now() + GATHER_WAIT;
+                while batch.len() < gather.min(outstanding) {
+                    match done_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
                 while let Ok(more) = done_rx.try_recv() {
                     batch.push(more);
                 }
-                in_flight -= batch.len();
-                coordinator.record(conn, batch, &mut summary)?;
+                outstanding -= batch.len();
             }
         })();
         drop(job_tx);
@@ -215,15 +228,53 @@ impl Coordinator<'_> {
             .is_some())
     }
 
-    /// Claims up to `slots` due deliveries in one immediate transaction, user by user.
-    fn claim(&mut self, conn: &mut Connection, slots: usize, now: i64, summary: &mut Summary) -> Result<Vec<Job>> {
+    /// Records `batch` and claims up to `slots` due deliveries in one transaction. Busy errors
+    /// are retried; if the database stays busy the results are dropped (their leases expire and
+    /// the deliveries are sent again: at least once) and nothing is claimed.
+    fn step(&mut self, conn: &mut Connection, batch: Vec<Done>, slots: usize, now: i64, summary: &mut Summary) -> Result<(Vec<Job>, bool)> {
+        if batch.is_empty() && slots == 0 {
+            return Ok((Vec::new(), false));
+        }
+        let mut last_err = None;
+        for _ in 0..3 {
+            let attempt = (|| -> Result<_> {
+                let tx = db::write_tx(conn)?;
+                let nexts = self.record(&tx, &batch)?;
+                let (jobs, unsent) = if slots > 0 { self.claim(&tx, slots, now)? } else { (Vec::new(), 0) };
+                tx.commit()?;
+                Ok((nexts, jobs, unsent))
+            })();
+            match attempt {
+                Ok((nexts, jobs, unsent)) => {
+                    for (done, next) in batch.iter().zip(nexts) {
+                        tally(summary, done, next);
+                    }
+                    summary.unsent += unsent;
+                    let progressed = !jobs.is_empty() || unsent > 0;
+                    return Ok((jobs, progressed));
+                }
+                Err(e) if db::is_busy(&e) => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        eprintln!(
+            "webhooks dispatch: database busy, could not record {} results: {:#}",
+            batch.len(),
+            last_err.expect("set on every failed try")
+        );
+        Ok((Vec::new(), false))
+    }
+
+    /// Claims up to `slots` due deliveries, user by user (round-robin). Returns the jobs and how
+    /// many deliveries were ended unsent.
+    fn claim(&mut self, tx: &Connection, slots: usize, now: i64) -> Result<(Vec<Job>, usize)> {
         let lease_until = now + self.cfg.lease().as_millis() as i64;
-        let tx = db::write_tx(conn)?;
+        let mut unsent_count = 0;
         let mut jobs = Vec::new();
         let mut first_visited: Option<i64> = None;
         let mut after = self.cursor;
         while jobs.len() < slots {
-            let Some(user_id) = next_user(&tx, after)? else {
+            let Some(user_id) = next_user(tx, after)? else {
                 if after.is_none() {
                     break; // nothing pending at all
                 }
@@ -243,7 +294,7 @@ impl Coordinator<'_> {
             if take == 0 {
                 continue;
             }
-            let rows = due_for_user(&tx, user_id, now, take)?;
+            let rows = due_for_user(tx, user_id, now, take)?;
             if !rows.is_empty() {
                 self.cursor = Some(user_id);
             }
@@ -261,7 +312,7 @@ impl Coordinator<'_> {
                 };
                 let keys = match unsent {
                     Some(_) => None,
-                    None => Some(self.keys_for(&tx, &row.endpoint_id, now)?),
+                    None => Some(self.keys_for(tx, &row.endpoint_id, now)?),
                 };
                 let unsent = match (&unsent, &keys) {
                     (None, Some(k)) if k.is_empty() => {
@@ -270,8 +321,8 @@ impl Coordinator<'_> {
                     _ => unsent,
                 };
                 if let Some((code, why)) = unsent {
-                    delivery::finish_unsent(&tx, self.cfg, &row.delivery_id, &self.run_id, code, &why, now)?;
-                    summary.unsent += 1;
+                    delivery::finish_unsent(tx, self.cfg, &row.delivery_id, &self.run_id, code, &why, now)?;
+                    unsent_count += 1;
                     continue;
                 }
                 jobs.push(Job {
@@ -285,8 +336,7 @@ impl Coordinator<'_> {
                 });
             }
         }
-        tx.commit()?;
-        Ok(jobs)
+        Ok((jobs, unsent_count))
     }
 
     fn keys_for(&mut self, conn: &Connection, endpoint_id: &str, now: i64) -> Result<Arc<Vec<SigningKey>>> {
@@ -298,45 +348,24 @@ impl Coordinator<'_> {
         Ok(k)
     }
 
-    /// Records a batch of results in one transaction. A failure to record is retried; if it
-    /// still fails, the leases expire and the deliveries are sent again (at least once).
-    fn record(&mut self, conn: &mut Connection, batch: Vec<Done>, summary: &mut Summary) -> Result<()> {
-        let mut last_err = None;
-        for _ in 0..3 {
-            match self.record_once(conn, &batch) {
-                Ok(nexts) => {
-                    for (done, next) in batch.iter().zip(nexts) {
-                        tally(summary, done, next);
-                    }
-                    return Ok(());
-                }
-                Err(e) if db::is_busy(&e) => last_err = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        eprintln!("webhooks dispatch: could not record {} results: {:#}", batch.len(), last_err.expect("set"));
-        Ok(())
-    }
-
-    fn record_once(&self, conn: &mut Connection, batch: &[Done]) -> Result<Vec<Option<Next>>> {
-        let tx = db::write_tx(conn)?;
+    /// Applies a batch of results: an attempt row each and the delivery's next state.
+    fn record(&self, tx: &Connection, batch: &[Done]) -> Result<Vec<Option<Next>>> {
         let now = clock::now_ms();
         let mut out = Vec::with_capacity(batch.len());
         for done in batch {
             match done {
                 Done::Sent { job, outcome, started_at } => {
                     let body = self.cfg.log_bodies.then_some(&*job.payload);
-                    attempt::insert(&tx, &job.delivery_id, job.attempt, &self.run_id, *started_at, outcome, body)?;
-                    let next = delivery::apply_outcome(&tx, self.cfg, &job.delivery_id, &self.run_id, job.attempt, outcome, now)?;
+                    attempt::insert(tx, &job.delivery_id, job.attempt, &self.run_id, *started_at, outcome, body)?;
+                    let next = delivery::apply_outcome(tx, self.cfg, &job.delivery_id, &self.run_id, job.attempt, outcome, now)?;
                     out.push(Some(next));
                 }
                 Done::Released(job) => {
-                    delivery::release(&tx, &job.delivery_id, &self.run_id, now)?;
+                    delivery::release(tx, &job.delivery_id, &self.run_id, now)?;
                     out.push(None);
                 }
             }
         }
-        tx.commit()?;
         Ok(out)
     }
 }

@@ -280,7 +280,7 @@ pub fn keys(conn: &Connection, id: &str, now: i64) -> Result<Vec<KeyInfo>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, created_at, expires_at FROM endpoint_keys
          WHERE endpoint_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
-         ORDER BY created_at DESC, id DESC",
+         ORDER BY created_at DESC, rowid DESC",
     )?;
     let rows = stmt.query_map(params![id, now], |r| {
         Ok(KeyInfo {
@@ -297,7 +297,7 @@ pub fn secrets(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Resu
     let mut stmt = conn.prepare_cached(
         "SELECT id, secret FROM endpoint_keys
          WHERE endpoint_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
-         ORDER BY created_at DESC, id DESC",
+         ORDER BY created_at DESC, rowid DESC",
     )?;
     let rows = stmt.query_map(params![id, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     let mut out = Vec::new();
