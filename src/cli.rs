@@ -468,7 +468,9 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         EndpointCmd::Disable { id, json } => print(json, &endpoint::set_active(&conn, &id, false, Some("disabled by an administrator"))?, human),
         EndpointCmd::Enable { id, json } => print(json, &endpoint::set_active(&conn, &id, true, None)?, human),
         EndpointCmd::Delete { id } => {
-            endpoint::delete(&conn, &id)?;
+            let tx = db::write_tx(&mut conn)?;
+            endpoint::delete(&tx, &id, cfg.payload_retention)?;
+            tx.commit()?;
             println!("deleted {id}");
             Ok(())
         }

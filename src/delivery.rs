@@ -1,4 +1,5 @@
-//! Deliveries: one (event, endpoint) pair and its state — `pending` (not tried yet), `failed`
+//! Deliveries: one (event, endpoint) pair and its state — `pending` (waiting for its first
+//! attempt, or for one requested by hand), `failed`
 //! (will retry), `succeeded` or `dead` (no attempts left). This module reads the log, applies the
 //! outcome of an attempt (the retry decision) and schedules manual retries.
 
@@ -116,8 +117,8 @@ pub fn get_owned(conn: &Connection, id: &str, user: Option<&str>) -> Result<Deli
     }
 }
 
-/// Schedules one more attempt now. A finished delivery gets exactly one more try (more if it
-/// still had attempts left); one that is already waiting is simply made due now.
+/// Schedules one more attempt now. A finished delivery goes back to `pending` and gets exactly
+/// one more try (more if it still had attempts left); one that is waiting is made due now.
 pub fn retry(conn: &Connection, id: &str) -> Result<Delivery> {
     let d = get(conn, id)?;
     if d.in_flight {
@@ -131,7 +132,7 @@ pub fn retry(conn: &Connection, id: &str) -> Result<Delivery> {
     }
     let now = clock::now_ms();
     conn.execute(
-        "UPDATE deliveries SET status = CASE WHEN status IN ('succeeded', 'dead') THEN 'failed' ELSE status END,
+        "UPDATE deliveries SET status = CASE WHEN status IN ('succeeded', 'dead') THEN 'pending' ELSE status END,
                 next_attempt_at = ?1, finished_at = NULL
          WHERE id = ?2",
         params![now, id],
@@ -150,7 +151,7 @@ pub fn retry_dead(conn: &Connection, endpoint_id: &str) -> Result<usize> {
         [endpoint_id],
     )?;
     Ok(conn.execute(
-        "UPDATE deliveries SET status = 'failed', next_attempt_at = ?1, finished_at = NULL
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, finished_at = NULL
          WHERE endpoint_id = ?2 AND status = 'dead'
            AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
         params![now, endpoint_id],

@@ -204,7 +204,11 @@ fn worker(
                 body: job.payload.as_bytes(),
             },
         );
-        let outcome = sender.post(&job.url, &headers, job.payload.as_bytes());
+        // A panic here must not lose the job: the coordinator waits for an answer to each one.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sender.post(&job.url, &headers, job.payload.as_bytes())
+        }))
+        .unwrap_or_else(|_| Outcome::failure(code::CONNECT, "internal error while sending (logged)"));
         let _ = done.send(Done::Sent { job, outcome, started_at: now });
     }
 }

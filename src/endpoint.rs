@@ -245,10 +245,23 @@ pub fn set_active(conn: &Connection, id: &str, active: bool, reason: Option<&str
     get(conn, id)
 }
 
-/// Deletes the endpoint with its keys, deliveries and their attempts.
-pub fn delete(conn: &Connection, id: &str) -> Result<()> {
+/// Deletes the endpoint with its keys, deliveries and their attempts. Events whose last
+/// unfinished delivery goes with it start their payload retention now.
+pub fn delete(conn: &Connection, id: &str, payload_retention: Duration) -> Result<()> {
+    let events: Vec<String> = conn
+        .prepare("SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = ?1 AND finished_at IS NULL")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     if conn.execute("DELETE FROM endpoints WHERE id = ?1", [id])? == 0 {
         return Err(NotFound(format!("endpoint {id}")).into());
+    }
+    let expires = clock::now_ms() + payload_retention.as_millis() as i64;
+    let mut stmt = conn.prepare(
+        "UPDATE events SET payload_expires_at = ?1 WHERE id = ?2 AND payload_expires_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
+    )?;
+    for event_id in events {
+        stmt.execute(params![expires, event_id])?;
     }
     Ok(())
 }
@@ -379,7 +392,7 @@ mod tests {
         assert_eq!(updated.event_types, vec!["email.*"]);
         let off = set_active(&conn, &ep.id, false, Some("410")).unwrap();
         assert!(!off.active);
-        delete(&conn, &ep.id).unwrap();
+        delete(&conn, &ep.id, Duration::from_secs(60)).unwrap();
         assert!(find(&conn, &ep.id).unwrap().is_none());
         let raw: Vec<u8> = conn.query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get::<_, i64>(0)).map(|n| vec![n as u8]).unwrap();
         assert_eq!(raw, vec![0]);

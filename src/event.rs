@@ -161,8 +161,8 @@ pub fn parse_one(
         },
         Some(Err(v)) => { problem!(schema::child(path, "occurred_at"), format!("must be a string, not {}", schema::type_name(v))); None }
     };
-    if let (Some(actor), Some(et)) = (obj.get("actor"), schema::catalog().first()) {
-        schema::validate(&et.schema["properties"]["actor"], actor, &schema::child(path, "actor"), problems);
+    if let Some(actor) = obj.get("actor") {
+        schema::validate(schema::actor_schema(), actor, &schema::child(path, "actor"), problems);
     }
     let idempotency_key = match text("idempotency_key") {
         None => None,

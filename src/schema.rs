@@ -62,6 +62,11 @@ pub fn find(name: &str) -> Option<&'static EventType> {
     catalog().iter().find(|t| t.name == name)
 }
 
+/// The schema of the envelope's optional `actor` (the same in every type's file).
+pub fn actor_schema() -> &'static Value {
+    &catalog()[0].schema["properties"]["actor"]
+}
+
 /// True when `filter` (a type, `prefix.*`, or `*`) matches `event_type`.
 pub fn filter_matches(filter: &str, event_type: &str) -> bool {
     match filter.strip_suffix('*') {
@@ -272,6 +277,7 @@ mod tests {
             assert!(bad.is_empty(), "{}: unsupported keywords {bad:?}", t.name);
             assert_eq!(t.schema["properties"]["type"]["const"], json!(t.name));
             assert!(!t.description().is_empty());
+            assert_eq!(&t.schema["properties"]["actor"], actor_schema(), "{}: one actor shape", t.name);
         }
     }
 

@@ -567,3 +567,41 @@ fn dispatch_every_keeps_running_one_run_per_interval() {
     let lines = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("dispatch run_")).count();
     assert!((2..=4).contains(&lines), "{lines} runs in 2.5 s");
 }
+
+#[test]
+fn deleting_an_endpoint_starts_the_payload_retention_of_its_events() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_PAYLOAD_RETENTION", "0s");
+    let (ep, _) = env.endpoint("alice", "http://127.0.0.1:9/", "");
+    env.endpoint("bob", "http://127.0.0.1:9/", "");
+    env.emit("alice", "email.received", RECEIVED);
+    env.emit("bob", "email.received", RECEIVED);
+    env.ok(&["endpoint", "delete", &ep]);
+    env.ok(&["purge"]);
+    let kept: Vec<String> = env
+        .db()
+        .prepare("SELECT u.name FROM events e JOIN users u ON u.id = e.user_id WHERE payload IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept, vec!["bob"], "alice's event lost its last delivery; bob's still waits");
+}
+
+#[test]
+fn a_manual_retry_puts_a_finished_delivery_back_to_pending() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    env.dispatch();
+    let d = only_delivery(&env);
+    let again = env.json(&["retry", d["id"].as_str().unwrap()]);
+    assert_eq!(again["status"], "pending");
+    assert!(again["finished_at"].is_null());
+    env.dispatch();
+    assert_eq!(rx.len(), 2);
+    let d = only_delivery(&env);
+    assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("succeeded"), Some(2)));
+}
