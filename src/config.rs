@@ -44,6 +44,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_LOG_BODIES", default: "false", form: "true or false" },
     Key { name: "WEBHOOKS_ROTATION_GRACE", default: "24h", form: "a duration such as 24h" },
     Key { name: "WEBHOOKS_MAX_EVENTS_PER_REQUEST", default: "1000", form: "a whole number from 1 to 10000" },
+    Key { name: "WEBHOOKS_MAX_ENDPOINTS_PER_USER", default: "20", form: "a whole number from 1 to 1000" },
+    Key { name: "WEBHOOKS_ADMINS", default: "", form: "a comma-separated list of user names (or empty)" },
+    Key { name: "WEBHOOKS_SESSION_TTL", default: "12h", form: "a duration from 1m to 30d such as 12h" },
+    Key { name: "WEBHOOKS_LOGIN_LINK_TTL", default: "15m", form: "a duration from 10s to 1d such as 15m" },
+    Key { name: "WEBHOOKS_TEST_TIMEOUT", default: "5s", form: "a duration from 1s to 30s such as 5s" },
 ];
 
 /// The checked configuration every part of the program works from.
@@ -71,6 +76,13 @@ pub struct Config {
     pub log_bodies: bool,
     pub rotation_grace: Duration,
     pub max_events_per_request: usize,
+    pub max_endpoints_per_user: usize,
+    /// Users who may see and manage every user's data.
+    pub admins: Vec<String>,
+    pub session_ttl: Duration,
+    pub login_link_ttl: Duration,
+    /// How long the test button waits for a receiver.
+    pub test_timeout: Duration,
 }
 
 impl Config {
@@ -173,6 +185,28 @@ impl Config {
             rotation_grace: duration(get("WEBHOOKS_ROTATION_GRACE"), None)?,
             max_events_per_request: number(get("WEBHOOKS_MAX_EVENTS_PER_REQUEST"), 1, 10_000)?
                 as usize,
+            max_endpoints_per_user: number(get("WEBHOOKS_MAX_ENDPOINTS_PER_USER"), 1, 1000)? as usize,
+            admins: {
+                let (key, v) = get("WEBHOOKS_ADMINS");
+                let names: Vec<String> =
+                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                if names.iter().any(|n| crate::user::check_name("user", n).is_err()) {
+                    return Err(bad(key, &v));
+                }
+                names
+            },
+            session_ttl: duration(
+                get("WEBHOOKS_SESSION_TTL"),
+                Some((Duration::from_secs(60), Duration::from_secs(30 * 86_400))),
+            )?,
+            login_link_ttl: duration(
+                get("WEBHOOKS_LOGIN_LINK_TTL"),
+                Some((Duration::from_secs(10), Duration::from_secs(86_400))),
+            )?,
+            test_timeout: duration(
+                get("WEBHOOKS_TEST_TIMEOUT"),
+                Some((Duration::from_secs(1), Duration::from_secs(30))),
+            )?,
         })
     }
 
@@ -393,6 +427,11 @@ mod tests {
         assert!(!c.log_bodies);
         assert_eq!(c.rotation_grace, Duration::from_secs(86_400));
         assert_eq!(c.max_events_per_request, 1000);
+        assert_eq!(c.max_endpoints_per_user, 20);
+        assert!(c.admins.is_empty());
+        assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.login_link_ttl, Duration::from_secs(900));
+        assert_eq!(c.test_timeout, Duration::from_secs(5));
     }
 
     #[test]
@@ -448,6 +487,11 @@ mod tests {
             ("WEBHOOKS_DATABASE", ""),
             ("WEBHOOKS_ROTATION_GRACE", "forever"),
             ("WEBHOOKS_MAX_EVENTS_PER_REQUEST", "0"),
+            ("WEBHOOKS_MAX_ENDPOINTS_PER_USER", "0"),
+            ("WEBHOOKS_ADMINS", "root, bad name"),
+            ("WEBHOOKS_SESSION_TTL", "10s"),
+            ("WEBHOOKS_LOGIN_LINK_TTL", "2d"),
+            ("WEBHOOKS_TEST_TIMEOUT", "1m"),
         ];
         for (key, value) in cases {
             let err = load(&[(key, value)]).expect_err(&format!("{key}={value:?} must fail"));
