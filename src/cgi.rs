@@ -26,6 +26,44 @@ pub struct Request {
 }
 
 impl Request {
+    /// Query-string parameters, percent-decoded.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+    }
+
+    /// The first query parameter of that name, when not empty.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.query_pairs().into_iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v)
+    }
+
+    /// An `application/x-www-form-urlencoded` body.
+    pub fn form(&self) -> Form {
+        let is_form = self
+            .header("content-type")
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let pairs = if is_form {
+            url::form_urlencoded::parse(&self.body).into_owned().collect()
+        } else {
+            Vec::new()
+        };
+        Form { pairs }
+    }
+
+    /// A cookie's value (`Cookie: a=1; b=2`).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.header("cookie")?
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim().to_string())
+    }
+
+    /// The URL of a path below this script (`/endpoints` → `/cgi-bin/webhooks.cgi/endpoints`).
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.script_name)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -88,6 +126,22 @@ impl Request {
     }
 }
 
+/// Decoded form fields; a name may repeat (checkboxes).
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    pub pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -122,6 +176,24 @@ impl Response {
         }
     }
 
+    /// 303 See Other: where a form POST lands (Post/Redirect/Get).
+    pub fn redirect(location: &str) -> Response {
+        Response {
+            status: 303,
+            headers: vec![("Location".into(), location.to_string())],
+            body: Vec::new(),
+        }
+    }
+
+    pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, headers: vec![("Content-Type".into(), content_type.to_string())], body: body.into() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn error(e: &ApiError) -> Response {
         let mut r = Response::json(e.status, &e.body());
         r.headers.extend(e.headers.iter().cloned());
@@ -136,6 +208,8 @@ impl Response {
     pub fn write_cgi(&self, mut out: impl Write) -> std::io::Result<()> {
         let mut head = format!("Status: {} {}\r\n", self.status, reason(self.status));
         for (k, v) in &self.headers {
+            // Header values come from code, never raw from a client; refuse line breaks anyway.
+            let v = v.replace(['\r', '\n'], " ");
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         for (k, v) in SECURITY_HEADERS {

@@ -325,7 +325,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Endpoint(cmd) => endpoint_cmd(cfg, cmd),
         Command::Deliveries { status, user, endpoint, event_type, limit, json } => {
             let conn = db::open(&cfg.database)?;
-            let list = delivery::list(&conn, &Filter { status, user, endpoint, event_type, before: None, limit })?;
+            let list = delivery::list(&conn, &Filter { status, user, endpoint, event_type, limit, ..Filter::default() })?;
             print(json, &list, |list| {
                 let mut out = format!("{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}", "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE");
                 for d in list {
@@ -435,7 +435,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             let master = cfg.require_secret_key()?;
             let tx = db::write_tx(&mut conn)?;
             let fields = Fields { url: Some(url), description: Some(description), event_types: Some(events) };
-            let (ep, secret) = endpoint::add(&tx, master, &policy, &user, &fields)?;
+            let (ep, secret) = endpoint::add(&tx, master, &policy, &user, &fields, cfg.max_endpoints_per_user)?;
             tx.commit()?;
             let mut v = serde_json::to_value(&ep)?;
             v["secret"] = json!(secret);

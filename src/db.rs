@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 /// Migrations in order; the number in each name is the `user_version` it leaves behind.
-pub const MIGRATIONS: &[(&str, &str)] = &[("001_initial", include_str!("../sql/001_initial.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial", include_str!("../sql/001_initial.sql")),
+    ("002_login_links", include_str!("../sql/002_login_links.sql")),
+];
 
 /// How long a writer waits for another before SQLite reports busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

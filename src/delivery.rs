@@ -73,6 +73,9 @@ pub struct Filter {
     pub endpoint: Option<String>,
     pub event_type: Option<String>,
     pub before: Option<String>,
+    /// Only deliveries created at or after / before these times (Unix ms).
+    pub since: Option<i64>,
+    pub until: Option<i64>,
     pub limit: usize,
 }
 
@@ -89,12 +92,23 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Delivery>> {
            AND (?3 IS NULL OR d.endpoint_id = ?3)
            AND (?4 IS NULL OR ev.type = ?4)
            AND (?5 IS NULL OR d.id < ?5)
+           AND (?7 IS NULL OR d.id >= ?7)
+           AND (?8 IS NULL OR d.id < ?8)
          ORDER BY d.id DESC LIMIT ?6"
     );
     let now = clock::now_ms();
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![f.status, f.user, f.endpoint, f.event_type, f.before, f.limit.max(1) as i64],
+        params![
+            f.status,
+            f.user,
+            f.endpoint,
+            f.event_type,
+            f.before,
+            f.limit.max(1) as i64,
+            f.since.map(|t| crate::id::at("dlv", t)),
+            f.until.map(|t| crate::id::at("dlv", t)),
+        ],
         |r| from_row(r, now),
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

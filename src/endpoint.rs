@@ -135,19 +135,30 @@ pub fn wants(filters: &[String], event_type: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| schema::filter_matches(f, event_type))
 }
 
-/// Creates an endpoint with a fresh secret; returns it with the secret (shown once).
+/// Creates an endpoint with a fresh secret; returns it with the secret (shown once). A user may
+/// have at most `limit` endpoints.
 pub fn add(
     conn: &Connection,
     master: &[u8; 32],
     policy: &Policy,
     user: &str,
     fields: &Fields,
+    limit: usize,
 ) -> Result<(Endpoint, String)> {
     crate::user::check_name("user", user)?;
     let url = check_url(fields.url.as_deref().unwrap_or(""), policy)?;
     let types = check_filters(fields.event_types.as_deref().unwrap_or(&[]))?;
     let description = check_description(fields.description.as_deref().unwrap_or(""))?;
     let user_id = crate::user::ensure(conn, user)?;
+    let count: i64 = conn.query_row("SELECT count(*) FROM endpoints WHERE user_id = ?1", [user_id], |r| r.get(0))?;
+    if count as usize >= limit {
+        return Err(crate::error::ApiError::new(
+            409,
+            "endpoint_limit",
+            format!("{user} already has {count} endpoints, the most allowed (WEBHOOKS_MAX_ENDPOINTS_PER_USER); delete one first"),
+        )
+        .into());
+    }
     let id = crate::id::new("ep");
     let now = clock::now_ms();
     conn.execute(
@@ -373,7 +384,12 @@ mod tests {
     fn crud_and_rotation_with_grace() {
         let conn = crate::db::memory();
         let p = Policy::default();
-        let (ep, secret) = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/h", &["email.*"])).unwrap();
+        let (ep, secret) = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/h", &["email.*"]), 2).unwrap();
+        add(&conn, &MASTER, &p, "alice", &fields("https://example.com/2", &[]), 2).unwrap();
+        let over = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/3", &[]), 2).unwrap_err();
+        assert!(over.to_string().contains("endpoint_limit"), "{over}");
+        assert_eq!(list(&conn, Some("alice")).unwrap().len(), 2);
+        delete(&conn, &list(&conn, Some("alice")).unwrap()[1].id, Duration::from_secs(1)).unwrap();
         assert!(secret.starts_with("whsec_"));
         assert_eq!(list(&conn, Some("alice")).unwrap().len(), 1);
         assert_eq!(list(&conn, Some("bob")).unwrap().len(), 0);

@@ -7,7 +7,9 @@
 //! `routes`) and the CLI (`cli`) are thin layers over these modules; `config` and `db` hold the
 //! environment and the SQLite file.
 
+pub mod api;
 pub mod attempt;
+pub mod auth;
 pub mod cgi;
 pub mod cli;
 pub mod clock;
@@ -18,8 +20,11 @@ pub mod dispatch;
 pub mod endpoint;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod id;
 pub mod network;
+pub mod pages;
+pub mod probe;
 pub mod retention;
 pub mod retry;
 pub mod routes;

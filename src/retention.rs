@@ -17,6 +17,7 @@ pub struct Purged {
     pub deliveries: usize,
     pub events: usize,
     pub runs: usize,
+    pub login_links: usize,
 }
 
 /// Applies retention at `now`, at most `max_batches` batches of [`BATCH`] rows per kind.
@@ -32,6 +33,8 @@ pub fn purge(conn: &Connection, cfg: &Config, now: i64, max_batches: usize) -> R
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = ev.id) LIMIT ?2)")?;
     p.runs = batches(conn, max_batches, cutoff, "DELETE FROM runs WHERE id IN
         (SELECT id FROM runs WHERE started_at <= ?1 LIMIT ?2)")?;
+    p.login_links = batches(conn, max_batches, now, "DELETE FROM login_links_used WHERE nonce IN
+        (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)")?;
     Ok(p)
 }
 

@@ -1,35 +1,228 @@
-//! The CGI's router: `PATH_INFO` and method to a handler. JSON API below `/api/v1/`, pages
-//! elsewhere. Every handler returns a [`Response`]; errors become the documented JSON error.
+//! The CGI's router: one table of (method, path pattern, kind, handler) that the dispatcher
+//! below, the 405 `Allow` header and the OpenAPI consistency test all read. `Api` routes take a
+//! Bearer token and answer JSON; `Page` routes need a signed-in viewer (and a CSRF token on
+//! POST) and answer HTML; `Public` routes need neither.
 
-use serde_json::{json, Value};
+use rusqlite::Connection;
 
+use crate::auth::{self, Viewer};
 use crate::cgi::{Request, Response};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::token::{self, Principal};
-use crate::{db, delivery, event, schema, views};
+use crate::{api, clock, db, pages, views};
 
-pub fn handle(cfg: &Config, req: &Request) -> Response {
-    let result = match req.path.as_str() {
-        "/api/v1/events" => only(req, "POST").and_then(|()| post_events(cfg, req)),
-        "/api/v1/event-types" => only(req, "GET").map(|()| event_types()),
-        p if p.starts_with("/api/") => Err(ApiError::not_found(format!("no API route {p}"))),
-        "/" => only(req, "GET").and_then(|()| index(cfg, req)),
-        _ => return Response::html(404, views::error_page(404, "There is no page at this address.")),
-    };
-    result.unwrap_or_else(|e| Response::error(&e))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    Page,
+    Public,
 }
 
-fn only(req: &Request, method: &str) -> Result<(), ApiError> {
-    if req.method == method {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(method))
+pub type Handler = fn(&mut Ctx<'_>) -> Result<Response, ApiError>;
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub kind: Kind,
+    pub handler: Handler,
+}
+
+const fn r(method: &'static str, path: &'static str, kind: Kind, handler: Handler) -> Route {
+    Route { method, path, kind, handler }
+}
+
+use Kind::{Api, Page, Public};
+
+pub const ROUTES: &[Route] = &[
+    r("POST", "/api/v1/events", Api, api::post_events),
+    r("GET", "/api/v1/event-types", Public, api::event_types),
+    r("GET", "/api/v1/openapi.json", Public, api::openapi),
+    r("GET", "/api/v1/status", Api, api::status),
+    r("GET", "/api/v1/endpoints", Api, api::list_endpoints),
+    r("POST", "/api/v1/endpoints", Api, api::create_endpoint),
+    r("GET", "/api/v1/endpoints/{id}", Api, api::get_endpoint),
+    r("PATCH", "/api/v1/endpoints/{id}", Api, api::update_endpoint),
+    r("DELETE", "/api/v1/endpoints/{id}", Api, api::delete_endpoint),
+    r("POST", "/api/v1/endpoints/{id}/rotate-secret", Api, api::rotate_secret),
+    r("POST", "/api/v1/endpoints/{id}/secret", Api, api::reveal_secret),
+    r("POST", "/api/v1/endpoints/{id}/test", Api, api::test_endpoint),
+    r("POST", "/api/v1/endpoints/{id}/retry-dead", Api, api::retry_dead),
+    r("GET", "/api/v1/deliveries", Api, api::list_deliveries),
+    r("GET", "/api/v1/deliveries/{id}", Api, api::get_delivery),
+    r("POST", "/api/v1/deliveries/{id}/retry", Api, api::retry_delivery),
+    r("GET", "/api/v1/tokens", Api, api::list_tokens),
+    r("POST", "/api/v1/tokens", Api, api::create_token),
+    r("DELETE", "/api/v1/tokens/{id}", Api, api::revoke_token),
+    r("GET", "/", Page, pages::dashboard),
+    r("GET", "/endpoints", Page, pages::endpoints),
+    r("GET", "/endpoints/new", Page, pages::new_endpoint),
+    r("POST", "/endpoints/new", Page, pages::create_endpoint),
+    r("GET", "/endpoints/{id}", Page, pages::endpoint),
+    r("POST", "/endpoints/{id}", Page, pages::update_endpoint),
+    r("POST", "/endpoints/{id}/enable", Page, pages::enable_endpoint),
+    r("POST", "/endpoints/{id}/disable", Page, pages::disable_endpoint),
+    r("GET", "/endpoints/{id}/delete", Page, pages::confirm_delete),
+    r("POST", "/endpoints/{id}/delete", Page, pages::delete_endpoint),
+    r("POST", "/endpoints/{id}/rotate-secret", Page, pages::rotate_secret),
+    r("POST", "/endpoints/{id}/secret", Page, pages::reveal_secret),
+    r("POST", "/endpoints/{id}/test", Page, pages::test_endpoint),
+    r("POST", "/endpoints/{id}/retry-dead", Page, pages::retry_dead),
+    r("GET", "/deliveries", Page, pages::deliveries),
+    r("GET", "/deliveries/{id}", Page, pages::delivery),
+    r("POST", "/deliveries/{id}/retry", Page, pages::retry_delivery),
+    r("GET", "/tokens", Page, pages::tokens),
+    r("POST", "/tokens", Page, pages::create_token),
+    r("POST", "/tokens/{id}/revoke", Page, pages::revoke_token),
+    r("GET", "/docs/verify", Page, pages::docs_verify),
+    r("GET", "/login", Public, pages::login),
+    r("POST", "/logout", Page, pages::logout),
+    r("GET", "/static/style.css", Public, pages::stylesheet),
+];
+
+/// Everything a handler needs: configuration, the request, path parameters, who is asking,
+/// and a database connection opened on first use.
+pub struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub req: &'a Request,
+    pub params: Vec<String>,
+    pub viewer: Option<Viewer>,
+    /// The browser's CSRF nonce (pages) and whether it must be set as a cookie.
+    pub csrf_nonce: String,
+    pub set_csrf_cookie: bool,
+    conn: Option<Connection>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn db(&mut self) -> Result<&mut Connection, ApiError> {
+        if self.conn.is_none() {
+            self.conn = Some(db::open(&self.cfg.database).map_err(ApiError::from)?);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    pub fn master(&self) -> Result<&'a [u8; 32], ApiError> {
+        self.cfg.require_secret_key().map_err(|e| {
+            eprintln!("webhooks-cgi: {e}");
+            ApiError::new(500, "misconfigured", "the server has no secret key yet; the operator must run `webhooks init`")
+        })
+    }
+
+    pub fn viewer(&self) -> &Viewer {
+        self.viewer.as_ref().expect("the router checks sign-in before page and API handlers")
+    }
+
+    pub fn param(&self) -> &str {
+        self.params.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// The CSRF token for forms on this page.
+    pub fn csrf(&self) -> String {
+        match (&self.viewer, self.cfg.secret_key.as_ref()) {
+            (Some(v), Some(master)) => auth::csrf_token(master, &v.user, &self.csrf_nonce),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Matches `/endpoints/{id}` against `/endpoints/ep_123`, returning the parameters.
+pub fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    if p.len() != a.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (ps, seg) in p.iter().zip(&a) {
+        if ps.starts_with('{') {
+            if seg.is_empty() || seg.len() > 100 {
+                return None;
+            }
+            params.push(seg.to_string());
+        } else if ps != seg {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+pub fn handle(cfg: &Config, req: &Request) -> Response {
+    let path = if req.path.len() > 1 { req.path.trim_end_matches('/') } else { "/" };
+    let is_api = path.starts_with("/api/");
+    let candidates: Vec<(&Route, Vec<String>)> =
+        ROUTES.iter().filter_map(|r| matches(r.path, path).map(|p| (r, p))).collect();
+    let Some((route, params)) = candidates
+        .iter()
+        .find(|(r, _)| r.method == req.method || (req.method == "HEAD" && r.method == "GET"))
+        .cloned()
+    else {
+        let e = if candidates.is_empty() {
+            ApiError::not_found(if is_api { format!("no API route {path}") } else { "There is no page at this address.".into() })
+        } else {
+            let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
+            ApiError::method_not_allowed(&allow.join(", "))
+        };
+        return if is_api { Response::error(&e) } else { page_error(&e, req) };
+    };
+    let (csrf_nonce, set_csrf_cookie) = auth::csrf_nonce(req);
+    let mut ctx = Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, conn: None };
+    let result = authorize(&mut ctx, route.kind).and_then(|()| (route.handler)(&mut ctx));
+    let mut response = match (result, route.kind) {
+        (Ok(r), _) => r,
+        (Err(e), Kind::Page) => page_error(&e, req),
+        (Err(e), Kind::Public) if !is_api => page_error(&e, req),
+        (Err(e), _) => Response::error(&e),
+    };
+    if route.kind == Kind::Page && ctx.set_csrf_cookie {
+        response.headers.push(("Set-Cookie".into(), auth::cookie_header(req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+    }
+    response
+}
+
+fn page_error(e: &ApiError, req: &Request) -> Response {
+    let mut r = Response::html(e.status, views::error_page(e.status, &e.message, &req.script_name));
+    r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
+    r
+}
+
+/// Establishes who is asking, per the route's kind.
+fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
+    match kind {
+        Kind::Public => Ok(()),
+        Kind::Api => {
+            let req = ctx.req;
+            let principal = authenticate(ctx.db()?, req)?;
+            ctx.viewer = Some(match principal {
+                Principal::App => Viewer { user: String::new(), admin: true },
+                Principal::User(u) => Viewer::new(ctx.cfg, &u),
+            });
+            Ok(())
+        }
+        Kind::Page => {
+            let master = ctx.master()?;
+            let now = clock::now_ms() / 1000;
+            ctx.viewer = auth::viewer(ctx.cfg, master, ctx.req, now);
+            let Some(viewer) = &ctx.viewer else {
+                return Err(ApiError::new(
+                    401,
+                    "unauthorized",
+                    "You are not signed in. Open the webhooks page from your account in the application, or sign in through the web server.",
+                ));
+            };
+            if ctx.req.method == "POST" {
+                let form = ctx.req.form();
+                if !auth::check_csrf(master, &viewer.user, ctx.req, form.get("csrf")) {
+                    return Err(ApiError::forbidden(
+                        "The form has expired or did not come from this site. Go back, reload the page and try again.",
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
 /// The caller's token from `Authorization: Bearer …`.
-fn authenticate(conn: &rusqlite::Connection, req: &Request) -> Result<Principal, ApiError> {
+fn authenticate(conn: &Connection, req: &Request) -> Result<Principal, ApiError> {
     let Some(auth) = req.header("authorization") else {
         return Err(ApiError::unauthorized(
             "no Authorization header reached the server; send `Authorization: Bearer <token>`. \
@@ -42,67 +235,27 @@ fn authenticate(conn: &rusqlite::Connection, req: &Request) -> Result<Principal,
         .or_else(|| auth.strip_prefix("bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-    token::authenticate(conn, token)?
-        .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))
+    token::authenticate(conn, token)?.ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))
 }
 
-fn open_db(cfg: &Config) -> Result<rusqlite::Connection, ApiError> {
-    db::open(&cfg.database).map_err(ApiError::from)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn is_json(req: &Request) -> bool {
-    req.header("content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// `POST /api/v1/events`: validate everything, then store events and deliveries in one
-/// transaction. Any error leaves the database as it was.
-fn post_events(cfg: &Config, req: &Request) -> Result<Response, ApiError> {
-    if !is_json(req) {
-        return Err(ApiError::unsupported_media_type());
+    #[test]
+    fn patterns_match_segments() {
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/ep_1"), Some(vec!["ep_1".to_string()]));
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/"), None);
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/a/b"), None);
+        assert_eq!(matches("/", "/"), Some(vec![]));
     }
-    let mut conn = open_db(cfg)?;
-    let principal = authenticate(&conn, req)?;
-    let body: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::new(400, "malformed_json", format!("the body is not valid JSON: {e}")))?;
-    let key = req.header("idempotency-key").map(str::trim).filter(|k| !k.is_empty());
-    if key.is_some_and(|k| k.len() > 255) {
-        return Err(ApiError::bad_request("the Idempotency-Key header must be at most 255 characters"));
-    }
-    let intakes = event::parse_request(&body, &principal, key, cfg.max_events_per_request)?;
-    let tx = db::write_tx(&mut conn).map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    let recorded = event::record(&tx, cfg, &intakes)?;
-    tx.commit().map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    let total: usize = recorded.iter().map(|r| r.deliveries).sum();
-    let mut out = json!({
-        "ids": recorded.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        "deliveries": total,
-        "events": recorded,
-    });
-    if !body.is_array() {
-        out["id"] = json!(recorded[0].id);
-    }
-    Ok(Response::json(202, &out))
-}
 
-/// `GET /api/v1/event-types`: the catalog with its schemas (public: it is documentation).
-fn event_types() -> Response {
-    let types: Vec<Value> = schema::catalog()
-        .iter()
-        .map(|t| json!({"type": t.name, "description": t.description(), "schema": t.schema}))
-        .collect();
-    Response::json(200, &json!({"schema_version": schema::SCHEMA_VERSION, "event_types": types}))
-}
-
-fn index(cfg: &Config, req: &Request) -> Result<Response, ApiError> {
-    let conn = open_db(cfg)?;
-    let status = delivery::queue_status(&conn)?;
-    let mut ctx = tera::Context::new();
-    ctx.insert("stale", &status.last_run_seconds_ago.is_none_or(|s| s > 180));
-    ctx.insert("status", &status);
-    ctx.insert("user", &req.remote_user);
-    ctx.insert("script_name", &req.script_name);
-    ctx.insert("cron_line", &"cd /path/to/webhooks && bin/webhooks dispatch >> var/dispatch.log 2>&1");
-    Ok(Response::html(200, views::render("index.html", &ctx)?))
+    #[test]
+    fn every_route_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+            }
+        }
+    }
 }

@@ -57,12 +57,13 @@ fn the_cgi_wrapper_runs_the_cgi_with_its_configuration() {
         .env_clear()
         .env("REQUEST_METHOD", "GET")
         .env("PATH_INFO", "/")
+        .env("REMOTE_USER", "alice")
         .current_dir(cgi_dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("Status: 200 OK"), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("Waiting deliveries"));
+    assert!(text.contains("<h1>Dashboard</h1>") && text.contains("Waiting deliveries"), "{text}");
 }
 
 #[test]

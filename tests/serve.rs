@@ -91,7 +91,7 @@ fn serve_initialises_runs_the_cgi_and_dispatches() {
 
     let (status, page) = http(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
-    assert!(page.contains("Signed in as <strong>dev</strong>"), "{page}");
+    assert!(page.contains("<h1>Dashboard</h1>") && page.contains("<span>dev</span>"), "{page}");
     let (status, _) = http(port, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 405);
 }

@@ -1,0 +1,128 @@
+//! Health at a glance: per-endpoint success over the last 24 hours, counts by status and an
+//! hourly success series for the dashboard. Delivery ids sort by creation time, so "the last 24
+//! hours" is an index range on `(endpoint_id, id)` or `(user_id, id)`, however long the log.
+
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock;
+use crate::id;
+
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointHealth {
+    pub succeeded_24h: i64,
+    pub failed_24h: i64,
+    pub pending: i64,
+    /// Percent of the last 24 hours' finished or retrying deliveries that succeeded.
+    pub success_rate_24h: Option<f64>,
+    pub last_delivery_at: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub last_error_code: Option<String>,
+    /// `active`, `disabled` or `failing` (active, and the latest attempt failed).
+    pub state: &'static str,
+}
+
+pub fn endpoint(conn: &Connection, endpoint_id: &str, active: bool, now: i64) -> Result<EndpointHealth> {
+    let since = id::at("dlv", now - DAY_MS);
+    let (succeeded, failed, pending): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'),
+                    count(*) FILTER (WHERE status IN ('failed', 'dead')),
+                    count(*) FILTER (WHERE status = 'pending')
+             FROM deliveries WHERE endpoint_id = ?1 AND id >= ?2",
+        )?
+        .query_row(params![endpoint_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let last: Option<(i64, Option<u16>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT last_attempt_at, last_status_code, last_error_code FROM deliveries
+             WHERE endpoint_id = ?1 AND last_attempt_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([endpoint_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let done = succeeded + failed;
+    let failing = last.as_ref().is_some_and(|(_, _, code)| code.is_some());
+    Ok(EndpointHealth {
+        succeeded_24h: succeeded,
+        failed_24h: failed,
+        pending,
+        success_rate_24h: (done > 0).then(|| (succeeded as f64 * 1000.0 / done as f64).round() / 10.0),
+        last_delivery_at: last.as_ref().map(|(t, _, _)| clock::rfc3339(*t)),
+        last_status_code: last.as_ref().and_then(|(_, c, _)| *c),
+        last_error_code: last.and_then(|(_, _, e)| e),
+        state: if !active { "disabled" } else if failing { "failing" } else { "active" },
+    })
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub pending: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub dead: i64,
+}
+
+/// Deliveries created in the last 24 hours by status, for one user or everyone.
+pub fn counts_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Counts> {
+    let since = id::at("dlv", now - DAY_MS);
+    let mut c = Counts::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*) FROM deliveries
+         WHERE id >= ?1 AND (?2 IS NULL OR user_id = (SELECT id FROM users WHERE name = ?2))
+         GROUP BY status",
+    )?;
+    let rows = stmt.query_map(params![since, user], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (status, n) = row?;
+        match status.as_str() {
+            "pending" => c.pending = n,
+            "succeeded" => c.succeeded = n,
+            "failed" => c.failed = n,
+            "dead" => c.dead = n,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// One hour of the success chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hour {
+    pub label: String,
+    pub succeeded: i64,
+    pub unsuccessful: i64,
+}
+
+/// The last 24 hours, oldest first, by the hour each delivery was created.
+pub fn hourly_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Vec<Hour>> {
+    let hour = 3_600_000;
+    let end = (now / hour + 1) * hour;
+    let start = end - DAY_MS;
+    let mut out: Vec<Hour> = (0..24)
+        .map(|h| Hour {
+            label: clock::rfc3339(start + h * hour)[11..16].to_string(),
+            succeeded: 0,
+            unsuccessful: 0,
+        })
+        .collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT (created_at - ?1) / 3600000, count(*) FILTER (WHERE status = 'succeeded'),
+                count(*) FILTER (WHERE status IN ('failed', 'dead'))
+         FROM deliveries
+         WHERE id >= ?2 AND (?3 IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))
+         GROUP BY 1",
+    )?;
+    let rows = stmt.query_map(params![start, id::at("dlv", start), user], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    for row in rows {
+        let (h, ok, bad) = row?;
+        if let Some(slot) = out.get_mut(h as usize) {
+            slot.succeeded += ok;
+            slot.unsuccessful += bad;
+        }
+    }
+    Ok(out)
+}
