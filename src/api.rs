@@ -371,7 +371,7 @@ pub fn get_delivery(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let d = owned_delivery(ctx)?;
     let attempts = crate::attempt::list(ctx.db()?, &d.id).map_err(to_api)?;
     let mut v = serde_json::to_value(&d).map_err(to_api)?;
-    v["attempts"] = serde_json::to_value(attempts).map_err(to_api)?;
+    v["attempt_history"] = serde_json::to_value(attempts).map_err(to_api)?;
     Ok(Response::json(200, &v))
 }
 

@@ -250,18 +250,41 @@ pub fn reason(status: u16) -> &'static str {
 /// clean 500 and one line on stderr (the server's error log).
 pub fn main() -> i32 {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let response = match std::panic::catch_unwind(|| respond(&env)) {
-        Ok(r) => r,
-        Err(_) => {
-            eprintln!("webhooks-cgi: internal error (panic) handling {} {}", 
-                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?"),
-                env.get("PATH_INFO").map(String::as_str).unwrap_or("/"));
-            Response::error(&ApiError::internal())
-        }
-    };
+    let response = catching(&env, || respond(&env));
     match response.write_cgi(std::io::stdout().lock()) {
         Ok(()) => 0,
         Err(_) => 1,
+    }
+}
+
+/// Runs a handler; a panic becomes a clean 500 (HTML for pages, JSON for the API) and one line
+/// on stderr, which the web server writes to its error log.
+pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Response) -> Response {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // the one line below replaces the default report
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            eprintln!(
+                "webhooks-cgi: internal error (panic: {what}) handling {} {path}",
+                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?")
+            );
+            let e = ApiError::internal();
+            if path.starts_with("/api/") {
+                Response::error(&e)
+            } else {
+                let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
+                Response::html(500, crate::views::error_page(500, "Something went wrong on our side. It has been logged; please try again later.", base))
+            }
+        }
     }
 }
 
@@ -307,6 +330,18 @@ mod tests {
         assert_eq!(Request::from_cgi(&e, &big[..], 100).unwrap_err().status, 413);
         let e = env(&[("CONTENT_LENGTH", "50")]);
         assert_eq!(Request::from_cgi(&e, &b"short"[..], 100).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn a_panic_becomes_a_clean_500() {
+        let page = catching(&env(&[("PATH_INFO", "/endpoints")]), || panic!("boom <script>"));
+        assert_eq!(page.status, 500);
+        let html = String::from_utf8(page.body).unwrap();
+        assert!(html.contains("<h1>500 Internal Server Error</h1>") && !html.contains("boom"));
+        let api = catching(&env(&[("PATH_INFO", "/api/v1/endpoints")]), || panic!("boom"));
+        assert_eq!(api.status, 500);
+        let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
     }
 
     #[test]

@@ -114,6 +114,16 @@ enum Command {
         #[arg(long)]
         now: Option<i64>,
     },
+    /// Print a single-use sign-in link for a user (what the host application issues).
+    LoginLink {
+        #[arg(long)]
+        user: String,
+        /// The CGI's public URL, e.g. https://example.com/cgi-bin/webhooks.cgi
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Local development server: runs the CGI per request and the dispatcher every few seconds.
     Serve(ServeArgs),
     /// Run as the CGI program (what webhooks-cgi does).
@@ -390,6 +400,14 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                     s.last_run_at.as_deref().map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0))).unwrap_or_else(|| "never".into())
                 )
             })
+        }
+        Command::LoginLink { user, base, json } => {
+            crate::user::check_name("--user", &user)?;
+            let master = cfg.require_secret_key()?;
+            let query = crate::auth::login_query(cfg, master, &user, clock::now_ms() / 1000);
+            let url = format!("{}/login?{query}", base.trim_end_matches('/'));
+            let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});
+            print(json, &v, |_| url.clone())
         }
         Command::Verify { secret: secrets, header, body, now } => {
             let keys = secrets.iter().map(|s| secret::decode(s)).collect::<Result<Vec<_>>>()?;

@@ -251,6 +251,35 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_and_the_router_agree() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).expect("docs/openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = Vec::new();
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        let mut routed: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.path.starts_with("/api/"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(routed, documented, "every API route documented, every documented path routed");
+        // Every $ref resolves.
+        let text = crate::api::OPENAPI;
+        assert!(text.matches("\"$ref\": \"#/components/").count() > 20, "refs are found");
+        for part in text.split("\"$ref\": \"#/components/").skip(1) {
+            let target = &part[..part.find('"').unwrap()];
+            let (kind, name) = target.split_once('/').unwrap();
+            assert!(doc["components"][kind][name].is_object(), "dangling $ref {target}");
+        }
+    }
+
+    #[test]
     fn every_route_is_unique() {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {

@@ -208,7 +208,7 @@ pub struct CgiResponse {
 }
 
 impl CgiResponse {
-    fn parse(out: &Output) -> CgiResponse {
+    pub fn parse(out: &Output) -> CgiResponse {
         let (status, headers, body) = webhooks::serve::parse_cgi_output(&out.stdout)
             .unwrap_or_else(|e| panic!("bad CGI output ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         CgiResponse { status, headers, body, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
@@ -219,8 +219,10 @@ impl CgiResponse {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The body as text. Tera escapes `/` as `&#x2F;` (harmless, the browser shows `/`); it is
+    /// turned back so that tests read naturally. `<`, `>`, `&` and quotes stay escaped.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        String::from_utf8_lossy(&self.body).replace("&#x2F;", "/")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -384,4 +386,112 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// A browser session against the CGI: keeps cookies, reads the CSRF token from each page and
+/// posts forms with it, as a person's browser would.
+pub struct Browser<'a> {
+    pub env: &'a Env,
+    pub remote_user: Option<String>,
+    pub cookies: BTreeMap<String, String>,
+    pub csrf: Option<String>,
+    pub https: bool,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(env: &'a Env, remote_user: Option<&str>) -> Browser<'a> {
+        Browser { env, remote_user: remote_user.map(String::from), cookies: BTreeMap::new(), csrf: None, https: false }
+    }
+
+    fn request(&mut self, method: &str, path_and_query: &str, body: &[u8], content_type: Option<&str>) -> CgiResponse {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let mut c = self.env.command("webhooks-cgi");
+        c.env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("REQUEST_METHOD", method)
+            .env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi")
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("REMOTE_ADDR", "127.0.0.1");
+        if let Some(ct) = content_type {
+            c.env("CONTENT_TYPE", ct);
+        }
+        if let Some(u) = &self.remote_user {
+            c.env("REMOTE_USER", u);
+        }
+        if self.https {
+            c.env("HTTPS", "on");
+        }
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            c.env("HTTP_COOKIE", jar.join("; "));
+        }
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let r = CgiResponse::parse(&out);
+        for (k, v) in &r.headers {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                let pair = v.split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                if value.is_empty() || v.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        if let Some(token) = hidden_csrf(&r.text()) {
+            self.csrf = Some(token);
+        }
+        r
+    }
+
+    pub fn get(&mut self, path: &str) -> CgiResponse {
+        self.request("GET", path, b"", None)
+    }
+
+    /// Posts a form with the CSRF token of the last page seen.
+    pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> CgiResponse {
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut pairs: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        pairs.extend_from_slice(fields);
+        self.post_raw(path, &pairs)
+    }
+
+    /// Posts exactly these fields (no CSRF token added).
+    pub fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> CgiResponse {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        self.request("POST", path, body.as_bytes(), Some("application/x-www-form-urlencoded"))
+    }
+}
+
+fn hidden_csrf(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")?;
+    let rest = &html[at + 19..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// The API through the CGI with a Bearer token.
+pub fn api(env: &Env, token: &str, method: &str, path_and_query: &str, body: Option<&str>) -> CgiResponse {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let mut c = env.command("webhooks-cgi");
+    c.env("REQUEST_METHOD", method).env("PATH_INFO", path).env("QUERY_STRING", query).env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
+    let body = body.unwrap_or("").as_bytes().to_vec();
+    c.env("CONTENT_LENGTH", body.len().to_string());
+    for (k, v) in headers {
+        if k == "Content-Type" {
+            c.env("CONTENT_TYPE", v);
+        } else {
+            c.env(format!("HTTP_{}", k.to_ascii_uppercase()), v);
+        }
+    }
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    CgiResponse::parse(&child.wait_with_output().unwrap())
 }

@@ -1,0 +1,342 @@
+//! The pages through the real CGI binary with a synthetic CGI environment, driven like a browser
+//! (cookies, CSRF tokens from the forms), checking the important elements of each page.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Browser, Env, Receiver, Reply};
+
+const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
+
+fn endpoint_id_from(html: &str) -> String {
+    let at = html.find("<code>ep_").expect("the page names the endpoint id") + 6;
+    html[at..at + 29].to_string()
+}
+
+#[test]
+fn pages_need_a_signed_in_user() {
+    let env = Env::new();
+    let mut anon = Browser::new(&env, None);
+    for path in ["/", "/endpoints", "/deliveries", "/tokens", "/docs/verify", "/endpoints/new"] {
+        let r = anon.get(path);
+        assert_eq!(r.status, 401, "{path}");
+        assert!(r.text().contains("You are not signed in"), "{path}");
+        assert!(!r.text().contains("<nav"), "no navigation for strangers");
+    }
+    let r = anon.get("/static/style.css");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/css"));
+}
+
+#[test]
+fn dashboard_shows_counts_chart_and_a_cron_warning_until_cron_runs() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", EVENT);
+    let mut b = Browser::new(&env, Some("alice"));
+    let r = b.get("/");
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert!(html.contains("<h1>Dashboard</h1>"));
+    assert!(html.contains("role=\"alert\"") && html.contains("The dispatcher has never run"), "cron warning");
+    assert!(html.contains("* * * * * cd /home/USER/webhooks &amp;&amp; bin/webhooks dispatch"), "the crontab line");
+    assert!(html.contains("<strong>1</strong> pending"));
+    env.dispatch();
+    let html = b.get("/").text();
+    assert!(!html.contains("The dispatcher has never run") && !html.contains("Deliveries are not being sent"));
+    assert!(html.contains("<strong>1</strong> succeeded"));
+    assert!(html.contains("<svg class=\"chart\""));
+    assert_eq!(html.matches("<rect class=\"ok\"").count(), 24, "one bar per hour");
+    assert!(html.contains("Success rate: 100.0%"));
+    // A run more than 3 minutes ago counts as stale.
+    env.db().execute("UPDATE runs SET started_at = started_at - 200000", []).unwrap();
+    assert!(b.get("/").text().contains("Deliveries are not being sent"));
+}
+
+#[test]
+fn create_an_endpoint_with_validation_beside_the_field_and_the_secret_shown_once() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_MAX_ENDPOINTS_PER_USER", "2");
+    let mut b = Browser::new(&env, Some("alice"));
+    let html = b.get("/endpoints").text();
+    assert!(html.contains("No endpoints yet"));
+    let form = b.get("/endpoints/new").text();
+    assert!(form.contains("<label for=\"url\">URL</label>"));
+    assert!(form.contains("<legend>email.*</legend>") && form.contains("<legend>usage.*</legend>"));
+    assert!(form.contains("value=\"*\" checked"), "all types by default");
+    assert!(form.contains("name=\"csrf\""));
+
+    let r = b.post("/endpoints/new", &[("url", "ftp://example.com/x"), ("description", "CRM <b>"), ("event_types", "email.forwarded")]);
+    assert_eq!(r.status, 422);
+    let html = r.text();
+    assert!(html.contains("id=\"url-error\">The URL must start with https:// or http://"), "{html}");
+    assert!(html.contains("aria-invalid=\"true\""));
+    assert!(html.contains("value=\"ftp://example.com/x\""), "refilled");
+    assert!(html.contains("value=\"CRM &lt;b&gt;\""), "refilled and escaped");
+    assert!(html.contains("value=\"email.forwarded\" checked"), "checkbox kept");
+    assert_eq!(env.count("endpoints"), 0);
+
+    let r = b.post("/endpoints/new", &[("url", "https://example.com/hook"), ("description", "CRM"), ("event_types", "email.forwarded"), ("event_types", "usage.threshold"), ("active", "on")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains("it is shown only this once"));
+    let secret = html.split("<pre class=\"copy\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let id = endpoint_id_from(&html);
+    let page = b.get(&format!("/endpoints/{id}")).text();
+    assert!(!page.contains(&secret), "not shown again on a plain visit");
+    assert!(page.contains("value=\"email.forwarded\" checked") && page.contains("value=\"usage.threshold\" checked"));
+    let list = b.get("/endpoints").text();
+    assert!(list.contains("https://example.com/hook") && list.contains("email.forwarded, usage.threshold"));
+    assert!(list.contains("class=\"state active\""));
+
+    // The cap.
+    b.post("/endpoints/new", &[("url", "https://example.com/2"), ("event_types", "*")]);
+    let r = b.post("/endpoints/new", &[("url", "https://example.com/3"), ("event_types", "*")]);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("the most allowed"));
+    assert_eq!(env.count("endpoints"), 2);
+}
+
+#[test]
+fn edit_enable_disable_and_delete_with_confirmation() {
+    let env = Env::new();
+    let (id, _) = env.endpoint("alice", "https://example.com/h", "");
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get(&format!("/endpoints/{id}"));
+    let r = b.post(&format!("/endpoints/{id}"), &[("url", "https://example.org/new"), ("description", "renamed"), ("event_types", "usage.*"), ("active", "on")]);
+    assert_eq!(r.status, 303);
+    let loc = r.header("Location").unwrap().to_string();
+    assert_eq!(loc, format!("/cgi-bin/webhooks.cgi/endpoints/{id}?notice=saved"));
+    let html = b.get(&format!("/endpoints/{id}?notice=saved")).text();
+    assert!(html.contains("role=\"status\">Saved.</p>"));
+    assert!(html.contains("https://example.org/new") && html.contains("value=\"renamed\""));
+    assert!(html.contains("value=\"usage.threshold\" checked") && html.contains("value=\"usage.over_limit\" checked"));
+    // Invalid edit: 422 beside the field, nothing changed.
+    let r = b.post(&format!("/endpoints/{id}"), &[("url", "http://10.1.1.1/"), ("active", "on")]);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("private or reserved address"));
+    assert_eq!(env.json(&["endpoint", "show", &id])["url"], "https://example.org/new");
+
+    assert_eq!(b.post(&format!("/endpoints/{id}/disable"), &[]).status, 303);
+    let html = b.get(&format!("/endpoints/{id}?notice=disabled")).text();
+    assert!(html.contains("class=\"state disabled\"") && html.contains(">Enable</button>"));
+    assert_eq!(b.post(&format!("/endpoints/{id}/enable"), &[]).status, 303);
+    assert_eq!(env.json(&["endpoint", "show", &id])["active"], true);
+
+    let confirm = b.get(&format!("/endpoints/{id}/delete")).text();
+    assert!(confirm.contains("Delete this endpoint?") && confirm.contains("cannot be undone"));
+    let r = b.post(&format!("/endpoints/{id}/delete"), &[]);
+    assert_eq!(r.status, 303);
+    assert_eq!(b.get(&format!("/endpoints/{id}")).status, 404);
+    assert_eq!(env.count("endpoints"), 0);
+}
+
+#[test]
+fn rotation_shows_both_keys_and_when_the_old_one_stops() {
+    let env = Env::new();
+    let (id, first) = env.endpoint("alice", "https://example.com/h", "");
+    let mut b = Browser::new(&env, Some("alice"));
+    let page = b.get(&format!("/endpoints/{id}")).text();
+    assert!(page.contains("<option value=\"86400\" selected>1d</option>"), "default grace offered");
+    let html = b.post(&format!("/endpoints/{id}/rotate-secret"), &[("grace", "3600")]).text();
+    assert!(html.contains("The previous secret keeps signing until"));
+    let new_secret = html.split("<pre class=\"copy\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert_ne!(new_secret, first);
+    assert_eq!(html.matches("stops signing at").count(), 1);
+    assert_eq!(html.matches("— primary").count(), 1);
+    // Reveal shows both secrets, newest first.
+    let html = b.post(&format!("/endpoints/{id}/secret"), &[]).text();
+    let a = html.find(&new_secret).expect("new secret revealed");
+    let o = html.find(&first).expect("old secret revealed");
+    assert!(a < o);
+}
+
+#[test]
+fn test_button_shows_the_result_inline_within_the_timeout() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_TEST_TIMEOUT", "1s");
+    let rx = Receiver::start(|_, r| if r.header("X-QSM-Event") == Some("webhook.test") { Reply::Body(200, "thanks".into()) } else { Reply::Status(500) });
+    let (id, secret) = env.endpoint("alice", &rx.url("/hook"), "email.*");
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get(&format!("/endpoints/{id}"));
+    let html = b.post(&format!("/endpoints/{id}/test"), &[]).text();
+    assert!(html.contains("Test delivery succeeded"), "{html}");
+    assert!(html.contains("<dt>Status</dt><dd>200</dd>"));
+    assert!(html.contains("<pre>thanks</pre>"));
+    assert!(html.contains("X-QSM-Signature: v1="), "headers sent are shown");
+    assert!(html.contains("&quot;type&quot;:&quot;webhook.test&quot;"));
+    let got = &rx.received()[0];
+    let key = webhooks::secret::decode(&secret).unwrap();
+    assert!(webhooks::signing::verify("X-QSM", &got.headers, &got.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok());
+    assert_eq!(env.count("deliveries"), 0, "a test is not a delivery");
+
+    let hang = Receiver::start(|_, _| Reply::Hang);
+    let (id2, _) = env.endpoint("alice", &hang.url("/"), "");
+    b.get(&format!("/endpoints/{id2}"));
+    let started = Instant::now();
+    let html = b.post(&format!("/endpoints/{id2}/test"), &[]).text();
+    assert!(started.elapsed() < Duration::from_secs(3), "the page never waits past the timeout");
+    assert!(html.contains("Test delivery failed"));
+    assert!(html.contains("<code>E_TIMEOUT</code>: the receiver did not answer completely"));
+}
+
+#[test]
+fn delivery_log_filters_pages_details_and_retry() {
+    let env = Env::new();
+    let ok = Receiver::always(200);
+    let bad = Receiver::always(503);
+    let (good, _) = env.endpoint("alice", &ok.url("/"), "");
+    let (failing, _) = env.endpoint("alice", &bad.url("/"), "email.*");
+    for _ in 0..30 {
+        env.emit("alice", "usage.threshold", r#"{"metric":"bytes","used":9,"limit":10,"threshold_percent":90,"period":"2026-11"}"#);
+        env.emit("alice", "email.received", EVENT);
+    }
+    // 90 deliveries: 60 to `good`, 30 to `failing`.
+    for _ in 0..10 {
+        env.dispatch();
+    }
+    let mut b = Browser::new(&env, Some("alice"));
+    let page1 = b.get("/deliveries").text();
+    assert_eq!(page1.matches("<tr>").count() - 1, 50, "50 per page");
+    assert!(page1.contains("rel=\"next\""));
+    let next = page1.split("<a href=\"").find(|s| s.contains("rel=\"next\"")).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let page2 = b.get(next.strip_prefix("/cgi-bin/webhooks.cgi").unwrap()).text();
+    assert_eq!(page2.matches("<tr>").count() - 1, 40);
+    assert!(!page2.contains("rel=\"next\""));
+
+    let failed = b.get("/deliveries?status=failed").text();
+    assert_eq!(failed.matches("class=\"status failed\"").count(), 30);
+    let by_ep = b.get(&format!("/deliveries?endpoint={good}&type=usage.threshold")).text();
+    assert_eq!(by_ep.matches("<code>usage.threshold</code>").count(), 30);
+    assert!(by_ep.contains(&format!("<option value=\"{good}\" selected>")));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    assert!(b.get(&format!("/deliveries?since={tomorrow}")).text().contains("No deliveries match."));
+    assert!(b.get(&format!("/deliveries?since={today}&until={tomorrow}&status=failed")).text().matches("<tr>").count() > 1);
+    assert_eq!(b.get("/deliveries?status=lost").status, 422);
+
+    let d = env.json(&["deliveries", "--endpoint", &failing, "--limit", "1"])[0].clone();
+    let id = d["id"].as_str().unwrap();
+    let html = b.get(&format!("/deliveries/{id}")).text();
+    assert!(html.contains("<h2>Attempts</h2>") && html.contains("<td>503</td>"));
+    assert!(html.contains("<code>E_HTTP_STATUS</code>"));
+    assert!(html.contains(">Retry now</button>"));
+    let r = b.post(&format!("/deliveries/{id}/retry"), &[]);
+    assert_eq!(r.status, 303);
+    assert!(b.get(r.header("Location").unwrap().strip_prefix("/cgi-bin/webhooks.cgi").unwrap()).text().contains("will be sent again"));
+    // An expired body is said, not offered for retry.
+    env.db().execute("UPDATE events SET payload = NULL", []).unwrap();
+    let html = b.get(&format!("/deliveries/{id}")).text();
+    assert!(html.contains("body has expired") && !html.contains(">Retry now</button>"));
+}
+
+#[test]
+fn retry_all_dead_deliveries_of_an_endpoint() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_MAX_ATTEMPTS", "1");
+    let rx = Receiver::start(|n, _| Reply::Status(if n < 3 { 500 } else { 200 }));
+    let (id, _) = env.endpoint("alice", &rx.url("/"), "");
+    for _ in 0..3 {
+        env.emit("alice", "email.received", EVENT);
+    }
+    env.dispatch();
+    env.dispatch();
+    assert_eq!(env.json(&["deliveries", "--status", "dead"]).as_array().unwrap().len(), 3);
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get(&format!("/endpoints/{id}"));
+    let r = b.post(&format!("/endpoints/{id}/retry-dead"), &[]);
+    assert_eq!(r.status, 303);
+    env.dispatch();
+    env.dispatch();
+    assert_eq!(env.json(&["deliveries", "--status", "succeeded"]).as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn tokens_are_created_once_and_revoked_on_a_page() {
+    let env = Env::new();
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get("/tokens");
+    let html = b.post("/tokens", &[("label", "my <script> CRM")]).text();
+    assert!(html.contains("it is shown only this once"));
+    let token = html.split("<pre class=\"copy\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(token.starts_with("qsm_"));
+    assert!(html.contains("my &lt;script&gt; CRM"));
+    assert!(!b.get("/tokens").text().contains(&token), "shown once");
+    let r = common::api(&env, &token, "GET", "/api/v1/endpoints", None);
+    assert_eq!(r.status, 200);
+    let tid = env.json(&["token", "list", "--user", "alice"])[0]["id"].as_str().unwrap().to_string();
+    b.get("/tokens");
+    assert_eq!(b.post(&format!("/tokens/{tid}/revoke"), &[]).status, 303);
+    assert_eq!(common::api(&env, &token, "GET", "/api/v1/endpoints", None).status, 401);
+}
+
+#[test]
+fn verify_docs_use_this_installations_header_prefix() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_HEADER_PREFIX", "X-Acme-Hook");
+    let html = Browser::new(&env, Some("alice")).get("/docs/verify").text();
+    assert!(html.contains("<h2 id=\"php\">PHP</h2>") && html.contains("<h2 id=\"python\">Python</h2>") && html.contains("<h2 id=\"node\">Node.js</h2>"));
+    assert!(html.contains("HTTP_X_ACME_HOOK_SIGNATURE"));
+    assert!(html.contains("headers[&quot;X-Acme-Hook-Timestamp&quot;]"));
+    assert!(html.contains("headers[&quot;x-acme-hook-id&quot;]"));
+    assert!(!html.contains("X-QSM"));
+}
+
+#[test]
+fn login_links_start_a_session_once_and_logout_ends_it() {
+    let env = Env::new();
+    env.endpoint("alice", "https://example.com/a", "");
+    let link = env.json(&["login-link", "--user", "alice", "--base", "/cgi-bin/webhooks.cgi"])["url"].as_str().unwrap().to_string();
+    let path = link.strip_prefix("/cgi-bin/webhooks.cgi").unwrap();
+    let mut b = Browser::new(&env, None);
+    b.https = true;
+    let r = b.get(path);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r.headers.iter().find(|(k, v)| k == "Set-Cookie" && v.starts_with("qsm_session=")).unwrap().1.clone();
+    for flag in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/cgi-bin/webhooks.cgi", "Max-Age=43200"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    let html = b.get("/endpoints").text();
+    assert!(html.contains("https://example.com/a"), "signed in as alice");
+    // The same link again is refused, and so is a tampered one.
+    let mut other = Browser::new(&env, None);
+    assert_eq!(other.get(path).status, 403);
+    assert!(other.get(path).text().contains("already used"));
+    let link2 = env.json(&["login-link", "--user", "alice", "--base", ""])["url"].as_str().unwrap().to_string();
+    assert_eq!(other.get(&link2.replace("user=alice", "user=bob")).status, 403);
+    // Sign out clears the cookie.
+    b.get("/");
+    let r = b.post("/logout", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("You are signed out"));
+    assert_eq!(b.get("/endpoints").status, 401);
+}
+
+#[test]
+fn expired_login_links_are_refused() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_LOGIN_LINK_TTL", "10s");
+    let link = env.json(&["login-link", "--user", "alice", "--base", ""])["url"].as_str().unwrap().to_string();
+    let expired = {
+        let exp: i64 = link.split("expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+        link.replace(&format!("expires={exp}"), &format!("expires={}", exp - 20))
+    };
+    assert_eq!(Browser::new(&env, None).get(&expired).status, 403, "the signature covers the expiry");
+    std::thread::sleep(Duration::from_millis(100));
+    let r = Browser::new(&env, None).get(&link);
+    assert_eq!(r.status, 303, "still valid");
+}
+
+#[test]
+fn admins_see_everyones_endpoints() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_ADMINS", "root");
+    let (id, _) = env.endpoint("alice", "https://example.com/alice", "");
+    let html = Browser::new(&env, Some("root")).get("/endpoints").text();
+    assert!(html.contains("<th scope=\"col\">User</th>") && html.contains("<td>alice</td>"));
+    assert_eq!(Browser::new(&env, Some("root")).get(&format!("/endpoints/{id}")).status, 200);
+    assert!(Browser::new(&env, Some("bob")).get("/endpoints").text().contains("No endpoints yet"));
+}
