@@ -1,0 +1,196 @@
+//! Web security across the whole route table: CSRF on every form, nobody reaches another user's
+//! objects (404 on every route with an id), security headers on every response, and hostile text
+//! in every user-controlled field escaped on every page.
+
+mod common;
+
+use common::{api, Browser, CgiResponse, Env, Receiver};
+use webhooks::routes::{Kind, ROUTES};
+
+const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
+
+struct World {
+    env: Env,
+    endpoint: String,
+    delivery: String,
+    token: String,
+    _rx: Receiver,
+}
+
+/// Alice owns an endpoint with a delivery and a token; Bob owns nothing.
+fn world() -> World {
+    let env = Env::new();
+    env.init();
+    let rx = Receiver::always(200);
+    let (endpoint, _) = env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", EVENT);
+    let delivery = env.deliveries()[0]["id"].as_str().unwrap().to_string();
+    let token = env.json(&["token", "create", "--user", "alice"])["id"].as_str().unwrap().to_string();
+    World { env, endpoint, delivery, token, _rx: rx }
+}
+
+fn fill(path: &str, w: &World) -> String {
+    let id = if path.starts_with("/api/v1/endpoints/") || path.starts_with("/endpoints/") {
+        &w.endpoint
+    } else if path.contains("deliveries/") {
+        &w.delivery
+    } else {
+        &w.token
+    };
+    path.replace("{id}", id)
+}
+
+/// Everything a POST could change, to compare before and after.
+fn snapshot(env: &Env) -> String {
+    env.db()
+        .query_row(
+            "SELECT (SELECT group_concat(id || url || description || event_types || active) FROM endpoints)
+                 || (SELECT group_concat(id || coalesce(expires_at, '')) FROM endpoint_keys)
+                 || (SELECT group_concat(id || status || coalesce(next_attempt_at, '')) FROM deliveries)
+                 || (SELECT group_concat(id || coalesce(revoked_at, '')) FROM tokens)
+                 || (SELECT count(*) FROM endpoints)",
+            [],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_form_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
+    let w = world();
+    let posts: Vec<&str> = ROUTES.iter().filter(|r| r.kind == Kind::Page && r.method == "POST").map(|r| r.path).collect();
+    assert_eq!(posts.len(), 13, "every form route is covered");
+    for path in posts {
+        let path = fill(path, &w);
+        let before = snapshot(&w.env);
+        let mut b = Browser::new(&w.env, Some("alice"));
+        b.get("/"); // has a CSRF cookie now
+        let fields = [("url", "https://evil.example/"), ("label", "x"), ("grace", "0"), ("active", "on")];
+        let r = b.post_raw(&path, &fields);
+        assert_eq!(r.status, 403, "POST {path} without a token");
+        assert!(r.text().contains("The form has expired"), "{path}");
+        let mut with_wrong = fields.to_vec();
+        with_wrong.push(("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(b.post_raw(&path, &with_wrong).status, 403, "POST {path} with a forged token");
+        // Bob's valid token does not work for Alice's session.
+        let mut bob = Browser::new(&w.env, Some("bob"));
+        bob.get("/");
+        let bobs = bob.csrf.clone().unwrap();
+        let mut with_bobs = fields.to_vec();
+        with_bobs.push(("csrf", &bobs));
+        assert_eq!(b.post_raw(&path, &with_bobs).status, 403, "POST {path} with another user's token");
+        assert_eq!(snapshot(&w.env), before, "POST {path} changed something");
+    }
+}
+
+#[test]
+fn nobody_reaches_another_users_objects_on_any_route() {
+    let w = world();
+    let bob_token = w.env.user_token("bob");
+    for route in ROUTES.iter().filter(|r| r.path.contains("{id}")) {
+        let path = fill(route.path, &w);
+        let before = snapshot(&w.env);
+        let r = match route.kind {
+            Kind::Api => api(&w.env, &bob_token, route.method, &path, (route.method != "GET" && route.method != "DELETE").then_some("{}")),
+            Kind::Page => {
+                let mut bob = Browser::new(&w.env, Some("bob"));
+                bob.get("/");
+                if route.method == "GET" { bob.get(&path) } else { bob.post(&path, &[("url", "https://x.example/"), ("grace", "0")]) }
+            }
+            Kind::Public => continue,
+        };
+        assert_eq!(r.status, 404, "{} {path} as bob: {}", route.method, r.text());
+        assert!(!r.text().contains("alice"), "{} {path} leaks the owner", route.method);
+        assert_eq!(snapshot(&w.env), before, "{} {path} as bob changed something", route.method);
+    }
+    // And Alice herself reaches each of them (so the 404s above are about ownership).
+    let alice = w.env.user_token("alice");
+    for route in ROUTES.iter().filter(|r| r.path.contains("{id}") && r.kind == Kind::Api && r.method == "GET") {
+        assert_eq!(api(&w.env, &alice, "GET", &fill(route.path, &w), None).status, 200, "{}", route.path);
+    }
+}
+
+fn assert_security_headers(r: &CgiResponse, what: &str) {
+    assert_eq!(r.header("Cache-Control").map(|v| v == "no-store" || v.starts_with("public")), Some(true), "{what}");
+    assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{what}");
+    assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{what}");
+    assert!(r.header("Referrer-Policy").is_some(), "{what}");
+    let csp = r.header("Content-Security-Policy").unwrap_or_else(|| panic!("{what}: no CSP"));
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+}
+
+#[test]
+fn every_response_carries_the_security_headers_and_no_page_has_inline_script() {
+    let w = world();
+    let alice = w.env.user_token("alice");
+    for route in ROUTES {
+        let path = fill(route.path, &w);
+        let r = match route.kind {
+            Kind::Api | Kind::Public if route.path.starts_with("/api/") => api(&w.env, &alice, route.method, &path, (route.method == "POST" || route.method == "PATCH").then_some("{}")),
+            _ => {
+                let mut b = Browser::new(&w.env, Some("alice"));
+                b.get("/");
+                if route.method == "GET" { b.get(&path) } else { b.post(&path, &[]) }
+            }
+        };
+        assert!(r.status < 500, "{} {path}: {} {}", route.method, r.status, r.text());
+        assert_security_headers(&r, &format!("{} {path}", route.method));
+        if r.header("Content-Type").is_some_and(|c| c.starts_with("text/html")) {
+            let html = r.text();
+            assert!(!html.contains("<script"), "{path}: inline script");
+            assert!(!html.contains(" style=\""), "{path}: inline style (blocked by the CSP)");
+        }
+    }
+    // Errors too.
+    assert_security_headers(&Browser::new(&w.env, None).get("/endpoints"), "401 page");
+    assert_security_headers(&api(&w.env, "bad", "GET", "/api/v1/endpoints", None), "401 API");
+    assert_security_headers(&Browser::new(&w.env, Some("alice")).get("/no/such/page"), "404 page");
+}
+
+#[test]
+fn hostile_text_in_every_user_controlled_field_is_escaped_on_every_page() {
+    let env = Env::new();
+    env.init();
+    let xss = r#"<script>alert(1)</script>"'><img src=x onerror=alert(2)>javascript:alert(3)"#;
+    let rx = Receiver::always(200);
+    // Fields a user controls: endpoint description, URL path and query, token label, event data.
+    let url = format!("{}?q=%3Cscript%3E&x=\"><script>alert(1)</script>", rx.url("/hook/<b>"));
+    let out = env.run(&["endpoint", "add", "--user", "alice", "--url", &url, "--description", xss, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = ep["id"].as_str().unwrap().to_string();
+    assert!(!ep["url"].as_str().unwrap().contains('<'), "the URL is normalised, angle brackets encoded");
+    env.json(&["token", "create", "--user", "alice", "--label", xss]);
+    let data = serde_json::json!({"alias": xss, "message_id": xss, "size_bytes": 1}).to_string();
+    env.emit("alice", "email.received", &data);
+    env.dispatch();
+    let delivery = env.deliveries()[0]["id"].as_str().unwrap().to_string();
+    let out = env.run(&["endpoint", "add", "--user", "alice", "--url", "javascript:alert(1)"]);
+    assert!(!out.status.success(), "javascript: URLs are refused");
+
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get("/");
+    let mut pages = vec![
+        b.get("/"),
+        b.get("/endpoints"),
+        b.get(&format!("/endpoints/{id}")),
+        b.get(&format!("/endpoints/{id}/delete")),
+        b.get("/deliveries"),
+        b.get(&format!("/deliveries/{delivery}")),
+        b.get("/tokens"),
+        b.get("/docs/verify"),
+    ];
+    pages.push(b.post(&format!("/endpoints/{id}/test"), &[]));
+    pages.push(b.post(&format!("/endpoints/{id}/secret"), &[]));
+    pages.push(b.post("/endpoints/new", &[("url", "ftp://x"), ("description", xss)]));
+    pages.push(b.post("/tokens", &[("label", xss)]));
+    for (i, p) in pages.iter().enumerate() {
+        let html = p.text();
+        assert!(p.status < 500, "page {i}");
+        assert!(!html.contains("<script>alert"), "page {i}: raw script\n{html}");
+        assert!(!html.contains("<img src=x"), "page {i}: raw tag");
+        assert!(!html.contains("\"'>"), "page {i}: attribute break-out");
+    }
+    assert!(pages[1].text().contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;") || pages[1].text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the description is shown, escaped");
+}
