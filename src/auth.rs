@@ -91,6 +91,9 @@ pub fn redeem(conn: &Connection, cfg: &Config, master: &[u8; 32], req: &Request,
     if exp < now_s {
         return Err(ApiError::forbidden("this sign-in link has expired: ask the application for a new one"));
     }
+    if exp - now_s > cfg.login_link_ttl.as_secs() as i64 + 60 {
+        return Err(ApiError::forbidden("this sign-in link is valid for longer than WEBHOOKS_LOGIN_LINK_TTL allows: issue links that expire sooner"));
+    }
     let fresh = conn
         .execute(
             "INSERT OR IGNORE INTO login_links_used (nonce, expires_at) VALUES (?1, ?2)",
@@ -184,6 +187,12 @@ mod tests {
         assert_eq!(redeem(&conn, &c, &master, &req(&q), 1000).unwrap_err().status, 403, "replay");
         let q2 = login_query(&c, &master, "alice", 1000);
         assert!(redeem(&conn, &c, &master, &req(&q2), 1000 + 901).is_err(), "expired");
+        let long = {
+            let mut c2 = c.clone();
+            c2.login_link_ttl = std::time::Duration::from_secs(86_400);
+            login_query(&c2, &master, "alice", 1000)
+        };
+        assert!(redeem(&conn, &c, &master, &req(&long), 1000).is_err(), "longer than the TTL allows");
         let forged = q2.replace("user=alice", "user=root");
         assert!(redeem(&conn, &c, &master, &req(&forged), 1000).is_err(), "signature covers the user");
         assert!(session_user(&[4u8; 32], &cookie, 1000).is_none(), "other key");
