@@ -195,6 +195,12 @@ enum EndpointCmd {
     Delete {
         id: String,
     },
+    /// Send a webhook.test delivery now and show what happened (nothing is recorded).
+    Test {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// New primary secret; the old one keeps signing for the grace period.
     RotateSecret {
         id: String,
@@ -491,6 +497,23 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             tx.commit()?;
             println!("deleted {id}");
             Ok(())
+        }
+        EndpointCmd::Test { id, json } => {
+            let master = cfg.require_secret_key()?;
+            let ep = endpoint::get(&conn, &id)?;
+            let r = crate::probe::send_test(&conn, cfg, master, &ep)?;
+            print(json, &r, |r| match (&r.error_code, r.status_code) {
+                (None, Some(code)) => format!("delivered: {code} in {} ms", r.duration_ms),
+                (Some(c), status) => format!(
+                    "failed: {c} ({}){} in {} ms: {}",
+                    r.error_meaning.as_deref().unwrap_or(""),
+                    status.map(|s| format!(", status {s}")).unwrap_or_default(),
+                    r.duration_ms,
+                    r.error.as_deref().unwrap_or("")
+                ),
+                (None, None) => "no answer".into(),
+            })?;
+            if r.delivered { Ok(()) } else { bail!("the test delivery to {} failed", ep.url) }
         }
         EndpointCmd::RotateSecret { id, grace, json } => {
             let master = cfg.require_secret_key()?;

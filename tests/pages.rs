@@ -221,7 +221,7 @@ fn delivery_log_filters_pages_details_and_retry() {
     let d = env.json(&["deliveries", "--endpoint", &failing, "--limit", "1"])[0].clone();
     let id = d["id"].as_str().unwrap();
     let html = b.get(&format!("/deliveries/{id}")).text();
-    assert!(html.contains("<h2>Attempts</h2>") && html.contains("<td>503</td>"));
+    assert!(html.contains("<h2>Attempts</h2>") && html.contains("<td data-label=\"Status\">503</td>"));
     assert!(html.contains("<code>E_HTTP_STATUS</code>"));
     assert!(html.contains(">Retry now</button>"));
     let r = b.post(&format!("/deliveries/{id}/retry"), &[]);
