@@ -487,6 +487,7 @@ http_response_code(204);"#;
 const PYTHON: &str = r#"import base64, hashlib, hmac, time
 
 def verify(secret: str, headers, body: bytes) -> bool:
+    """headers: case-insensitive, like Flask's or Django's request.headers; body: the raw bytes."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     msg_id, ts = headers["{H}-Id"], headers["{H}-Timestamp"]
     if not ts.isdigit() or abs(time.time() - int(ts)) > 300:
