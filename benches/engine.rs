@@ -47,7 +47,62 @@ fn main() {
     if only == "cgi" {
         return;
     }
+    if only != "dispatch" {
+        page_benchmarks(&webhooks, &cgi, &trivial);
+    }
+    if only == "pages" {
+        return;
+    }
     dispatch_benchmark(&webhooks, &cgi, deliveries);
+}
+
+/// The endpoints page with 50 endpoints and the delivery log with 100,000 deliveries.
+fn page_benchmarks(webhooks: &Path, cgi: &Path, trivial: &Path) {
+    let install = Install::new(webhooks);
+    for i in 0..50 {
+        install.run(&["endpoint", "add", "--user", "alice", "--url", &format!("https://example.com/hook/{i}")]);
+    }
+    let token = install.token();
+    let batch = format!("[{}]", vec![EVENT; 1000].join(","));
+    for _ in 0..2 {
+        cgi_request(cgi, &install, &token, batch.as_bytes());
+    }
+    let count: i64 = rusqlite::Connection::open(install.dir.path().join("var/webhooks.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 100_000);
+    for (name, path) in [("endpoints page, 50 endpoints", "/endpoints"), ("delivery log page, 100,000 deliveries", "/deliveries")] {
+        let (mut ours, mut base, mut rss) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..30 {
+            let (t, r) = page_request(cgi, &install, path);
+            ours.push(t);
+            rss = rss.max(r);
+            base.push(page_request(trivial, &install, path).0);
+        }
+        row(&format!("{name}, median wall (ms)"), median(&mut ours) * 1e3, median(&mut base) * 1e3, "vs trivial Rust CGI");
+        row(&format!("{name}, peak RSS (MiB)"), rss as f64 / 1024.0, f64::NAN, "");
+    }
+}
+
+fn page_request(exe: &Path, install: &Install, path: &str) -> (f64, i64) {
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .env_clear()
+        .env("WEBHOOKS_ENV", install.dir.path().join(".env"))
+        .env("REQUEST_METHOD", "GET")
+        .env("PATH_INFO", path)
+        .env("REMOTE_USER", "alice")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let usage = wait4(child.id() as i32);
+    std::mem::forget(child);
+    assert!(out.starts_with(b"Status: 200") || out.starts_with(b"Status: 202"), "{}", String::from_utf8_lossy(&out[..out.len().min(300)]));
+    (started.elapsed().as_secs_f64(), usage.max_rss_kib)
 }
 
 fn cgi_benchmarks(webhooks: &Path, cgi: &Path, trivial: &Path, work: &Path) {
@@ -163,7 +218,7 @@ impl Install {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(".env"),
-            format!("WEBHOOKS_SECRET_KEY={MASTER_KEY}\nWEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_MAX_BODY=1MiB\n"),
+            format!("WEBHOOKS_SECRET_KEY={MASTER_KEY}\nWEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_MAX_BODY=1MiB\nWEBHOOKS_MAX_ENDPOINTS_PER_USER=100\n"),
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join("var")).unwrap();

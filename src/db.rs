@@ -11,6 +11,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_initial", include_str!("../sql/001_initial.sql")),
     ("002_login_links", include_str!("../sql/002_login_links.sql")),
+    ("003_endpoint_stats", include_str!("../sql/003_endpoint_stats.sql")),
 ];
 
 /// How long a writer waits for another before SQLite reports busy.

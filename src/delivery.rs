@@ -225,6 +225,9 @@ pub fn apply_outcome(
             status, attempt, next_at, now, outcome.status_code, outcome.error_code, outcome.error,
             finished, delivery_id, lease_owner
         ])?;
+    if changed > 0 {
+        record_endpoint_outcome(conn, delivery_id, outcome, now)?;
+    }
     if changed > 0 && outcome.error_code == Some(code::GONE) {
         conn.prepare_cached(
             "UPDATE endpoints SET active = 0, disabled_reason = ?1, updated_at = ?2
@@ -236,6 +239,24 @@ pub fn apply_outcome(
         expire_payload_if_done(conn, cfg, delivery_id, now)?;
     }
     Ok(next)
+}
+
+/// Keeps the endpoint's health current: its latest attempt, and this hour's outcome counts.
+fn record_endpoint_outcome(conn: &Connection, delivery_id: &str, outcome: &Outcome, now: i64) -> Result<()> {
+    let endpoint_id: String = conn
+        .prepare_cached("SELECT endpoint_id FROM deliveries WHERE id = ?1")?
+        .query_row([delivery_id], |r| r.get(0))?;
+    conn.prepare_cached(
+        "UPDATE endpoints SET last_attempt_at = ?1, last_status_code = ?2, last_error_code = ?3 WHERE id = ?4",
+    )?
+    .execute(params![now, outcome.status_code, outcome.error_code, endpoint_id])?;
+    let ok = i64::from(outcome.delivered());
+    conn.prepare_cached(
+        "INSERT INTO endpoint_stats (endpoint_id, hour, succeeded, failed) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = succeeded + ?3, failed = failed + ?4",
+    )?
+    .execute(params![endpoint_id, now - now.rem_euclid(3_600_000), ok, 1 - ok])?;
+    Ok(())
 }
 
 /// Ends a delivery without a request (its endpoint is disabled, its body is gone).

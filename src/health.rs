@@ -13,10 +13,10 @@ pub const DAY_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EndpointHealth {
+    /// Attempts in the last 24 hours that succeeded / failed.
     pub succeeded_24h: i64,
     pub failed_24h: i64,
-    pub pending: i64,
-    /// Percent of the last 24 hours' finished or retrying deliveries that succeeded.
+    /// Percent of the last 24 hours' attempts that succeeded.
     pub success_rate_24h: Option<f64>,
     pub last_delivery_at: Option<String>,
     pub last_status_code: Option<u16>,
@@ -25,33 +25,35 @@ pub struct EndpointHealth {
     pub state: &'static str,
 }
 
+/// The first hour counted in "the last 24 hours".
+fn first_hour(now: i64) -> i64 {
+    now - now.rem_euclid(HOUR_MS) - 23 * HOUR_MS
+}
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// An endpoint's health from its own row and at most 24 hourly counters.
 pub fn endpoint(conn: &Connection, endpoint_id: &str, active: bool, now: i64) -> Result<EndpointHealth> {
-    let since = id::at("dlv", now - DAY_MS);
-    let (succeeded, failed, pending): (i64, i64, i64) = conn
+    let (succeeded, failed): (i64, i64) = conn
         .prepare_cached(
-            "SELECT count(*) FILTER (WHERE status = 'succeeded'),
-                    count(*) FILTER (WHERE status IN ('failed', 'dead')),
-                    count(*) FILTER (WHERE status = 'pending')
-             FROM deliveries WHERE endpoint_id = ?1 AND id >= ?2",
+            "SELECT coalesce(sum(succeeded), 0), coalesce(sum(failed), 0) FROM endpoint_stats
+             WHERE endpoint_id = ?1 AND hour >= ?2",
         )?
-        .query_row(params![endpoint_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let last: Option<(i64, Option<u16>, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT last_attempt_at, last_status_code, last_error_code FROM deliveries
-             WHERE endpoint_id = ?1 AND last_attempt_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-        )?
+        .query_row(params![endpoint_id, first_hour(now)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (last_at, last_status, last_error): (Option<i64>, Option<u16>, Option<String>) = conn
+        .prepare_cached("SELECT last_attempt_at, last_status_code, last_error_code FROM endpoints WHERE id = ?1")?
         .query_row([endpoint_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
+        .optional()?
+        .unwrap_or((None, None, None));
     let done = succeeded + failed;
-    let failing = last.as_ref().is_some_and(|(_, _, code)| code.is_some());
+    let failing = last_at.is_some() && last_error.is_some();
     Ok(EndpointHealth {
         succeeded_24h: succeeded,
         failed_24h: failed,
-        pending,
         success_rate_24h: (done > 0).then(|| (succeeded as f64 * 1000.0 / done as f64).round() / 10.0),
-        last_delivery_at: last.as_ref().map(|(t, _, _)| clock::rfc3339(*t)),
-        last_status_code: last.as_ref().and_then(|(_, c, _)| *c),
-        last_error_code: last.and_then(|(_, _, e)| e),
+        last_delivery_at: last_at.map(clock::rfc3339),
+        last_status_code: last_status,
+        last_error_code: last_error,
         state: if !active { "disabled" } else if failing { "failing" } else { "active" },
     })
 }
@@ -95,31 +97,21 @@ pub struct Hour {
     pub unsuccessful: i64,
 }
 
-/// The last 24 hours, oldest first, by the hour each delivery was created.
+/// Attempts per hour over the last 24 hours, oldest first, from the hourly counters.
 pub fn hourly_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Vec<Hour>> {
-    let hour = 3_600_000;
-    let end = (now / hour + 1) * hour;
-    let start = end - DAY_MS;
+    let start = first_hour(now);
     let mut out: Vec<Hour> = (0..24)
-        .map(|h| Hour {
-            label: clock::rfc3339(start + h * hour)[11..16].to_string(),
-            succeeded: 0,
-            unsuccessful: 0,
-        })
+        .map(|h| Hour { label: clock::rfc3339(start + h * HOUR_MS)[11..16].to_string(), succeeded: 0, unsuccessful: 0 })
         .collect();
     let mut stmt = conn.prepare_cached(
-        "SELECT (created_at - ?1) / 3600000, count(*) FILTER (WHERE status = 'succeeded'),
-                count(*) FILTER (WHERE status IN ('failed', 'dead'))
-         FROM deliveries
-         WHERE id >= ?2 AND (?3 IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))
-         GROUP BY 1",
+        "SELECT s.hour, sum(s.succeeded), sum(s.failed) FROM endpoint_stats s JOIN endpoints e ON e.id = s.endpoint_id
+         WHERE s.hour >= ?1 AND (?2 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
+         GROUP BY s.hour",
     )?;
-    let rows = stmt.query_map(params![start, id::at("dlv", start), user], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    })?;
+    let rows = stmt.query_map(params![start, user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
     for row in rows {
-        let (h, ok, bad) = row?;
-        if let Some(slot) = out.get_mut(h as usize) {
+        let (hour, ok, bad) = row?;
+        if let Some(slot) = out.get_mut(((hour - start) / HOUR_MS) as usize) {
             slot.succeeded += ok;
             slot.unsuccessful += bad;
         }

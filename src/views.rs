@@ -1,8 +1,6 @@
 //! Server-rendered HTML with Tera. Templates are compiled into the binary (so a CGI never fails
 //! on a missing file) from `templates/`; Tera escapes every value by default.
 
-use std::sync::OnceLock;
-
 use tera::{Context, Tera};
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -21,18 +19,26 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("signed_out.html", include_str!("../templates/signed_out.html")),
 ];
 
-fn tera() -> &'static Tera {
-    static TERA: OnceLock<Tera> = OnceLock::new();
-    TERA.get_or_init(|| {
-        let mut t = Tera::default();
-        t.add_raw_templates(TEMPLATES.to_vec()).expect("templates compile (tested)");
-        t.autoescape_on(vec![".html"]);
-        t
-    })
+/// The templates `name` needs: itself, the base it extends, and what it includes.
+fn needed(name: &str) -> Vec<(&'static str, &'static str)> {
+    let includes: &[&str] = match name {
+        "endpoint_new.html" | "endpoint.html" => &["endpoint_fields.html"],
+        _ => &[],
+    };
+    TEMPLATES
+        .iter()
+        .filter(|(n, _)| *n == name || *n == "base.html" || includes.contains(n))
+        .copied()
+        .collect()
 }
 
+/// Renders one page. Each CGI process renders one page, so only the templates it needs are
+/// parsed (parsing all of them would cost more than the rendering).
 pub fn render(name: &str, ctx: &Context) -> anyhow::Result<String> {
-    Ok(tera().render(name, ctx)?)
+    let mut t = Tera::default();
+    t.autoescape_on(vec![".html"]);
+    t.add_raw_templates(needed(name))?;
+    Ok(t.render(name, ctx)?)
 }
 
 /// A page for an error, without navigation (it may be shown to someone not signed in).
@@ -57,6 +63,14 @@ mod tests {
         let mut listed: Vec<String> = super::TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
         listed.sort();
         assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn every_template_compiles_with_what_it_needs() {
+        for (name, _) in super::TEMPLATES {
+            let mut t = tera::Tera::default();
+            t.add_raw_templates(super::needed(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
     }
 
     #[test]

@@ -108,6 +108,11 @@ fn secrets_rotation_test_and_dead_letters() {
     env.set("WEBHOOKS_MAX_ATTEMPTS", "1");
     env.emit("alice", "email.received", EVENT);
     env.dispatch();
+    let health = api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None).json()["health"].clone();
+    assert_eq!(health["state"], "failing");
+    assert_eq!((health["failed_24h"].as_i64(), health["succeeded_24h"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(health["last_status_code"], 500);
+    assert_eq!(health["success_rate_24h"], 0.0);
     let r = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/retry-dead"), None);
     assert_eq!(r.json()["retried"], 1);
 }
