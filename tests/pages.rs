@@ -340,3 +340,32 @@ fn admins_see_everyones_endpoints() {
     assert_eq!(Browser::new(&env, Some("root")).get(&format!("/endpoints/{id}")).status, 200);
     assert!(Browser::new(&env, Some("bob")).get("/endpoints").text().contains("No endpoints yet"));
 }
+
+#[test]
+fn form_failures_say_what_to_fix() {
+    let env = Env::new();
+    let (id, _) = env.endpoint("alice", "https://example.com/h", "");
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get("/tokens");
+    let long = "x".repeat(101);
+    let r = b.post("/tokens", &[("label", &long)]);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("The label must be at most 100 characters"));
+    assert_eq!(env.count("tokens"), 0);
+    b.get(&format!("/endpoints/{id}"));
+    let r = b.post(&format!("/endpoints/{id}/rotate-secret"), &[("grace", "forever")]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("grace period is not one of the offered choices"));
+    assert_eq!(env.json(&["endpoint", "show", &id])["keys"].as_array().unwrap().len(), 1);
+    let r = b.post(&format!("/endpoints/{id}"), &[("url", "https://example.com/h"), ("event_types", "email.nope")]);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("The event types &quot;email.nope&quot; matches no event type"));
+    assert_eq!(b.get("/endpoints/ep_01M8NOTAREALID0000000000000").status, 404);
+    assert_eq!(b.get("/deliveries/dlv_nope").status, 404);
+    let r = b.get("/no/such/page");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("There is no page at this address."));
+    let r = Browser::new(&env, Some("alice")).post_raw("/endpoints", &[]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET"));
+}
