@@ -17,7 +17,7 @@ use crate::{clock, db, delivery, event, health, probe, schema, token};
 pub const OPENAPI: &str = include_str!("../docs/openapi.json");
 
 fn to_api(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::from(e.into())
+    ApiError::of(e)
 }
 
 /// A JSON request body (an empty body counts as `{}`).
@@ -128,7 +128,8 @@ pub fn endpoint_json(conn: &rusqlite::Connection, ep: &Endpoint) -> Result<Value
     Ok(v)
 }
 
-fn owned_endpoint(ctx: &mut Ctx<'_>) -> Result<Endpoint, ApiError> {
+/// The endpoint named in the path, if the viewer may see it (404 otherwise).
+pub fn owned_endpoint(ctx: &mut Ctx<'_>) -> Result<Endpoint, ApiError> {
     let id = ctx.param().to_string();
     let scope = ctx.viewer().scope().map(String::from);
     endpoint::get_owned(ctx.db()?, &id, scope.as_deref()).map_err(to_api)
@@ -295,16 +296,8 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
     let master = ctx.master()?;
-    let now = clock::now_ms();
-    let conn = ctx.db()?;
-    let infos = endpoint::keys(conn, &ep.id, now).map_err(to_api)?;
-    let secrets = endpoint::secrets(conn, master, &ep.id, now).map_err(to_api)?;
-    let keys: Vec<Value> = infos
-        .iter()
-        .zip(&secrets)
-        .map(|(k, (_, s))| json!({"key_id": k.id, "secret": s, "created_at": k.created_at, "expires_at": k.expires_at}))
-        .collect();
-    Ok(Response::json(200, &json!({"id": ep.id, "secret": secrets.first().map(|s| &s.1), "keys": keys})))
+    let keys = endpoint::secrets(ctx.db()?, master, &ep.id, clock::now_ms()).map_err(to_api)?;
+    Ok(Response::json(200, &json!({"id": ep.id, "secret": keys.first().map(|k| &k.secret), "keys": keys})))
 }
 
 pub fn test_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
@@ -361,7 +354,8 @@ pub fn list_deliveries(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     Ok(Response::json(200, &json!({"deliveries": list, "next_before": next})))
 }
 
-fn owned_delivery(ctx: &mut Ctx<'_>) -> Result<delivery::Delivery, ApiError> {
+/// The delivery named in the path, if the viewer may see it (404 otherwise).
+pub fn owned_delivery(ctx: &mut Ctx<'_>) -> Result<delivery::Delivery, ApiError> {
     let id = ctx.param().to_string();
     let scope = ctx.viewer().scope().map(String::from);
     delivery::get_owned(ctx.db()?, &id, scope.as_deref()).map_err(to_api)

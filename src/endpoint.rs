@@ -316,18 +316,30 @@ pub fn keys(conn: &Connection, id: &str, now: i64) -> Result<Vec<KeyInfo>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A key that signs now, with its decrypted secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySecret {
+    pub key_id: String,
+    pub secret: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
 /// The decrypted secrets that sign now, newest first.
-pub fn secrets(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Result<Vec<(String, String)>> {
+pub fn secrets(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Result<Vec<KeySecret>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, secret FROM endpoint_keys
+        "SELECT id, secret, created_at, expires_at FROM endpoint_keys
          WHERE endpoint_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
          ORDER BY created_at DESC, rowid DESC",
     )?;
-    let rows = stmt.query_map(params![id, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let rows = stmt.query_map(params![id, now], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
-        let (key_id, sealed) = row?;
-        out.push((key_id.clone(), secret::open(master, &key_id, &sealed)?));
+        let (key_id, sealed, created, expires) = row?;
+        let secret = secret::open(master, &key_id, &sealed)?;
+        out.push(KeySecret { key_id, secret, created_at: clock::rfc3339(created), expires_at: expires.map(clock::rfc3339) });
     }
     Ok(out)
 }
@@ -336,7 +348,7 @@ pub fn secrets(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Resu
 pub fn signing_keys(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Result<Vec<SigningKey>> {
     secrets(conn, master, id, now)?
         .into_iter()
-        .map(|(key_id, s)| Ok(SigningKey { id: key_id, key: secret::decode(&s)? }))
+        .map(|k| Ok(SigningKey { key: secret::decode(&k.secret)?, id: k.key_id }))
         .collect()
 }
 
@@ -396,11 +408,11 @@ mod tests {
         assert!(get_owned(&conn, &ep.id, Some("bob")).is_err());
 
         let now = clock::now_ms();
-        assert_eq!(secrets(&conn, &MASTER, &ep.id, now).unwrap()[0].1, secret);
+        assert_eq!(secrets(&conn, &MASTER, &ep.id, now).unwrap()[0].secret, secret);
         let (new_secret, _, until) = rotate_secret(&conn, &MASTER, &ep.id, Duration::from_secs(3600)).unwrap();
-        let during: Vec<String> = secrets(&conn, &MASTER, &ep.id, now + 1).unwrap().into_iter().map(|s| s.1).collect();
+        let during: Vec<String> = secrets(&conn, &MASTER, &ep.id, now + 1).unwrap().into_iter().map(|s| s.secret).collect();
         assert_eq!(during, vec![new_secret.clone(), secret.clone()], "both, newest first");
-        let after: Vec<String> = secrets(&conn, &MASTER, &ep.id, until + 1).unwrap().into_iter().map(|s| s.1).collect();
+        let after: Vec<String> = secrets(&conn, &MASTER, &ep.id, until + 1).unwrap().into_iter().map(|s| s.secret).collect();
         assert_eq!(after, vec![new_secret]);
 
         let updated = update(&conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();

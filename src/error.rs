@@ -53,6 +53,11 @@ impl ApiError {
         ApiError { status, code, message: message.into(), details: Value::Null, headers: Vec::new() }
     }
 
+    /// Any library error as an API error (see the `From<anyhow::Error>` mapping).
+    pub fn of(e: impl Into<anyhow::Error>) -> ApiError {
+        ApiError::from(e.into())
+    }
+
     pub fn details(mut self, details: Value) -> ApiError {
         self.details = details;
         self

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 use tera::Context;
 
-use crate::api::{self, in_tx};
+use crate::api::{self, in_tx, owned_delivery, owned_endpoint};
 use crate::auth;
 use crate::cgi::Response;
 use crate::config::format_duration;
@@ -33,7 +33,7 @@ const NOTICES: &[(&str, &str)] = &[
 ];
 
 fn to_api(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::from(e.into())
+    ApiError::of(e)
 }
 
 /// The context every page shares.
@@ -182,12 +182,6 @@ fn form_problem(e: anyhow::Error) -> Result<(BTreeMap<&'static str, String>, Opt
         Ok(api) => Err(api),
         Err(e) => Err(to_api(e)),
     }
-}
-
-fn owned_endpoint(ctx: &mut Ctx<'_>) -> Result<Endpoint, ApiError> {
-    let id = ctx.param().to_string();
-    let scope = ctx.viewer().scope().map(String::from);
-    endpoint::get_owned(ctx.db()?, &id, scope.as_deref()).map_err(to_api)
 }
 
 pub fn endpoints(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
@@ -349,15 +343,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
     let master = ctx.master()?;
-    let now = clock::now_ms();
-    let conn = ctx.db()?;
-    let infos = endpoint::keys(conn, &ep.id, now).map_err(to_api)?;
-    let secrets = endpoint::secrets(conn, master, &ep.id, now).map_err(to_api)?;
-    let revealed: Vec<_> = infos
-        .iter()
-        .zip(&secrets)
-        .map(|(k, (_, s))| json!({"key_id": k.id, "secret": s, "expires_at": k.expires_at}))
-        .collect();
+    let revealed = endpoint::secrets(ctx.db()?, master, &ep.id, clock::now_ms()).map_err(to_api)?;
     endpoint_page(ctx, &ep, |c| c.insert("revealed", &revealed))
 }
 
@@ -402,12 +388,6 @@ pub fn deliveries(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     }));
     c.insert("next_link", &next_link);
     render(200, "deliveries.html", &c)
-}
-
-fn owned_delivery(ctx: &mut Ctx<'_>) -> Result<delivery::Delivery, ApiError> {
-    let id = ctx.param().to_string();
-    let scope = ctx.viewer().scope().map(String::from);
-    delivery::get_owned(ctx.db()?, &id, scope.as_deref()).map_err(to_api)
 }
 
 pub fn delivery(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
