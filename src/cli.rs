@@ -89,6 +89,13 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Write a consistent copy of the database (safe while the CGI and cron are running).
+    Backup {
+        /// The new file to write, e.g. var/backup-2026-11-23.db
+        to: PathBuf,
+    },
+    /// Replace WEBHOOKS_SECRET_KEY with a new one and re-encrypt every endpoint secret under it.
+    RotateKey,
     /// Apply retention now.
     Purge {
         #[arg(long)]
@@ -390,6 +397,14 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             })
         }
         Command::Token(cmd) => token_cmd(cfg, cmd),
+        Command::Backup { to } => {
+            let conn = db::open(&cfg.database)?;
+            db::backup(&conn, &to)?;
+            restrict(&to)?;
+            println!("wrote {}", to.display());
+            Ok(())
+        }
+        Command::RotateKey => rotate_key(cfg),
         Command::Purge { json } => {
             let conn = db::open(&cfg.database)?;
             let p = retention::purge(&conn, cfg, clock::now_ms(), usize::MAX)?;
@@ -582,7 +597,8 @@ pub fn init() -> Result<()> {
         None => std::env::current_dir()?.join(".env"),
     };
     let created = ensure_env_file(&env_path)?;
-    let cfg = load_from(&env_path)?;
+    // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
+    let cfg = Config::load()?;
     if let Some(dir) = cfg.database.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -601,14 +617,63 @@ pub fn init() -> Result<()> {
     Ok(())
 }
 
-/// Loads the configuration from an explicit `.env` (process variables still win).
-pub fn load_from(env_path: &Path) -> Result<Config> {
-    let mut raw = config::read_env_file(env_path)?;
-    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("WEBHOOKS_")) {
-        raw.insert(k, v);
+/// `webhooks rotate-key`. Crash-safe: the `.env` first names the new key and keeps the old one
+/// as `WEBHOOKS_PREVIOUS_SECRET_KEY` (secrets open with either), then every secret is
+/// re-encrypted in one transaction, then the old key is removed from the `.env`.
+fn rotate_key(cfg: &Config) -> Result<()> {
+    use base64::Engine;
+    let env_path = cfg.env_file.clone().ok_or_else(|| anyhow!("no .env file was found: rotate-key rewrites the .env that holds WEBHOOKS_SECRET_KEY"))?;
+    if std::env::var_os("WEBHOOKS_SECRET_KEY").is_some() {
+        bail!("WEBHOOKS_SECRET_KEY is set in the environment, which overrides {}: unset it, or change it where it is set", env_path.display());
     }
-    let root = env_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Config::from_raw(&raw, Some(env_path.to_path_buf()), root)
+    let old = *cfg.require_secret_key()?;
+    // Resuming after an interrupted rotation: the .env already names the new key.
+    let previous = cfg.previous_secret_key;
+    let new = if previous.is_some() { old } else { secret::random_bytes::<32>() };
+    let b64 = |k: &[u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+    let retiring = previous.unwrap_or(old);
+    set_env_keys(&env_path, &b64(&new), Some(&b64(&retiring)))?;
+    let mut conn = db::open(&cfg.database)?;
+    let tx = db::write_tx(&mut conn)?;
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT id, secret FROM endpoint_keys")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, sealed) in &rows {
+        let plain = secret::open_with(&new, id, sealed).or_else(|_| secret::open_with(&retiring, id, sealed))?;
+        tx.execute("UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2", rusqlite::params![secret::seal(&new, id, &plain), id])?;
+    }
+    tx.commit()?;
+    set_env_keys(&env_path, &b64(&new), None)?;
+    println!(
+        "re-encrypted {} endpoint secrets under a new WEBHOOKS_SECRET_KEY in {}; signed-in users must sign in again",
+        rows.len(),
+        env_path.display()
+    );
+    Ok(())
+}
+
+/// Rewrites the `.env` atomically (temporary file, then rename) with these key lines, keeping
+/// every other line as it was.
+fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start().trim_start_matches("export ");
+            !t.starts_with("WEBHOOKS_SECRET_KEY=") && !t.starts_with("WEBHOOKS_PREVIOUS_SECRET_KEY=")
+        })
+        .map(String::from)
+        .collect();
+    lines.push(format!("WEBHOOKS_SECRET_KEY={current}"));
+    if let Some(p) = previous {
+        lines.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
+    }
+    let tmp = path.with_extension("rotating");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, format!("{}\n", lines.join("\n")).as_bytes(), false)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
 }
 
 /// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether

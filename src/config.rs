@@ -49,6 +49,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_SESSION_TTL", default: "12h", form: "a duration from 1m to 30d such as 12h" },
     Key { name: "WEBHOOKS_LOGIN_LINK_TTL", default: "15m", form: "a duration from 10s to 1d such as 15m" },
     Key { name: "WEBHOOKS_TEST_TIMEOUT", default: "5s", form: "a duration from 1s to 30s such as 5s" },
+    Key { name: "WEBHOOKS_PREVIOUS_SECRET_KEY", default: "", form: "base64 of 32 bytes, written only by `webhooks rotate-key`" },
 ];
 
 /// The checked configuration every part of the program works from.
@@ -83,6 +84,8 @@ pub struct Config {
     pub login_link_ttl: Duration,
     /// How long the test button waits for a receiver.
     pub test_timeout: Duration,
+    /// The key being replaced while `webhooks rotate-key` runs.
+    pub previous_secret_key: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -104,7 +107,9 @@ impl Config {
             Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        Config::from_raw(&raw, env_file, root)
+        let cfg = Config::from_raw(&raw, env_file, root)?;
+        crate::secret::set_previous_master(cfg.previous_secret_key);
+        Ok(cfg)
     }
 
     /// Checks raw key/value strings into a `Config`. Unknown `WEBHOOKS_*` keys are ignored so
@@ -207,6 +212,10 @@ impl Config {
                 get("WEBHOOKS_TEST_TIMEOUT"),
                 Some((Duration::from_secs(1), Duration::from_secs(30))),
             )?,
+            previous_secret_key: {
+                let (key, v) = get("WEBHOOKS_PREVIOUS_SECRET_KEY");
+                if v.is_empty() { None } else { Some(parse_secret_key(&v).map_err(|_| bad(key, "(hidden)"))?) }
+            },
         })
     }
 
@@ -492,6 +501,7 @@ mod tests {
             ("WEBHOOKS_SESSION_TTL", "10s"),
             ("WEBHOOKS_LOGIN_LINK_TTL", "2d"),
             ("WEBHOOKS_TEST_TIMEOUT", "1m"),
+            ("WEBHOOKS_PREVIOUS_SECRET_KEY", "short"),
         ];
         for (key, value) in cases {
             let err = load(&[(key, value)]).expect_err(&format!("{key}={value:?} must fail"));

@@ -24,6 +24,17 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Writes a consistent copy of the live database to `to` (SQLite's `VACUUM INTO`: safe while
+/// the CGI and the dispatcher keep writing). `to` must not exist yet.
+pub fn backup(conn: &Connection, to: &Path) -> Result<()> {
+    if to.exists() {
+        anyhow::bail!("{} already exists: choose a new file name", to.display());
+    }
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+        .with_context(|| format!("cannot write the backup {}", to.display()))?;
+    Ok(())
+}
+
 /// Copies WAL content into the database without blocking readers or writers.
 pub fn checkpoint(conn: &Connection) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
@@ -49,10 +60,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Every CGI request is a short-lived process, usually the only connection: without this,
-    // SQLite checkpoints and deletes the WAL at each close (four fsyncs per request). The WAL is
-    // checkpointed instead by SQLite's auto-checkpoint and at the end of each dispatcher run.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    // SQLite checkpoints the WAL when the last connection closes. That is kept on purpose:
+    // without it (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) every short-lived CGI process had to
+    // recover an ever larger WAL on open — measured 10-20 ms per request instead of 5 ms.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -68,7 +78,15 @@ pub fn latest_version() -> u32 {
 /// Applies pending migrations in one immediate transaction, re-reading the version inside it so
 /// that two processes starting at once apply each migration exactly once.
 pub fn migrate(conn: &Connection) -> Result<()> {
-    if schema_version(conn)? >= latest_version() {
+    let version = schema_version(conn)?;
+    if version > latest_version() {
+        anyhow::bail!(
+            "the database has schema version {version}, newer than this program knows ({}): \
+             run the newer program, or restore the backup taken before the upgrade",
+            latest_version()
+        );
+    }
+    if version == latest_version() {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -136,6 +154,30 @@ mod tests {
         for (i, name) in listed.iter().enumerate() {
             assert!(name.starts_with(&format!("{:03}_", i + 1)), "{name} out of order");
         }
+    }
+
+    #[test]
+    fn a_database_newer_than_the_program_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = open(&path).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1).unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("newer than this program"), "{err:#}");
+    }
+
+    #[test]
+    fn backups_are_consistent_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("w.db")).unwrap();
+        conn.execute("INSERT INTO users (name, created_at) VALUES ('alice', 0)", []).unwrap();
+        let copy = dir.path().join("copy.db");
+        backup(&conn, &copy).unwrap();
+        assert!(backup(&conn, &copy).is_err(), "never overwrites");
+        let restored = open(&copy).unwrap();
+        let n: i64 = restored.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

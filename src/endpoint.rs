@@ -205,7 +205,7 @@ pub fn get_owned(conn: &Connection, id: &str, user: Option<&str>) -> Result<Endp
 pub fn list(conn: &Connection, user: Option<&str>) -> Result<Vec<Endpoint>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY e.created_at, e.id"
+         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
     ))?;
     let rows = stmt.query_map([user], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -397,11 +397,11 @@ mod tests {
         let conn = crate::db::memory();
         let p = Policy::default();
         let (ep, secret) = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/h", &["email.*"]), 2).unwrap();
-        add(&conn, &MASTER, &p, "alice", &fields("https://example.com/2", &[]), 2).unwrap();
+        let (second, _) = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/2", &[]), 2).unwrap();
         let over = add(&conn, &MASTER, &p, "alice", &fields("https://example.com/3", &[]), 2).unwrap_err();
         assert!(over.to_string().contains("endpoint_limit"), "{over}");
         assert_eq!(list(&conn, Some("alice")).unwrap().len(), 2);
-        delete(&conn, &list(&conn, Some("alice")).unwrap()[1].id, Duration::from_secs(1)).unwrap();
+        delete(&conn, &second.id, Duration::from_secs(1)).unwrap();
         assert!(secret.starts_with("whsec_"));
         assert_eq!(list(&conn, Some("alice")).unwrap().len(), 1);
         assert_eq!(list(&conn, Some("bob")).unwrap().len(), 0);

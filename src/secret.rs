@@ -50,8 +50,30 @@ pub fn seal(master: &[u8; 32], key_id: &str, secret: &str) -> Vec<u8> {
     out
 }
 
-/// Decrypts what [`seal`] stored; fails when the master key is not the one that sealed it.
+/// The master key being replaced while `webhooks rotate-key` runs
+/// (`WEBHOOKS_PREVIOUS_SECRET_KEY`): secrets not yet re-encrypted still open with it.
+static PREVIOUS_MASTER: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Installs the previous master key from the configuration (once per process).
+pub fn set_previous_master(key: Option<[u8; 32]>) {
+    if let Some(k) = key {
+        let _ = PREVIOUS_MASTER.set(k);
+    }
+}
+
+/// Decrypts what [`seal`] stored, with the master key or, during a key rotation, the previous one.
 pub fn open(master: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<String> {
+    match open_with(master, key_id, sealed) {
+        Err(e) => match PREVIOUS_MASTER.get() {
+            Some(previous) => open_with(previous, key_id, sealed).map_err(|_| e),
+            None => Err(e),
+        },
+        ok => ok,
+    }
+}
+
+/// Decrypts with exactly this master key.
+pub fn open_with(master: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<String> {
     if sealed.len() <= NONCE_LEN {
         bail!("stored secret of key {key_id} is truncated");
     }

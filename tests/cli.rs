@@ -274,3 +274,80 @@ fn deliveries_json_has_the_documented_fields() {
     let out = env.run(&["deliveries", "--status", "lost"]);
     assert!(stderr(&out).contains("status: must be one of pending, succeeded, failed, dead"));
 }
+
+fn env_key(env: &Env, name: &str) -> Option<String> {
+    std::fs::read_to_string(&env.env_file)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(String::from))
+}
+
+fn delivers_signed_with(env: &Env, rx: &Receiver, secret: &str) -> bool {
+    let before = rx.len();
+    env.emit("alice", "email.received", r#"{"alias":"a","message_id":"m","size_bytes":3}"#);
+    env.dispatch();
+    let got = rx.received();
+    let r = &got[before];
+    let key = webhooks::secret::decode(secret).unwrap();
+    webhooks::signing::verify("X-QSM", &r.headers, &r.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok()
+}
+
+#[test]
+fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    let (ep, secret) = env.endpoint("alice", &rx.url("/"), "");
+    env.ok(&["endpoint", "rotate-secret", &ep]);
+    let sealed_before: Vec<Vec<u8>> = env.db().prepare("SELECT secret FROM endpoint_keys").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let out = env.ok(&["rotate-key"]);
+    assert!(out.contains("re-encrypted 2 endpoint secrets"), "{out}");
+    let new_key = env_key(&env, "WEBHOOKS_SECRET_KEY").unwrap();
+    assert_ne!(new_key, common::MASTER_KEY);
+    assert!(env_key(&env, "WEBHOOKS_PREVIOUS_SECRET_KEY").is_none(), "the old key is gone when done");
+    assert_eq!(env_key(&env, "WEBHOOKS_ALLOWED_NETWORKS").as_deref(), Some("127.0.0.1/32"), "other settings kept");
+    assert_eq!(std::fs::metadata(&env.env_file).unwrap().permissions().mode() & 0o777, 0o600);
+    // Every stored secret changed ciphertext, opens only with the new key, and deliveries still
+    // carry the endpoint's unchanged secret.
+    let rows: Vec<(String, Vec<u8>)> = env.db().prepare("SELECT id, secret FROM endpoint_keys").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let old = webhooks::config::parse_secret_key(common::MASTER_KEY).unwrap();
+    let new = webhooks::config::parse_secret_key(&new_key).unwrap();
+    for (id, sealed) in &rows {
+        assert!(!sealed_before.contains(sealed));
+        assert!(webhooks::secret::open_with(&old, id, sealed).is_err());
+        assert!(webhooks::secret::open_with(&new, id, sealed).is_ok());
+    }
+    assert!(delivers_signed_with(&env, &rx, &secret), "the original secret still verifies (grace period)");
+}
+
+#[test]
+fn an_interrupted_key_rotation_keeps_working_and_resumes() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    let (_, secret) = env.endpoint("alice", &rx.url("/"), "");
+    // As if rotate-key stopped after writing the .env, before re-encrypting.
+    let text = std::fs::read_to_string(&env.env_file).unwrap().replace(
+        &format!("WEBHOOKS_SECRET_KEY={}", common::MASTER_KEY),
+        &format!("WEBHOOKS_SECRET_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\nWEBHOOKS_PREVIOUS_SECRET_KEY={}", common::MASTER_KEY),
+    );
+    std::fs::write(&env.env_file, text).unwrap();
+    assert!(delivers_signed_with(&env, &rx, &secret), "secrets open with the previous key meanwhile");
+    env.ok(&["rotate-key"]);
+    assert_eq!(env_key(&env, "WEBHOOKS_SECRET_KEY").as_deref(), Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="), "resumed with the same new key");
+    assert!(env_key(&env, "WEBHOOKS_PREVIOUS_SECRET_KEY").is_none());
+    assert!(delivers_signed_with(&env, &rx, &secret));
+}
+
+#[test]
+fn backup_writes_a_private_consistent_copy_and_never_overwrites() {
+    let env = Env::new();
+    env.endpoint("alice", "https://example.com/", "");
+    let to = env.dir.path().join("var/backup.db");
+    env.ok(&["backup", to.to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o600);
+    let copy = rusqlite::Connection::open(&to).unwrap();
+    let n: i64 = copy.query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+    let out = env.run(&["backup", to.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"));
+}
