@@ -159,3 +159,21 @@ fn every_envelope_intake_builds_is_valid_against_its_schema() {
         assert_eq!(envelope["schema_version"], 1);
     }
 }
+
+/// Every JSON example in docs/event-types.md is valid against its type's schema.
+#[test]
+fn the_catalog_examples_in_the_docs_are_valid() {
+    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/event-types.md")).unwrap();
+    let mut checked = Vec::new();
+    for block in doc.split("```json\n").skip(1) {
+        let example: serde_json::Value = serde_json::from_str(block.split("```").next().unwrap()).expect("examples are JSON");
+        let t = schema::find(example["type"].as_str().unwrap()).expect("a known type");
+        assert!(independent(&t.schema).is_valid(&example), "{}: the example in the docs is invalid", t.name);
+        assert!(ours(&t.schema, &example).is_empty());
+        checked.push(t.name);
+    }
+    checked.sort();
+    let mut all: Vec<&str> = schema::catalog().iter().map(|t| t.name).collect();
+    all.sort();
+    assert_eq!(checked, all, "one example per type");
+}
