@@ -97,3 +97,105 @@ fn php_snippet_verifies_a_real_delivery() {
     tampered.push(b' ');
     assert!(status_for(&tampered).starts_with("Status: 400"), "a tampered body is rejected");
 }
+
+/// docs/examples/verify.rb, run by Ruby (`.ci/run` installs it).
+#[test]
+fn ruby_example_verifies_a_real_delivery() {
+    if Command::new("ruby").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "ruby is missing: CI must install it");
+        eprintln!("skipping: install ruby to run the Ruby example");
+        return;
+    }
+    let (secret, headers, body) = delivery("X-QSM");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body"), &body).unwrap();
+    let lower: std::collections::BTreeMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/verify.rb");
+    let script = format!(
+        "require 'json'\nload '{}'\nh = JSON.parse(ARGV[0])\nb = File.binread(ARGV[1])\nputs [qsm_verify(ARGV[2], h, b), qsm_verify(ARGV[2], h, b + ' ')].join(' ')\n",
+        example.display()
+    );
+    let path = dir.path().join("v.rb");
+    std::fs::write(&path, script).unwrap();
+    let out = run("ruby", &[path.to_str().unwrap(), &serde_json::to_string(&lower).unwrap(), dir.path().join("body").to_str().unwrap(), &secret]);
+    assert_eq!(out.trim(), "true false");
+}
+
+/// docs/examples/verify.go, built and run by Go (`.ci/run` installs golang-go).
+#[test]
+fn go_example_verifies_a_real_delivery() {
+    if Command::new("go").arg("version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "go is missing: CI must install it");
+        eprintln!("skipping: install golang-go to run the Go example");
+        return;
+    }
+    let (secret, headers, body) = delivery("X-QSM");
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("m");
+    std::fs::create_dir_all(module.join("qsmwebhooks")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/verify.go"),
+        module.join("qsmwebhooks/verify.go"),
+    )
+    .unwrap();
+    std::fs::write(module.join("go.mod"), "module example.com/m\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        module.join("main.go"),
+        r#"package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+
+	"example.com/m/qsmwebhooks"
+)
+
+func main() {
+	var pairs map[string]string
+	json.Unmarshal([]byte(os.Args[1]), &pairs)
+	h := http.Header{}
+	for k, v := range pairs {
+		h.Set(k, v)
+	}
+	body, _ := os.ReadFile(os.Args[2])
+	fmt.Println(qsmwebhooks.Verify(os.Args[3], h, body), qsmwebhooks.Verify(os.Args[3], h, append(body, ' ')))
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("body"), &body).unwrap();
+    let pairs: std::collections::BTreeMap<String, String> = headers.into_iter().collect();
+    let out = Command::new("go")
+        .args(["run", "."])
+        .arg(serde_json::to_string(&pairs).unwrap())
+        .arg(dir.path().join("body"))
+        .arg(&secret)
+        .current_dir(&module)
+        .env("HOME", dir.path())
+        .env("GOCACHE", dir.path().join("gocache"))
+        .env("GOPATH", dir.path().join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "go: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true false");
+}
+
+/// The guide's copies of the PHP, Python and Node.js snippets are the ones the /docs/verify page
+/// shows (and the tests above run), for the default header prefix.
+#[test]
+fn the_docs_examples_are_the_page_snippets() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    for (name, code) in webhooks::pages::snippets("X-QSM") {
+        let file = match name {
+            "php" => "verify.php",
+            "python" => "verify.py",
+            _ => "verify.js",
+        };
+        let on_disk = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("docs/examples/{file} is missing"));
+        assert_eq!(on_disk.trim_end(), code.trim_end(), "docs/examples/{file} differs from the page's {name} snippet");
+    }
+}
