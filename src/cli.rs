@@ -96,6 +96,8 @@ enum Command {
     },
     /// Replace WEBHOOKS_SECRET_KEY with a new one and re-encrypt every endpoint secret under it.
     RotateKey,
+    /// Check the deployment: every problem found, each with its fix (exit 1 when any).
+    Doctor,
     /// Apply retention now.
     Purge {
         #[arg(long)]
@@ -286,6 +288,20 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init => init(),
+        Command::Doctor => {
+            let findings = match Config::load() {
+                Ok(cfg) => crate::doctor::check(&cfg),
+                Err(e) => vec![crate::doctor::Finding::Problem {
+                    what: format!("{e:#}"),
+                    fix: "correct that line of the .env (every key and its form: .env.example)".into(),
+                }],
+            };
+            if crate::doctor::report(&findings) {
+                Ok(())
+            } else {
+                bail!("doctor found problems (see above)")
+            }
+        }
         Command::Serve(args) => crate::serve::run(&args),
         Command::Cgi => {
             let code = crate::cgi::main();
@@ -303,7 +319,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn run_with(cfg: &Config, command: Command) -> Result<()> {
     match command {
-        Command::Init | Command::Serve(_) | Command::Cgi => unreachable!("handled before loading"),
+        Command::Init | Command::Serve(_) | Command::Cgi | Command::Doctor => unreachable!("handled before loading"),
         Command::Dispatch { json, every } => {
             let report = |s: &dispatch::Summary| {
                 if json {

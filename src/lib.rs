@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod doctor;
 pub mod dispatch;
 pub mod endpoint;
 pub mod error;

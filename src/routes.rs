@@ -190,6 +190,8 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
         Kind::Public => Ok(()),
         Kind::Api => {
             let req = ctx.req;
+            let seen = if req.header("authorization").is_some() { "api_auth_present" } else { "api_auth_missing" };
+            crate::doctor::observe(ctx.db()?, seen);
             let principal = authenticate(ctx.db()?, req)?;
             ctx.viewer = Some(match principal {
                 Principal::App => Viewer { user: String::new(), admin: true },

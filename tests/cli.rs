@@ -351,3 +351,47 @@ fn backup_writes_a_private_consistent_copy_and_never_overwrites() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already exists"));
 }
+
+#[test]
+fn doctor_reports_each_problem_with_its_fix() {
+    let env = Env::new();
+    std::fs::set_permissions(&env.env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("can be read by other users") && text.contains("fix: chmod 600"), "{text}");
+    assert!(text.contains("webhooks.db does not exist") && text.contains("fix: run `webhooks init`"), "{text}");
+
+    std::fs::set_permissions(&env.env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.init();
+    let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+    assert!(text.contains("the dispatcher has never run") && text.contains("* * * * * cd "), "{text}");
+
+    env.dispatch();
+    let out = env.run(&["doctor"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // An API call that lost its Authorization header on the way (no CGIPassAuth).
+    env.cgi("GET", "/api/v1/endpoints", &[], b"");
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("without an Authorization header") && text.contains("CGIPassAuth On"), "{text}");
+    let token = env.user_token("alice");
+    env.db().execute("UPDATE observations SET at = at - 120000", []).unwrap();
+    common::api(&env, &token, "GET", "/api/v1/endpoints", None);
+    assert!(env.run(&["doctor"]).status.success(), "fixed once a request arrives with its header");
+
+    env.db().execute("UPDATE runs SET started_at = started_at - 600000", []).unwrap();
+    let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+    assert!(text.contains("the dispatcher last ran 10 minutes ago"), "{text}");
+}
+
+#[test]
+fn doctor_names_a_bad_setting() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_CONCURRENCY", "lots");
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("WEBHOOKS_CONCURRENCY has an invalid value") && text.contains("fix:"), "{text}");
+}

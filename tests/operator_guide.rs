@@ -62,6 +62,7 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     let cgi = home.path().join("public_html/cgi-bin/webhooks.cgi");
     assert_eq!(mode(&cgi), 0o755);
     assert!(stdout.contains("token: qsm_"), "{stdout}");
+    assert!(stdout.contains("ok       database schema is current") && !stdout.contains("PROBLEM"), "doctor is satisfied: {stdout}");
     assert!(stdout.contains("re-encrypted 0 endpoint secrets"));
     assert!(std::fs::read_dir(install.join("var")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("backup-")));
 
