@@ -71,7 +71,7 @@ impl Request {
     /// Builds a request from CGI meta-variables and the body stream. The body is read up to
     /// `CONTENT_LENGTH`, or to EOF when that is absent (chunked bodies under Apache), never past
     /// `max_body`: a longer body is a 413 and is not read.
-    pub fn from_cgi(env: &HashMap<String, String>, stdin: impl Read, max_body: u64) -> Result<Request, ApiError> {
+    pub fn from_cgi(env: &HashMap<String, String>, mut stdin: impl Read, max_body: u64) -> Result<Request, ApiError> {
         let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
         let mut headers: Vec<(String, String)> = env
             .iter()
@@ -91,10 +91,11 @@ impl Request {
             Some(len) => {
                 let n: u64 = len.parse().map_err(|_| ApiError::bad_request("CONTENT_LENGTH is not a number"))?;
                 if n > max_body {
+                    drain(&mut stdin, n);
                     return Err(ApiError::too_large(max_body));
                 }
                 body.reserve(n as usize);
-                stdin
+                (&mut stdin)
                     .take(n)
                     .read_to_end(&mut body)
                     .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
@@ -103,11 +104,12 @@ impl Request {
                 }
             }
             None => {
-                stdin
+                (&mut stdin)
                     .take(max_body + 1)
                     .read_to_end(&mut body)
                     .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
                 if body.len() as u64 > max_body {
+                    drain(&mut stdin, DRAIN_LIMIT);
                     return Err(ApiError::too_large(max_body));
                 }
             }
@@ -140,6 +142,15 @@ impl Form {
     pub fn all(&self, name: &str) -> Vec<String> {
         self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413. Some servers
+/// (Apache's mod_cgid) drop the connection without sending the answer when the CGI exits while
+/// they are still writing the body to it; a bound keeps a hostile client from holding a process.
+const DRAIN_LIMIT: u64 = 16 << 20;
+
+fn drain(stdin: impl Read, up_to: u64) {
+    let _ = std::io::copy(&mut stdin.take(up_to.min(DRAIN_LIMIT)), &mut std::io::sink());
 }
 
 #[derive(Debug, Clone)]

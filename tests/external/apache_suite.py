@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""End to end on Debian's Apache 2.4: the product installed exactly as docs/operator.md says,
+served by mod_cgi + prefork and by mod_cgid + event, used over HTTP on loopback.
+
+Usage: apache_suite.py RELEASE_DIR   (a directory with bin/, cgi-bin/, crontab.example, …:
+the unpacked release tarball, or a tree assembled from target/)
+Prints 'N passed, M failed'; exits 1 on any failure. Needs root (Apache runs as a test user).
+"""
+import base64
+import http.client
+from html import unescape as html_unescape
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import standardwebhooks
+import svix.webhooks
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RELEASE = os.path.abspath(sys.argv[1])
+USER = "qsmtest"
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, ok, detail=""):
+    results["passed" if ok else "failed"] += 1
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"  {detail}"), flush=True)
+    return ok
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def ensure_user():
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
+    return pwd.getpwnam(USER)
+
+
+class Receiver:
+    """Verifies every delivery with the standardwebhooks and svix libraries."""
+
+    def __init__(self):
+        self.deliveries = []
+        self.secret = None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = dict(self.headers.items())
+                verdicts = {}
+                for lib, verify in (("standardwebhooks", lambda: standardwebhooks.Webhook(outer.secret).verify(body, headers)),
+                                    ("svix", lambda: svix.webhooks.Webhook(outer.secret).verify(body, headers))):
+                    try:
+                        verify()
+                        verdicts[lib] = True
+                    except Exception:  # noqa: BLE001
+                        verdicts[lib] = False
+                outer.deliveries.append((json.loads(body), verdicts))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def install(home):
+    """Runs docs/operator.md's sh blocks, as written, for this home directory."""
+    guide = open(os.path.join(REPO, "docs/operator.md")).read()
+    script = "set -euo pipefail\n" + "".join(re.findall(r"```sh\n(.*?)```", guide, re.S))
+    tools = os.path.join(home, "tools")
+    os.makedirs(tools)
+    with open(os.path.join(tools, "crontab"), "w") as f:
+        f.write(f"#!/bin/sh\nif [ \"$1\" = -l ]; then cat {home}/crontab.txt 2>/dev/null || exit 1; else cat > {home}/crontab.txt; fi\n")
+    os.chmod(os.path.join(tools, "crontab"), 0o755)
+    shutil.copytree(RELEASE, os.path.join(home, "qsm-webhooks"))
+    env = {"HOME": home, "PATH": tools + ":" + os.environ["PATH"]}
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    if not check("install as docs/operator.md says", out.returncode == 0, out.stderr[-2000:]):
+        raise SystemExit(1)
+    token = re.search(r"token: (qsm_\S+)", out.stdout).group(1)
+    cron = open(os.path.join(home, "crontab.txt")).read()
+    cron_cmd = [l for l in cron.splitlines() if "dispatch" in l][0].split(" ", 5)[5]
+    return token, cron_cmd
+
+
+def apache_conf(home, port, module, mpm, pass_auth=True):
+    mods = "/usr/lib/apache2/modules"
+    cgi_dir = f"{home}/public_html/cgi-bin"
+    if not pass_auth:
+        path = f"{cgi_dir}/.htaccess"
+        text = open(path).read().replace("CGIPassAuth On", "# CGIPassAuth On (removed by the test)")
+        open(path, "w").write(text)
+    return f"""
+ServerRoot "{home}/apache"
+DefaultRuntimeDir "{home}/apache/run"
+PidFile "{home}/apache/run/httpd.pid"
+Mutex file:{home}/apache/run default
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+User {USER}
+Group {USER}
+ErrorLog "{home}/apache/error.log"
+LogLevel warn
+LoadModule mpm_{mpm}_module {mods}/mod_mpm_{mpm}.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule authz_user_module {mods}/mod_authz_user.so
+LoadModule authn_core_module {mods}/mod_authn_core.so
+LoadModule authn_file_module {mods}/mod_authn_file.so
+LoadModule auth_basic_module {mods}/mod_auth_basic.so
+LoadModule mime_module {mods}/mod_mime.so
+LoadModule {module}_module {mods}/mod_{module}.so
+{f'ScriptSock "{home}/apache/run/cgid.sock"' if module == "cgid" else ""}
+TypesConfig /dev/null
+DocumentRoot "{home}/public_html"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{home}/public_html">
+    AllowOverride All
+    Require all granted
+</Directory>
+# The pages sit behind the web server's own login (cPanel "directory privacy"); the API uses
+# Bearer tokens and the login links carry their own signature.
+<LocationMatch "^/cgi-bin/webhooks\\.cgi/(?!api/|login)">
+    AuthType Basic
+    AuthName "Webhooks"
+    AuthUserFile "{home}/.htpasswd"
+    Require valid-user
+</LocationMatch>
+"""
+
+
+class Apache:
+    def __init__(self, home, module, mpm, pass_auth=True):
+        self.port = free_port()
+        os.makedirs(f"{home}/apache/run", exist_ok=True)
+        subprocess.run(["chown", "-R", f"{USER}:{USER}", home], check=True)
+        conf = f"{home}/apache/httpd-{module}.conf"
+        open(conf, "w").write(apache_conf(home, self.port, module, mpm, pass_auth))
+        self.home = home
+        # Its own session: on shutdown Apache signals its whole process group.
+        self.proc = subprocess.Popen(["apache2", "-f", conf, "-DFOREGROUND"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("apache did not start: " + self.proc.stderr.read().decode()[-2000:])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def request(self, method, path, body=None, headers=None, chunked=False):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = dict(headers or {})
+        if chunked:
+            conn.putrequest(method, path)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            for i in range(0, len(body), 7):
+                piece = body[i:i + 7]
+                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            conn.send(b"0\r\n\r\n")
+        else:
+            conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read().decode("utf-8", "replace")
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def run_mode(module, mpm):
+    tag = f"[mod_{module} + {mpm}]"
+    home = tempfile.mkdtemp(prefix=f"qsm-apache-{module}-")
+    os.chmod(home, 0o755)
+    token, cron_cmd = install(home)
+    install_root = f"{home}/webhooks"
+    with open(f"{install_root}/.env", "a") as f:
+        f.write("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\n")
+    subprocess.run(["htpasswd", "-cbB", f"{home}/.htpasswd", "alice", "correct horse"], check=True, capture_output=True)
+    rx = Receiver()
+    apache = Apache(home, module, mpm)
+    base = "/cgi-bin/webhooks.cgi"
+    try:
+        # A user creates an endpoint through the pages.
+        alice = basic("alice", "correct horse")
+        status, headers, html = apache.request("GET", f"{base}/endpoints/new", headers=alice)
+        check(f"{tag} the new-endpoint page", status == 200 and 'name="csrf"' in html, f"{status} {html[:300]}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+        cookie = headers.get("Set-Cookie", "").split(";")[0]
+        form = urllib.parse.urlencode([("csrf", csrf), ("url", f"http://127.0.0.1:{rx.port}/hook"), ("description", "CRM"), ("event_types", "*"), ("active", "on")])
+        status, _, html = apache.request("POST", f"{base}/endpoints/new", body=form, headers={**alice, "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        secret = re.search(r"(whsec_[A-Za-z0-9+/=]+)", html_unescape(html))
+        check(f"{tag} endpoint created on the page, secret shown once", status == 200 and secret is not None, f"{status} {html[:500]}")
+        rx.secret = secret.group(1)
+
+        # The host application posts events through the API.
+        api = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        event = {"type": "email.forwarded", "user": "alice", "data": {"alias": "a@x.example", "message_id": "<1@x>", "destinations": ["b@y.example"], "size_bytes": 42}}
+        status, _, body = apache.request("POST", f"{base}/api/v1/events", body=json.dumps([event] * 3), headers=api)
+        check(f"{tag} a batch of events posted through the API (202)", status == 202 and json.loads(body)["deliveries"] == 3, f"{status} {body}")
+        status, _, body = apache.request("POST", f"{base}/api/v1/events", body=json.dumps(event).encode(), headers=api, chunked=True)
+        check(f"{tag} a chunked request body (no Content-Length) is read", status == 202, f"{status} {body}")
+        big = json.dumps([event] * 3000)
+        status, _, body = apache.request("POST", f"{base}/api/v1/events", body=big, headers=api)
+        check(f"{tag} a body over WEBHOOKS_MAX_BODY answers 413", status == 413 and "payload_too_large" in body, f"{status} {body[:200]}")
+
+        # The dispatcher runs the way cron would: the installed line, a few times.
+        for _ in range(3):
+            subprocess.run(["su", "-s", "/bin/sh", USER, "-c", cron_cmd], check=True, env={"PATH": "/usr/bin:/bin", "HOME": home})
+            if len(rx.deliveries) >= 4:
+                break
+            time.sleep(1)
+        check(f"{tag} every event delivered", len(rx.deliveries) == 4, str(len(rx.deliveries)))
+        check(f"{tag} every delivery verified by standardwebhooks and svix",
+              rx.deliveries and all(v["standardwebhooks"] and v["svix"] for _, v in rx.deliveries), str([v for _, v in rx.deliveries]))
+
+        # The deliveries appear in the log pages.
+        status, _, html = apache.request("GET", f"{base}/deliveries?status=succeeded", headers=alice)
+        check(f"{tag} the delivery log page lists them", status == 200 and html.count('class="status succeeded"') == 4, f"{status}")
+        dlv = re.search(r'/deliveries/(dlv_[0-9A-Z]+)"', html)
+        status, _, html = apache.request("GET", f"{base}/deliveries/{dlv.group(1)}", headers=alice)
+        check(f"{tag} a delivery's page shows its attempt", status == 200 and '<td data-label="Status">200</td>' in html, f"{status}")
+
+        status, _, _ = apache.request("GET", f"{base}/endpoints", headers=basic("alice", "wrong"))
+        check(f"{tag} a wrong password is refused by Apache (401)", status == 401)
+        status, _, _ = apache.request("GET", f"{base}/endpoints")
+        check(f"{tag} no password, no pages (401)", status == 401)
+        status, _, body = apache.request("GET", f"{base}/.htaccess")
+        status2, _, _ = apache.request("GET", f"/cgi-bin/.htaccess")
+        check(f"{tag} nothing in cgi-bin but the CGI is served", status2 in (403, 404), str(status2))
+    finally:
+        apache.stop()
+
+    # The same server without CGIPassAuth: the API says exactly what to add.
+    apache = Apache(home, module, mpm, pass_auth=False)
+    try:
+        status, _, body = apache.request("GET", f"{base}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"})
+        check(f"{tag} without CGIPassAuth the API answers 401 naming the fix",
+              status == 401 and "CGIPassAuth On" in body, f"{status} {body[:300]}")
+        out = subprocess.run([f"{install_root}/bin/webhooks", "doctor"], env={"WEBHOOKS_ENV": f"{install_root}/.env"}, capture_output=True, text=True)
+        check(f"{tag} webhooks doctor reports the missing CGIPassAuth", "CGIPassAuth On" in out.stdout, out.stdout)
+    finally:
+        apache.stop()
+        log = open(f"{home}/apache/error.log").read()
+        if results["failed"]:
+            print(log[-3000:])
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main():
+    ensure_user()
+    for module, mpm in (("cgi", "prefork"), ("cgid", "event")):
+        run_mode(module, mpm)
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    sys.exit(1 if results["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
