@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""The pages in a real browser: Debian's Chromium, headless, driven by chromedriver through
+Selenium (no browser is downloaded). The flows — create, edit, filter, test button, rotate a
+secret, retry a dead delivery — run twice: with JavaScript enabled and disabled. A screenshot of
+every page goes to SCREENSHOT_DIR (CI keeps it as an artifact).
+
+Usage: browser_suite.py BIN_DIR SCREENSHOT_DIR
+Prints 'N passed, M failed'; exits 1 on any failure.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+BIN = os.path.abspath(sys.argv[1])
+SHOTS = os.path.abspath(sys.argv[2])
+os.makedirs(SHOTS, exist_ok=True)
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, ok, detail=""):
+    results["passed" if ok else "failed"] += 1
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"  {detail}"), flush=True)
+    return ok
+
+
+class Receiver:
+    def __init__(self):
+        self.status = 200
+        self.count = 0
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.count += 1
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def browser(js):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+              "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--window-size=1100,1400", f"--user-data-dir={tempfile.mkdtemp()}"):
+        opts.add_argument(a)
+    if not js:
+        opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def run_flows(js):
+    tag = "[js on]" if js else "[js off]"
+    work = tempfile.mkdtemp(prefix="qsm-browser-")
+    env = {"PATH": os.environ["PATH"], "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.1/32", "WEBHOOKS_MAX_ATTEMPTS": "1"}
+    cli = lambda *a: subprocess.run([f"{BIN}/webhooks", *a], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    serve = subprocess.Popen([f"{BIN}/webhooks", "serve", "--addr", f"127.0.0.1:{port}", "--user", "alice", "--dispatch-every", "3600s"],
+                             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in serve.stdout:
+        if "development) at" in line:
+            break
+    threading.Thread(target=lambda: [None for _ in serve.stdout], daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    good, bad = Receiver(), Receiver()
+    bad.status = 500
+    d = browser(js)
+    n = [0]
+
+    def shot(name):
+        n[0] += 1
+        d.save_screenshot(os.path.join(SHOTS, f"{'js' if js else 'nojs'}-{n[0]:02d}-{name}.png"))
+
+    def page_has(text):
+        return text in d.page_source
+
+    try:
+        d.get("data:text/html,<noscript>scripts are off</noscript><script>document.write('scripts are on')</script>")
+        body = d.find_element(By.TAG_NAME, "body").text
+        check(f"{tag} the browser really runs with JavaScript {'enabled' if js else 'disabled'}",
+              body == ("scripts are on" if js else "scripts are off"), body)
+        d.get(base + "/")
+        shot("dashboard")
+        check(f"{tag} dashboard", page_has("<h1>Dashboard</h1>") and page_has("<svg class=\"chart\""))
+
+        # Create.
+        d.find_element(By.LINK_TEXT, "Endpoints").click()
+        shot("endpoints-empty")
+        d.find_element(By.LINK_TEXT, "New endpoint").click()
+        shot("endpoint-new")
+        d.find_element(By.ID, "url").send_keys("ftp://nope")
+        d.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        shot("endpoint-new-invalid")
+        check(f"{tag} a bad URL is explained beside the field", page_has('id="url-error"') and page_has("must start with https://"))
+        url = d.find_element(By.ID, "url")
+        url.clear()
+        url.send_keys(f"http://127.0.0.1:{good.port}/hook")
+        d.find_element(By.ID, "description").send_keys("CRM sync")
+        d.find_element(By.CSS_SELECTOR, "input[value='*']").click()  # untick "all"
+        d.find_element(By.CSS_SELECTOR, "input[value='email.received']").click()
+        d.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        shot("endpoint-created")
+        secret = d.find_element(By.CSS_SELECTOR, ".secret pre.copy").text
+        check(f"{tag} endpoint created, secret shown once", secret.startswith("whsec_"), secret)
+
+        # Edit.
+        desc = d.find_element(By.ID, "description")
+        desc.clear()
+        desc.send_keys("CRM sync (edited)")
+        d.find_element(By.XPATH, "//button[text()='Save']").click()
+        shot("endpoint-saved")
+        check(f"{tag} edit saved", page_has("Saved.") and page_has('value="CRM sync (edited)"'))
+
+        # Test button.
+        d.find_element(By.XPATH, "//button[text()='Send a test event']").click()
+        shot("endpoint-tested")
+        check(f"{tag} test button shows the result inline", page_has("Test delivery succeeded") and good.count == 1)
+
+        # Rotate.
+        Select(d.find_element(By.ID, "grace")).select_by_value("3600")
+        d.find_element(By.XPATH, "//button[text()='Rotate secret']").click()
+        shot("endpoint-rotated")
+        new_secret = d.find_element(By.CSS_SELECTOR, ".secret pre.copy").text
+        check(f"{tag} rotation shows the new secret and when the old stops",
+              new_secret.startswith("whsec_") and new_secret != secret and page_has("keeps signing until"))
+
+        # A failing endpoint whose delivery dies, then is retried from the page.
+        cli("endpoint", "add", "--user", "alice", "--url", f"http://127.0.0.1:{bad.port}/x", "--description", "flaky")
+        for i in range(3):
+            cli("emit", "--user", "alice", "--type", "email.received", "--data", json.dumps({"alias": "a@x", "message_id": f"<{i}>", "size_bytes": 1}))
+        cli("dispatch")
+        d.get(base + "/deliveries")
+        shot("deliveries")
+        Select(d.find_element(By.ID, "f-status")).select_by_value("dead")
+        d.find_element(By.XPATH, "//button[text()='Filter']").click()
+        shot("deliveries-dead")
+        rows = d.find_elements(By.CSS_SELECTOR, "table.list tbody tr")
+        check(f"{tag} filter by status", len(rows) == 3 and "status=dead" in d.current_url, f"{len(rows)} {d.current_url}")
+        rows[0].find_element(By.TAG_NAME, "a").click()
+        shot("delivery-dead")
+        d.find_element(By.XPATH, "//button[text()='Retry now']").click()
+        shot("delivery-retried")
+        check(f"{tag} retry a dead delivery", page_has("will be sent again"))
+        bad.status = 200
+        cli("dispatch")
+        d.refresh()
+        shot("delivery-succeeded")
+        check(f"{tag} the retried delivery succeeded", page_has('class="status succeeded"'))
+
+        # The rest of the pages, for the record.
+        for path, name in (("/endpoints", "endpoints"), ("/tokens", "tokens"), ("/docs/verify", "docs-verify"), ("/", "dashboard-after")):
+            d.get(base + path)
+            shot(name)
+        d.get(base + "/endpoints")
+        ep = re.search(r'/endpoints/(ep_[0-9A-Z]+)"', d.page_source).group(1)
+        d.get(f"{base}/endpoints/{ep}/delete")
+        shot("endpoint-delete-confirm")
+        d.find_element(By.XPATH, "//button[text()='Delete endpoint']").click()
+        shot("endpoint-deleted")
+        check(f"{tag} delete with confirmation", page_has("The endpoint was deleted."))
+    except Exception as e:  # noqa: BLE001
+        shot("failure")
+        check(f"{tag} flows ran to the end", False, repr(e))
+    finally:
+        d.quit()
+        serve.terminate()
+        serve.wait(timeout=10)
+
+
+def main():
+    run_flows(js=True)
+    run_flows(js=False)
+    print(f"screenshots in {SHOTS}: {len(os.listdir(SHOTS))}")
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    sys.exit(1 if results["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
