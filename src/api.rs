@@ -25,12 +25,7 @@ fn json_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     if ctx.req.body.is_empty() {
         return Ok(json!({}));
     }
-    let is_json = ctx
-        .req
-        .header("content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !ctx.req.is_json() {
         return Err(ApiError::unsupported_media_type());
     }
     serde_json::from_slice(&ctx.req.body)
@@ -146,11 +141,7 @@ pub fn in_tx<T>(ctx: &mut Ctx<'_>, f: impl FnOnce(&rusqlite::Connection) -> anyh
 
 pub fn post_events(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let req = ctx.req;
-    let is_json = req
-        .header("content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !req.is_json() {
         return Err(ApiError::unsupported_media_type());
     }
     let principal = match ctx.viewer() {
@@ -192,12 +183,8 @@ pub fn openapi(_: &mut Ctx<'_>) -> Result<Response, ApiError> {
 
 pub fn status(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let scope = ctx.viewer().scope().map(String::from);
-    let now = clock::now_ms();
-    let conn = ctx.db()?;
-    let counts = health::counts_24h(conn, scope.as_deref(), now).map_err(to_api)?;
-    let hourly = health::hourly_24h(conn, scope.as_deref(), now).map_err(to_api)?;
-    let queue = delivery::queue_status(conn).map_err(to_api)?;
-    Ok(Response::json(200, &json!({"deliveries_24h": counts, "hourly_24h": hourly, "dispatcher": queue})))
+    let overview = health::overview(ctx.db()?, scope.as_deref(), clock::now_ms()).map_err(to_api)?;
+    Ok(Response::json(200, &serde_json::to_value(overview).map_err(to_api)?))
 }
 
 pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {

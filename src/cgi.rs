@@ -36,13 +36,21 @@ impl Request {
         self.query_pairs().into_iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v)
     }
 
+    /// True when the body's media type, parameters aside (`application/json; charset=utf-8`),
+    /// is `media`.
+    fn body_is(&self, media: &str) -> bool {
+        self.header("content-type")
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.body_is("application/json")
+    }
+
     /// An `application/x-www-form-urlencoded` body.
     pub fn form(&self) -> Form {
-        let is_form = self
-            .header("content-type")
-            .and_then(|ct| ct.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-        let pairs = if is_form {
+        let pairs = if self.body_is("application/x-www-form-urlencoded") {
             url::form_urlencoded::parse(&self.body).into_owned().collect()
         } else {
             Vec::new()

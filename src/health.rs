@@ -118,3 +118,20 @@ pub fn hourly_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Vec
     }
     Ok(out)
 }
+
+/// The dashboard's figures for one user (or everyone): deliveries by status over 24 hours, the
+/// hourly attempt series, and the dispatcher's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub deliveries_24h: Counts,
+    pub hourly_24h: Vec<Hour>,
+    pub dispatcher: crate::delivery::QueueStatus,
+}
+
+pub fn overview(conn: &Connection, user: Option<&str>, now: i64) -> Result<Overview> {
+    Ok(Overview {
+        deliveries_24h: counts_24h(conn, user, now)?,
+        hourly_24h: hourly_24h(conn, user, now)?,
+        dispatcher: crate::delivery::queue_status(conn)?,
+    })
+}

@@ -82,11 +82,8 @@ struct Bar {
 
 pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let scope = ctx.viewer().scope().map(String::from);
-    let now = clock::now_ms();
-    let conn = ctx.db()?;
-    let counts = health::counts_24h(conn, scope.as_deref(), now).map_err(to_api)?;
-    let hours = health::hourly_24h(conn, scope.as_deref(), now).map_err(to_api)?;
-    let queue = delivery::queue_status(conn).map_err(to_api)?;
+    let health::Overview { deliveries_24h: counts, hourly_24h: hours, dispatcher: queue } =
+        health::overview(ctx.db()?, scope.as_deref(), clock::now_ms()).map_err(to_api)?;
     let (height, bar_width, step) = (100i64, 14i64, 20i64);
     let max = hours.iter().map(|h| h.succeeded + h.unsuccessful).max().unwrap_or(0).max(1);
     let bars: Vec<Bar> = hours
