@@ -11,10 +11,6 @@ use serde_json::Value;
 
 const RECEIVED: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
 
-fn status_of(env: &Env, delivery_id: &str) -> Value {
-    env.deliveries().into_iter().find(|d| d["id"] == delivery_id).unwrap()
-}
-
 fn only_delivery(env: &Env) -> Value {
     let all = env.deliveries();
     assert_eq!(all.len(), 1, "{all:?}");
