@@ -495,3 +495,19 @@ pub fn api(env: &Env, token: &str, method: &str, path_and_query: &str, body: Opt
     child.stdin.take().unwrap().write_all(&body).unwrap();
     CgiResponse::parse(&child.wait_with_output().unwrap())
 }
+
+/// Whether an outside program can be run. Outside CI a missing one skips the test that needs it
+/// (with a line saying what to install); under `CI=true` it fails the test, as CI must have it.
+pub fn have(program: &str, install_hint: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{program} is missing: CI must install it ({install_hint})");
+        eprintln!("skipping: {program} is not installed ({install_hint})");
+    }
+    found
+}
