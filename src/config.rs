@@ -132,10 +132,7 @@ impl Config {
             let p = PathBuf::from(v);
             if p.is_absolute() { p } else { root.join(p) }
         };
-        let secret_key = {
-            let (key, v) = get("WEBHOOKS_SECRET_KEY");
-            if v.is_empty() { None } else { Some(parse_secret_key(&v).map_err(|_| bad(key, "(hidden)"))?) }
-        };
+        let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
         let retry_schedule = {
             let (key, v) = get("WEBHOOKS_RETRY_SCHEDULE");
             let items: Result<Vec<_>> = v.split(',').map(|s| parse_duration(s.trim())).collect();
@@ -212,10 +209,7 @@ impl Config {
                 get("WEBHOOKS_TEST_TIMEOUT"),
                 Some((Duration::from_secs(1), Duration::from_secs(30))),
             )?,
-            previous_secret_key: {
-                let (key, v) = get("WEBHOOKS_PREVIOUS_SECRET_KEY");
-                if v.is_empty() { None } else { Some(parse_secret_key(&v).map_err(|_| bad(key, "(hidden)"))?) }
-            },
+            previous_secret_key: optional_secret(get("WEBHOOKS_PREVIOUS_SECRET_KEY"))?,
         })
     }
 
@@ -241,6 +235,14 @@ impl Config {
 
 fn bad(key: &Key, value: &str) -> anyhow::Error {
     anyhow!("{} has an invalid value {:?}: expected {}", key.name, value, key.form)
+}
+
+/// A master key, or none when empty; the value is never echoed in the error.
+fn optional_secret((key, v): (&'static Key, String)) -> Result<Option<[u8; 32]>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    parse_secret_key(&v).map(Some).map_err(|_| bad(key, "(hidden)"))
 }
 
 fn number((key, v): (&'static Key, String), min: u64, max: u64) -> Result<u64> {
