@@ -12,6 +12,11 @@ use crate::db;
 /// ignored: an observation must never break a request.
 pub fn observe(conn: &Connection, name: &str) {
     let now = clock::now_ms();
+    // Read first: an INSERT takes the write lock even when it changes nothing, and this runs on
+    // every API request.
+    if observed(conn, name).is_some_and(|at| at >= now - 60_000) {
+        return;
+    }
     let _ = conn.execute(
         "INSERT INTO observations (name, at) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET at = ?2 WHERE at < ?2 - 60000",

@@ -163,7 +163,9 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
         };
         return if is_api { Response::error(&e) } else { page_error(&e, req) };
     };
-    let (csrf_nonce, set_csrf_cookie) = auth::csrf_nonce(req);
+    // Only pages carry forms.
+    let (csrf_nonce, set_csrf_cookie) =
+        if route.kind == Kind::Page { auth::csrf_nonce(req) } else { (String::new(), false) };
     let mut ctx = Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, conn: None };
     let result = authorize(&mut ctx, route.kind).and_then(|()| (route.handler)(&mut ctx));
     let mut response = match (result, route.kind) {

@@ -137,12 +137,27 @@ impl Env {
     }
 
     pub fn cgi_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], content_length: bool) -> CgiResponse {
+        self.run_cgi(method, path, headers, &[], body, content_length)
+    }
+
+    /// Runs the CGI binary for one request: RFC 3875 variables, `headers` as `HTTP_*` (and
+    /// `CONTENT_TYPE`), `extra` variables as given, the body on stdin.
+    pub fn run_cgi(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        extra: &[(&str, &str)],
+        body: &[u8],
+        content_length: bool,
+    ) -> CgiResponse {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let mut c = self.command("webhooks-cgi");
         c.env("GATEWAY_INTERFACE", "CGI/1.1")
             .env("REQUEST_METHOD", method)
             .env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi")
             .env("PATH_INFO", path)
-            .env("QUERY_STRING", "")
+            .env("QUERY_STRING", query)
             .env("SERVER_PROTOCOL", "HTTP/1.1")
             .env("REMOTE_ADDR", "127.0.0.1");
         if content_length {
@@ -156,9 +171,13 @@ impl Env {
                 c.env(format!("HTTP_{name}"), v);
             }
         }
+        for (k, v) in extra {
+            c.env(k, v);
+        }
         let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let body = body.to_vec();
+        // The CGI may answer before reading everything: write from another thread.
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&body);
         });
@@ -404,32 +423,23 @@ impl<'a> Browser<'a> {
     }
 
     fn request(&mut self, method: &str, path_and_query: &str, body: &[u8], content_type: Option<&str>) -> CgiResponse {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        let mut c = self.env.command("webhooks-cgi");
-        c.env("GATEWAY_INTERFACE", "CGI/1.1")
-            .env("REQUEST_METHOD", method)
-            .env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi")
-            .env("PATH_INFO", path)
-            .env("QUERY_STRING", query)
-            .env("CONTENT_LENGTH", body.len().to_string())
-            .env("REMOTE_ADDR", "127.0.0.1");
+        let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let jar = jar.join("; ");
+        let mut headers = Vec::new();
         if let Some(ct) = content_type {
-            c.env("CONTENT_TYPE", ct);
+            headers.push(("Content-Type", ct));
         }
+        if !jar.is_empty() {
+            headers.push(("Cookie", jar.as_str()));
+        }
+        let mut extra = Vec::new();
         if let Some(u) = &self.remote_user {
-            c.env("REMOTE_USER", u);
+            extra.push(("REMOTE_USER", u.as_str()));
         }
         if self.https {
-            c.env("HTTPS", "on");
+            extra.push(("HTTPS", "on"));
         }
-        if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            c.env("HTTP_COOKIE", jar.join("; "));
-        }
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(body).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let r = CgiResponse::parse(&out);
+        let r = self.env.run_cgi(method, path_and_query, &headers, &extra, body, true);
         for (k, v) in &r.headers {
             if k.eq_ignore_ascii_case("set-cookie") {
                 let pair = v.split(';').next().unwrap();
@@ -474,26 +484,12 @@ fn hidden_csrf(html: &str) -> Option<String> {
 
 /// The API through the CGI with a Bearer token.
 pub fn api(env: &Env, token: &str, method: &str, path_and_query: &str, body: Option<&str>) -> CgiResponse {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let auth = format!("Bearer {token}");
     let mut headers = vec![("Authorization", auth.as_str())];
     if body.is_some() {
         headers.push(("Content-Type", "application/json"));
     }
-    let mut c = env.command("webhooks-cgi");
-    c.env("REQUEST_METHOD", method).env("PATH_INFO", path).env("QUERY_STRING", query).env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
-    let body = body.unwrap_or("").as_bytes().to_vec();
-    c.env("CONTENT_LENGTH", body.len().to_string());
-    for (k, v) in headers {
-        if k == "Content-Type" {
-            c.env("CONTENT_TYPE", v);
-        } else {
-            c.env(format!("HTTP_{}", k.to_ascii_uppercase()), v);
-        }
-    }
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&body).unwrap();
-    CgiResponse::parse(&child.wait_with_output().unwrap())
+    env.run_cgi(method, path_and_query, &headers, &[], body.unwrap_or("").as_bytes(), true)
 }
 
 /// Whether an outside program can be run. Outside CI a missing one skips the test that needs it
