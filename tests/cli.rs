@@ -218,7 +218,7 @@ fn verify_says_valid_or_exactly_why_not() {
     let got = rx.received().remove(0);
     let body_file = env.dir.path().join("body.json");
     std::fs::write(&body_file, &got.body).unwrap();
-    let headers: Vec<String> = got.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let headers: Vec<String> = got.headers.iter().filter(|(k, _)| !k.starts_with(':')).map(|(k, v)| format!("{k}: {v}")).collect();
     let verify = |secret: &str, body: &std::path::Path, extra: &[&str], only: &dyn Fn(&str) -> bool| {
         let mut args = vec!["verify".to_string(), "--secret".into(), secret.into(), "--body".into(), format!("@{}", body.display())];
         for h in headers.iter().filter(|h| only(h)) {

@@ -345,7 +345,8 @@ fn serve_conn(stream: TcpStream, log: &Mutex<Vec<Received>>, count: &AtomicUsize
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
-        let mut headers = Vec::new();
+        // The request line's path is recorded as the pseudo-header `:path`.
+        let mut headers = vec![(":path".to_string(), line.split(' ').nth(1).unwrap_or("").to_string())];
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
