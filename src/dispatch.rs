@@ -46,6 +46,9 @@ pub struct Summary {
     pub unsent: usize,
     pub failures: BTreeMap<String, usize>,
     pub budget_exhausted: bool,
+    /// Another process held the database's write lock past the busy timeout: what could not be
+    /// written was left for the next run (results not recorded are sent again: at least once).
+    pub busy: bool,
     pub purged: Purged,
 }
 
@@ -58,7 +61,7 @@ impl Summary {
             if failures.is_empty() { String::new() } else { format!(" [{}]", failures.join(" ")) },
             self.duration_ms, self.purged.payloads, self.purged.deliveries, self.purged.events,
             if self.budget_exhausted { "; time budget reached" } else { "" },
-        )
+        ) + if self.busy { "; database busy, work left for the next run" } else { "" }
     }
 }
 
@@ -95,7 +98,13 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
         started_at: clock::rfc3339(start_ms),
         ..Summary::default()
     };
-    conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![summary.run_id, start_ms])?;
+    let registered = conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![summary.run_id, start_ms]);
+    if unless_busy(registered.map_err(Into::into), &mut summary)?.is_none() {
+        // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up
+        // as a stale dispatcher on the dashboard and in `doctor`.
+        summary.duration_ms = started.elapsed().as_millis();
+        return Ok(summary);
+    }
 
     let sender = Sender::new(cfg);
     let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -164,14 +173,31 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
     })?;
 
     let now = clock::now_ms();
-    summary.purged = retention::purge(conn, cfg, now, 20)?;
+    if !summary.busy {
+        let purged = retention::purge(conn, cfg, now, 20);
+        summary.purged = unless_busy(purged, &mut summary)?.unwrap_or_default();
+    }
     db::checkpoint(conn)?;
     summary.duration_ms = started.elapsed().as_millis();
-    conn.execute(
+    let finished = conn.execute(
         "UPDATE runs SET finished_at = ?1, summary = ?2 WHERE id = ?3",
         params![clock::now_ms(), serde_json::to_string(&summary)?, summary.run_id],
-    )?;
+    );
+    unless_busy(finished.map_err(Into::into), &mut summary)?;
     Ok(summary)
+}
+
+/// A write that found the database busy past the timeout is skipped (`None`) and the run
+/// marked busy; any other error stands.
+fn unless_busy<T>(result: Result<T>, summary: &mut Summary) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if db::is_busy(&e) => {
+            summary.busy = true;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn worker(
@@ -266,6 +292,7 @@ impl Coordinator<'_> {
             batch.len(),
             last_err.expect("set on every failed try")
         );
+        summary.busy = true;
         Ok((Vec::new(), false))
     }
 

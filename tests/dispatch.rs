@@ -665,3 +665,25 @@ fn a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_request_timeout() {
     assert_eq!(s["failures"]["E_TIMEOUT"], 1, "{s}");
     assert_eq!(only_delivery(&env)["status"], "failed");
 }
+
+#[test]
+fn a_database_locked_past_the_busy_timeout_skips_the_run_and_loses_nothing() {
+    let env = Env::new();
+    let rx = Receiver::always(200);
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let blocker = env.db();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = env.run(&["dispatch", "--json"]);
+    assert!(out.status.success(), "a busy database is not a failed cron run: {}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["busy"], true, "{s}");
+    assert_eq!(s["sent"], 0);
+    assert_eq!(rx.len(), 0);
+    let text = env.run(&["dispatch"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("database busy, work left for the next run"));
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let s = env.dispatch();
+    assert_eq!((s["succeeded"].as_u64(), s["busy"].as_bool()), (Some(1), Some(false)), "{s}");
+    assert_eq!(rx.len(), 1);
+}
