@@ -4,7 +4,6 @@
 //! the previous keys keep signing until their `expires_at` (the grace period), so receivers that
 //! accept any listed signature never see a gap.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -81,17 +80,10 @@ pub fn check_url(raw: &str, policy: &Policy) -> Result<String, Invalid> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Invalid::new("url", "must not contain a user name or password; deliveries are authenticated by their signature"));
     }
-    let ip: Option<IpAddr> = match url.host() {
-        None => return Err(Invalid::new("url", "must name a host")),
-        Some(url::Host::Domain(d)) if d.is_empty() => return Err(Invalid::new("url", "must name a host")),
-        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
-            Some(IpAddr::from([127, 0, 0, 1]))
-        }
-        Some(url::Host::Domain(_)) => None,
-        Some(url::Host::Ipv4(v4)) => Some(v4.into()),
-        Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-    };
-    if let Some(ip) = ip {
+    if matches!(url.host(), None | Some(url::Host::Domain(""))) {
+        return Err(Invalid::new("url", "must name a host"));
+    }
+    if let Some(ip) = crate::network::literal_ip(&url) {
         if !policy.permits(ip) {
             return Err(Invalid::new(
                 "url",

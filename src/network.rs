@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ureq::http::Uri;
@@ -62,6 +62,36 @@ impl Policy {
         let ip = ip.to_canonical();
         is_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
     }
+
+    /// The permitted addresses among those a name resolved to, in their order; the connection
+    /// is only ever made to one of these. Refused when none is permitted (or there were none).
+    pub fn filter(&self, resolved: impl IntoIterator<Item = SocketAddr>) -> Result<Vec<SocketAddr>, Blocked> {
+        let (permitted, refused): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            resolved.into_iter().partition(|a| self.permits(a.ip()));
+        if permitted.is_empty() {
+            return Err(Blocked(refused.iter().map(SocketAddr::ip).collect()));
+        }
+        Ok(permitted)
+    }
+}
+
+const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
+
+/// `localhost` and `*.localhost`, which RFC 6761 reserves for loopback whatever DNS says.
+fn is_localhost_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+/// The address a URL's host spells out, if it does: an IP literal (which the URL parser has
+/// already normalised from decimal, octal or hex IPv4 forms), or loopback for `localhost` and
+/// `*.localhost` (RFC 6761). `None` for any other name: it must be resolved to be judged.
+pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Domain(d) => is_localhost_name(d).then(|| IpAddr::from(LOOPBACK)),
+        url::Host::Ipv4(v4) => Some(v4.into()),
+        url::Host::Ipv6(v6) => Some(v6.into()),
+    }
 }
 
 /// The resolver error when every address a name resolved to was refused.
@@ -111,6 +141,11 @@ impl Resolver for GuardedResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        // Loopback names are refused before any lookup: some resolvers answer them, some do not.
+        let loopback = IpAddr::from(LOOPBACK);
+        if uri.host().is_some_and(is_localhost_name) && !self.policy.permits(loopback) {
+            return Err(ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, Blocked(vec![loopback]))));
+        }
         let resolved = match self.inner.resolve(uri, config, timeout) {
             Ok(r) => r,
             Err(ureq::Error::Timeout(t)) => return Err(ureq::Error::Timeout(t)),
@@ -121,20 +156,13 @@ impl Resolver for GuardedResolver {
                 )))
             }
         };
+        let permitted = self
+            .policy
+            .filter(resolved.iter().copied())
+            .map_err(|b| ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, b)))?;
         let mut out = self.empty();
-        let mut refused = Vec::new();
-        for addr in resolved.iter() {
-            if self.policy.permits(addr.ip()) {
-                out.push(*addr);
-            } else {
-                refused.push(addr.ip());
-            }
-        }
-        if out.is_empty() {
-            return Err(ureq::Error::Io(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                Blocked(refused),
-            )));
+        for addr in permitted {
+            out.push(addr);
         }
         Ok(out)
     }

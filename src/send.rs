@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::network::{Blocked, DnsFailure, GuardedResolver, Policy};
+use crate::network::{self, Blocked, DnsFailure, GuardedResolver, Policy};
 use crate::retry;
 
 /// Bytes of the response kept in the delivery log.
@@ -37,7 +37,7 @@ pub mod code {
         (CONNECT, "the connection was refused, reset or could not be made"),
         (DNS, "the endpoint's host name did not resolve"),
         (TLS, "the TLS handshake failed (certificate invalid, expired or for another name)"),
-        (BLOCKED_ADDRESS, "the host resolved only to non-public addresses, which deliveries may not reach"),
+        (BLOCKED_ADDRESS, "the host resolved only to non-public addresses, which deliveries may not reach (or the receiver redirected to one)"),
         (HTTP_STATUS, "the receiver answered with a status other than 2xx"),
         (REDIRECT, "the receiver answered with a redirect (3xx); redirects are never followed"),
         (GONE, "the receiver answered 410 Gone, so the endpoint was disabled"),
@@ -75,6 +75,7 @@ impl Outcome {
 #[derive(Clone)]
 pub struct Sender {
     agent: ureq::Agent,
+    policy: Arc<Policy>,
     log_bodies: bool,
 }
 
@@ -98,8 +99,8 @@ impl Sender {
             .build();
         let policy = Arc::new(Policy { allowed: cfg.allowed_networks.clone() });
         let connector = ureq::unversioned::transport::DefaultConnector::default();
-        let agent = ureq::Agent::with_parts(config, connector, GuardedResolver::new(policy));
-        Sender { agent, log_bodies: cfg.log_bodies }
+        let agent = ureq::Agent::with_parts(config, connector, GuardedResolver::new(policy.clone()));
+        Sender { agent, policy, log_bodies: cfg.log_bodies }
     }
 
     /// POSTs `body` with `headers` to `url`; never follows redirects, never panics.
@@ -147,8 +148,21 @@ impl Sender {
             200..=299 => {}
             300..=399 => {
                 let loc = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
-                out.error_code = Some(code::REDIRECT);
-                out.error = Some(format!("redirect {status} to {loc:?} not followed"));
+                // Never followed either way; a redirect aimed at a private address is named for
+                // what it is (a receiver probing for SSRF, or a misconfigured proxy).
+                let target = url::Url::parse(url).and_then(|base| base.join(loc)).ok();
+                match target.as_ref().and_then(network::literal_ip).filter(|ip| !self.policy.permits(*ip)) {
+                    Some(ip) => {
+                        out.error_code = Some(code::BLOCKED_ADDRESS);
+                        out.error = Some(format!(
+                            "redirect {status} to {loc:?} refused: {ip} is not a public address (redirects are never followed)"
+                        ));
+                    }
+                    None => {
+                        out.error_code = Some(code::REDIRECT);
+                        out.error = Some(format!("redirect {status} to {loc:?} not followed"));
+                    }
+                }
             }
             410 => {
                 out.error_code = Some(code::GONE);
