@@ -54,7 +54,7 @@ impl<'a> Fields422<'a> {
 
     fn string(&mut self, name: &str) -> Option<String> {
         match self.body.get(name) {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(v) => {
                 self.problems.push(json!({"path": format!("$.{name}"), "message": format!("must be a string, not {}", schema::type_name(v))}));
@@ -65,7 +65,7 @@ impl<'a> Fields422<'a> {
 
     fn strings(&mut self, name: &str) -> Option<Vec<String>> {
         match self.body.get(name) {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
                 Some(a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             }
@@ -78,7 +78,7 @@ impl<'a> Fields422<'a> {
 
     fn boolean(&mut self, name: &str) -> Option<bool> {
         match self.body.get(name) {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(v) => {
                 self.problems.push(json!({"path": format!("$.{name}"), "message": format!("must be true or false, not {}", schema::type_name(v))}));
@@ -89,7 +89,7 @@ impl<'a> Fields422<'a> {
 
     fn uint(&mut self, name: &str) -> Option<u64> {
         match self.body.get(name) {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {

@@ -191,3 +191,19 @@ fn events_answer_matches_the_document() {
     let bad = env.post_events(&app, r#"{"type":"nope"}"#, &[]);
     conforms(&bad, "Error");
 }
+
+#[test]
+fn null_is_not_a_value_for_optional_fields() {
+    let (env, alice, _) = setup();
+    for (path, body, field) in [
+        ("/api/v1/tokens", r#"{"label":null}"#, "$.label"),
+        ("/api/v1/endpoints", r#"{"url":"https://example.com/h","description":null}"#, "$.description"),
+        ("/api/v1/endpoints", r#"{"url":"https://example.com/h","event_types":null}"#, "$.event_types"),
+    ] {
+        let r = api(&env, &alice, "POST", path, Some(body));
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        assert_eq!(r.json()["error"]["details"][0]["path"], field, "{body}");
+    }
+    assert_eq!(env.count("endpoints"), 0);
+}
+

@@ -177,3 +177,29 @@ fn the_catalog_examples_in_the_docs_are_valid() {
     all.sort();
     assert_eq!(checked, all, "one example per type");
 }
+
+/// The OpenAPI document states each type's `data` schema for `POST /api/v1/events`: it must be
+/// exactly the one intake enforces (schemathesis generates requests from it in CI).
+#[test]
+fn the_openapi_event_intake_carries_each_types_data_schema() {
+    let doc: Value = serde_json::from_str(webhooks::api::OPENAPI).unwrap();
+    let variants = doc["components"]["schemas"]["EventIntake"]["oneOf"].as_array().unwrap();
+    let intake_types: Vec<&str> = schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
+    assert_eq!(variants.len(), intake_types.len());
+    for name in intake_types {
+        let v = variants.iter().find(|v| v["properties"]["type"]["const"] == name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(&v["properties"]["data"], schema::find(name).unwrap().data_schema(), "{name}: data schema differs");
+        assert_eq!(v["additionalProperties"], false);
+    }
+    assert_eq!(&doc["components"]["schemas"]["Actor"], schema::actor_schema());
+    // And the document's examples: every catalog example, as an intake, validates against it.
+    let mut doc_with_ref = doc.clone();
+    doc_with_ref["$ref"] = json!("#/components/schemas/EventIntake");
+    let compiled = independent(&doc_with_ref);
+    for t in schema::catalog().iter().filter(|t| t.name != "webhook.test") {
+        for example in t.schema["examples"].as_array().unwrap() {
+            let intake = intake_of(example);
+            assert!(compiled.is_valid(&intake), "{}: {intake}", t.name);
+        }
+    }
+}
