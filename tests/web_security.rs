@@ -194,3 +194,121 @@ fn hostile_text_in_every_user_controlled_field_is_escaped_on_every_page() {
     }
     assert!(pages[1].text().contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;") || pages[1].text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the description is shown, escaped");
 }
+
+/// Secrets — endpoint signing secrets (as text and as raw key bytes), API tokens and the master
+/// key — appear only where they are meant to be shown once, never in the database files, the
+/// logs (dispatcher and CGI output) or any page, API answer or error page afterwards.
+#[test]
+fn secrets_are_never_stored_or_logged_in_plaintext() {
+    use base64::Engine;
+    let mut env = Env::new();
+    env.set("WEBHOOKS_LOG_BODIES", "true");
+    env.init();
+    let rx = Receiver::always(200);
+    let (ep1, s1) = env.endpoint("alice", &rx.url("/a"), "");
+    let s2 = env.json(&["endpoint", "rotate-secret", &ep1])["secret"].as_str().unwrap().to_string();
+    let app = env.app_token();
+    let alice = env.user_token("alice");
+    let created = api(&env, &app, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"user":"alice","url":"{}"}}"#, rx.url("/b"))));
+    let s3 = created.json()["secret"].as_str().unwrap().to_string();
+    let ep2 = created.json()["id"].as_str().unwrap().to_string();
+
+    // Everything that happens afterwards is recorded as "logs and pages".
+    let mut seen = String::new();
+    let mut record = |what: &str, text: String| {
+        seen.push_str(&format!("\n--- {what}\n{text}"));
+    };
+    for _ in 0..3 {
+        env.emit("alice", "email.received", EVENT);
+    }
+    let out = env.run(&["dispatch", "--json"]);
+    record("dispatch", format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let out = env.run(&["deliveries", "--json"]);
+    record("deliveries", String::from_utf8_lossy(&out.stdout).into_owned());
+    for path in ["/api/v1/endpoints", &format!("/api/v1/endpoints/{ep1}"), &format!("/api/v1/endpoints/{ep2}"), "/api/v1/deliveries", "/api/v1/tokens", "/api/v1/status"] {
+        let r = api(&env, &alice, "GET", path, None);
+        record(path, format!("{}{}", r.text(), r.stderr));
+    }
+    let r = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{ep1}/test"), Some("{}"));
+    record("api test", format!("{}{}", r.text(), r.stderr));
+    let mut b = Browser::new(&env, Some("alice"));
+    for path in ["/", "/endpoints", &format!("/endpoints/{ep1}"), &format!("/endpoints/{ep2}"), "/deliveries", "/tokens", "/docs/verify"] {
+        let r = b.get(path);
+        record(path, format!("{}{}", r.text(), r.stderr));
+    }
+    let r = b.post(&format!("/endpoints/{ep1}/test"), &[]);
+    record("page test", format!("{}{}", r.text(), r.stderr));
+    for (path, status) in [("/nope", 404), ("/api/v1/nope", 404)] {
+        let r = b.get(path);
+        assert_eq!(r.status, status);
+        record(path, format!("{}{}", r.text(), r.stderr));
+    }
+    // Error pages and logs of a broken installation (a bad key value, a wrong master key).
+    let good_key = env.vars["WEBHOOKS_SECRET_KEY"].clone();
+    env.set("WEBHOOKS_MAX_BODY", "lots");
+    let r = api(&env, &alice, "GET", "/api/v1/endpoints", None);
+    record("misconfigured", format!("{}{}", r.text(), r.stderr));
+    env.set("WEBHOOKS_MAX_BODY", "256KiB");
+    env.set("WEBHOOKS_SECRET_KEY", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=");
+    let r = Browser::new(&env, Some("alice")).post(&format!("/endpoints/{ep1}/test"), &[]);
+    record("wrong master key page", format!("{}{}", r.text(), r.stderr));
+    let out = env.run(&["dispatch"]);
+    record("wrong master key dispatch", format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    env.set("WEBHOOKS_SECRET_KEY", &good_key);
+    assert!(rx.len() >= 3, "the deliveries were signed and sent");
+
+    // What must not appear, as text and as raw bytes.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for s in [&s1, &s2, &s3] {
+        let body = s.strip_prefix("whsec_").unwrap();
+        needles.push((format!("secret {s}"), body.as_bytes().to_vec()));
+        needles.push((format!("raw key of {s}"), b64.decode(body).unwrap()));
+    }
+    for t in [&app, &alice] {
+        needles.push((format!("token {t}"), t.as_bytes().to_vec()));
+    }
+    needles.push(("master key".into(), good_key.as_bytes().to_vec()));
+    needles.push(("raw master key".into(), b64.decode(&good_key).unwrap()));
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(&created.body, &needles[4].1), "the scan finds a secret where it is shown (once, at creation)");
+    for (what, needle) in &needles {
+        assert!(!contains(seen.as_bytes(), needle), "{what} appears in logs or pages:\n{seen}");
+    }
+    // The database and its WAL, as files on disk (read while nothing holds them open).
+    let mut files = 0;
+    for entry in std::fs::read_dir(env.db_path().parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        files += 1;
+        for (what, needle) in &needles {
+            assert!(!contains(&bytes, needle), "{what} stored in plaintext in {}", path.display());
+        }
+    }
+    assert!(files >= 1);
+    // Tokens are kept as SHA-256 hashes.
+    let hashes: Vec<String> = env.db().prepare("SELECT hash FROM tokens").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(hashes.contains(&webhooks::token::hash(&app)) && hashes.contains(&webhooks::token::hash(&alice)));
+}
+
+#[test]
+fn caps_on_endpoints_per_user_hold_on_every_route() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_MAX_ENDPOINTS_PER_USER", "2");
+    env.init();
+    let alice = env.user_token("alice");
+    for i in 0..2 {
+        let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"url":"https://example.com/{i}"}}"#)));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/3"}"#));
+    assert_eq!((r.status, r.error_code().as_str()), (409, "endpoint_limit"), "{}", r.text());
+    assert!(r.text().contains("WEBHOOKS_MAX_ENDPOINTS_PER_USER"));
+    let out = env.run(&["endpoint", "add", "--user", "alice", "--url", "https://example.com/4"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the most allowed"));
+    assert_eq!(env.count("endpoints"), 2);
+    // Another user has their own allowance.
+    let bob = env.user_token("bob");
+    assert_eq!(api(&env, &bob, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/b"}"#)).status, 201);
+}
