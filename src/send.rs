@@ -41,7 +41,7 @@ pub mod code {
         (HTTP_STATUS, "the receiver answered with a status other than 2xx"),
         (REDIRECT, "the receiver answered with a redirect (3xx); redirects are never followed"),
         (GONE, "the receiver answered 410 Gone, so the endpoint was disabled"),
-        (PROTOCOL, "the receiver's answer was not valid HTTP/1.1"),
+        (PROTOCOL, "the receiver's answer was not valid HTTP/1.1 (or its headers ran past 64 KiB)"),
         (INVALID_URL, "the endpoint URL cannot be requested"),
         (ENDPOINT_DISABLED, "the endpoint was disabled before this delivery was sent"),
         (PAYLOAD_EXPIRED, "the event body was purged after WEBHOOKS_PAYLOAD_RETENTION"),
@@ -212,6 +212,8 @@ fn classify(e: ureq::Error) -> Outcome {
         }
         E::Tls(_) | E::Rustls(_) | E::Pem(_) => (code::TLS, e.to_string()),
         E::Protocol(_) => (code::PROTOCOL, e.to_string()),
+        // The answer's head grew past ureq's cap (64 KiB): not HTTP we will read.
+        E::LargeResponseHeader(..) => (code::PROTOCOL, e.to_string()),
         E::BadUri(_) | E::Http(_) => (code::INVALID_URL, e.to_string()),
         E::ConnectionFailed => (code::CONNECT, e.to_string()),
         _ => (code::CONNECT, e.to_string()),
