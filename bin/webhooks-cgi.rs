@@ -1,5 +1,9 @@
 //! `webhooks-cgi`, deployed as `cgi-bin/webhooks.cgi`: one HTTP request per process (RFC 3875).
 
 fn main() {
+    // Started by itself after an intake when WEBHOOKS_DISPATCH_ON_INTAKE is on.
+    if std::env::args().nth(1).as_deref() == Some(webhooks::dispatch::ON_INTAKE_ARG) {
+        std::process::exit(webhooks::dispatch::on_intake_main());
+    }
     std::process::exit(webhooks::cgi::main());
 }

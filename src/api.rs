@@ -166,6 +166,12 @@ pub fn post_events(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     if !body.is_array() {
         out["id"] = json!(recorded[0].id);
     }
+    if cfg.dispatch_on_intake && recorded.iter().any(|r| !r.duplicate && r.deliveries > 0) {
+        // Never fails the intake: the events are stored and cron delivers them anyway.
+        if let Err(e) = crate::dispatch::start_detached() {
+            eprintln!("webhooks-cgi: could not start a dispatcher run after intake: {e:#}");
+        }
+    }
     Ok(Response::json(202, &out))
 }
 

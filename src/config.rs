@@ -42,6 +42,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_HEADER_PREFIX", default: "X-QSM", form: "letters, digits and dashes, such as X-QSM" },
     Key { name: "WEBHOOKS_MAX_BODY", default: "256KiB", form: "a size such as 256KiB, 1MiB or 65536" },
     Key { name: "WEBHOOKS_LOG_BODIES", default: "false", form: "true or false" },
+    Key { name: "WEBHOOKS_DISPATCH_ON_INTAKE", default: "false", form: "true or false" },
     Key { name: "WEBHOOKS_ROTATION_GRACE", default: "24h", form: "a duration such as 24h" },
     Key { name: "WEBHOOKS_MAX_EVENTS_PER_REQUEST", default: "1000", form: "a whole number from 1 to 10000" },
     Key { name: "WEBHOOKS_MAX_ENDPOINTS_PER_USER", default: "20", form: "a whole number from 1 to 1000" },
@@ -75,6 +76,8 @@ pub struct Config {
     pub header_prefix: String,
     pub max_body: u64,
     pub log_bodies: bool,
+    /// After an intake that created deliveries, start one detached, lock-guarded dispatcher run.
+    pub dispatch_on_intake: bool,
     pub rotation_grace: Duration,
     pub max_events_per_request: usize,
     pub max_endpoints_per_user: usize,
@@ -182,6 +185,10 @@ impl Config {
             },
             log_bodies: {
                 let (key, v) = get("WEBHOOKS_LOG_BODIES");
+                parse_bool(&v).ok_or_else(|| bad(key, &v))?
+            },
+            dispatch_on_intake: {
+                let (key, v) = get("WEBHOOKS_DISPATCH_ON_INTAKE");
                 parse_bool(&v).ok_or_else(|| bad(key, &v))?
             },
             rotation_grace: duration(get("WEBHOOKS_ROTATION_GRACE"), None)?,

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -79,6 +79,69 @@ struct Job {
 enum Done {
     Sent { job: Job, outcome: Outcome, started_at: i64 },
     Released(Job),
+}
+
+/// The argument with which `webhooks-cgi` runs as the after-intake dispatcher.
+pub const ON_INTAKE_ARG: &str = "--dispatch-on-intake";
+
+/// Starts this program again as a detached dispatcher (`WEBHOOKS_DISPATCH_ON_INTAKE`): its own
+/// process group, no standard streams (the web server waits for the CGI's output to close, not
+/// for this), not waited for.
+pub fn start_detached() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    std::process::Command::new(exe)
+        .arg(ON_INTAKE_ARG)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("cannot start the dispatcher")?;
+    Ok(())
+}
+
+/// The after-intake dispatcher: at most one at a time per installation (an exclusive lock on
+/// `dispatch-on-intake.lock` beside the database; a second one exits at once). It runs until
+/// nothing it can send is due — checked after the lock is released, so that an event that
+/// arrived while a second start was turned away is not left for cron — at most a few runs.
+pub fn on_intake_main() -> i32 {
+    let result = (|| -> Result<()> {
+        let cfg = Config::load()?;
+        let lock_path = cfg.database.with_file_name("dispatch-on-intake.lock");
+        for _ in 0..5 {
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+            let summary = run(&cfg)?;
+            drop(lock);
+            let conn = db::open(&cfg.database)?;
+            let due = conn
+                .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+                .query_row([clock::now_ms()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !due || summary.sent == 0 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("webhooks dispatch (on intake): {e:#}");
+            1
+        }
+    }
 }
 
 /// Runs one dispatch over the configured database.

@@ -687,3 +687,62 @@ fn a_database_locked_past_the_busy_timeout_skips_the_run_and_loses_nothing() {
     assert_eq!((s["succeeded"].as_u64(), s["busy"].as_bool()), (Some(1), Some(false)), "{s}");
     assert_eq!(rx.len(), 1);
 }
+
+#[test]
+fn dispatch_on_intake_delivers_within_a_second_without_holding_the_request() {
+    let mut env = Env::new();
+    // Off by default: nothing leaves before a dispatcher run.
+    let rx = Receiver::start(|_, _| {
+        std::thread::sleep(Duration::from_millis(1500)); // a slow receiver
+        Reply::Status(200)
+    });
+    env.endpoint("alice", &rx.url("/"), "");
+    let token = env.app_token();
+    let event = r#"{"type":"email.received","user":"alice","data":{"alias":"a@x","message_id":"<1@x>","size_bytes":1}}"#;
+    assert_eq!(env.post_events(&token, event, &[]).status, 202);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(rx.len(), 0, "off by default");
+    env.dispatch();
+    assert_eq!(rx.len(), 1);
+
+    env.set("WEBHOOKS_DISPATCH_ON_INTAKE", "true");
+    let started = Instant::now();
+    let r = env.post_events(&token, event, &[]);
+    let answered = started.elapsed();
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(answered < Duration::from_millis(1000), "the intake did not wait for the delivery: {answered:?}");
+    assert!(common::wait_until(Duration::from_secs(5), || rx.len() == 2), "delivered without cron");
+    let arrived = rx.received()[1].at.duration_since(started);
+    assert!(arrived < Duration::from_secs(2), "{arrived:?}");
+
+    // A burst of intakes: every event delivered exactly once, by at most one background run at a
+    // time (the lock), with no cron run at all.
+    let env = Arc::new(env);
+    let posters: Vec<_> = (0..8)
+        .map(|i| {
+            let (env, token) = (env.clone(), token.clone());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"type":"email.received","user":"alice","data":{{"alias":"a@x","message_id":"<b{i}@x>","size_bytes":1}}}}"#);
+                assert_eq!(env.post_events(&token, &body, &[]).status, 202);
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    assert!(common::wait_until(Duration::from_secs(20), || rx.len() == 10), "{} of 10 delivered", rx.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ids: Vec<String> = rx.received().iter().map(|r| r.header("X-QSM-Id").unwrap().to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "each event once");
+    let overlapping: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM runs a JOIN runs b ON a.id < b.id AND a.started_at < b.finished_at AND b.started_at < a.finished_at",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(overlapping, 0, "background runs never overlapped");
+}
