@@ -1,87 +1,187 @@
-//! Engine benchmarks: every figure beside a baseline measured in the same run, as a ratio,
-//! because these machines are shared and noisy.
+//! Benchmarks: every figure beside a baseline measured in the same run (a ratio), because these
+//! machines are shared and noisy. Prints one table and, when every part runs, writes it to
+//! `docs/benchmarks.md` with the machine and the command.
 //!
-//!     cargo bench --bench engine            # prints the table
-//!     BENCH_DELIVERIES=20000 cargo bench --bench engine
+//!     cargo bench --bench engine                 # everything (about 10 minutes)
+//!     BENCH_ONLY=cgi cargo bench --bench engine  # one part: cgi, intake, dispatch, scale,
+//!                                                # fairness, latency
 //!
-//! 1. one-event CGI intake (process start to exit) vs a trivial Rust CGI binary;
-//! 2. a 1,000-event batch intake through the CGI vs raw SQLite inserts of the same rows;
-//! 3. `webhooks dispatch` draining a backlog to a fast loopback receiver (a separate process)
-//!    at default concurrency vs a plain ureq client posting the same signed bodies with the same
-//!    number of threads.
+//! Knobs: BENCH_DELIVERIES (20000), BENCH_SCALE (1000000).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const EVENT: &str = r#"{"type":"email.forwarded","user":"alice","data":{"alias":"hello@alice.example","message_id":"<CAF1234@mail.example.net>","destinations":["alice@example.org"],"size_bytes":48213}}"#;
 
+/// One line of the table.
+struct Row {
+    section: &'static str,
+    measure: String,
+    ours: f64,
+    base: Option<f64>,
+    baseline: String,
+    target: String,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Table {
+    fn add(&mut self, section: &'static str, measure: impl Into<String>, ours: f64, base: Option<f64>, baseline: impl Into<String>, target: impl Into<String>) {
+        let r = Row { section, measure: measure.into(), ours, base, baseline: baseline.into(), target: target.into() };
+        let ratio = r.base.map(|b| format!("{:.2}", r.ours / b)).unwrap_or_else(|| "-".into());
+        let base = r.base.map(|b| fmt(b)).unwrap_or_else(|| "-".into());
+        println!("{:<62} {:>12} {:>12} {:>7}  {} {}", r.measure, fmt(r.ours), base, ratio, r.baseline, r.target);
+        self.rows.push(r);
+    }
+
+    fn note(&mut self, text: impl Into<String>) {
+        let t = text.into();
+        println!("  note: {t}");
+        self.notes.push(t);
+    }
+
+    fn markdown(&self, command: &str, took: Duration) -> String {
+        let mut out = String::from("# Benchmarks\n\nEvery figure stands beside a baseline measured in the same run; the ratio is product ÷ baseline.\n");
+        out.push_str(&format!(
+            "\n- Machine: {} cores, {}; {}\n- Run: {} (took {:.0} s), release build\n- Reproduce: `{command}`\n",
+            cores(),
+            machine(),
+            kernel(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            took.as_secs_f64()
+        ));
+        let mut section = "";
+        for r in &self.rows {
+            if r.section != section {
+                section = r.section;
+                out.push_str(&format!("\n## {section}\n\n| measure | product | baseline | ratio | baseline is | target |\n|---|---:|---:|---:|---|---|\n"));
+            }
+            let ratio = r.base.map(|b| format!("{:.2}", r.ours / b)).unwrap_or_else(|| "-".into());
+            let base = r.base.map(|b| fmt(b)).unwrap_or_else(|| "-".into());
+            out.push_str(&format!("| {} | {} | {} | {} | {} | {} |\n", r.measure, fmt(r.ours), base, ratio, r.baseline, r.target));
+        }
+        if !self.notes.is_empty() {
+            out.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                out.push_str(&format!("- {n}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn main() {
     if let Ok(port) = std::env::var("QSM_BENCH_RECEIVER") {
         return receiver(port.parse().unwrap());
     }
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
+    if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists; nothing to list.
     }
-    let deliveries: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let webhooks = PathBuf::from(env!("CARGO_BIN_EXE_webhooks"));
-    let cgi = PathBuf::from(env!("CARGO_BIN_EXE_webhooks-cgi"));
+    let started = Instant::now();
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    let bins = Bins {
+        webhooks: PathBuf::from(env!("CARGO_BIN_EXE_webhooks")),
+        cgi: PathBuf::from(env!("CARGO_BIN_EXE_webhooks-cgi")),
+    };
     let work = tempfile::tempdir().unwrap();
     let trivial = build_trivial_cgi(work.path());
-    println!("QSM Webhooks engine benchmarks — {} cores, {}", cores(), machine());
-    println!("{:<58} {:>14} {:>14} {:>8}", "measure", "product", "baseline", "ratio");
-
-    // BENCH_ONLY=cgi|dispatch runs one part.
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-
-    // 1. One-event CGI intake.
-    if only != "dispatch" {
-        cgi_benchmarks(&webhooks, &cgi, &trivial, work.path());
+    println!("QSM Webhooks benchmarks — {} cores, {}", cores(), machine());
+    println!("{:<62} {:>12} {:>12} {:>7}", "measure", "product", "baseline", "ratio");
+    let mut t = Table::default();
+    if run("cgi") {
+        cgi_cost(&mut t, &bins, &trivial);
     }
-    if only == "cgi" {
-        return;
+    if run("intake") {
+        intake_throughput(&mut t, &bins, work.path());
     }
-    if only != "dispatch" {
-        page_benchmarks(&webhooks, &cgi, &trivial);
+    if run("dispatch") {
+        dispatcher_throughput(&mut t, &bins);
     }
-    if only == "pages" {
-        return;
+    if run("scale") {
+        scale(&mut t, &bins);
     }
-    dispatch_benchmark(&webhooks, &cgi, deliveries);
+    if run("fairness") {
+        fairness(&mut t, &bins);
+    }
+    if run("latency") {
+        latency(&mut t, &bins);
+    }
+    if only.is_empty() {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+        std::fs::write(&doc, t.markdown("cargo bench --bench engine", started.elapsed())).unwrap();
+        println!("wrote {}", doc.display());
+    }
 }
 
-/// The endpoints page with 50 endpoints and the delivery log with 100,000 deliveries.
-fn page_benchmarks(webhooks: &Path, cgi: &Path, trivial: &Path) {
-    let install = Install::new(webhooks);
+struct Bins {
+    webhooks: PathBuf,
+    cgi: PathBuf,
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. CGI cost
+
+fn cgi_cost(t: &mut Table, bins: &Bins, trivial: &Path) {
+    let s = "CGI cost: process start to exit";
+    let install = Install::new(&bins.webhooks, "");
     for i in 0..50 {
         install.run(&["endpoint", "add", "--user", "alice", "--url", &format!("https://example.com/hook/{i}")]);
     }
     let token = install.token();
-    let batch = format!("[{}]", vec![EVENT; 1000].join(","));
-    for _ in 0..2 {
-        cgi_request(cgi, &install, &token, batch.as_bytes());
+    let (mut ours, mut base, mut rss, mut base_rss) = (Vec::new(), Vec::new(), 0, 0);
+    for _ in 0..200 {
+        let (o, r) = cgi_request(&bins.cgi, &install, &token, EVENT.as_bytes());
+        ours.push(o);
+        rss = rss.max(r);
+        let (b, r) = cgi_request(trivial, &install, &token, EVENT.as_bytes());
+        base.push(b);
+        base_rss = base_rss.max(r);
     }
-    let count: i64 = rusqlite::Connection::open(install.dir.path().join("var/webhooks.db"))
-        .unwrap()
-        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 100_000);
-    for (name, path) in [("endpoints page, 50 endpoints", "/endpoints"), ("delivery log page, 100,000 deliveries", "/deliveries")] {
-        let (mut ours, mut base, mut rss) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..30 {
-            let (t, r) = page_request(cgi, &install, path);
-            ours.push(t);
+    t.add(s, "one-event intake, median wall (ms)", median(&mut ours) * 1e3, Some(median(&mut base) * 1e3), "trivial Rust CGI", "≤ 2×");
+    t.add(s, "one-event intake, peak RSS (MiB)", rss as f64 / 1024.0, Some(base_rss as f64 / 1024.0), "trivial Rust CGI", "");
+    // 100,000 deliveries for alice: 100 batches of 1,000 events to one of her endpoints.
+    let batch = format!("[{}]", vec![EVENT; 1000].join(","));
+    let db = install.db();
+    db.execute("UPDATE endpoints SET event_types = '[\"usage.*\"]' WHERE id != (SELECT min(id) FROM endpoints)", []).unwrap();
+    for _ in 0..100 {
+        cgi_request(&bins.cgi, &install, &token, batch.as_bytes());
+    }
+    let count: i64 = db.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)).unwrap();
+    assert!(count >= 100_000, "{count}");
+    for (name, path) in [("endpoints page, 50 endpoints", "/endpoints"), ("delivery log page, 100,000 deliveries", "/deliveries"), ("dashboard, 100,000 deliveries", "/")] {
+        let (mut ours, mut base, mut rss, mut base_rss) = (Vec::new(), Vec::new(), 0, 0);
+        for _ in 0..40 {
+            let (o, r) = page_request(&bins.cgi, &install, path);
+            ours.push(o);
             rss = rss.max(r);
-            base.push(page_request(trivial, &install, path).0);
+            let (b, r) = page_request(trivial, &install, path);
+            base.push(b);
+            base_rss = base_rss.max(r);
         }
-        row(&format!("{name}, median wall (ms)"), median(&mut ours) * 1e3, median(&mut base) * 1e3, "vs trivial Rust CGI");
-        row(&format!("{name}, peak RSS (MiB)"), rss as f64 / 1024.0, f64::NAN, "");
+        t.add(s, format!("{name}, median wall (ms)"), median(&mut ours) * 1e3, Some(median(&mut base) * 1e3), "trivial Rust CGI", "≤ 2×");
+        t.add(s, format!("{name}, peak RSS (MiB)"), rss as f64 / 1024.0, Some(base_rss as f64 / 1024.0), "trivial Rust CGI", "");
     }
 }
 
@@ -90,6 +190,7 @@ fn page_request(exe: &Path, install: &Install, path: &str) -> (f64, i64) {
     let mut child = Command::new(exe)
         .env_clear()
         .env("WEBHOOKS_ENV", install.dir.path().join(".env"))
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
         .env("REQUEST_METHOD", "GET")
         .env("PATH_INFO", path)
         .env("REMOTE_USER", "alice")
@@ -105,91 +206,373 @@ fn page_request(exe: &Path, install: &Install, path: &str) -> (f64, i64) {
     (started.elapsed().as_secs_f64(), usage.max_rss_kib)
 }
 
-fn cgi_benchmarks(webhooks: &Path, cgi: &Path, trivial: &Path, work: &Path) {
-    let install = Install::new(webhooks);
+// ---------------------------------------------------------------------------------------------
+// 3. Intake throughput
+
+fn intake_throughput(t: &mut Table, bins: &Bins, work: &Path) {
+    let s = "Intake throughput";
+    let install = Install::new(&bins.webhooks, "");
     install.run(&["endpoint", "add", "--user", "alice", "--url", "https://example.com/hook"]);
     let token = install.token();
-    let runs = 200;
-    let mut ours = Vec::new();
-    let mut base = Vec::new();
-    let mut ours_rss = 0;
-    let mut base_rss = 0;
-    for _ in 0..runs {
-        let (t, rss) = cgi_request(cgi, &install, &token, EVENT.as_bytes());
-        ours.push(t);
-        ours_rss = ours_rss.max(rss);
-        let (t, rss) = cgi_request(trivial, &install, &token, EVENT.as_bytes());
-        base.push(t);
-        base_rss = base_rss.max(rss);
-    }
-    let (o, b) = (median(&mut ours), median(&mut base));
-    row("one-event CGI intake, median wall (ms)", o * 1e3, b * 1e3, "vs trivial Rust CGI");
-    row("one-event CGI intake, peak RSS (MiB)", ours_rss as f64 / 1024.0, base_rss as f64 / 1024.0, "");
-
-    // 2. 1,000-event batch intake vs raw SQLite inserts of the same rows.
     let batch = format!("[{}]", vec![EVENT; 1000].join(","));
     let mut ours = Vec::new();
-    for _ in 0..5 {
-        let (t, _) = cgi_request(cgi, &install, &token, batch.as_bytes());
-        ours.push(t);
+    for _ in 0..7 {
+        ours.push(cgi_request(&bins.cgi, &install, &token, batch.as_bytes()).0);
     }
-    let raw = raw_inserts(work, 1000, 5);
-    let o = median(&mut ours);
-    row("1,000-event batch intake (events/s)", 1000.0 / o, 1000.0 / raw, "vs raw SQLite inserts");
-
+    let raw = raw_inserts(work, 1000, 7);
+    t.add(s, "1,000-event batch through the CGI (events/s)", 1000.0 / median(&mut ours), Some(1000.0 / raw), "raw SQLite inserts of the same rows, one transaction", "");
 }
 
-/// 3. Dispatcher throughput vs a plain ureq client.
-fn dispatch_benchmark(webhooks: &Path, cgi: &Path, deliveries: usize) {
-    let port = free_port();
-    let mut rx = Command::new(std::env::current_exe().unwrap())
-        .env("QSM_BENCH_RECEIVER", port.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
-    let d = Install::new(webhooks);
-    let users = 10;
-    for u in 0..users {
-        d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
-    }
-    let token = d.token();
-    let per_batch = 1000;
-    let mut queued = 0;
-    while queued < deliveries {
-        let n = per_batch.min(deliveries - queued);
-        let body = format!(
-            "[{}]",
-            (0..n).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(",")
-        );
-        let (_, _) = cgi_request(cgi, &d, &token, body.as_bytes());
-        queued += n;
-    }
-    let started = Instant::now();
-    let (status, usage) = run_measured(d.command(&["dispatch", "--json"]));
-    let wall = started.elapsed().as_secs_f64();
-    let summary: serde_json::Value = serde_json::from_slice(&status).unwrap();
-    let sent = summary["succeeded"].as_u64().unwrap() as usize;
-    assert_eq!(sent, deliveries, "every delivery sent in one run: {summary}");
-    let dispatch_cpu = usage.cpu;
+// ---------------------------------------------------------------------------------------------
+// 1. Dispatcher throughput
 
-    let (base_wall, base_cpu) = plain_ureq(port, deliveries, 8);
-    row(
-        &format!("dispatcher, {deliveries} deliveries, concurrency 8 (deliveries/s)"),
-        deliveries as f64 / wall,
-        deliveries as f64 / base_wall,
-        "vs plain ureq, 8 threads",
-    );
-    row("  CPU-s per 1,000 deliveries", dispatch_cpu / deliveries as f64 * 1000.0, base_cpu / deliveries as f64 * 1000.0, "");
-    row("  dispatcher peak RSS (MiB)", usage.max_rss_kib as f64 / 1024.0, f64::NAN, "");
+fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
+    let s = "Dispatcher throughput";
+    let n: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let port = free_port();
+    let mut rx = Command::new(std::env::current_exe().unwrap()).env("QSM_BENCH_RECEIVER", port.to_string()).stdout(Stdio::null()).spawn().unwrap();
+    wait_port(port);
+    let ceiling = receiver_ceiling(port, 32, Duration::from_secs(3));
+    t.add(s, "receiver ceiling, 32 keep-alive connections (requests/s)", ceiling, None, "", "not the bottleneck");
+    for concurrency in [8, 32] {
+        let d = Install::new(&bins.webhooks, &format!("WEBHOOKS_CONCURRENCY={concurrency}\nWEBHOOKS_TIME_BUDGET=10m\n"));
+        let users = 20;
+        for u in 0..users {
+            d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
+        }
+        let token = d.token();
+        let mut queued = 0;
+        while queued < n {
+            let k = 1000.min(n - queued);
+            let body = format!("[{}]", (0..k).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(","));
+            cgi_request(&bins.cgi, &d, &token, body.as_bytes());
+            queued += k;
+        }
+        let started = Instant::now();
+        let (out, usage) = run_measured(d.command(&["dispatch", "--json"]));
+        let wall = started.elapsed().as_secs_f64();
+        let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(summary["succeeded"].as_u64().unwrap() as usize, n, "every delivery sent in one run: {summary}");
+        let (base_wall, base_cpu) = plain_ureq(port, n, concurrency);
+        let label = if concurrency == 8 { "default concurrency 8".to_string() } else { format!("concurrency {concurrency}") };
+        t.add(s, format!("{n} deliveries, {label} (deliveries/s)"), n as f64 / wall, Some(n as f64 / base_wall), format!("plain ureq, {concurrency} threads, same signed bodies"), "≥ 0.8");
+        t.add(s, format!("  CPU per delivery, {label} (µs)"), usage.cpu / n as f64 * 1e6, Some(base_cpu / n as f64 * 1e6), "plain ureq", "");
+        t.add(s, format!("  peak RSS, {label} (MiB)"), usage.max_rss_kib as f64 / 1024.0, None, "", "");
+    }
     let _ = rx.kill();
     let _ = rx.wait();
 }
 
-fn row(name: &str, ours: f64, base: f64, note: &str) {
-    let ratio = if base.is_nan() { String::from("-") } else { format!("{:.2}", ours / base) };
-    let b = if base.is_nan() { String::from("-") } else { format!("{base:.2}") };
-    println!("{name:<58} {ours:>14.2} {b:>14} {ratio:>8}  {note}");
+/// Requests/s the receiver answers with `conns` keep-alive connections sending pre-built requests.
+fn receiver_ceiling(port: u16, conns: usize, for_: Duration) -> f64 {
+    let body = vec![b'x'; 420];
+    let mut req = format!("POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    req.extend_from_slice(&body);
+    let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..conns {
+            let (req, done, stop) = (req.clone(), done.clone(), stop.clone());
+            s.spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_nodelay(true).unwrap();
+                let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let mut buf = vec![0u8; reply.len()];
+                while !stop.load(Ordering::Relaxed) {
+                    c.write_all(&req).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(for_);
+        stop.store(true, Ordering::Relaxed);
+    });
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Scale
+
+fn scale(t: &mut Table, bins: &Bins) {
+    let s = "Scale: 10,000 vs 1,000,000 pending deliveries";
+    let big: usize = std::env::var("BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rx = FirstArrival::start();
+    let mut figures: Vec<HashMap<&'static str, f64>> = Vec::new();
+    let mut installs = Vec::new();
+    for n in [10_000, big] {
+        let install = Install::new(&bins.webhooks, "WEBHOOKS_TIME_BUDGET=5m\n");
+        let fill_started = Instant::now();
+        fill(&install, n, 100, rx.port);
+        let filled = fill_started.elapsed();
+        let mut f = HashMap::new();
+        // Claim: from starting a dispatcher to its first request, killed right after.
+        let mut claims = Vec::new();
+        for _ in 0..7 {
+            rx.reset();
+            let started = Instant::now();
+            let mut child = install.command(&["dispatch"]).stdout(Stdio::null()).spawn().unwrap();
+            let at = rx.wait_first(Duration::from_secs(60)).expect("a first request");
+            let _ = child.kill();
+            let _ = child.wait();
+            claims.push(at.duration_since(started).as_secs_f64());
+            install.db().execute("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL, next_attempt_at = 0, status = 'pending', attempts = 0 WHERE lease_until IS NOT NULL OR status != 'pending'", []).unwrap();
+        }
+        f.insert("claim", median(&mut claims) * 1e3);
+        for (key, path) in [("log", "/deliveries"), ("dash", "/"), ("endpoints", "/endpoints"), ("filtered", "/deliveries?status=pending")] {
+            let mut v: Vec<f64> = (0..9).map(|_| page_request(&bins.cgi, &install, path).0).collect();
+            f.insert(key, median(&mut v) * 1e3);
+        }
+        let token = install.token();
+        let mut v: Vec<f64> = (0..9).map(|_| cgi_request(&bins.cgi, &install, &token, EVENT.replace("alice", "u0").as_bytes()).0).collect();
+        f.insert("intake", median(&mut v) * 1e3);
+        println!("  filled {n} deliveries in {:.1} s", filled.as_secs_f64());
+        figures.push(f);
+        installs.push((n, install));
+    }
+    let (small, large) = (&figures[0], &figures[1]);
+    let label = |what: &str| format!("{what} at {big} pending (ms)");
+    let base = "same at 10,000 pending";
+    t.add(s, label("dispatcher start to first request (claim)"), large["claim"], Some(small["claim"]), base, "≤ 2×");
+    t.add(s, label("delivery log page"), large["log"], Some(small["log"]), base, "≤ 2×");
+    t.add(s, label("delivery log page, status filter"), large["filtered"], Some(small["filtered"]), base, "≤ 2×");
+    t.add(s, label("dashboard"), large["dash"], Some(small["dash"]), base, "≤ 2×");
+    t.add(s, label("endpoints page"), large["endpoints"], Some(small["endpoints"]), base, "≤ 2×");
+    t.add(s, label("one-event intake"), large["intake"], Some(small["intake"]), base, "≤ 2×");
+
+    // Size per million deliveries once they are finished and their payloads purged.
+    let (n, install) = installs.pop().unwrap();
+    let db = install.db();
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
+    let live = size(&install.db_path());
+    let old = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000;
+    db.execute_batch(&format!(
+        "UPDATE deliveries SET status = 'succeeded', attempts = 1, next_attempt_at = NULL, finished_at = {old}, last_attempt_at = {old}, last_status_code = 200;
+         UPDATE events SET payload_expires_at = {old};"
+    ))
+    .unwrap();
+    drop(db);
+    install.run(&["purge"]);
+    let backup = install.dir.path().join("compact.db");
+    install.run(&["backup", backup.to_str().unwrap()]);
+    let per_million = |bytes: f64| bytes / (n as f64 / 1e6) / (1 << 20) as f64;
+    t.add(s, "database size per million deliveries, pending with payloads (MiB)", per_million(live), None, "", "");
+    t.add(s, "  … finished, payloads purged, compacted copy (MiB)", per_million(size(&backup)), None, "", "");
+    t.note(format!(
+        "Scale: {} users with one endpoint each; payloads are the catalog's email.forwarded example (about 330 bytes). Deliveries are finished and purged with the log retention not yet reached, so their rows stay for the delivery log; a compacted copy (`webhooks backup`) shows the space they need.",
+        100
+    ));
+}
+
+/// Inserts `n` pending deliveries (with their events) over `users` users, one endpoint each.
+fn fill(install: &Install, n: usize, users: usize, port: u16) {
+    for u in 0..users {
+        install.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/u{u}")]);
+    }
+    let mut db = install.db();
+    let eps: Vec<(String, i64)> = db.prepare("SELECT id, user_id FROM endpoints ORDER BY user_id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    let tx = db.transaction().unwrap();
+    {
+        let mut ev = tx.prepare("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.forwarded', 'h', ?3, ?4)").unwrap();
+        let mut dl = tx.prepare("INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)").unwrap();
+        for i in 0..n {
+            let (ep, user) = &eps[i % eps.len()];
+            let at = now - (n - i) as i64;
+            let id = format!("evt_{:026}", i);
+            let payload = format!(r#"{{"id":"{id}","type":"email.forwarded","schema_version":1,"created_at":"2026-11-22T23:11:57Z","user":"u{}","data":{{"alias":"hello@alice.example","message_id":"<CAF{i}@mail.example.net>","destinations":["alice@example.org"],"size_bytes":48213}}}}"#, user - 1);
+            ev.execute(rusqlite::params![id, user, payload, at]).unwrap();
+            dl.execute(rusqlite::params![format!("dlv_{:026}", i), id, ep, user, at]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    db.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+}
+
+/// A receiver that answers 200 and records when the first request since `reset` arrived.
+struct FirstArrival {
+    port: u16,
+    first: Arc<Mutex<Option<Instant>>>,
+}
+
+impl FirstArrival {
+    fn start() -> FirstArrival {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let f = first.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let f = f.clone();
+                std::thread::spawn(move || serve_http(stream, |_| {
+                    f.lock().unwrap().get_or_insert_with(Instant::now);
+                    Some(200)
+                }));
+            }
+        });
+        FirstArrival { port, first }
+    }
+    fn reset(&self) {
+        *self.first.lock().unwrap() = None;
+    }
+    fn wait_first(&self, timeout: Duration) -> Option<Instant> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(at) = *self.first.lock().unwrap() {
+                return Some(at);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        None
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive server loop: `answer(path)` gives the status, or `None` to
+/// hang (never answer).
+fn serve_http(stream: TcpStream, answer: impl Fn(&str) -> Option<u16>) {
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        match answer(&path) {
+            Some(status) => {
+                if writer.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok").as_bytes()).is_err() {
+                    return;
+                }
+            }
+            None => {
+                std::thread::sleep(Duration::from_secs(3600));
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Fairness and budgets
+
+fn fairness(t: &mut Table, bins: &Bins) {
+    let s = "Fairness and budgets";
+    // Users u0..u9 with 50 deliveries each; u0's endpoint hangs (in the first case).
+    let first_attempts = |hang_u0: bool| -> (f64, f64, f64) {
+        let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let a = arrivals.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let a = a.clone();
+                std::thread::spawn(move || serve_http(stream, move |path| {
+                    a.lock().unwrap().entry(path.to_string()).or_insert_with(Instant::now);
+                    if hang_u0 && path == "/u0" { None } else { Some(200) }
+                }));
+            }
+        });
+        let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=5s\nWEBHOOKS_TIME_BUDGET=30s\n");
+        fill(&install, 500, 10, port);
+        let started = Instant::now();
+        let (out, _) = run_measured(install.command(&["dispatch", "--json"]));
+        let wall = started.elapsed().as_secs_f64();
+        let _: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let a = arrivals.lock().unwrap();
+        let mut others: Vec<f64> = (1..10).map(|u| a[&format!("/u{u}")].duration_since(started).as_secs_f64() * 1e3).collect();
+        let worst = others.iter().cloned().fold(0.0, f64::max);
+        (median(&mut others), worst, wall)
+    };
+    let (med_h, max_h, _) = first_attempts(true);
+    let (med_n, max_n, _) = first_attempts(false);
+    t.add(s, "other users' first attempt, median, one user's endpoint hanging (ms)", med_h, Some(med_n), "same run with no endpoint hanging", "");
+    t.add(s, "other users' first attempt, slowest, one user's endpoint hanging (ms)", max_h, Some(max_n), "same run with no endpoint hanging", "");
+
+    // Every receiver hangs: the run must end within its budget.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_http(stream, |_| None));
+        }
+    });
+    let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=2s\nWEBHOOKS_TIME_BUDGET=10s\n");
+    fill(&install, 500, 10, port);
+    let started = Instant::now();
+    let (out, usage) = run_measured(install.command(&["dispatch", "--json"]));
+    let wall = started.elapsed().as_secs_f64();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    t.add(s, "wall time with every receiver hanging (s)", wall, Some(10.0), "WEBHOOKS_TIME_BUDGET (10 s, request timeout 2 s)", "≤ 1.0");
+    t.add(s, "  CPU during that run (s)", usage.cpu, None, "", "");
+    t.note(format!("Hanging run: {} requests timed out, budget_exhausted = {}.", summary["failures"]["E_TIMEOUT"], summary["budget_exhausted"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Latency
+
+fn latency(t: &mut Table, bins: &Bins) {
+    let s = "Latency: event to first attempt";
+    let rx = FirstArrival::start();
+    let url = format!("http://127.0.0.1:{}/hook", rx.port);
+    // Under cron: the event waits for the next minute's run (30 s on average, 60 s at most),
+    // then the run's own start-up to its first request, measured here.
+    let cron = Install::new(&bins.webhooks, "");
+    cron.run(&["endpoint", "add", "--user", "alice", "--url", &url]);
+    let token = cron.token();
+    let mut startup = Vec::new();
+    for _ in 0..15 {
+        cgi_request(&bins.cgi, &cron, &token, EVENT.as_bytes());
+        rx.reset();
+        let started = Instant::now();
+        let (_, _) = run_measured(cron.command(&["dispatch"]));
+        startup.push(rx.wait_first(Duration::from_secs(10)).unwrap().duration_since(started).as_secs_f64() * 1e3);
+    }
+    let startup = median(&mut startup);
+    // With WEBHOOKS_DISPATCH_ON_INTAKE: from the start of the intake request to the receiver.
+    let on = Install::new(&bins.webhooks, "WEBHOOKS_DISPATCH_ON_INTAKE=true\n");
+    on.run(&["endpoint", "add", "--user", "alice", "--url", &url]);
+    let token = on.token();
+    let mut direct = Vec::new();
+    for _ in 0..15 {
+        rx.reset();
+        let started = Instant::now();
+        cgi_request(&bins.cgi, &on, &token, EVENT.as_bytes());
+        direct.push(rx.wait_first(Duration::from_secs(10)).unwrap().duration_since(started).as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(100)); // let the background run finish
+    }
+    let direct = median(&mut direct);
+    t.add(s, "with WEBHOOKS_DISPATCH_ON_INTAKE, median (ms)", direct, Some(30_000.0 + startup), "cron every minute: mean wait 30 s + run start-up", "");
+    t.add(s, "  cron run start-up to first request, median (ms)", startup, None, "", "");
+    t.note(format!("Under cron the first attempt comes 0–60 s after the event (mean 30 s) plus the run's start-up ({startup:.1} ms); with dispatch on intake it comes {direct:.1} ms after the intake request starts (median of 15)."));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| format!("Linux {}", s.trim())).unwrap_or_default()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -214,17 +597,27 @@ struct Install {
 }
 
 impl Install {
-    fn new(exe: &Path) -> Install {
+    fn new(exe: &Path, extra: &str) -> Install {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(".env"),
-            format!("WEBHOOKS_SECRET_KEY={MASTER_KEY}\nWEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_MAX_BODY=1MiB\nWEBHOOKS_MAX_ENDPOINTS_PER_USER=100\n"),
+            format!("WEBHOOKS_SECRET_KEY={MASTER_KEY}\nWEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_MAX_BODY=1MiB\nWEBHOOKS_MAX_ENDPOINTS_PER_USER=100\n{extra}"),
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join("var")).unwrap();
         let i = Install { dir, exe: exe.to_path_buf() };
         i.run(&["init"]);
         i
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("var/webhooks.db")
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.db_path()).unwrap();
+        c.busy_timeout(Duration::from_secs(30)).unwrap();
+        c
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -415,39 +808,6 @@ fn wait_port(port: u16) {
 fn receiver(port: u16) {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || {
-            let _ = stream.set_nodelay(true);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut writer = stream;
-            let mut line = String::new();
-            loop {
-                let mut len = 0usize;
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
-                    return;
-                }
-                if writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
-                    return;
-                }
-            }
-        });
+        std::thread::spawn(move || serve_http(stream, |_| Some(200)));
     }
 }

@@ -489,7 +489,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         EndpointCmd::Add { user, url, events, description, json } => {
             let master = cfg.require_secret_key()?;
             let tx = db::write_tx(&mut conn)?;
-            let fields = Fields { url: Some(url), description: Some(description), event_types: Some(events) };
+            let fields = Fields { url: Some(url.trim().to_string()), description: Some(description), event_types: Some(trimmed(events)) };
             let (ep, secret) = endpoint::add(&tx, master, &policy, &user, &fields, cfg.max_endpoints_per_user)?;
             tx.commit()?;
             let mut v = serde_json::to_value(&ep)?;
@@ -516,7 +516,8 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         }
         EndpointCmd::Update { id, url, events, description, json } => {
             let tx = db::write_tx(&mut conn)?;
-            let ep = endpoint::update(&tx, &policy, &id, &Fields { url, description, event_types: events })?;
+            let fields = Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
+            let ep = endpoint::update(&tx, &policy, &id, &fields)?;
             tx.commit()?;
             print(json, &ep, human)
         }
@@ -744,4 +745,9 @@ fn restrict(path: &Path) -> Result<()> {
             .with_context(|| format!("cannot set permissions of {}", path.display()))?;
     }
     Ok(())
+}
+
+/// `--events a, b` and `--events ''` (every type): filters as typed on a command line.
+fn trimmed(filters: Vec<String>) -> Vec<String> {
+    filters.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).map(String::from).collect()
 }

@@ -68,7 +68,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
 /// literal that deliveries could never reach. Names are checked again at every delivery, on
 /// the addresses they resolve to.
 pub fn check_url(raw: &str, policy: &Policy) -> Result<String, Invalid> {
-    let raw = raw.trim();
+    if raw.trim() != raw {
+        return Err(Invalid::new("url", "must not start or end with spaces"));
+    }
     if raw.len() > 2048 {
         return Err(Invalid::new("url", "must be at most 2048 characters"));
     }
@@ -100,7 +102,10 @@ pub fn check_url(raw: &str, policy: &Policy) -> Result<String, Invalid> {
 /// Checks type filters: known types or `prefix.*` / `*` wildcards that match at least one type.
 pub fn check_filters(filters: &[String]) -> Result<Vec<String>, Invalid> {
     let mut out: Vec<String> = Vec::new();
-    for f in filters.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+    for f in filters.iter().map(String::as_str) {
+        if f.is_empty() {
+            return Err(Invalid::new("event_types", "an empty filter matches nothing; leave the list empty for every type"));
+        }
         if !schema::filter_is_known(f) {
             let known: Vec<&str> = schema::catalog().iter().map(|t| t.name).collect();
             return Err(Invalid::new(
@@ -377,7 +382,11 @@ mod tests {
 
     #[test]
     fn filters_are_checked() {
-        assert_eq!(check_filters(&["email.*".into(), " email.*".into()]).unwrap(), vec!["email.*"]);
+        assert_eq!(check_filters(&["email.*".into(), "email.*".into()]).unwrap(), vec!["email.*"]);
+        // Exactly as documented: no spaces around a filter, no empty one (the CLI trims what
+        // is typed before it gets here).
+        assert!(check_filters(&[" email.*".into()]).is_err());
+        assert!(check_filters(&["".into()]).unwrap_err().message.contains("empty"));
         assert_eq!(check_filters(&["nope".into()]).unwrap_err().field, "event_types");
         assert!(wants(&[], "usage.threshold"));
         assert!(wants(&["usage.*".into()], "usage.threshold"));

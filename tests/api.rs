@@ -207,3 +207,17 @@ fn null_is_not_a_value_for_optional_fields() {
     assert_eq!(env.count("endpoints"), 0);
 }
 
+
+/// Found by schemathesis: values outside the document's forms were quietly tidied and accepted.
+#[test]
+fn filters_and_urls_are_taken_exactly_as_documented() {
+    let (env, alice, _) = setup();
+    let created = api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/h"}"#));
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    for body in [r#"{"event_types":[""]}"#, r#"{"event_types":[" email.*"]}"#, r#"{"url":" https://example.com/x"}"#] {
+        let r = api(&env, &alice, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(body));
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+    }
+    let r = api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None).json();
+    assert_eq!((r["url"].as_str(), r["event_types"].as_array().map(Vec::len)), (Some("https://example.com/h"), Some(0)));
+}
