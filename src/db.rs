@@ -64,32 +64,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // SQLite checkpoints the WAL when the last connection closes. That is kept on purpose:
     // without it (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) every short-lived CGI process had to
     // recover an ever larger WAL on open — measured 10-20 ms per request instead of 5 ms.
-    // But the -wal and -shm files are kept (persistent WAL, truncated to nothing at that
-    // checkpoint): every CGI process is usually the only connection, and creating and deleting
-    // both files cost it more than its query.
-    persist_wal(conn)?;
-    conn.pragma_update(None, "journal_size_limit", 0)?;
+    // Keeping the files instead (SQLITE_FCNTL_PERSIST_WAL, truncated at that checkpoint) was
+    // measured too and made no difference, so they are created and removed as SQLite likes.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
-}
-
-/// `SQLITE_FCNTL_PERSIST_WAL`: keep the WAL and shared-memory files after the last connection.
-fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
-    let mut on: std::os::raw::c_int = 1;
-    // SAFETY: the handle is open for the lifetime of `conn`; the argument is an int as the
-    // file control expects; "main" is a NUL-terminated schema name.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-            (&mut on as *mut std::os::raw::c_int).cast(),
-        )
-    };
-    match rc {
-        rusqlite::ffi::SQLITE_OK => Ok(()),
-        code => Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("cannot keep the WAL file".into()))),
-    }
 }
 
 pub fn schema_version(conn: &Connection) -> Result<u32> {
