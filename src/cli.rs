@@ -428,7 +428,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         }
         Command::Status { json } => {
             let conn = db::open(&cfg.database)?;
-            let s = delivery::queue_status(&conn)?;
+            let s = delivery::queue_status(&conn, true)?;
             print(json, &s, |s| {
                 format!(
                     "pending {} (due {}, in flight {}), dead {}, oldest due {}, last dispatcher run {}",

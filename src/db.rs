@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("002_login_links", include_str!("../sql/002_login_links.sql")),
     ("003_endpoint_stats", include_str!("../sql/003_endpoint_stats.sql")),
     ("004_observations", include_str!("../sql/004_observations.sql")),
+    ("005_bounded_counts", include_str!("../sql/005_bounded_counts.sql")),
 ];
 
 /// How long a writer waits for another before SQLite reports busy.

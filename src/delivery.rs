@@ -312,27 +312,37 @@ pub struct QueueStatus {
     pub due: i64,
     pub in_flight: i64,
     pub dead: i64,
+    /// True when a count stopped at the page cap (only without `exact`).
+    pub capped: bool,
     pub oldest_due_seconds: Option<i64>,
     pub last_run_at: Option<String>,
     pub last_run_seconds_ago: Option<i64>,
     pub last_run: Option<serde_json::Value>,
 }
 
-pub fn queue_status(conn: &Connection) -> Result<QueueStatus> {
+/// The dispatcher's queue. With `exact`, every count is exact (the `status` command); without,
+/// counts stop at [`crate::health::COUNT_CAP`] (`capped` says so) so that pages stay fast
+/// with any backlog.
+pub fn queue_status(conn: &Connection, exact: bool) -> Result<QueueStatus> {
     let now = clock::now_ms();
-    let (pending, due, oldest): (i64, i64, Option<i64>) = conn.query_row(
-        "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= ?1),
-                min(next_attempt_at) FILTER (WHERE next_attempt_at <= ?1)
-         FROM deliveries WHERE next_attempt_at IS NOT NULL",
-        [now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let in_flight: i64 = conn.query_row(
-        "SELECT count(*) FROM deliveries WHERE lease_until > ?1",
-        [now],
-        |r| r.get(0),
-    )?;
-    let dead: i64 = conn.query_row("SELECT count(*) FROM deliveries WHERE status = 'dead'", [], |r| r.get(0))?;
+    let limit = if exact { i64::MAX } else { crate::health::COUNT_CAP + 1 };
+    let mut capped = false;
+    let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?;
+        if !exact && n > crate::health::COUNT_CAP {
+            capped = true;
+            return Ok(crate::health::COUNT_CAP);
+        }
+        Ok(n)
+    };
+    let pending = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
+    let due = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
+    let in_flight = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
+    let dead = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'dead' LIMIT ?1)", &[&limit])?;
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
+        .query_row([], |r| r.get(0))?;
+    let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = conn
         .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -343,6 +353,7 @@ pub fn queue_status(conn: &Connection) -> Result<QueueStatus> {
         due,
         in_flight,
         dead,
+        capped,
         oldest_due_seconds: oldest.map(|t| (now - t).max(0) / 1000),
         last_run_at: last.as_ref().map(|(t, _)| clock::rfc3339(*t)),
         last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),

@@ -108,6 +108,7 @@ pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let rate = (ok + bad > 0).then(|| format!("{:.1}", ok as f64 * 100.0 / (ok + bad) as f64));
     let mut c = context(ctx, "Dashboard", "dashboard");
     c.insert("counts", &counts);
+    c.insert("cap", &health::COUNT_CAP);
     c.insert("queue", &queue);
     c.insert("stale", &queue.last_run_seconds_ago.is_none_or(|s| s > 180));
     c.insert("cron_line", "* * * * * cd /home/USER/webhooks && bin/webhooks dispatch >> var/dispatch.log 2>&1");

@@ -369,3 +369,32 @@ fn form_failures_say_what_to_fix() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("Allow"), Some("GET"));
 }
+
+#[test]
+fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
+    let env = Env::new();
+    let (ep, _) = env.endpoint("alice", "https://example.com/a", "");
+    // 10,005 pending deliveries, inserted directly (the intake path is tested elsewhere).
+    {
+        let mut db = env.db();
+        let user: i64 = db.query_row("SELECT id FROM users WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let tx = db.transaction().unwrap();
+        for i in 0..10_005 {
+            let id = webhooks::id::new("evt");
+            tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", rusqlite::params![id, user, now]).unwrap();
+            tx.execute(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                rusqlite::params![webhooks::id::new("dlv"), id, ep, user, now + 3_600_000 + i],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let html = Browser::new(&env, Some("alice")).get("/").text();
+    assert!(html.contains("<strong>10000+</strong> pending"), "{html}");
+    assert!(html.contains("<dd>10000+ (0 due now)</dd>"), "{html}");
+    let status = env.json(&["status"]);
+    assert_eq!(status["pending"], 10_005, "the operator's command counts exactly");
+    assert_eq!(status["capped"], false);
+}
