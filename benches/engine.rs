@@ -150,6 +150,9 @@ fn cgi_cost(t: &mut Table, bins: &Bins, trivial: &Path) {
         install.run(&["endpoint", "add", "--user", "alice", "--url", &format!("https://example.com/hook/{i}")]);
     }
     let token = install.token();
+    // One endpoint receives the catalog event; the other 49 only usage.* (one delivery per event).
+    let db = install.db();
+    db.execute("UPDATE endpoints SET event_types = '[\"usage.*\"]' WHERE id != (SELECT min(id) FROM endpoints)", []).unwrap();
     let (mut ours, mut base, mut rss, mut base_rss) = (Vec::new(), Vec::new(), 0, 0);
     for _ in 0..200 {
         let (o, r) = cgi_request(&bins.cgi, &install, &token, EVENT.as_bytes());
@@ -163,13 +166,21 @@ fn cgi_cost(t: &mut Table, bins: &Bins, trivial: &Path) {
     t.add(s, "one-event intake, peak RSS (MiB)", rss as f64 / 1024.0, Some(base_rss as f64 / 1024.0), "trivial Rust CGI", "");
     // 100,000 deliveries for alice: 100 batches of 1,000 events to one of her endpoints.
     let batch = format!("[{}]", vec![EVENT; 1000].join(","));
-    let db = install.db();
-    db.execute("UPDATE endpoints SET event_types = '[\"usage.*\"]' WHERE id != (SELECT min(id) FROM endpoints)", []).unwrap();
     for _ in 0..100 {
         cgi_request(&bins.cgi, &install, &token, batch.as_bytes());
     }
     let count: i64 = db.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)).unwrap();
     assert!(count >= 100_000, "{count}");
+    // Where the time goes: the same binary answering without the database (the stylesheet),
+    // and a read-only API call (open, authenticate, read).
+    for (name, path, auth) in [("breakdown: stylesheet, no database", "/static/style.css", false), ("breakdown: GET /api/v1/endpoints, read only", "/api/v1/endpoints", true)] {
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            ours.push(get_request(&bins.cgi, &install, path, auth.then_some(token.as_str())));
+            base.push(get_request(trivial, &install, path, None));
+        }
+        t.add(s, format!("{name}, median wall (ms)"), median(&mut ours) * 1e3, Some(median(&mut base) * 1e3), "trivial Rust CGI", "");
+    }
     for (name, path) in [("endpoints page, 50 endpoints", "/endpoints"), ("delivery log page, 100,000 deliveries", "/deliveries"), ("dashboard, 100,000 deliveries", "/")] {
         let (mut ours, mut base, mut rss, mut base_rss) = (Vec::new(), Vec::new(), 0, 0);
         for _ in 0..40 {
@@ -183,6 +194,23 @@ fn cgi_cost(t: &mut Table, bins: &Bins, trivial: &Path) {
         t.add(s, format!("{name}, median wall (ms)"), median(&mut ours) * 1e3, Some(median(&mut base) * 1e3), "trivial Rust CGI", "≤ 2×");
         t.add(s, format!("{name}, peak RSS (MiB)"), rss as f64 / 1024.0, Some(base_rss as f64 / 1024.0), "trivial Rust CGI", "");
     }
+}
+
+/// A GET with an optional Bearer token; wall seconds.
+fn get_request(exe: &Path, install: &Install, path: &str, token: Option<&str>) -> f64 {
+    let started = Instant::now();
+    let mut c = Command::new(exe);
+    c.env_clear()
+        .env("WEBHOOKS_ENV", install.dir.path().join(".env"))
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("REQUEST_METHOD", "GET")
+        .env("PATH_INFO", path);
+    if let Some(t) = token {
+        c.env("HTTP_AUTHORIZATION", format!("Bearer {t}"));
+    }
+    let out = c.stdin(Stdio::null()).output().unwrap();
+    assert!(out.stdout.starts_with(b"Status: 200") || out.stdout.starts_with(b"Status: 202"), "{}", String::from_utf8_lossy(&out.stdout));
+    started.elapsed().as_secs_f64()
 }
 
 fn page_request(exe: &Path, install: &Install, path: &str) -> (f64, i64) {
@@ -462,7 +490,7 @@ fn serve_http(stream: TcpStream, answer: impl Fn(&str) -> Option<u16>) {
         }
         match answer(&path) {
             Some(status) => {
-                if writer.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok").as_bytes()).is_err() {
+                if writer.write_all(format!("HTTP/1.1 {status} OK\r\nContent-Length: 2\r\n\r\nok").as_bytes()).is_err() {
                     return;
                 }
             }

@@ -5,7 +5,9 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -121,17 +123,46 @@ impl fmt::Display for DnsFailure {
 }
 impl std::error::Error for DnsFailure {}
 
+/// How long a resolved (and permitted) name is reused within one process.
+const RESOLVE_CACHE_FOR: Duration = Duration::from_secs(30);
+
 /// ureq resolver that keeps only permitted addresses.
+///
+/// ureq resolves before every request, even one that reuses a pooled connection, and with a
+/// timeout set it does so on a new thread; for a dispatcher sending thousands of requests that
+/// was a thread per request. So IP literals are taken as they are, and a name's permitted
+/// addresses are reused for 30 seconds — they were checked when resolved, and only they are
+/// ever connected to.
 #[derive(Debug)]
 pub struct GuardedResolver {
     pub policy: Arc<Policy>,
     inner: DefaultResolver,
+    cache: Mutex<HashMap<String, (Instant, Vec<SocketAddr>)>>,
 }
 
 impl GuardedResolver {
     pub fn new(policy: Arc<Policy>) -> Self {
-        GuardedResolver { policy, inner: DefaultResolver::default() }
+        GuardedResolver { policy, inner: DefaultResolver::default(), cache: Mutex::new(HashMap::new()) }
     }
+
+    fn answer(&self, addrs: &[SocketAddr]) -> ResolvedSocketAddrs {
+        let mut out = self.empty();
+        for a in addrs.iter().take(16) { // ResolvedSocketAddrs holds 16
+            out.push(*a);
+        }
+        out
+    }
+}
+
+/// The host and port of a URI, with the scheme's default port.
+fn host_port(uri: &Uri) -> Option<(String, u16)> {
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    })?;
+    Some((host, port))
 }
 
 impl Resolver for GuardedResolver {
@@ -145,6 +176,22 @@ impl Resolver for GuardedResolver {
         let loopback = IpAddr::from(LOOPBACK);
         if uri.host().is_some_and(is_localhost_name) && !self.policy.permits(loopback) {
             return Err(ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, Blocked(vec![loopback]))));
+        }
+        let key = host_port(uri);
+        if let Some((host, port)) = &key {
+            if let Ok(ip) = host.parse::<IpAddr>() {
+                let permitted = self
+                    .policy
+                    .filter([SocketAddr::new(ip, *port)])
+                    .map_err(|b| ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, b)))?;
+                return Ok(self.answer(&permitted));
+            }
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, addrs)) = cache.get(&format!("{host}:{port}")) {
+                if at.elapsed() < RESOLVE_CACHE_FOR {
+                    return Ok(self.answer(addrs));
+                }
+            }
         }
         let resolved = match self.inner.resolve(uri, config, timeout) {
             Ok(r) => r,
@@ -160,11 +207,11 @@ impl Resolver for GuardedResolver {
             .policy
             .filter(resolved.iter().copied())
             .map_err(|b| ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, b)))?;
-        let mut out = self.empty();
-        for addr in permitted {
-            out.push(addr);
+        if let Some((host, port)) = key {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(format!("{host}:{port}"), (Instant::now(), permitted.clone()));
         }
-        Ok(out)
+        Ok(self.answer(&permitted))
     }
 }
 
