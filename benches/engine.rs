@@ -426,10 +426,11 @@ fn fill(install: &Install, n: usize, users: usize, port: u16) {
         for i in 0..n {
             let (ep, user) = &eps[i % eps.len()];
             let at = now - (n - i) as i64;
-            let id = format!("evt_{:026}", i);
+            // Real ids (ULIDs of the creation time): the dashboard's 24-hour window is an id range.
+            let id = format!("evt_{}", ulid::Ulid::from_parts(at as u64, i as u128));
             let payload = format!(r#"{{"id":"{id}","type":"email.forwarded","schema_version":1,"created_at":"2026-11-22T23:11:57Z","user":"u{}","data":{{"alias":"hello@alice.example","message_id":"<CAF{i}@mail.example.net>","destinations":["alice@example.org"],"size_bytes":48213}}}}"#, user - 1);
             ev.execute(rusqlite::params![id, user, payload, at]).unwrap();
-            dl.execute(rusqlite::params![format!("dlv_{:026}", i), id, ep, user, at]).unwrap();
+            dl.execute(rusqlite::params![format!("dlv_{}", ulid::Ulid::from_parts(at as u64, i as u128)), id, ep, user, at]).unwrap();
         }
     }
     tx.commit().unwrap();
