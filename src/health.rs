@@ -85,13 +85,22 @@ pub fn counts_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Cou
     };
     let mut c = Counts::default();
     for status in ["pending", "succeeded", "failed", "dead"] {
-        let n = bounded_count(
-            conn,
-            "SELECT count(*) FROM (SELECT 1 FROM deliveries
-              WHERE (?1 IS NULL OR user_id = ?1) AND status = ?2 AND id >= ?3 LIMIT ?4)",
-            params![user_id, status, since, COUNT_CAP + 1],
-            &mut c.capped,
-        )?;
+        // Two statements, not `(?1 IS NULL OR user_id = ?1)`: with the OR, SQLite cannot use
+        // the (user_id, status, id) index and walked every user's rows (64 ms at 1,000,000).
+        let n = match user_id {
+            Some(uid) => bounded_count(
+                conn,
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4)",
+                params![uid, status, since, COUNT_CAP + 1],
+                &mut c.capped,
+            )?,
+            None => bounded_count(
+                conn,
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3)",
+                params![status, since, COUNT_CAP + 1],
+                &mut c.capped,
+            )?,
+        };
         match status {
             "pending" => c.pending = n,
             "succeeded" => c.succeeded = n,
