@@ -40,7 +40,7 @@ impl Table {
     fn add(&mut self, section: &'static str, measure: impl Into<String>, ours: f64, base: Option<f64>, baseline: impl Into<String>, target: impl Into<String>) {
         let r = Row { section, measure: measure.into(), ours, base, baseline: baseline.into(), target: target.into() };
         let ratio = r.base.map(|b| format!("{:.2}", r.ours / b)).unwrap_or_else(|| "-".into());
-        let base = r.base.map(|b| fmt(b)).unwrap_or_else(|| "-".into());
+        let base = r.base.map(fmt).unwrap_or_else(|| "-".into());
         println!("{:<62} {:>12} {:>12} {:>7}  {} {}", r.measure, fmt(r.ours), base, ratio, r.baseline, r.target);
         self.rows.push(r);
     }
@@ -68,7 +68,7 @@ impl Table {
                 out.push_str(&format!("\n## {section}\n\n| measure | product | baseline | ratio | baseline is | target |\n|---|---:|---:|---:|---|---|\n"));
             }
             let ratio = r.base.map(|b| format!("{:.2}", r.ours / b)).unwrap_or_else(|| "-".into());
-            let base = r.base.map(|b| fmt(b)).unwrap_or_else(|| "-".into());
+            let base = r.base.map(fmt).unwrap_or_else(|| "-".into());
             out.push_str(&format!("| {} | {} | {} | {} | {} | {} |\n", r.measure, fmt(r.ours), base, ratio, r.baseline, r.target));
         }
         if !self.notes.is_empty() {

@@ -217,6 +217,25 @@ impl Resolver for GuardedResolver {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn literals_are_judged_without_a_lookup_and_names_are_remembered() {
+        use ureq::unversioned::resolver::Resolver as _;
+        let allowed = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let r = GuardedResolver::new(Arc::new(Policy { allowed }));
+        let cfg = ureq::Agent::config_builder().build();
+        let resolve = |u: &str| r.resolve(&u.parse::<Uri>().unwrap(), &cfg, NextTimeout::default());
+        let got: Vec<SocketAddr> = resolve("http://127.0.0.1:9/x").unwrap().iter().copied().collect();
+        assert_eq!(got, vec!["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
+        assert!(resolve("http://10.0.0.1/").is_err(), "a refused literal is refused without a lookup");
+        assert!(resolve("http://[::ffff:10.0.0.1]/").is_err());
+        assert!(r.cache.lock().unwrap().is_empty(), "literals need no cache entry");
+        let first: Vec<SocketAddr> = resolve("http://localhost:9/").unwrap().iter().copied().collect();
+        assert!(r.cache.lock().unwrap().contains_key("localhost:9"), "a name's checked addresses are kept");
+        let second: Vec<SocketAddr> = resolve("http://localhost:9/").unwrap().iter().copied().collect();
+        assert_eq!(first, second);
+        assert!(first.iter().all(|a| r.policy.permits(a.ip())));
+    }
+
     use super::*;
 
     #[test]

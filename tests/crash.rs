@@ -58,7 +58,7 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
     let rx = Receiver::start(move |n, _| {
         let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
         std::thread::sleep(Duration::from_millis(h % 41));
-        if f.load(Ordering::SeqCst) && h % 8 == 0 {
+        if f.load(Ordering::SeqCst) && h.is_multiple_of(8) {
             Reply::Status(500)
         } else {
             Reply::Status(200)

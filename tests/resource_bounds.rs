@@ -85,7 +85,8 @@ fn hostile_receivers_cost_bounded_memory_time_and_storage() {
         .set("WEBHOOKS_CONCURRENCY", "8")
         .set("WEBHOOKS_CONCURRENCY_PER_USER", "2")
         .set("WEBHOOKS_LOG_BODIES", "true");
-    let hostile: [(&str, fn(TcpStream)); 5] = [
+    type Respond = fn(TcpStream);
+    let hostile: [(&str, Respond); 5] = [
         ("endless-body", endless_body),
         ("endless-headers", endless_headers),
         ("never-answers", never_answers),
