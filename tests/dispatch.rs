@@ -602,32 +602,13 @@ fn a_manual_retry_puts_a_finished_delivery_back_to_pending() {
     assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("succeeded"), Some(2)));
 }
 
-/// A raw TCP receiver: `respond` gets each accepted connection.
-fn raw_receiver(respond: fn(std::net::TcpStream)) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || respond(stream));
-        }
-    });
-    port
-}
-
-fn read_request(stream: &mut std::net::TcpStream) {
-    use std::io::Read;
-    let mut buf = [0u8; 65536];
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let _ = stream.read(&mut buf);
-}
-
 #[test]
 fn an_endless_response_body_costs_one_snippet_and_no_time() {
     let mut env = Env::new();
     env.set("WEBHOOKS_REQUEST_TIMEOUT", "3s");
-    let port = raw_receiver(|mut s| {
+    let port = common::raw_receiver(|mut s| {
         use std::io::Write;
-        read_request(&mut s);
+        common::read_request(&mut s);
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
         let chunk = vec![b'z'; 64 * 1024];
         while s.write_all(&chunk).is_ok() {}
@@ -646,9 +627,9 @@ fn an_endless_response_body_costs_one_snippet_and_no_time() {
 fn a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_request_timeout() {
     let mut env = Env::new();
     env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
-    let port = raw_receiver(|mut s| {
+    let port = common::raw_receiver(|mut s| {
         use std::io::Write;
-        read_request(&mut s);
+        common::read_request(&mut s);
         for b in b"HTTP/1.1 200 OK\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a')) {
             if s.write_all(&[*b]).is_err() {
                 return;

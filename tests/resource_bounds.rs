@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Env, Receiver};
@@ -15,39 +15,22 @@ use common::{Env, Receiver};
 /// The dispatcher's stated memory bound (peak resident set size of one run).
 const MEMORY_BOUND_KIB: i64 = 64 * 1024;
 
-fn raw_receiver(respond: fn(TcpStream)) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || respond(stream));
-        }
-    });
-    port
-}
-
-fn read_request(s: &mut TcpStream) {
-    let mut buf = [0u8; 65536];
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let _ = s.read(&mut buf);
-}
-
 fn endless_body(mut s: TcpStream) {
-    read_request(&mut s);
+    common::read_request(&mut s);
     let _ = s.write_all(b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\n\r\n");
     let chunk = vec![b'z'; 64 * 1024];
     while s.write_all(&chunk).is_ok() {}
 }
 
 fn endless_headers(mut s: TcpStream) {
-    read_request(&mut s);
+    common::read_request(&mut s);
     let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
     let line = format!("X-Pad: {}\r\n", "h".repeat(1000));
     while s.write_all(line.as_bytes()).is_ok() {}
 }
 
 fn never_answers(mut s: TcpStream) {
-    read_request(&mut s);
+    common::read_request(&mut s);
     std::thread::sleep(Duration::from_secs(600));
 }
 
@@ -57,7 +40,7 @@ fn never_reads(s: TcpStream) {
 }
 
 fn byte_at_a_time(mut s: TcpStream) {
-    read_request(&mut s);
+    common::read_request(&mut s);
     for b in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".iter().chain(std::iter::repeat(&b'a')) {
         if s.write_all(&[*b]).is_err() {
             return;
@@ -94,7 +77,7 @@ fn hostile_receivers_cost_bounded_memory_time_and_storage() {
         ("byte-at-a-time", byte_at_a_time),
     ];
     for (name, f) in hostile {
-        let port = raw_receiver(f);
+        let port = common::raw_receiver(f);
         env.endpoint(name, &format!("http://127.0.0.1:{port}/"), "");
     }
     let good = Receiver::always(200);

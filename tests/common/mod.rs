@@ -508,3 +508,21 @@ pub fn have(program: &str, install_hint: &str) -> bool {
     }
     found
 }
+
+/// A raw TCP receiver: `respond` gets each accepted connection.
+pub fn raw_receiver(respond: fn(TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || respond(stream));
+        }
+    });
+    port
+}
+
+pub fn read_request(stream: &mut TcpStream) {
+    let mut buf = [0u8; 65536];
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.read(&mut buf);
+}
