@@ -328,12 +328,11 @@ pub fn queue_status(conn: &Connection, exact: bool) -> Result<QueueStatus> {
     let limit = if exact { i64::MAX } else { crate::health::COUNT_CAP + 1 };
     let mut capped = false;
     let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
-        let n: i64 = conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?;
-        if !exact && n > crate::health::COUNT_CAP {
-            capped = true;
-            return Ok(crate::health::COUNT_CAP);
+        if exact {
+            Ok(conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
+        } else {
+            crate::health::bounded_count(conn, sql, p, &mut capped)
         }
-        Ok(n)
     };
     let pending = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
     let due = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;

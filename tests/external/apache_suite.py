@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import standardwebhooks
 import svix.webhooks
 
+from common import free_port
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASE = os.path.abspath(sys.argv[1])
 USER = "qsmtest"
@@ -36,14 +38,6 @@ def check(name, ok, detail=""):
     results["passed" if ok else "failed"] += 1
     print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"  {detail}"), flush=True)
     return ok
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def ensure_user():

@@ -10,7 +10,6 @@ Prints 'N passed, M failed'; exits 1 on any failure.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
+
+from common import free_port
 
 BIN = os.path.abspath(sys.argv[1])
 SHOTS = os.path.abspath(sys.argv[2])
@@ -75,7 +76,7 @@ def run_flows(js):
     work = tempfile.mkdtemp(prefix="qsm-browser-")
     env = {"PATH": os.environ["PATH"], "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.1/32", "WEBHOOKS_MAX_ATTEMPTS": "1"}
     cli = lambda *a: subprocess.run([f"{BIN}/webhooks", *a], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    port = free_port()
     serve = subprocess.Popen([f"{BIN}/webhooks", "serve", "--addr", f"127.0.0.1:{port}", "--user", "alice", "--dispatch-every", "3600s"],
                              cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in serve.stdout:

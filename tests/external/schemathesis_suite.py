@@ -7,7 +7,6 @@ Usage: schemathesis_suite.py BIN_DIR [MAX_SECONDS]
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,18 +14,12 @@ import time
 import urllib.request
 import json
 
+from common import free_port
+
 BIN = os.path.abspath(sys.argv[1])
 MAX_SECONDS = sys.argv[2] if len(sys.argv) > 2 else "240"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():
