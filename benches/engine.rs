@@ -517,18 +517,11 @@ struct FirstArrival {
 
 impl FirstArrival {
     fn start() -> FirstArrival {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let first: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
         let f = first.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let f = f.clone();
-                std::thread::spawn(move || serve_http(stream, |_| {
-                    f.lock().unwrap().get_or_insert_with(Instant::now);
-                    Some(200)
-                }));
-            }
+        let port = start_receiver(move |_| {
+            f.lock().unwrap().get_or_insert_with(Instant::now);
+            Some(200)
         });
         FirstArrival { port, first }
     }
@@ -545,6 +538,20 @@ impl FirstArrival {
         }
         None
     }
+}
+
+/// Starts a loopback receiver in this process, a thread per connection, each answering with
+/// `answer` (see [`serve_http`]); returns its port.
+fn start_receiver(answer: impl Fn(&str) -> Option<u16> + Clone + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || serve_http(stream, answer));
+        }
+    });
+    port
 }
 
 /// A minimal HTTP/1.1 keep-alive server loop: `answer(path)` gives the status, or `None` to
@@ -601,17 +608,10 @@ fn fairness(t: &mut Table, bins: &Bins) {
     // Users u0..u9 with 50 deliveries each; u0's endpoint hangs (in the first case).
     let first_attempts = |hang_u0: bool| -> (f64, f64, f64) {
         let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let a = arrivals.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let a = a.clone();
-                std::thread::spawn(move || serve_http(stream, move |path| {
-                    a.lock().unwrap().entry(path.to_string()).or_insert_with(Instant::now);
-                    if hang_u0 && path == "/u0" { None } else { Some(200) }
-                }));
-            }
+        let port = start_receiver(move |path| {
+            a.lock().unwrap().entry(path.to_string()).or_insert_with(Instant::now);
+            if hang_u0 && path == "/u0" { None } else { Some(200) }
         });
         let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=5s\nWEBHOOKS_TIME_BUDGET=30s\n");
         fill(&install, 500, 10, port);
@@ -630,13 +630,7 @@ fn fairness(t: &mut Table, bins: &Bins) {
     t.add(s, "other users' first attempt, slowest, one user's endpoint hanging (ms)", max_h, Some(max_n), "same run with no endpoint hanging", "");
 
     // Every receiver hangs: the run must end within its budget.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_http(stream, |_| None));
-        }
-    });
+    let port = start_receiver(|_| None);
     let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=2s\nWEBHOOKS_TIME_BUDGET=10s\n");
     fill(&install, 500, 10, port);
     let started = Instant::now();
