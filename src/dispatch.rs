@@ -125,12 +125,7 @@ pub fn on_intake_main() -> i32 {
             }
             let summary = run(&cfg)?;
             drop(lock);
-            let conn = db::open(&cfg.database)?;
-            let due = conn
-                .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
-                .query_row([clock::now_ms()], |_| Ok(()))
-                .optional()?
-                .is_some();
+            let due = any_due(&db::open(&cfg.database)?, clock::now_ms())?;
             if !due || summary.sent == 0 {
                 return Ok(());
             }
@@ -212,7 +207,7 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
                     summary.claimed += 1;
                     job_tx.send(job).expect("workers live until the job channel closes");
                 }
-                if !can_start && !summary.budget_exhausted && (outstanding > 0 || coordinator.any_due(conn, now)?) {
+                if !can_start && !summary.budget_exhausted && (outstanding > 0 || any_due(conn, now)?) {
                     summary.budget_exhausted = true;
                 }
                 if outstanding == 0 {
@@ -320,14 +315,6 @@ struct Coordinator<'a> {
 }
 
 impl Coordinator<'_> {
-    fn any_due(&self, conn: &Connection, now: i64) -> Result<bool> {
-        Ok(conn
-            .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
-            .query_row([now], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
-
     /// Records `batch` and claims up to `slots` due deliveries in one transaction. Busy errors
     /// are retried; if the database stays busy the results are dropped (their leases expire and
     /// the deliveries are sent again: at least once) and nothing is claimed.
@@ -487,6 +474,16 @@ fn tally(summary: &mut Summary, done: &Done, next: Option<Next>) {
         }
         _ => summary.released += 1,
     }
+}
+
+/// Whether any delivery is due at `now` (leased ones are not: their next attempt is the lease's
+/// end).
+fn any_due(conn: &Connection, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+        .query_row([now], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// The next user (by id, after `after`) with unfinished deliveries: one index seek.
