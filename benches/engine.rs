@@ -310,10 +310,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
     let mut bare_cpu = (0.0, 0.0);
     for concurrency in [8, 32] {
         let d = queued_install(bins, concurrency, port, n);
-        let started = Instant::now();
-        let (out, usage) = run_measured(d.command(&["dispatch", "--json"]));
-        let wall = started.elapsed().as_secs_f64();
-        let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let Dispatched { summary, usage, wall, .. } = dispatch_once(&d);
         assert_eq!(summary["succeeded"].as_u64().unwrap() as usize, n, "every delivery sent in one run: {summary}");
         let rx_before = process_cpu(rx.id());
         let (base_wall, base_cpu) = plain_ureq(port, n, concurrency, false);
@@ -333,10 +330,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
     // is still claimed, recorded as an attempt and rescheduled.
     let d = queued_install(bins, 8, port, n);
     d.db().execute("UPDATE endpoints SET url = 'http://127.0.0.2:9/hook'", []).unwrap();
-    let started = Instant::now();
-    let (out, usage) = run_measured(d.command(&["dispatch", "--json"]));
-    let wall = started.elapsed().as_secs_f64();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let Dispatched { summary, usage, wall, .. } = dispatch_once(&d);
     assert_eq!(summary["failures"]["E_BLOCKED_ADDRESS"].as_u64().unwrap() as usize, n, "every request refused before connecting: {summary}");
     let (client, receiver) = bare_cpu;
     let bookkeeping = usage.cpu / n as f64;
@@ -606,7 +600,7 @@ fn serve_http(stream: TcpStream, answer: impl Fn(&str) -> Option<u16>) {
 fn fairness(t: &mut Table, bins: &Bins) {
     let s = "Fairness and budgets";
     // Users u0..u9 with 50 deliveries each; u0's endpoint hangs (in the first case).
-    let first_attempts = |hang_u0: bool| -> (f64, f64, f64) {
+    let first_attempts = |hang_u0: bool| -> (f64, f64) {
         let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
         let a = arrivals.clone();
         let port = start_receiver(move |path| {
@@ -615,17 +609,14 @@ fn fairness(t: &mut Table, bins: &Bins) {
         });
         let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=5s\nWEBHOOKS_TIME_BUDGET=30s\n");
         fill(&install, 500, 10, port);
-        let started = Instant::now();
-        let (out, _) = run_measured(install.command(&["dispatch", "--json"]));
-        let wall = started.elapsed().as_secs_f64();
-        let _: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let started = dispatch_once(&install).started;
         let a = arrivals.lock().unwrap();
         let mut others: Vec<f64> = (1..10).map(|u| a[&format!("/u{u}")].duration_since(started).as_secs_f64() * 1e3).collect();
         let worst = others.iter().cloned().fold(0.0, f64::max);
-        (median(&mut others), worst, wall)
+        (median(&mut others), worst)
     };
-    let (med_h, max_h, _) = first_attempts(true);
-    let (med_n, max_n, _) = first_attempts(false);
+    let (med_h, max_h) = first_attempts(true);
+    let (med_n, max_n) = first_attempts(false);
     t.add(s, "other users' first attempt, median, one user's endpoint hanging (ms)", med_h, Some(med_n), "same run with no endpoint hanging", "");
     t.add(s, "other users' first attempt, slowest, one user's endpoint hanging (ms)", max_h, Some(max_n), "same run with no endpoint hanging", "");
 
@@ -633,10 +624,7 @@ fn fairness(t: &mut Table, bins: &Bins) {
     let port = start_receiver(|_| None);
     let install = Install::new(&bins.webhooks, "WEBHOOKS_REQUEST_TIMEOUT=2s\nWEBHOOKS_TIME_BUDGET=10s\n");
     fill(&install, 500, 10, port);
-    let started = Instant::now();
-    let (out, usage) = run_measured(install.command(&["dispatch", "--json"]));
-    let wall = started.elapsed().as_secs_f64();
-    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let Dispatched { summary, usage, wall, .. } = dispatch_once(&install);
     t.add(s, "wall time with every receiver hanging (s)", wall, Some(10.0), "WEBHOOKS_TIME_BUDGET (10 s, request timeout 2 s)", "≤ 1.0");
     t.add(s, "  CPU during that run (s)", usage.cpu, None, "", "");
     t.note(format!("Hanging run: {} requests timed out, budget_exhausted = {}.", summary["failures"]["E_TIMEOUT"], summary["budget_exhausted"]));
@@ -757,16 +745,28 @@ struct Usage {
     max_rss_kib: i64,
 }
 
-/// Runs a command to completion under the probe; returns stdout and the command's own CPU time
-/// and peak RSS. (Measured by the probe, not by this process: a child spawned from here starts
-/// with this benchmark's memory counted as its peak, because Linux keeps the peak RSS across
-/// exec.)
-fn run_measured(cmd: Command) -> (Vec<u8>, Usage) {
-    probed(&cmd, b"")
+/// One `webhooks dispatch --json` run, as cron would start it.
+struct Dispatched {
+    summary: serde_json::Value,
+    /// The run's own CPU time and peak RSS.
+    usage: Usage,
+    started: Instant,
+    /// Seconds from start to exit.
+    wall: f64,
 }
 
-/// `cmd` (its program, arguments, environment — always cleared — and directory) run by the
-/// probe with `stdin` as its input.
+fn dispatch_once(install: &Install) -> Dispatched {
+    let started = Instant::now();
+    let (out, usage) = probed(&install.command(&["dispatch", "--json"]), b"");
+    let wall = started.elapsed().as_secs_f64();
+    Dispatched { summary: serde_json::from_slice(&out).unwrap(), usage, started, wall }
+}
+
+/// Runs `cmd` (its program, arguments, environment — always cleared — and directory) to
+/// completion under the probe with `stdin` as its input; returns stdout and the command's own
+/// CPU time and peak RSS. (Measured by the probe, not by this process: a child spawned from
+/// here starts with this benchmark's memory counted as its peak, because Linux keeps the peak
+/// RSS across exec.)
 fn probed(cmd: &Command, stdin: &[u8]) -> (Vec<u8>, Usage) {
     let mut c = Command::new(PROBE.get().expect("probe built in main"));
     c.arg(cmd.get_program()).args(cmd.get_args()).env_clear();
