@@ -312,6 +312,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         command => {
             let cfg = Config::load()?;
+            if !matches!(command, Command::Verify { .. }) {
+                cfg.require_installation()?;
+            }
             run_with(&cfg, command)
         }
     }

@@ -5,10 +5,13 @@
 //! Discovery of the `.env` (first hit wins):
 //! 1. `WEBHOOKS_ENV`, when set, names the file (it must exist);
 //! 2. `.env` in the current directory;
-//! 3. `.env` beside the running executable, or in one of its parent directories.
+//! 3. `.env` beside the running executable, or in one of its parent directories — unless the
+//!    executable is build output inside a Cargo target directory.
 //!
 //! suexec strips `SetEnv` variables, so (3) is what makes a CGI find its configuration without
-//! help: a `.env` in the install root above `cgi-bin/` or `bin/`. Relative paths in the
+//! help: a `.env` in the install root above `cgi-bin/` or `bin/`. A binary under `target/` is not
+//! an installation: were (3) to apply there, the `.env` that `webhooks serve` writes in a checkout
+//! would capture every run of `target/*/webhooks`, tests included. Relative paths in the
 //! configuration (the database) are taken relative to the directory holding the `.env`.
 
 use std::collections::BTreeMap;
@@ -233,6 +236,20 @@ impl Config {
         })
     }
 
+    /// For commands that work on an installation: an error saying how to make one when no `.env`
+    /// was found and the database does not exist either (a configuration given entirely by
+    /// environment variables still works), instead of SQLite's "unable to open database file".
+    pub fn require_installation(&self) -> Result<()> {
+        if self.env_file.is_none() && !self.database.exists() {
+            bail!(
+                "no .env was found (WEBHOOKS_ENV is not set; none in {} nor above the program): \
+                 run `webhooks init` in the install root, or set WEBHOOKS_ENV to the path of its .env",
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+
     /// How long a claimed delivery stays leased: long enough for one request and its recording,
     /// short enough that a killed dispatcher's work is picked up again by the next cron run.
     pub fn lease(&self) -> Duration {
@@ -392,15 +409,24 @@ fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBu
             return Ok(Some(candidate));
         }
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        for ancestor in dir.ancestors() {
-            let candidate = ancestor.join(".env");
-            if candidate.is_file() {
-                return Ok(Some(candidate));
-            }
-        }
+    if let Some(exe) = std::env::current_exe().ok() {
+        return Ok(env_file_above(&exe));
     }
     Ok(None)
+}
+
+/// The `.env` beside `exe` or in one of its parent directories; none for a binary inside a Cargo
+/// target directory (Cargo marks each one's root with `CACHEDIR.TAG`).
+pub fn env_file_above(exe: &Path) -> Option<PathBuf> {
+    let dir = exe.parent()?;
+    if dir.ancestors().any(is_cargo_target_dir) {
+        return None;
+    }
+    dir.ancestors().map(|a| a.join(".env")).find(|c| c.is_file())
+}
+
+fn is_cargo_target_dir(dir: &Path) -> bool {
+    dir.join("CACHEDIR.TAG").is_file()
 }
 
 /// Reads a `.env` file with dotenvy's parser (quotes, comments, `export`), without touching the
@@ -540,6 +566,20 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
         assert_eq!(parse_size("1 MiB"), None);
         assert_eq!(parse_size("999999999999GiB"), None);
+    }
+
+    #[test]
+    fn the_env_above_a_binary_is_found_unless_it_is_cargo_build_output() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join(".env"), "WEBHOOKS_MAX_ATTEMPTS=3\n").unwrap();
+        let installed = root.path().join("bin/webhooks");
+        std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+        assert_eq!(env_file_above(&installed), Some(root.path().join(".env")));
+        let built = root.path().join("target/release/webhooks");
+        std::fs::create_dir_all(built.parent().unwrap()).unwrap();
+        assert_eq!(env_file_above(&built), Some(root.path().join(".env")), "not marked yet");
+        std::fs::write(root.path().join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55").unwrap();
+        assert_eq!(env_file_above(&built), None, "a checkout's .env never configures its build output");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("003_endpoint_stats", include_str!("../sql/003_endpoint_stats.sql")),
     ("004_observations", include_str!("../sql/004_observations.sql")),
     ("005_bounded_counts", include_str!("../sql/005_bounded_counts.sql")),
+    ("006_observation_counts", include_str!("../sql/006_observation_counts.sql")),
 ];
 
 /// How long a writer waits for another before SQLite reports busy.

@@ -8,24 +8,41 @@ use crate::clock;
 use crate::config::Config;
 use crate::db;
 
-/// Notes that the CGI saw something (at most one write a minute per name). Failures are
-/// ignored: an observation must never break a request.
-pub fn observe(conn: &Connection, name: &str) {
+/// API requests in a row without an Authorization header before `doctor` calls it a problem:
+/// one or two are a client that sent no token; a missing `CGIPassAuth` drops it from every one.
+pub const MISSING_AUTH_STREAK: i64 = 3;
+
+const AUTH_PRESENT: &str = "api_auth_present";
+const AUTH_MISSING: &str = "api_auth_missing";
+
+/// Notes whether an API request reached the CGI with its Authorization header. A request with
+/// one ends any streak of requests without at once, so `doctor` clears as soon as the fix works;
+/// other writes happen at most once a minute (this runs on every API request, and even an
+/// INSERT that changes nothing takes the write lock). Failures are ignored: an observation must
+/// never break a request.
+pub fn observe_api_auth(conn: &Connection, present: bool) {
     let now = clock::now_ms();
-    // Read first: an INSERT takes the write lock even when it changes nothing, and this runs on
-    // every API request.
-    if observed(conn, name).is_some_and(|at| at >= now - 60_000) {
+    let (name, other) = if present { (AUTH_PRESENT, AUTH_MISSING) } else { (AUTH_MISSING, AUTH_PRESENT) };
+    if present && observed(conn, other).is_some() {
+        let _ = conn.execute("DELETE FROM observations WHERE name = ?1", [other]);
+    }
+    let fresh = |(at, count): (i64, i64)| at >= now - 60_000 && (present || count >= MISSING_AUTH_STREAK);
+    if observed(conn, name).is_some_and(fresh) {
         return;
     }
     let _ = conn.execute(
-        "INSERT INTO observations (name, at) VALUES (?1, ?2)
-         ON CONFLICT (name) DO UPDATE SET at = ?2 WHERE at < ?2 - 60000",
+        "INSERT INTO observations (name, at, count) VALUES (?1, ?2, 1)
+         ON CONFLICT (name) DO UPDATE SET at = ?2, count = count + 1",
         params![name, now],
     );
 }
 
-fn observed(conn: &Connection, name: &str) -> Option<i64> {
-    conn.query_row("SELECT at FROM observations WHERE name = ?1", [name], |r| r.get(0)).optional().ok().flatten()
+/// When `name` was last seen, and how many times in a row.
+fn observed(conn: &Connection, name: &str) -> Option<(i64, i64)> {
+    conn.query_row("SELECT at, count FROM observations WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .ok()
+        .flatten()
 }
 
 /// One finding: `Ok` with what was checked, or a problem with its fix.
@@ -143,14 +160,24 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         )),
         Some(t) => out.push(ok(format!("the dispatcher ran {} s ago", (now - t) / 1000))),
     }
-    match (observed(&conn, "api_auth_missing"), observed(&conn, "api_auth_present")) {
-        (Some(missing), present) if present.is_none_or(|p| p < missing) => out.push(problem(
-            "the last API request reached the CGI without an Authorization header",
-            "add `CGIPassAuth On` to the .htaccess of the cgi-bin directory (Apache 2.4.13+)",
+    out.push(match (observed(&conn, AUTH_MISSING), observed(&conn, AUTH_PRESENT)) {
+        (Some((at, n)), _) if n >= MISSING_AUTH_STREAK => problem(
+            format!(
+                "the last {n} API requests reached the CGI without an Authorization header \
+                 (the latest {} s ago), and none has arrived with one since",
+                (now - at).max(0) / 1000
+            ),
+            "if your clients send `Authorization: Bearer …`, the web server drops it: add \
+             `CGIPassAuth On` to the .htaccess of the cgi-bin directory (Apache 2.4.13+)",
+        ),
+        (Some((_, n)), _) => ok(format!(
+            "{n} API request{} arrived without an Authorization header (a client that sent no token); \
+             {MISSING_AUTH_STREAK} in a row would point at a missing `CGIPassAuth On`",
+            if n == 1 { "" } else { "s" }
         )),
-        (_, Some(_)) => out.push(ok("API requests arrive with their Authorization header")),
-        _ => out.push(ok("no API request seen yet")),
-    }
+        (None, Some(_)) => ok("API requests arrive with their Authorization header"),
+        (None, None) => ok("no API request seen yet"),
+    });
     out
 }
 

@@ -192,8 +192,7 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
         Kind::Public => Ok(()),
         Kind::Api => {
             let req = ctx.req;
-            let seen = if req.header("authorization").is_some() { "api_auth_present" } else { "api_auth_missing" };
-            crate::doctor::observe(ctx.db()?, seen);
+            crate::doctor::observe_api_auth(ctx.db()?, req.header("authorization").is_some());
             let principal = authenticate(ctx.db()?, req)?;
             ctx.viewer = Some(match principal {
                 Principal::App => Viewer { user: String::new(), admin: true },

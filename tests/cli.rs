@@ -81,7 +81,7 @@ fn the_env_is_found_above_the_executable_as_under_suexec() {
     let install = env.dir.path();
     std::fs::create_dir_all(install.join("bin")).unwrap();
     let exe = install.join("bin/webhooks");
-    std::fs::copy(bin_path("webhooks"), &exe).unwrap();
+    common::copy_program(&bin_path("webhooks"), &exe);
     let elsewhere = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(&exe)
         .args(["endpoint", "list", "--json"])
@@ -92,6 +92,38 @@ fn the_env_is_found_above_the_executable_as_under_suexec() {
     assert!(out.status.success(), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "used the install's database");
+}
+
+#[test]
+fn a_binary_inside_a_cargo_target_dir_ignores_a_env_above_it() {
+    // A checkout where `webhooks serve` wrote .env and var/, and cargo built into target/.
+    let checkout = Env::new();
+    checkout.init();
+    checkout.endpoint("alice", "https://example.com/", "");
+    let exe = checkout.dir.path().join("target/release/webhooks");
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    std::fs::write(checkout.dir.path().join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+    common::copy_program(&bin_path("webhooks"), &exe);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&exe).args(args).env_clear().current_dir(elsewhere.path()).output().unwrap()
+    };
+    for args in [&["endpoint", "list", "--json"][..], &["status"], &["deliveries"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} must not use the checkout's database: {}", String::from_utf8_lossy(&out.stdout));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("no .env was found") && err.contains("webhooks init") && err.contains("WEBHOOKS_ENV"), "{err}");
+    }
+    assert!(!elsewhere.path().join("var").exists(), "nothing was created");
+    // In the checkout's own directory, the current directory's .env is used as before.
+    let out = std::process::Command::new(&exe)
+        .args(["endpoint", "list", "--json"])
+        .env_clear()
+        .current_dir(checkout.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
@@ -371,15 +403,30 @@ fn doctor_reports_each_problem_with_its_fix() {
     let out = env.run(&["doctor"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
-    // An API call that lost its Authorization header on the way (no CGIPassAuth).
+    // One API request without a token is a client that sent none, not a server problem.
+    env.cgi("POST", "/api/v1/events", &[("Content-Type", "application/json")], b"{}");
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok       1 API request arrived without an Authorization header"), "{text}");
+    // Every request losing its header on the way (no CGIPassAuth) is.
+    env.cgi("GET", "/api/v1/endpoints", &[], b"");
     env.cgi("GET", "/api/v1/endpoints", &[], b"");
     let out = env.run(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(text.contains("without an Authorization header") && text.contains("CGIPassAuth On"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("PROBLEM  the last 3 API requests reached the CGI without an Authorization header"), "{text}");
+    assert!(text.contains("CGIPassAuth On"), "{text}");
+    // The fix shows at the very next request that carries its header, not a minute later.
     let token = env.user_token("alice");
-    env.db().execute("UPDATE observations SET at = at - 120000", []).unwrap();
     common::api(&env, &token, "GET", "/api/v1/endpoints", None);
-    assert!(env.run(&["doctor"]).status.success(), "fixed once a request arrives with its header");
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "fixed once a request arrives with its header: {text}");
+    assert!(text.contains("API requests arrive with their Authorization header"), "{text}");
+    // A later streak counts from zero.
+    env.cgi("GET", "/api/v1/endpoints", &[], b"");
+    assert!(env.run(&["doctor"]).status.success());
 
     env.db().execute("UPDATE runs SET started_at = started_at - 600000", []).unwrap();
     let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();

@@ -47,7 +47,7 @@ fn the_cgi_wrapper_runs_the_cgi_with_its_configuration() {
     env.init();
     let install = env.dir.path();
     std::fs::create_dir_all(install.join("bin")).unwrap();
-    std::fs::copy(bin_path("webhooks-cgi"), install.join("bin/webhooks-cgi")).unwrap();
+    common::copy_program(&bin_path("webhooks-cgi"), &install.join("bin/webhooks-cgi"));
     let wrapper = repo("cgi-bin/webhooks.cgi").replace("/home/USER/webhooks", &install.to_string_lossy());
     let cgi_dir = tempfile::tempdir().unwrap();
     let script = cgi_dir.path().join("webhooks.cgi");
@@ -72,7 +72,7 @@ fn the_crontab_line_runs_a_dispatch() {
     env.init();
     let install = env.dir.path();
     std::fs::create_dir_all(install.join("bin")).unwrap();
-    std::fs::copy(bin_path("webhooks"), install.join("bin/webhooks")).unwrap();
+    common::copy_program(&bin_path("webhooks"), &install.join("bin/webhooks"));
     let line = repo("crontab.example")
         .lines()
         .find(|l| !l.starts_with('#') && !l.trim().is_empty())

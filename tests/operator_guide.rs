@@ -33,8 +33,8 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     for dir in ["bin", "cgi-bin"] {
         std::fs::create_dir_all(release.join(dir)).unwrap();
     }
-    std::fs::copy(bin_path("webhooks"), release.join("bin/webhooks")).unwrap();
-    std::fs::copy(bin_path("webhooks-cgi"), release.join("bin/webhooks-cgi")).unwrap();
+    common::copy_program(&bin_path("webhooks"), &release.join("bin/webhooks"));
+    common::copy_program(&bin_path("webhooks-cgi"), &release.join("bin/webhooks-cgi"));
     for f in ["cgi-bin/webhooks.cgi", "cgi-bin/.htaccess", "crontab.example", ".env.example"] {
         std::fs::copy(repo().join(f), release.join(f)).unwrap();
     }

@@ -210,6 +210,15 @@ fn dir_of(env: &Env) -> PathBuf {
     env.dir.path().join("var")
 }
 
+/// Copies a program for a test to run. The copy is written by a `cp` child process, never
+/// through a file this test process holds open: another test thread's fork would inherit such a
+/// descriptor, and exec'ing the copy while any child still holds it open for writing fails with
+/// `Text file busy` (ETXTBSY).
+pub fn copy_program(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg(from).arg(to).status().expect("cp runs");
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+}
+
 pub fn bin_path(bin: &str) -> PathBuf {
     match bin {
         "webhooks" => PathBuf::from(env!("CARGO_BIN_EXE_webhooks")),
