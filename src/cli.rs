@@ -612,11 +612,16 @@ fn read_arg_bytes(arg: &str) -> Result<Vec<u8>> {
 /// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
 /// directory) gets a secret key if it has none, and the database is created and migrated.
 pub fn init() -> Result<()> {
+    init_with(&[])
+}
+
+/// `init`, with `extra` lines written after the key when the `.env` is created.
+pub fn init_with(extra: &[&str]) -> Result<()> {
     let env_path = match std::env::var_os("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => std::env::current_dir()?.join(".env"),
     };
-    let created = ensure_env_file(&env_path)?;
+    let created = ensure_env_file(&env_path, extra)?;
     // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
     let cfg = Config::load()?;
     if let Some(dir) = cfg.database.parent() {
@@ -698,7 +703,7 @@ fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()
 
 /// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether
 /// the file was created.
-fn ensure_env_file(path: &Path) -> Result<bool> {
+fn ensure_env_file(path: &Path, extra: &[&str]) -> Result<bool> {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD.encode(secret::random_bytes::<32>());
     let line = format!(
@@ -710,7 +715,8 @@ fn ensure_env_file(path: &Path) -> Result<bool> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        write_private(path, line.as_bytes(), false)?;
+        let text: String = std::iter::once(line).chain(extra.iter().map(|l| format!("{l}\n"))).collect();
+        write_private(path, text.as_bytes(), false)?;
         return Ok(true);
     }
     let existing = config::read_env_file(path)?;

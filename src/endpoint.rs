@@ -89,7 +89,11 @@ pub fn check_url(raw: &str, policy: &Policy) -> Result<String, Invalid> {
         if !policy.permits(ip) {
             return Err(Invalid::new(
                 "url",
-                format!("points at {ip}, a private or reserved address that deliveries may not reach"),
+                format!(
+                    "points at {ip}, a private or reserved address that deliveries may not reach \
+                     (the operator can allow it with WEBHOOKS_ALLOWED_NETWORKS in the .env, \
+                     e.g. 127.0.0.0/8 for receivers on the same machine)"
+                ),
             ));
         }
     }

@@ -5,7 +5,8 @@
 //! runs `webhooks dispatch`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, Context, Result};
@@ -15,12 +16,20 @@ use crate::config::Config;
 
 pub const SCRIPT_NAME: &str = "";
 
+/// What a first run writes into the new `.env` besides the key: a development server exists to
+/// try the product against receivers on the same machine, which production refuses.
+pub const LOCAL_NETWORKS: &str = "127.0.0.0/8,::1/128";
+
 pub fn run(args: &ServeArgs) -> Result<()> {
     let cfg = match Config::load() {
         Ok(c) if c.env_file.is_some() && c.secret_key.is_some() => c,
         _ => {
             println!("first run: initialising a local .env and database in {}", std::env::current_dir()?.display());
-            crate::cli::init()?;
+            crate::cli::init_with(&[
+                "# Written by `webhooks serve` for local development: deliveries may reach receivers",
+                "# on this machine. Production refuses every non-public address unless listed here.",
+                &format!("WEBHOOKS_ALLOWED_NETWORKS={LOCAL_NETWORKS}"),
+            ])?;
             Config::load()?
         }
     };
@@ -30,10 +39,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .map_err(|e| anyhow!("cannot listen on {}: {e}", args.addr))?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
 
-    let dispatch_cfg = cfg.clone();
+    // The dispatcher reads the configuration afresh before every run, as each cron run does, so
+    // an edit of the .env (WEBHOOKS_ALLOWED_NETWORKS, say) applies at the next run.
     let every = args.dispatch_every;
     std::thread::spawn(move || loop {
-        match crate::dispatch::run(&dispatch_cfg) {
+        match Config::load().and_then(|cfg| crate::dispatch::run(&cfg)) {
             Ok(s) if s.sent + s.unsent + s.released > 0 => println!("{}", s.line()),
             Ok(_) => {}
             Err(e) => eprintln!("webhooks serve: dispatcher: {e:#}"),
@@ -43,8 +53,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 
     println!("QSM Webhooks (development) at http://{}/", args.addr);
     println!("pages are shown as user {:?} (--user); configuration: {}", args.user, env_file.display());
-    println!("create an API token with: webhooks token create --app");
-    println!("the dispatcher runs every {}s; stop with Ctrl-C", every.as_secs());
+    println!("{}", local_receivers_line(&cfg, &env_file));
+    println!("create an API token with: {} token create --app", shell_path(&exe));
+    println!("the dispatcher runs every {}s and rereads the .env each time; stop with Ctrl-C", every.as_secs());
 
     for request in server.incoming_requests() {
         let exe = exe.clone();
@@ -58,6 +69,34 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Whether endpoints on this machine can be reached, and if not, the line that allows them.
+fn local_receivers_line(cfg: &Config, env_file: &Path) -> String {
+    let policy = crate::network::Policy { allowed: cfg.allowed_networks.clone() };
+    if policy.permits(IpAddr::from([127, 0, 0, 1])) {
+        "receivers on this machine (http://127.0.0.1:PORT/…) may be used: WEBHOOKS_ALLOWED_NETWORKS allows them".into()
+    } else {
+        format!(
+            "receivers on this machine are refused: to use one, add WEBHOOKS_ALLOWED_NETWORKS={LOCAL_NETWORKS} to {} (read at once, no restart)",
+            env_file.display()
+        )
+    }
+}
+
+/// A path to type at a shell prompt: relative to the current directory when below it (the
+/// binary cargo built is not on `PATH`), quoted when it needs to be.
+fn shell_path(exe: &Path) -> String {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|rel| Path::new(".").join(rel)))
+        .unwrap_or_else(|| exe.to_path_buf());
+    let text = shown.to_string_lossy();
+    if text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b)) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, user: &str, addr: &str) -> Result<()> {

@@ -117,7 +117,7 @@ fn edit_enable_disable_and_delete_with_confirmation() {
     // Invalid edit: 422 beside the field, nothing changed.
     let r = b.post(&format!("/endpoints/{id}"), &[("url", "http://10.1.1.1/"), ("active", "on")]);
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("private or reserved address"));
+    assert!(r.text().contains("private or reserved address") && r.text().contains("WEBHOOKS_ALLOWED_NETWORKS"));
     assert_eq!(env.json(&["endpoint", "show", &id])["url"], "https://example.org/new");
 
     assert_eq!(b.post(&format!("/endpoints/{id}/disable"), &[]).status, 303);

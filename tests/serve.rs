@@ -30,52 +30,70 @@ fn http(port: u16, request: &str) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn serve_initialises_runs_the_cgi_and_dispatches() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `webhooks serve` in `dir` with a clean environment plus `vars`; returns the server,
+/// its port and what it printed up to its banner's last line.
+fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> (Server, u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(bin_path("webhooks"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--dispatch-every", "1s"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32")
-        .current_dir(dir.path())
+        .envs(vars.iter().copied())
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _server = Server(child);
+    let server = Server(child);
     let mut seen = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
-        if line.contains("QSM Webhooks (development) at") {
+        if line.contains("the dispatcher runs every") {
             break;
         }
     }
+    std::thread::spawn(move || for _ in lines {});
+    (server, port, seen)
+}
+
+/// Runs `webhooks ARGS --json` in `dir` with a clean environment plus `vars`.
+fn cli(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin_path("webhooks"))
+        .args(args)
+        .arg("--json")
+        .env_clear()
+        .envs(vars.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn serve_initialises_runs_the_cgi_and_dispatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, port, seen) = start(dir.path(), &[]);
     assert!(seen.contains("first run: initialising"), "{seen}");
     assert!(seen.contains(&format!("http://127.0.0.1:{port}/")), "{seen}");
-    std::thread::spawn(move || for _ in lines {});
     assert!(dir.path().join(".env").is_file());
     assert!(dir.path().join("var/webhooks.db").is_file());
+    assert!(seen.contains("receivers on this machine (http://127.0.0.1:PORT/…) may be used"), "{seen}");
 
-    let cli = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(bin_path("webhooks"))
-            .args(args)
-            .arg("--json")
-            .env_clear()
-            .env("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    // The banner's command works as printed, from where serve was started (cargo's binary is
+    // not on PATH).
+    let command = seen.lines().find_map(|l| l.strip_prefix("create an API token with: ")).unwrap();
+    let out = Command::new("sh").arg("-c").arg(format!("{command} --json")).env_clear().current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    let token: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+
+    // A receiver on this machine is accepted with no configuration: the first run allowed it.
     let rx = Receiver::always(200);
-    cli(&["endpoint", "add", "--user", "alice", "--url", &rx.url("/hook")]);
-    let token = cli(&["token", "create", "--app"])["token"].as_str().unwrap().to_string();
+    cli(dir.path(), &[], &["endpoint", "add", "--user", "alice", "--url", &rx.url("/hook")]);
 
     let body = r#"{"type":"usage.threshold","user":"alice","data":{"metric":"messages","used":80,"limit":100,"threshold_percent":80,"period":"2026-11"}}"#;
     let req = format!(
@@ -94,4 +112,38 @@ fn serve_initialises_runs_the_cgi_and_dispatches() {
     assert!(page.contains("<h1>Dashboard</h1>") && page.contains("<span>dev</span>"), "{page}");
     let (status, _) = http(port, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 405);
+}
+
+#[test]
+fn serve_names_the_setting_for_local_receivers_and_its_dispatcher_sees_env_edits() {
+    // An existing .env from `webhooks init`, which allows no local receiver.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin_path("webhooks")).arg("init").env_clear().current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    let (_server, _port, seen) = start(dir.path(), &[]);
+    assert!(!seen.contains("first run"), "{seen}");
+    let env_file = dir.path().join(".env");
+    let hint = format!("receivers on this machine are refused: to use one, add WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 to {}", env_file.display());
+    assert!(seen.contains(&hint), "{seen}");
+
+    // An endpoint made while allowed (by the process environment of this one command) ...
+    let rx = Receiver::always(200);
+    let allow = [("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32")];
+    let ep = cli(dir.path(), &allow, &["endpoint", "add", "--user", "alice", "--url", &rx.url("/hook")]);
+    let ep = ep["id"].as_str().unwrap().to_string();
+    cli(dir.path(), &[], &["emit", "--user", "alice", "--type", "usage.threshold", "--data", r#"{"metric":"messages","used":80,"limit":100,"threshold_percent":80,"period":"2026-11"}"#]);
+    // ... is refused by serve's dispatcher under the .env as it is,
+    let blocked = || {
+        let list = cli(dir.path(), &[], &["deliveries", "--endpoint", &ep]);
+        list[0]["last_error_code"] == "E_BLOCKED_ADDRESS"
+    };
+    assert!(wait_until(Duration::from_secs(15), blocked), "refused while the .env does not allow it");
+    assert_eq!(rx.len(), 0);
+    // and delivered once the .env allows it, without a restart.
+    let mut text = std::fs::read_to_string(&env_file).unwrap();
+    text.push_str("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8\n");
+    std::fs::write(&env_file, text).unwrap();
+    let dlv = cli(dir.path(), &[], &["deliveries", "--endpoint", &ep])[0]["id"].as_str().unwrap().to_string();
+    cli(dir.path(), &[], &["retry", &dlv]);
+    assert!(wait_until(Duration::from_secs(15), || rx.len() == 1), "delivered after the edit");
 }
