@@ -205,11 +205,7 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
             let now = clock::now_ms() / 1000;
             ctx.viewer = auth::viewer(ctx.cfg, master, ctx.req, now);
             let Some(viewer) = &ctx.viewer else {
-                return Err(ApiError::new(
-                    401,
-                    "unauthorized",
-                    "You are not signed in. Open the webhooks page from your account in the application, or sign in through the web server.",
-                ));
+                return Err(not_signed_in(ctx.req));
             };
             if ctx.req.method == "POST" {
                 let form = ctx.req.form();
@@ -222,6 +218,34 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
             Ok(())
         }
     }
+}
+
+/// A page request from no one: says how to sign in, or, when a browser sent a password that the
+/// web server did not check, that the server's configuration lets every request through. A
+/// session cookie that was refused (expired, or signed with a rotated key) is cleared, so that
+/// a server that asks for passwords when no session is offered asks again.
+fn not_signed_in(req: &Request) -> ApiError {
+    let basic = req.header("authorization").is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+    let mut e = if basic {
+        ApiError::new(
+            401,
+            "unauthorized",
+            "Your browser sent a user name and password, but the web server did not check them: \
+             its .htaccess lets every request through to this program. To protect these pages \
+             with a password, the operator installs .htaccess-password (docs/operator.md, \
+             \"Signing in\"). Otherwise, open the webhooks page from your account in the application.",
+        )
+    } else {
+        ApiError::new(
+            401,
+            "unauthorized",
+            "You are not signed in. Open the webhooks page from your account in the application, or sign in through the web server.",
+        )
+    };
+    if req.cookie(auth::SESSION_COOKIE).is_some() {
+        e.headers.push(("Set-Cookie".into(), auth::cookie_header(req, auth::SESSION_COOKIE, "", Some(0))));
+    }
+    e
 }
 
 /// The caller's token from `Authorization: Bearer …`.

@@ -89,10 +89,32 @@ fn the_crontab_line_runs_a_dispatch() {
 
 #[test]
 fn htaccess_passes_authorization_and_denies_everything_else() {
-    let text = repo("cgi-bin/.htaccess");
-    assert!(text.contains("CGIPassAuth On"));
-    assert!(text.contains("Require all denied"));
-    assert!(text.contains("<Files \"webhooks.cgi\">"));
+    // The directives of each file, without comments: (outside the webhooks.cgi block, inside it).
+    let directives = |path: &str| -> (Vec<String>, Vec<String>) {
+        let text = repo(path);
+        let lines: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+        let start = lines.iter().position(|l| l == "<Files \"webhooks.cgi\">").unwrap_or_else(|| panic!("{path}: no webhooks.cgi block"));
+        let end = start + lines[start..].iter().position(|l| l == "</Files>").unwrap();
+        let inside = lines[start + 1..end].to_vec();
+        let outside = lines[..start].iter().chain(&lines[end + 1..]).cloned().collect();
+        (outside, inside)
+    };
+    let (common, open) = directives("cgi-bin/.htaccess");
+    let (common_pw, protected) = directives("cgi-bin/.htaccess-password");
+    for needed in ["CGIPassAuth On", "<FilesMatch \".*\">", "Require all denied"] {
+        assert!(common.iter().any(|l| l == needed), "{needed}");
+    }
+    assert_eq!(common, common_pw, "the two options differ only in who may reach webhooks.cgi");
+    assert_eq!(open, vec!["Require all granted"]);
+    assert!(protected.contains(&"Require valid-user".to_string()) && protected.contains(&"<RequireAny>".to_string()));
+    let exprs: Vec<&String> = protected.iter().filter(|l| l.starts_with("Require expr")).collect();
+    assert_eq!(exprs.len(), 2, "{protected:?}");
+    assert!(exprs.iter().all(|e| !e.contains('\\')), "no backslash in an expression: {exprs:?}");
+    let path_expr = exprs[0];
+    for path in ["api/", "login$", "static/"] {
+        assert!(path_expr.contains(path), "{path_expr}");
+    }
 }
 
 #[test]

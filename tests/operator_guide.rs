@@ -1,5 +1,5 @@
 //! docs/operator.md, run as written: every `sh` block, in order, against a fresh home directory
-//! holding an unpacked release. `crontab` is a stand-in that keeps the table in a file, so the
+//! holding the release tarball. `crontab` is a stand-in that keeps the table in a file, so the
 //! test can then run the installed line as cron would.
 
 mod common;
@@ -28,16 +28,17 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     assert!(script.contains("bin/webhooks init") && script.contains("rotate-key") && script.contains("backup"));
 
     let home = tempfile::tempdir().unwrap();
-    // The unpacked release.
-    let release = home.path().join("qsm-webhooks");
-    for dir in ["bin", "cgi-bin"] {
-        std::fs::create_dir_all(release.join(dir)).unwrap();
-    }
-    common::copy_program(&bin_path("webhooks"), &release.join("bin/webhooks"));
-    common::copy_program(&bin_path("webhooks-cgi"), &release.join("bin/webhooks-cgi"));
-    for f in ["cgi-bin/webhooks.cgi", "cgi-bin/.htaccess", "crontab.example", ".env.example"] {
-        std::fs::copy(repo().join(f), release.join(f)).unwrap();
-    }
+    // The release tarball as .ci/release names and packs it, in the home directory.
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(script.contains(&format!("VERSION={version}\n")), "the guide names this release's version");
+    let name = format!("qsm-webhooks-{version}-x86_64-linux-gnu");
+    let staging = tempfile::tempdir().unwrap();
+    let bin_dir = bin_path("webhooks").parent().unwrap().to_path_buf();
+    let packed = Command::new(repo().join(".ci/package")).arg(&bin_dir).arg(staging.path().join(&name)).output().unwrap();
+    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
+    let tarball = home.path().join(format!("{name}.tar.gz"));
+    let tar = Command::new("tar").arg("-C").arg(staging.path()).arg("-czf").arg(&tarball).arg(&name).output().unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
     // A crontab that keeps its table in a file.
     let tools = home.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();

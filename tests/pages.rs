@@ -30,6 +30,26 @@ fn pages_need_a_signed_in_user() {
 }
 
 #[test]
+fn a_refused_session_is_cleared_and_an_unchecked_password_is_named() {
+    let env = Env::new();
+    // An expired or forged session: 401, and the cookie is cleared so that a server which asks
+    // for a password when no session is offered (.htaccess-password) asks again.
+    let mut b = Browser::new(&env, None);
+    b.cookies.insert("qsm_session".into(), "alice.1.x.forged".into());
+    let r = b.get("/endpoints");
+    assert_eq!(r.status, 401);
+    let cleared = r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=;") && v.contains("Max-Age=0"));
+    assert!(cleared, "{:?}", r.headers);
+    assert!(!b.cookies.contains_key("qsm_session"));
+    // A password the web server let through unchecked (no REMOTE_USER): say so, and how to fix it.
+    let r = env.cgi("GET", "/endpoints", &[("Authorization", "Basic YWxpY2U6cHc=")], b"");
+    assert_eq!(r.status, 401);
+    let text = r.text();
+    assert!(text.contains("the web server did not check them") && text.contains(".htaccess-password"), "{text}");
+    assert!(!r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=")), "no session, nothing to clear");
+}
+
+#[test]
 fn dashboard_shows_counts_chart_and_a_cron_warning_until_cron_runs() {
     let env = Env::new();
     let rx = Receiver::always(200);

@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -90,7 +91,12 @@ def install(home):
     with open(os.path.join(tools, "crontab"), "w") as f:
         f.write(f"#!/bin/sh\nif [ \"$1\" = -l ]; then cat {home}/crontab.txt 2>/dev/null || exit 1; else cat > {home}/crontab.txt; fi\n")
     os.chmod(os.path.join(tools, "crontab"), 0o755)
-    shutil.copytree(RELEASE, os.path.join(home, "qsm-webhooks"))
+    # The tarball, as the guide expects to find it in the home directory.
+    version = re.search(r"^VERSION=(\S+)$", script, re.M).group(1)
+    name = f"qsm-webhooks-{version}-x86_64-linux-gnu"
+    if not check("the guide's VERSION names this release", os.path.basename(RELEASE.rstrip("/")) == name, f"{name} vs {RELEASE}"):
+        raise SystemExit(1)
+    subprocess.run(["tar", "-C", os.path.dirname(RELEASE.rstrip("/")), "-czf", f"{home}/{name}.tar.gz", name], check=True)
     env = {"HOME": home, "PATH": tools + ":" + os.environ["PATH"]}
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     if not check("install as docs/operator.md says", out.returncode == 0, out.stderr[-2000:]):
@@ -99,6 +105,16 @@ def install(home):
     cron = open(os.path.join(home, "crontab.txt")).read()
     cron_cmd = [l for l in cron.splitlines() if "dispatch" in l][0].split(" ", 5)[5]
     return token, cron_cmd
+
+
+def install_password_option(home):
+    """Runs docs/operator.md's `sh password` block, as written, after the install."""
+    guide = open(os.path.join(REPO, "docs/operator.md")).read()
+    first = re.findall(r"```sh\n(.*?)```", guide, re.S)[0]
+    paths = "".join(l + "\n" for l in first.splitlines() if re.match(r"^(VERSION|RELEASE|INSTALL|CGI_DIR)=", l))
+    script = "set -euo pipefail\n" + paths + "".join(re.findall(r"```sh password\n(.*?)```", guide, re.S))
+    out = subprocess.run(["bash", "-c", script], env={"HOME": home, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
+    check("install the password option as docs/operator.md says", out.returncode == 0 and "htaccess-password" in script, out.stderr[-2000:])
 
 
 def apache_conf(home, port, module, mpm, pass_auth=True):
@@ -134,18 +150,11 @@ DocumentRoot "{home}/public_html"
     AllowOverride None
     Require all denied
 </Directory>
+# As on a shared host: everything below the web root is decided by the shipped .htaccess.
 <Directory "{home}/public_html">
     AllowOverride All
     Require all granted
 </Directory>
-# The pages sit behind the web server's own login (cPanel "directory privacy"); the API uses
-# Bearer tokens and the login links carry their own signature.
-<LocationMatch "^/cgi-bin/webhooks\\.cgi/(?!api/|login)">
-    AuthType Basic
-    AuthName "Webhooks"
-    AuthUserFile "{home}/.htpasswd"
-    Require valid-user
-</LocationMatch>
 """
 
 
@@ -187,11 +196,28 @@ class Apache:
         else:
             conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
-        return r.status, dict(r.getheaders()), r.read().decode("utf-8", "replace")
+        headers = {}
+        for k, v in r.getheaders():  # repeated headers (Set-Cookie) one per line
+            headers[k] = headers[k] + "\n" + v if k in headers else v
+        return r.status, headers, r.read().decode("utf-8", "replace")
 
 
 def basic(user, password):
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def as_user(args, home):
+    """Runs a program as the test user, the way cron and suexec would."""
+    return subprocess.run(["su", "-s", "/bin/sh", USER, "-c", " ".join(shlex.quote(a) for a in args)],
+                          env={"PATH": "/usr/bin:/bin", "HOME": home}, capture_output=True, text=True)
+
+
+def sign_in_by_link(apache, home, install_root, base, user):
+    """Opens a login link from `webhooks login-link`; returns (status, session cookie)."""
+    out = as_user([f"{install_root}/bin/webhooks", "login-link", "--user", user, "--base", base, "--json"], home)
+    url = json.loads(out.stdout)["url"]
+    status, headers, _ = apache.request("GET", url)
+    return status, headers.get("Set-Cookie", "").split(";")[0]
 
 
 def run_mode(module, mpm):
@@ -202,24 +228,47 @@ def run_mode(module, mpm):
     install_root = f"{home}/webhooks"
     with open(f"{install_root}/.env", "a") as f:
         f.write("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\n")
-    subprocess.run(["htpasswd", "-cbB", f"{home}/.htpasswd", "alice", "correct horse"], check=True, capture_output=True)
+    base = "/cgi-bin/webhooks.cgi"
+    alice = basic("alice", "correct horse")
+
+    # The shipped .htaccess: no password anywhere; the program decides.
+    apache = Apache(home, module, mpm)
+    try:
+        status, headers, html = apache.request("GET", f"{base}/endpoints")
+        check(f"{tag} .htaccess: no session, the program answers 401 (Apache asks nothing)",
+              status == 401 and "You are not signed in" in html and "WWW-Authenticate" not in headers, f"{status} {headers}")
+        status, _, html = apache.request("GET", f"{base}/endpoints", headers=alice)
+        check(f"{tag} .htaccess: a password Apache did not check is named, with the fix",
+              status == 401 and "did not check them" in html and ".htaccess-password" in html, f"{status} {html[:300]}")
+        status, cookie = sign_in_by_link(apache, home, install_root, base, "carol")
+        check(f"{tag} .htaccess: a login link starts a session", status == 303 and cookie.startswith("qsm_session="), f"{status} {cookie}")
+        status, _, html = apache.request("GET", f"{base}/endpoints", headers={"Cookie": cookie})
+        check(f"{tag} .htaccess: the session shows the pages", status == 200 and "<span>carol</span>" in html, f"{status} {html[:300]}")
+        status, _, body = apache.request("GET", f"{base}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"})
+        check(f"{tag} .htaccess: the API takes its Bearer token", status == 200, f"{status} {body[:200]}")
+    finally:
+        apache.stop()
+
+    # The password option, installed as the guide says, with a password file.
+    install_password_option(home)
+    subprocess.run(["htpasswd", "-cbB", f"{home}/.htpasswd-webhooks", "alice", "correct horse"], check=True, capture_output=True)
     rx = Receiver()
     apache = Apache(home, module, mpm)
-    base = "/cgi-bin/webhooks.cgi"
     try:
         # A user creates an endpoint through the pages.
-        alice = basic("alice", "correct horse")
         status, headers, html = apache.request("GET", f"{base}/endpoints/new", headers=alice)
-        check(f"{tag} the new-endpoint page", status == 200 and 'name="csrf"' in html, f"{status} {html[:300]}")
+        check(f"{tag} the new-endpoint page", status == 200 and 'name="csrf"' in html and "<span>alice</span>" in html, f"{status} {html[:300]}")
         csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
         cookie = headers.get("Set-Cookie", "").split(";")[0]
         form = urllib.parse.urlencode([("csrf", csrf), ("url", f"http://127.0.0.1:{rx.port}/hook"), ("description", "CRM"), ("event_types", "*"), ("active", "on")])
-        status, _, html = apache.request("POST", f"{base}/endpoints/new", body=form, headers={**alice, "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        status, headers, html = apache.request("POST", f"{base}/endpoints/new", body=form, headers={**alice, "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        if status == 303:
+            status, _, html = apache.request("GET", urllib.parse.urlparse(headers["Location"]).path + "?" + urllib.parse.urlparse(headers["Location"]).query, headers={**alice, "Cookie": cookie})
         secret = re.search(r"(whsec_[A-Za-z0-9+/=]+)", html_unescape(html))
         check(f"{tag} endpoint created on the page, secret shown once", status == 200 and secret is not None, f"{status} {html[:500]}")
         rx.secret = secret.group(1)
 
-        # The host application posts events through the API.
+        # The host application posts events through the API: no password asked.
         api = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         event = {"type": "email.forwarded", "user": "alice", "data": {"alias": "a@x.example", "message_id": "<1@x>", "destinations": ["b@y.example"], "size_bytes": 42}}
         status, _, body = apache.request("POST", f"{base}/api/v1/events", body=json.dumps([event] * 3), headers=api)
@@ -229,6 +278,8 @@ def run_mode(module, mpm):
         big = json.dumps([event] * 3000)
         status, _, body = apache.request("POST", f"{base}/api/v1/events", body=big, headers=api)
         check(f"{tag} a body over WEBHOOKS_MAX_BODY answers 413", status == 413 and "payload_too_large" in body, f"{status} {body[:200]}")
+        status, _, body = apache.request("GET", f"{base}/api/v1/event-types")
+        check(f"{tag} public API documents need no password", status == 200, f"{status}")
 
         # The dispatcher runs the way cron would: the installed line, a few times.
         for _ in range(3):
@@ -247,10 +298,20 @@ def run_mode(module, mpm):
         status, _, html = apache.request("GET", f"{base}/deliveries/{dlv.group(1)}", headers=alice)
         check(f"{tag} a delivery's page shows its attempt", status == 200 and '<td data-label="Status">200</td>' in html, f"{status}")
 
-        status, _, _ = apache.request("GET", f"{base}/endpoints", headers=basic("alice", "wrong"))
-        check(f"{tag} a wrong password is refused by Apache (401)", status == 401)
-        status, _, _ = apache.request("GET", f"{base}/endpoints")
-        check(f"{tag} no password, no pages (401)", status == 401)
+        status, headers, _ = apache.request("GET", f"{base}/endpoints", headers=basic("alice", "wrong"))
+        check(f"{tag} a wrong password is refused by Apache (401)", status == 401 and "WWW-Authenticate" in headers, f"{status} {headers}")
+        status, headers, _ = apache.request("GET", f"{base}/endpoints")
+        check(f"{tag} no password, no pages: Apache asks for one (401)", status == 401 and headers.get("WWW-Authenticate", "").startswith("Basic"), f"{status} {headers}")
+
+        # Login links still work: the link and the session it starts pass without a password.
+        status, cookie = sign_in_by_link(apache, home, install_root, base, "bob")
+        check(f"{tag} a login link passes without a password", status == 303 and cookie.startswith("qsm_session="), f"{status} {cookie}")
+        status, _, html = apache.request("GET", f"{base}/", headers={"Cookie": cookie})
+        check(f"{tag} its session shows bob's pages without a password", status == 200 and "<span>bob</span>" in html, f"{status} {html[:300]}")
+        status, headers, html = apache.request("GET", f"{base}/", headers={"Cookie": "qsm_session=bob.1.x.forged"})
+        check(f"{tag} a forged session is refused by the program and cleared",
+              status == 401 and any(c.startswith("qsm_session=;") and "Max-Age=0" in c for c in headers.get("Set-Cookie", "").splitlines()), f"{status} {headers}")
+
         status, _, body = apache.request("GET", f"{base}/.htaccess")
         status2, _, _ = apache.request("GET", f"/cgi-bin/.htaccess")
         check(f"{tag} nothing in cgi-bin but the CGI is served", status2 in (403, 404), str(status2))
@@ -260,11 +321,13 @@ def run_mode(module, mpm):
     # The same server without CGIPassAuth: the API says exactly what to add.
     apache = Apache(home, module, mpm, pass_auth=False)
     try:
-        status, _, body = apache.request("GET", f"{base}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"})
+        for _ in range(3):  # a host application's requests, every one losing its header
+            status, _, body = apache.request("GET", f"{base}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"})
         check(f"{tag} without CGIPassAuth the API answers 401 naming the fix",
               status == 401 and "CGIPassAuth On" in body, f"{status} {body[:300]}")
-        out = subprocess.run([f"{install_root}/bin/webhooks", "doctor"], env={"WEBHOOKS_ENV": f"{install_root}/.env"}, capture_output=True, text=True)
-        check(f"{tag} webhooks doctor reports the missing CGIPassAuth", "CGIPassAuth On" in out.stdout, out.stdout)
+        out = as_user([f"{install_root}/bin/webhooks", "doctor"], home)
+        check(f"{tag} webhooks doctor reports the missing CGIPassAuth",
+              out.returncode == 1 and "PROBLEM  the last 3 API requests" in out.stdout and "CGIPassAuth On" in out.stdout, out.stdout)
     finally:
         apache.stop()
         log = open(f"{home}/apache/error.log").read()
