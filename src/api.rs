@@ -233,7 +233,15 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     })?;
     let mut v = endpoint_json(ctx.db()?, &ep)?;
     v["secret"] = json!(secret);
+    add_warnings(&mut v, &ep.url, &policy);
     Ok(Response::json(201, &v))
+}
+
+/// `warnings` for an endpoint whose URL deliveries could not reach today (saved all the same).
+fn add_warnings(v: &mut Value, url: &str, policy: &Policy) {
+    if let Some(w) = crate::network::reachability_warning(url, policy, crate::network::CREATION_LOOKUP_TIMEOUT) {
+        v["warnings"] = json!([w]);
+    }
 }
 
 pub fn get_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
@@ -258,7 +266,11 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
         }
         Ok(ep)
     })?;
-    Ok(Response::json(200, &endpoint_json(ctx.db()?, &ep)?))
+    let mut v = endpoint_json(ctx.db()?, &ep)?;
+    if fields.url.is_some() {
+        add_warnings(&mut v, &ep.url, &policy);
+    }
+    Ok(Response::json(200, &v))
 }
 
 pub fn delete_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {

@@ -18,6 +18,9 @@ use crate::error::ApiError;
 
 pub const SESSION_COOKIE: &str = "qsm_session";
 pub const CSRF_COOKIE: &str = "qsm_csrf";
+/// Set for a few minutes after a page creates an endpoint, naming it: the page it redirects to
+/// shows that endpoint's new secret once, and clears it (Post/Redirect/Get).
+pub const NEW_SECRET_COOKIE: &str = "qsm_new_secret";
 
 /// The signed-in user of a page request.
 #[derive(Debug, Clone, PartialEq, Eq)]

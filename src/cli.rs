@@ -497,7 +497,8 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             tx.commit()?;
             let mut v = serde_json::to_value(&ep)?;
             v["secret"] = json!(secret);
-            print(json, &v, |_| format!("{}\nsecret: {secret}\n(the secret is shown only now: store it in the receiver)", human(&ep)))
+            warn_about_url(&mut v, &ep.url, &policy);
+            print(json, &v, |_| format!("{}\nsecret: {secret}\n(store it in the receiver now; `webhooks endpoint show` lists its keys)", human(&ep)))
         }
         EndpointCmd::List { user, json } => {
             let list = endpoint::list(&conn, user.as_deref())?;
@@ -522,7 +523,11 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             let fields = Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
             let ep = endpoint::update(&tx, &policy, &id, &fields)?;
             tx.commit()?;
-            print(json, &ep, human)
+            let mut v = serde_json::to_value(&ep)?;
+            if fields.url.is_some() {
+                warn_about_url(&mut v, &ep.url, &policy);
+            }
+            print(json, &v, |_| human(&ep))
         }
         EndpointCmd::Disable { id, json } => print(json, &endpoint::set_active(&conn, &id, false, Some("disabled by an administrator"))?, human),
         EndpointCmd::Enable { id, json } => print(json, &endpoint::set_active(&conn, &id, true, None)?, human),
@@ -754,6 +759,14 @@ fn restrict(path: &Path) -> Result<()> {
             .with_context(|| format!("cannot set permissions of {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Warns on stderr (and in the JSON's `warnings`) when deliveries could not reach `url` today.
+fn warn_about_url(v: &mut Value, url: &str, policy: &Policy) {
+    if let Some(w) = crate::network::reachability_warning(url, policy, crate::network::CREATION_LOOKUP_TIMEOUT) {
+        eprintln!("webhooks: warning: {w}");
+        v["warnings"] = json!([w]);
+    }
 }
 
 /// `--events a, b` and `--events ''` (every type): filters as typed on a command line.

@@ -96,6 +96,55 @@ pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     }
 }
 
+/// How long an endpoint's creation waits for DNS before it warns and goes on.
+pub const CREATION_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A warning for an endpoint URL whose host deliveries could not reach today: a name that does
+/// not resolve (a typo, or DNS not set up yet) or resolves only to refused addresses. Only a
+/// warning: DNS can be down for a moment, and every delivery resolves and checks again. `None`
+/// for IP literals and `localhost`, which creation has judged already.
+pub fn reachability_warning(url: &str, policy: &Policy, timeout: Duration) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if literal_ip(&parsed).is_some() {
+        return None;
+    }
+    let host = parsed.host_str()?.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.clone();
+    // getaddrinfo has no timeout of its own: a lookup that hangs is left behind.
+    std::thread::spawn(move || {
+        use std::net::ToSocketAddrs;
+        let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<SocketAddr>>));
+    });
+    let looked_up = match rx.recv_timeout(timeout) {
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        Ok(result) => result.map_err(|e| e.to_string()),
+    };
+    judge_lookup(&host, looked_up, policy)
+}
+
+/// The warning for what a name's lookup gave, if any.
+fn judge_lookup(host: &str, looked_up: Result<Vec<SocketAddr>, String>, policy: &Policy) -> Option<String> {
+    let addrs = match looked_up {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => return judge_lookup(host, Err("no addresses".into()), policy),
+        Err(why) => {
+            return Some(format!(
+                "{host} does not resolve ({why}): deliveries will fail with E_DNS until it does; check the spelling"
+            ))
+        }
+    };
+    policy.filter(addrs).err().map(|blocked| {
+        let list: Vec<String> = blocked.0.iter().map(IpAddr::to_string).collect();
+        format!(
+            "{host} resolves only to addresses deliveries may not reach ({}): they will fail with \
+             E_BLOCKED_ADDRESS (the operator can allow them with WEBHOOKS_ALLOWED_NETWORKS)",
+            list.join(", ")
+        )
+    })
+}
+
 /// The resolver error when every address a name resolved to was refused.
 #[derive(Debug)]
 pub struct Blocked(pub Vec<IpAddr>);
@@ -258,6 +307,25 @@ mod tests {
         for s in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
             assert!(is_public(s.parse().unwrap()), "{s} is public");
         }
+    }
+
+    #[test]
+    fn creation_warns_about_names_deliveries_cannot_reach() {
+        let t = CREATION_LOOKUP_TIMEOUT;
+        let none = Policy::default();
+        let w = reachability_warning("https://exmaple.invalid/hook", &none, t).expect("RFC 6761: .invalid never resolves");
+        assert!(w.starts_with("exmaple.invalid does not resolve") && w.contains("E_DNS"), "{w}");
+        // localhost and literals were judged at creation, without a lookup.
+        assert_eq!(reachability_warning("http://localhost:9/", &none, t), None);
+        assert_eq!(reachability_warning("http://127.0.0.1:9/", &none, t), None);
+        // What a lookup gave: nothing, only refused addresses, or something reachable.
+        assert!(judge_lookup("h.example", Ok(vec![]), &none).unwrap().contains("does not resolve (no addresses)"));
+        let private: Vec<SocketAddr> = vec!["10.0.0.7:443".parse().unwrap(), "[fd00::1]:443".parse().unwrap()];
+        let w = judge_lookup("h.example", Ok(private.clone()), &none).unwrap();
+        assert!(w.contains("(10.0.0.7, fd00::1)") && w.contains("E_BLOCKED_ADDRESS") && w.contains("WEBHOOKS_ALLOWED_NETWORKS"), "{w}");
+        let open = Policy { allowed: vec!["10.0.0.0/8".parse().unwrap()] };
+        assert_eq!(judge_lookup("h.example", Ok(private), &open), None);
+        assert_eq!(judge_lookup("h.example", Ok(vec!["93.184.215.14:443".parse().unwrap()]), &none), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ const STYLESHEET: &str = include_str!("../static/style.css");
 
 /// Messages for `?notice=`: fixed texts, so nothing from the URL is ever echoed.
 const NOTICES: &[(&str, &str)] = &[
+    ("created", "The endpoint was created."),
     ("saved", "Saved."),
     ("enabled", "The endpoint is enabled: deliveries are sent again."),
     ("disabled", "The endpoint is disabled: new events are not delivered to it."),
@@ -212,9 +213,11 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
         Ok((ep, secret))
     });
     match created {
-        Ok((ep, secret)) => {
+        Ok((ep, _)) => {
             tx.commit().map_err(to_api)?;
-            endpoint_page(ctx, &ep, |c| c.insert("secret", &secret))
+            // Post/Redirect/Get: the endpoint's page shows the secret once, then a reload does not.
+            let flash = auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, &ep.id, Some(300));
+            Ok(redirect(ctx, &format!("/endpoints/{}?notice=created", ep.id))?.with_header("Set-Cookie", &flash))
         }
         Err(e) => {
             drop(tx);
@@ -263,7 +266,22 @@ fn endpoint_page_with(
 
 pub fn endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
-    endpoint_page(ctx, &ep, |_| {})
+    // Right after a create or a save, say if deliveries could not reach the URL today.
+    let warning = matches!(ctx.req.query("notice").as_deref(), Some("created" | "saved"))
+        .then(|| crate::network::reachability_warning(&ep.url, &policy(ctx), crate::network::CREATION_LOOKUP_TIMEOUT))
+        .flatten();
+    if ctx.req.cookie(auth::NEW_SECRET_COOKIE).as_deref() != Some(ep.id.as_str()) {
+        return endpoint_page(ctx, &ep, |c| c.insert("url_warning", &warning));
+    }
+    let master = ctx.master()?;
+    let keys = endpoint::secrets(ctx.db()?, master, &ep.id, clock::now_ms()).map_err(to_api)?;
+    let secret = keys.into_iter().find(|k| k.expires_at.is_none()).map(|k| k.secret);
+    let clear = auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, "", Some(0));
+    let page = endpoint_page(ctx, &ep, |c| {
+        c.insert("secret", &secret);
+        c.insert("url_warning", &warning);
+    })?;
+    Ok(page.with_header("Set-Cookie", &clear))
 }
 
 pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {

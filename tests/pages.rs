@@ -99,12 +99,22 @@ fn create_an_endpoint_with_validation_beside_the_field_and_the_secret_shown_once
     assert_eq!(env.count("endpoints"), 0);
 
     let r = b.post("/endpoints/new", &[("url", "https://example.com/hook"), ("description", "CRM"), ("event_types", "email.forwarded"), ("event_types", "usage.threshold"), ("active", "on")]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    let html = r.text();
-    assert!(html.contains("it is shown only this once"));
+    // Post/Redirect/Get: the address is the endpoint's own, and a reload posts nothing.
+    assert_eq!(r.status, 303, "{}", r.text());
+    let location = r.header("Location").unwrap().to_string();
+    let id = location.strip_prefix("/cgi-bin/webhooks.cgi/endpoints/").unwrap().strip_suffix("?notice=created").unwrap().to_string();
+    assert!(id.starts_with("ep_"), "{location}");
+    let html = b.get(&format!("/endpoints/{id}?notice=created")).text();
+    assert!(html.contains("role=\"status\">The endpoint was created.</p>"), "{html}");
+    assert_eq!(html.matches("Signing secret").count(), 0, "one heading for the new secret, one for the keys");
+    assert_eq!(html.matches("<h2>Your signing secret</h2>").count(), 1);
+    assert!(html.contains("<h2 id=\"keys\">Signing keys</h2>"));
+    assert!(html.contains("It is not shown on this page again") && !html.contains("only this once"), "{html}");
     let secret = html.split("<pre class=\"copy\">").nth(1).unwrap().split('<').next().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
-    let id = endpoint_id_from(&html);
+    assert_eq!(endpoint_id_from(&html), id);
+    let page = b.get(&format!("/endpoints/{id}?notice=created")).text();
+    assert!(!page.contains(&secret), "a reload does not show it again");
     let page = b.get(&format!("/endpoints/{id}")).text();
     assert!(!page.contains(&secret), "not shown again on a plain visit");
     assert!(page.contains("value=\"email.forwarded\" checked") && page.contains("value=\"usage.threshold\" checked"));
@@ -417,4 +427,35 @@ fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
     let status = env.json(&["status"]);
     assert_eq!(status["pending"], 10_005, "the operator's command counts exactly");
     assert_eq!(status["capped"], false);
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_saved_with_a_warning_on_the_page_the_api_and_the_cli() {
+    let env = Env::new();
+    let typo = "https://exmaple.invalid/hook"; // RFC 6761: .invalid never resolves
+    let mut b = Browser::new(&env, Some("alice"));
+    b.get("/endpoints/new");
+    let r = b.post("/endpoints/new", &[("url", typo), ("event_types", "*"), ("active", "on")]);
+    assert_eq!(r.status, 303, "saved, not refused: {}", r.text());
+    let html = b.get(r.header("Location").unwrap().strip_prefix("/cgi-bin/webhooks.cgi").unwrap()).text();
+    assert!(html.contains("class=\"warning\"") && html.contains("exmaple.invalid does not resolve"), "{html}");
+    assert!(html.contains("E_DNS"));
+
+    let token = env.user_token("bob");
+    let r = common::api(&env, &token, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"url":"{typo}"}}"#)));
+    assert_eq!(r.status, 201);
+    let v = r.json();
+    assert!(v["warnings"][0].as_str().unwrap().contains("exmaple.invalid does not resolve"), "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let fixed = common::api(&env, &token, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(r#"{"url":"http://127.0.0.1:9/hook"}"#));
+    assert_eq!(fixed.status, 200);
+    assert!(fixed.json().get("warnings").is_none(), "a reachable address: no warning");
+
+    let out = env.run(&["endpoint", "add", "--user", "carol", "--url", typo, "--json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("webhooks: warning: exmaple.invalid does not resolve"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+    assert_eq!(env.count("endpoints"), 3);
 }
