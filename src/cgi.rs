@@ -296,15 +296,27 @@ pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Respons
                 "webhooks-cgi: internal error (panic: {what}) handling {} {path}",
                 env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?")
             );
-            let e = ApiError::internal();
-            if path.starts_with("/api/") {
-                Response::error(&e)
+            let e = if path.starts_with("/api/") {
+                ApiError::internal()
             } else {
-                let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
-                Response::html(500, crate::views::error_page(500, "Something went wrong on our side. It has been logged; please try again later.", base))
-            }
+                ApiError::new(500, "internal", "Something went wrong on our side. It has been logged; please try again later.")
+            };
+            early_error(env, &e)
         }
     }
+}
+
+/// An error answered before the router runs: JSON for the API, an HTML page for everything
+/// else (a browser must never be shown a raw JSON error).
+fn early_error(env: &HashMap<String, String>, e: &ApiError) -> Response {
+    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+    if path.starts_with("/api/") {
+        return Response::error(e);
+    }
+    let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
+    let mut r = Response::html(e.status, crate::views::error_page(e.status, &e.message, base));
+    r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
+    r
 }
 
 fn respond(env: &HashMap<String, String>) -> Response {
@@ -312,12 +324,18 @@ fn respond(env: &HashMap<String, String>) -> Response {
         Ok(c) => c,
         Err(e) => {
             eprintln!("webhooks-cgi: configuration error: {e:#}");
-            return Response::error(&ApiError::new(500, "misconfigured", "the server's webhook configuration is invalid; the operator can see why in the error log"));
+            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            let message = if path.starts_with("/api/") {
+                "the server's webhook configuration is invalid; the operator can see why in the error log"
+            } else {
+                "This service is not set up correctly yet. The site's operator can see why in the web server's error log."
+            };
+            return early_error(env, &ApiError::new(500, "misconfigured", message));
         }
     };
     match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
         Ok(req) => crate::routes::handle(&cfg, &req),
-        Err(e) => Response::error(&e),
+        Err(e) => early_error(env, &e),
     }
 }
 

@@ -45,6 +45,14 @@ fn observed(conn: &Connection, name: &str) -> Option<(i64, i64)> {
         .flatten()
 }
 
+/// A dispatcher not seen for this long is reported (by `doctor` and on the dashboard).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// The crontab line that runs the dispatcher of the installation rooted at `root`.
+pub fn cron_line(root: &Path) -> String {
+    format!("* * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", root.display())
+}
+
 /// One finding: `Ok` with what was checked, or a problem with its fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
@@ -150,13 +158,10 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     let now = clock::now_ms();
     let last_run: Option<i64> = conn.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0)).ok().flatten();
     match last_run {
-        None => out.push(problem(
-            "the dispatcher has never run",
-            format!("add to your crontab: * * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", cfg.root.display()),
-        )),
-        Some(t) if now - t > 3 * 60_000 => out.push(problem(
+        None => out.push(problem("the dispatcher has never run", format!("add to your crontab: {}", cron_line(&cfg.root)))),
+        Some(t) if now - t > STALE_AFTER.as_millis() as i64 => out.push(problem(
             format!("the dispatcher last ran {} minutes ago", (now - t) / 60_000),
-            format!("check the crontab line: * * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", cfg.root.display()),
+            format!("check the crontab line: {}", cron_line(&cfg.root)),
         )),
         Some(t) => out.push(ok(format!("the dispatcher ran {} s ago", (now - t) / 1000))),
     }

@@ -81,20 +81,35 @@ struct Bar {
     label: String,
 }
 
+/// The chart's top value: the busiest hour rounded up to 1, 2 or 5 times a power of ten, so
+/// that the scale's marks are whole numbers.
+fn chart_top(max: i64) -> i64 {
+    let mut unit = 1;
+    loop {
+        for m in [1, 2, 5] {
+            if m * unit >= max {
+                return m * unit;
+            }
+        }
+        unit *= 10;
+    }
+}
+
 pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let scope = ctx.viewer().scope().map(String::from);
+    let admin = ctx.viewer().admin;
     let health::Overview { deliveries_24h: counts, hourly_24h: hours, dispatcher: queue } =
         health::overview(ctx.db()?, scope.as_deref(), clock::now_ms()).map_err(to_api)?;
-    let (height, bar_width, step) = (100i64, 14i64, 20i64);
-    let max = hours.iter().map(|h| h.succeeded + h.unsuccessful).max().unwrap_or(0).max(1);
+    let (height, bar_width, step, left) = (100i64, 14i64, 20i64, 30i64);
+    let top = chart_top(hours.iter().map(|h| h.succeeded + h.unsuccessful).max().unwrap_or(0).max(1));
     let bars: Vec<Bar> = hours
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let ok_h = h.succeeded * height / max;
-            let bad_h = h.unsuccessful * height / max;
+            let ok_h = h.succeeded * height / top;
+            let bad_h = h.unsuccessful * height / top;
             Bar {
-                x: i as i64 * step,
+                x: left + i as i64 * step,
                 ok: h.succeeded,
                 bad: h.unsuccessful,
                 ok_y: height - ok_h,
@@ -105,15 +120,26 @@ pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
             }
         })
         .collect();
+    let scale: Vec<_> = [top, top / 2, 0]
+        .iter()
+        .filter(|v| **v == 0 || **v == top || top % 2 == 0)
+        .map(|v| json!({"value": v, "y": height - v * height / top}))
+        .collect();
     let (ok, bad): (i64, i64) = hours.iter().fold((0, 0), |(a, b), h| (a + h.succeeded, b + h.unsuccessful));
     let rate = (ok + bad > 0).then(|| format!("{:.1}", ok as f64 * 100.0 / (ok + bad) as f64));
     let mut c = context(ctx, "Dashboard", "dashboard");
     c.insert("counts", &counts);
     c.insert("cap", &health::COUNT_CAP);
     c.insert("queue", &queue);
-    c.insert("stale", &queue.last_run_seconds_ago.is_none_or(|s| s > 180));
-    c.insert("cron_line", "* * * * * cd /home/USER/webhooks && bin/webhooks dispatch >> var/dispatch.log 2>&1");
-    c.insert("chart", &json!({"width": 24 * step, "height": height, "bar_width": bar_width, "bars": bars, "rate": rate}));
+    c.insert("stale", &queue.last_run_seconds_ago.is_none_or(|s| s > crate::doctor::STALE_AFTER.as_secs() as i64));
+    // Only an administrator can act on a stopped dispatcher: they get the line to install.
+    if admin {
+        c.insert("cron_line", &crate::doctor::cron_line(&ctx.cfg.root));
+    }
+    c.insert("chart", &json!({
+        "width": left + 24 * step, "height": height, "left": left, "bar_width": bar_width, "bars": bars,
+        "scale": scale, "rate": rate, "succeeded": ok, "unsuccessful": bad,
+    }));
     render(200, "dashboard.html", &c)
 }
 
@@ -392,8 +418,19 @@ pub fn deliveries(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
         q.append_pair("before", &last.id);
         ctx.req.link(&format!("/deliveries?{}", q.finish()))
     });
+    // Each row names its endpoint: two deliveries of one type differ only there.
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|d| {
+            let ep = endpoints.iter().find(|e| e.id == d.endpoint_id);
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            v["endpoint_url"] = json!(ep.map(|e| e.url.as_str()));
+            v["endpoint_description"] = json!(ep.map(|e| e.description.as_str()));
+            v
+        })
+        .collect();
     let mut c = context(ctx, "Deliveries", "deliveries");
-    c.insert("deliveries", &list);
+    c.insert("deliveries", &rows);
     c.insert("endpoints", &endpoints);
     c.insert("statuses", delivery::STATUSES);
     c.insert("types", &schema::catalog().iter().map(|t| t.name).collect::<Vec<_>>());
@@ -412,6 +449,19 @@ pub fn delivery(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let attempts = crate::attempt::list(conn, &d.id).map_err(to_api)?;
     let url = endpoint::find(conn, &d.endpoint_id).map_err(to_api)?.map(|e| e.url).unwrap_or_default();
     let mut c = context(ctx, "Delivery", "deliveries");
+    // After Retry now, the notice follows what happened since: `after` is the number of
+    // attempts when the retry was asked for.
+    if ctx.req.query("notice").as_deref() == Some("retried") {
+        let after: Option<u32> = ctx.req.query("after").and_then(|a| a.parse().ok());
+        if after.is_some_and(|n| d.attempts > n) {
+            let text = match d.status.as_str() {
+                "succeeded" => "It was sent again and delivered: the newest attempt is below.",
+                _ if d.in_flight => "It is being sent again right now.",
+                _ => "It was sent again: the newest attempt is below.",
+            };
+            c.insert("notice", text);
+        }
+    }
     c.insert("d", &d);
     c.insert("attempts", &attempts);
     c.insert("endpoint_url", &url);
@@ -422,7 +472,7 @@ pub fn delivery(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 pub fn retry_delivery(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let d = owned_delivery(ctx)?;
     in_tx(ctx, |tx| delivery::retry(tx, &d.id))?;
-    redirect(ctx, &format!("/deliveries/{}?notice=retried", d.id))
+    redirect(ctx, &format!("/deliveries/{}?notice=retried&after={}", d.id, d.attempts))
 }
 
 // ---- tokens ---------------------------------------------------------------------------------

@@ -161,27 +161,48 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
             let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
             ApiError::method_not_allowed(&allow.join(", "))
         };
-        return if is_api { Response::error(&e) } else { page_error(&e, req) };
+        if is_api {
+            return Response::error(&e);
+        }
+        // A page that does not exist, for someone who may be signed in: keep the navigation.
+        let (csrf_nonce, set_csrf_cookie) = auth::csrf_nonce(req);
+        let mut ctx = Ctx { cfg, req, params: Vec::new(), viewer: None, csrf_nonce, set_csrf_cookie, conn: None };
+        if let Some(master) = cfg.secret_key.as_ref() {
+            ctx.viewer = auth::viewer(cfg, master, req, clock::now_ms() / 1000);
+        }
+        ctx.set_csrf_cookie &= ctx.viewer.is_some();
+        return with_csrf_cookie(page_error(&e, &ctx), &ctx);
     };
     // Only pages carry forms.
     let (csrf_nonce, set_csrf_cookie) =
         if route.kind == Kind::Page { auth::csrf_nonce(req) } else { (String::new(), false) };
     let mut ctx = Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, conn: None };
     let result = authorize(&mut ctx, route.kind).and_then(|()| (route.handler)(&mut ctx));
-    let mut response = match (result, route.kind) {
+    let response = match (result, route.kind) {
         (Ok(r), _) => r,
-        (Err(e), Kind::Page) => page_error(&e, req),
-        (Err(e), Kind::Public) if !is_api => page_error(&e, req),
+        (Err(e), Kind::Page) => page_error(&e, &ctx),
+        (Err(e), Kind::Public) if !is_api => page_error(&e, &ctx),
         (Err(e), _) => Response::error(&e),
     };
-    if route.kind == Kind::Page && ctx.set_csrf_cookie {
-        response.headers.push(("Set-Cookie".into(), auth::cookie_header(req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+    if route.kind == Kind::Page {
+        return with_csrf_cookie(response, &ctx);
     }
     response
 }
 
-fn page_error(e: &ApiError, req: &Request) -> Response {
-    let mut r = Response::html(e.status, views::error_page(e.status, &e.message, &req.script_name));
+/// Sets the browser's CSRF cookie when this request chose a new one for its forms.
+fn with_csrf_cookie(mut response: Response, ctx: &Ctx<'_>) -> Response {
+    if ctx.set_csrf_cookie {
+        response.headers.push(("Set-Cookie".into(), auth::cookie_header(ctx.req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+    }
+    response
+}
+
+/// An error as an HTML page; a signed-in viewer keeps the navigation.
+fn page_error(e: &ApiError, ctx: &Ctx<'_>) -> Response {
+    let csrf = ctx.csrf();
+    let viewer = ctx.viewer.as_ref().map(|v| views::SignedIn { user: &v.user, admin: v.admin, csrf: &csrf });
+    let mut r = Response::html(e.status, views::error_page_for(e.status, &e.message, &ctx.req.script_name, viewer));
     r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
     r
 }

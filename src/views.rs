@@ -49,7 +49,25 @@ pub fn render(name: &str, ctx: &Context) -> anyhow::Result<String> {
 
 /// A page for an error, without navigation (it may be shown to someone not signed in).
 pub fn error_page(status: u16, message: &str, base: &str) -> String {
+    error_page_for(status, message, base, None)
+}
+
+/// Who sees an error page when they are signed in: their name, whether they are an admin, and
+/// the CSRF token of the sign-out form. With it, the page has the navigation of every page.
+pub struct SignedIn<'a> {
+    pub user: &'a str,
+    pub admin: bool,
+    pub csrf: &'a str,
+}
+
+/// A page for an error, with the navigation when the viewer is signed in.
+pub fn error_page_for(status: u16, message: &str, base: &str, viewer: Option<SignedIn<'_>>) -> String {
     let mut ctx = Context::new();
+    if let Some(v) = viewer {
+        ctx.insert("viewer", &serde_json::json!({"user": v.user, "admin": v.admin}));
+        ctx.insert("csrf", v.csrf);
+        ctx.insert("nav", "");
+    }
     ctx.insert("base", base);
     ctx.insert("title", crate::cgi::reason(status));
     ctx.insert("status", &status);
@@ -77,6 +95,15 @@ mod tests {
             let t = super::compile(name).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(t.get_template_names().any(|n| n == *name), "{name} is not among what it compiled");
         }
+    }
+
+    #[test]
+    fn error_pages_render_with_and_without_a_viewer() {
+        let signed_in = super::SignedIn { user: "alice", admin: false, csrf: "t" };
+        let html = super::error_page_for(404, "gone", "/x", Some(signed_in));
+        assert!(html.contains("<h1>404 Not Found</h1>") && html.contains("<span>alice</span>"), "{html}");
+        let html = super::error_page(404, "gone", "/x");
+        assert!(html.contains("<h1>404 Not Found</h1>") && !html.contains("<nav"), "{html}");
     }
 
     #[test]

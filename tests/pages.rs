@@ -51,28 +51,42 @@ fn a_refused_session_is_cleared_and_an_unchecked_password_is_named() {
 
 #[test]
 fn dashboard_shows_counts_chart_and_a_cron_warning_until_cron_runs() {
-    let env = Env::new();
+    let mut env = Env::new();
     let rx = Receiver::always(200);
     env.endpoint("alice", &rx.url("/"), "");
     env.emit("alice", "email.received", EVENT);
-    let mut b = Browser::new(&env, Some("alice"));
-    let r = b.get("/");
+    let r = Browser::new(&env, Some("alice")).get("/");
     assert_eq!(r.status, 200);
     let html = r.text();
     assert!(html.contains("<h1>Dashboard</h1>"));
-    assert!(html.contains("role=\"alert\"") && html.contains("The dispatcher has never run"), "cron warning");
-    assert!(html.contains("* * * * * cd /home/USER/webhooks &amp;&amp; bin/webhooks dispatch"), "the crontab line");
+    // A user is told that deliveries are delayed; the crontab is the operator's business.
+    assert!(html.contains("role=\"alert\"") && html.contains("Deliveries are delayed"), "{html}");
+    assert!(!html.contains("crontab") && !html.contains("/home/USER"), "{html}");
     assert!(html.contains("<strong>1</strong> pending"));
+    // An administrator gets the line to install, for this installation, as doctor prints it.
+    env.set("WEBHOOKS_ADMINS", "root");
+    let html = Browser::new(&env, Some("root")).get("/").text();
+    let line = format!("* * * * * cd {} &amp;&amp; bin/webhooks dispatch &gt;&gt; var/dispatch.log 2&gt;&amp;1", env.dir.path().display());
+    assert!(html.contains("The dispatcher has never run") && html.contains(&line), "{html}");
+    let doctor = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains(&line.replace("&amp;", "&").replace("&gt;", ">")), "{doctor}");
+    env.unset("WEBHOOKS_ADMINS");
     env.dispatch();
+    let mut b = Browser::new(&env, Some("alice"));
     let html = b.get("/").text();
-    assert!(!html.contains("The dispatcher has never run") && !html.contains("Deliveries are not being sent"));
+    assert!(!html.contains("Deliveries are delayed") && !html.contains("Deliveries are not being sent"));
     assert!(html.contains("<strong>1</strong> succeeded"));
     assert!(html.contains("<svg class=\"chart\""));
     assert_eq!(html.matches("<rect class=\"ok\"").count(), 24, "one bar per hour");
     assert!(html.contains("success rate 100.0%"), "{html}");
+    // The chart has a scale (the busiest hour rounded up: 1 attempt, scale 0 to 1) and counts.
+    assert!(html.contains("on a scale of 0 to 1:") && html.contains("class=\"scale\""), "{html}");
+    assert_eq!(html.matches("<text class=\"count\"").count(), 1, "one hour had attempts");
+    assert!(html.contains("text-anchor=\"middle\">1</text>"));
+    assert!(html.contains("1 succeeded</span>, <span class=\"key bad\">0 unsuccessful</span>"), "{html}");
     // A run more than 3 minutes ago counts as stale.
     env.db().execute("UPDATE runs SET started_at = started_at - 200000", []).unwrap();
-    assert!(b.get("/").text().contains("Deliveries are not being sent"));
+    assert!(b.get("/").text().contains("Deliveries are delayed"));
 }
 
 #[test]
@@ -241,6 +255,13 @@ fn delivery_log_filters_pages_details_and_retry() {
     assert_eq!(failed.matches("class=\"status failed\"").count(), 30);
     let by_ep = b.get(&format!("/deliveries?endpoint={good}&type=usage.threshold")).text();
     assert_eq!(by_ep.matches("<code>usage.threshold</code>").count(), 30);
+    // Every row names its endpoint: two deliveries of one event differ only there.
+    let all = b.get("/deliveries?type=email.received").text();
+    assert!(all.contains("<th scope=\"col\">Endpoint</th>"));
+    let (ok_url, bad_url) = (ok.url("/"), bad.url("/"));
+    // 60 deliveries of 30 events, newest first, 50 per page: each event's pair side by side.
+    assert_eq!(all.matches(&format!("class=\"url\" title=\"{ok_url}\"")).count(), 25, "{all}");
+    assert_eq!(all.matches(&format!("class=\"url\" title=\"{bad_url}\"")).count(), 25);
     assert!(by_ep.contains(&format!("<option value=\"{good}\" selected>")));
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
@@ -256,7 +277,12 @@ fn delivery_log_filters_pages_details_and_retry() {
     assert!(html.contains(">Retry now</button>"));
     let r = b.post(&format!("/deliveries/{id}/retry"), &[]);
     assert_eq!(r.status, 303);
-    assert!(b.get(r.header("Location").unwrap().strip_prefix("/cgi-bin/webhooks.cgi").unwrap()).text().contains("will be sent again"));
+    let after_retry = r.header("Location").unwrap().strip_prefix("/cgi-bin/webhooks.cgi").unwrap().to_string();
+    assert!(b.get(&after_retry).text().contains("will be sent again"));
+    // Once the retry has happened, the same address says so instead of promising it.
+    env.dispatch();
+    let html = b.get(&after_retry).text();
+    assert!(!html.contains("will be sent again") && html.contains("It was sent again: the newest attempt is below."), "{html}");
     // An expired body is said, not offered for retry.
     env.db().execute("UPDATE events SET payload = NULL", []).unwrap();
     let html = b.get(&format!("/deliveries/{id}")).text();
@@ -288,8 +314,9 @@ fn retry_all_dead_deliveries_of_an_endpoint() {
 fn tokens_are_created_once_and_revoked_on_a_page() {
     let env = Env::new();
     let mut b = Browser::new(&env, Some("alice"));
-    b.get("/tokens");
+    assert!(b.get("/tokens").text().contains("No API tokens yet."), "an empty state, not an empty page");
     let html = b.post("/tokens", &[("label", "my <script> CRM")]).text();
+    assert!(!html.contains("No API tokens yet."));
     assert!(html.contains("it is shown only this once"));
     let token = html.split("<pre class=\"copy\">").nth(1).unwrap().split('<').next().unwrap().to_string();
     assert!(token.starts_with("qsm_"));
@@ -458,4 +485,39 @@ fn a_host_that_does_not_resolve_is_saved_with_a_warning_on_the_page_the_api_and_
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
     assert_eq!(env.count("endpoints"), 3);
+}
+
+#[test]
+fn error_pages_keep_the_navigation_for_the_signed_in_and_are_html_for_browsers() {
+    let env = Env::new();
+    let mut b = Browser::new(&env, Some("alice"));
+    for path in ["/no-such-page", "/endpoints/ep_00000000000000000000000000"] {
+        let r = b.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        let html = r.text();
+        assert!(html.contains("<nav aria-label=\"Main\">") && html.contains("<span>alice</span>"), "{path}: {html}");
+        assert!(html.contains("Go to the dashboard"), "{path}");
+        // Its sign-out form works like every page's.
+        assert!(html.contains("action=\"/cgi-bin/webhooks.cgi/logout\"") && b.csrf.is_some());
+    }
+    assert_eq!(b.post("/logout", &[]).status, 200, "the 404 page's CSRF token is valid");
+    let r = Browser::new(&env, None).get("/no-such-page");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("<nav"), "no navigation for strangers");
+
+    // The wrapper names a .env that is missing: pages get an HTML page, the API JSON.
+    let missing = env.dir.path().join("gone/.env");
+    let extra = [("WEBHOOKS_ENV", missing.to_str().unwrap())];
+    let mut page = env.command("webhooks-cgi");
+    page.envs(extra).env("REQUEST_METHOD", "GET").env("PATH_INFO", "/endpoints").env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
+    let out = page.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Status: 500"), "{text}");
+    assert!(text.contains("Content-Type: text/html") && text.contains("<h1>500 Internal Server Error</h1>"), "{text}");
+    assert!(text.contains("not set up correctly") && !text.contains("\"code\""), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WEBHOOKS_ENV names"), "the reason goes to the error log");
+    let mut api = env.command("webhooks-cgi");
+    api.envs(extra).env("REQUEST_METHOD", "GET").env("PATH_INFO", "/api/v1/endpoints");
+    let text = String::from_utf8_lossy(&api.output().unwrap().stdout).into_owned();
+    assert!(text.contains("application/json") && text.contains("\"misconfigured\""), "{text}");
 }
