@@ -409,10 +409,7 @@ fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBu
             return Ok(Some(candidate));
         }
     }
-    if let Some(exe) = std::env::current_exe().ok() {
-        return Ok(env_file_above(&exe));
-    }
-    Ok(None)
+    Ok(std::env::current_exe().ok().and_then(|exe| env_file_above(&exe)))
 }
 
 /// The `.env` beside `exe` or in one of its parent directories; none for a binary inside a Cargo

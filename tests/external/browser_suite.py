@@ -10,6 +10,7 @@ Prints 'N passed, M failed'; exits 1 on any failure.
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,10 @@ def run_flows(js):
         shot("endpoint-created")
         secret = d.find_element(By.CSS_SELECTOR, ".secret pre.copy").text
         check(f"{tag} endpoint created, secret shown once", secret.startswith("whsec_"), secret)
+        check(f"{tag} after creating, the address is the endpoint's own (post/redirect/get)",
+              re.search(r"/endpoints/ep_[0-9A-Z]+\?notice=created$", d.current_url) is not None, d.current_url)
+        d.refresh()
+        check(f"{tag} a reload does not show the secret again", secret not in d.page_source and page_has("Reveal secret"))
 
         # Edit.
         desc = d.find_element(By.ID, "description")
@@ -167,7 +172,18 @@ def run_flows(js):
         cli("dispatch")
         d.refresh()
         shot("delivery-succeeded")
-        check(f"{tag} the retried delivery succeeded", page_has('class="status succeeded"'))
+        check(f"{tag} the retried delivery succeeded, and the notice says so",
+              page_has('class="status succeeded"') and page_has("It was sent again and delivered") and not page_has("will be sent again"))
+
+        # A typo in the host: saved, with a warning.
+        d.get(base + "/endpoints/new")
+        d.find_element(By.ID, "url").send_keys("https://exmaple.invalid/hook")
+        d.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        shot("endpoint-created-unresolvable")
+        check(f"{tag} a host that does not resolve is saved with a warning", page_has("exmaple.invalid does not resolve"))
+        d.get(base + "/no-such-page")
+        shot("not-found")
+        check(f"{tag} the 404 page keeps the navigation", page_has('<nav aria-label="Main">') and page_has("Go to the dashboard"))
 
         # The rest of the pages, for the record.
         for path, name in (("/endpoints", "endpoints"), ("/tokens", "tokens"), ("/docs/verify", "docs-verify"), ("/", "dashboard-after")):
@@ -180,6 +196,40 @@ def run_flows(js):
         d.find_element(By.XPATH, "//button[text()='Delete endpoint']").click()
         shot("endpoint-deleted")
         check(f"{tag} delete with confirmation", page_has("The endpoint was deleted."))
+
+        # Cron stopped: the user is told deliveries are delayed; an admin gets the crontab line.
+        db = sqlite3.connect(os.path.join(work, "var/webhooks.db"))
+        db.execute("UPDATE runs SET started_at = started_at - 600000")
+        db.commit()
+        db.close()
+        d.get(base + "/")
+        shot("dashboard-delayed-user")
+        check(f"{tag} a user sees 'deliveries are delayed', not a crontab line",
+              page_has("Deliveries are delayed") and "crontab" not in d.page_source)
+        admin_port = free_port()
+        admin = subprocess.Popen([f"{BIN}/webhooks", "serve", "--addr", f"127.0.0.1:{admin_port}", "--user", "root", "--dispatch-every", "3600s"],
+                                 cwd=work, env={**env, "WEBHOOKS_ADMINS": "root", "WEBHOOKS_TIME_BUDGET": "0s"},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in admin.stdout:
+                if "development) at" in line:
+                    break
+            threading.Thread(target=lambda: [None for _ in admin.stdout], daemon=True).start()
+            for _ in range(3):  # after this server's own first dispatcher run, whenever it ends
+                time.sleep(0.5)
+                db = sqlite3.connect(os.path.join(work, "var/webhooks.db"))
+                db.execute("UPDATE runs SET started_at = min(started_at, strftime('%s','now') * 1000 - 600000)")
+                db.commit()
+                db.close()
+                d.get(f"http://127.0.0.1:{admin_port}/")
+                if page_has("Deliveries are not being sent"):
+                    break
+            shot("dashboard-stale-admin")
+            check(f"{tag} an admin sees this installation's crontab line",
+                  page_has(f"* * * * * cd {work} &amp;&amp; bin/webhooks dispatch"), d.page_source[:2000])
+        finally:
+            admin.terminate()
+            admin.wait(timeout=10)
     except Exception as e:  # noqa: BLE001
         shot("failure")
         check(f"{tag} flows ran to the end", False, repr(e))
