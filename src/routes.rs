@@ -246,7 +246,7 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), ApiError> {
 /// session cookie that was refused (expired, or signed with a rotated key) is cleared, so that
 /// a server that asks for passwords when no session is offered asks again.
 fn not_signed_in(req: &Request) -> ApiError {
-    let basic = req.header("authorization").is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+    let basic = req.header("authorization").and_then(|a| a.get(..6)).is_some_and(|s| s.eq_ignore_ascii_case("basic "));
     let mut e = if basic {
         ApiError::new(
             401,

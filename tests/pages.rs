@@ -47,6 +47,12 @@ fn a_refused_session_is_cleared_and_an_unchecked_password_is_named() {
     let text = r.text();
     assert!(text.contains("the web server did not check them") && text.contains(".htaccess-password"), "{text}");
     assert!(!r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=")), "no session, nothing to clear");
+    // Any other Authorization value, however it is spelled, is simply not a sign-in.
+    for junk in ["ࠀ𐀀", "Basic", "bearer x", "BASIC"] {
+        let r = env.cgi("GET", "/endpoints", &[("Authorization", junk)], b"");
+        assert_eq!(r.status, 401, "{junk}");
+        assert!(r.text().contains("You are not signed in"), "{junk}");
+    }
 }
 
 #[test]
