@@ -262,8 +262,11 @@ def run_mode(module, mpm):
         cookie = headers.get("Set-Cookie", "").split(";")[0]
         form = urllib.parse.urlencode([("csrf", csrf), ("url", f"http://127.0.0.1:{rx.port}/hook"), ("description", "CRM"), ("event_types", "*"), ("active", "on")])
         status, headers, html = apache.request("POST", f"{base}/endpoints/new", body=form, headers={**alice, "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
-        if status == 303:
-            status, _, html = apache.request("GET", urllib.parse.urlparse(headers["Location"]).path + "?" + urllib.parse.urlparse(headers["Location"]).query, headers={**alice, "Cookie": cookie})
+        # Post/Redirect/Get: the endpoint's page shows the new secret, named by a short-lived cookie.
+        location = headers.get("Location", "")
+        flash = [c.split(";")[0] for c in headers.get("Set-Cookie", "").splitlines() if c.startswith("qsm_new_secret=")]
+        check(f"{tag} creating redirects to the endpoint's page", status == 303 and "/endpoints/ep_" in location and flash, f"{status} {headers}")
+        status, _, html = apache.request("GET", location, headers={**alice, "Cookie": "; ".join([cookie] + flash)})
         secret = re.search(r"(whsec_[A-Za-z0-9+/=]+)", html_unescape(html))
         check(f"{tag} endpoint created on the page, secret shown once", status == 200 and secret is not None, f"{status} {html[:500]}")
         rx.secret = secret.group(1)
