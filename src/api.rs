@@ -110,10 +110,6 @@ impl<'a> Fields422<'a> {
     }
 }
 
-fn policy(ctx: &Ctx<'_>) -> Policy {
-    Policy { allowed: ctx.cfg.allowed_networks.clone() }
-}
-
 /// The endpoint as the API shows it: fields, signing keys (ids and expiry, never secrets) and health.
 pub fn endpoint_json(conn: &rusqlite::Connection, ep: &Endpoint) -> Result<Value, ApiError> {
     let now = clock::now_ms();
@@ -224,7 +220,7 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
         (None, _) if !viewer.user.is_empty() => viewer.user.clone(),
         (None, _) => return Err(Invalid::new("user", "is required with an application token").into()),
     };
-    let (cfg, master, policy) = (ctx.cfg, ctx.master()?, policy(ctx));
+    let (cfg, master, policy) = (ctx.cfg, ctx.master()?, Policy::of(ctx.cfg));
     let fields = Fields { url, description, event_types };
     let (ep, secret) = in_tx(ctx, |tx| {
         let (ep, secret) = endpoint::add(tx, master, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
@@ -239,7 +235,7 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 
 /// `warnings` for an endpoint whose URL deliveries could not reach today (saved all the same).
 fn add_warnings(v: &mut Value, url: &str, policy: &Policy) {
-    if let Some(w) = crate::network::reachability_warning(url, policy, crate::network::CREATION_LOOKUP_TIMEOUT) {
+    if let Some(w) = crate::network::reachability_warning(url, policy) {
         v["warnings"] = json!([w]);
     }
 }
@@ -256,7 +252,7 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let fields = Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
     let active = f.boolean("active");
     f.finish()?;
-    let policy = policy(ctx);
+    let policy = Policy::of(ctx.cfg);
     let ep = in_tx(ctx, |tx| {
         let mut ep = endpoint::update(tx, &policy, &ep.id, &fields)?;
         if let Some(a) = active {

@@ -478,7 +478,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
 
 fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
     let mut conn = db::open(&cfg.database)?;
-    let policy = Policy { allowed: cfg.allowed_networks.clone() };
+    let policy = Policy::of(cfg);
     let human = |e: &endpoint::Endpoint| {
         format!(
             "{}  {}  user={} {} events={} {}",
@@ -763,7 +763,7 @@ fn restrict(path: &Path) -> Result<()> {
 
 /// Warns on stderr (and in the JSON's `warnings`) when deliveries could not reach `url` today.
 fn warn_about_url(v: &mut Value, url: &str, policy: &Policy) {
-    if let Some(w) = crate::network::reachability_warning(url, policy, crate::network::CREATION_LOOKUP_TIMEOUT) {
+    if let Some(w) = crate::network::reachability_warning(url, policy) {
         eprintln!("webhooks: warning: {w}");
         v["warnings"] = json!([w]);
     }

@@ -60,6 +60,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The installation's policy: public addresses, and `WEBHOOKS_ALLOWED_NETWORKS`.
+    pub fn of(cfg: &crate::config::Config) -> Policy {
+        Policy { allowed: cfg.allowed_networks.clone() }
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         is_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
@@ -103,7 +108,8 @@ pub const CREATION_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// not resolve (a typo, or DNS not set up yet) or resolves only to refused addresses. Only a
 /// warning: DNS can be down for a moment, and every delivery resolves and checks again. `None`
 /// for IP literals and `localhost`, which creation has judged already.
-pub fn reachability_warning(url: &str, policy: &Policy, timeout: Duration) -> Option<String> {
+pub fn reachability_warning(url: &str, policy: &Policy) -> Option<String> {
+    let timeout = CREATION_LOOKUP_TIMEOUT;
     let parsed = url::Url::parse(url).ok()?;
     if literal_ip(&parsed).is_some() {
         return None;
@@ -311,13 +317,12 @@ mod tests {
 
     #[test]
     fn creation_warns_about_names_deliveries_cannot_reach() {
-        let t = CREATION_LOOKUP_TIMEOUT;
         let none = Policy::default();
-        let w = reachability_warning("https://exmaple.invalid/hook", &none, t).expect("RFC 6761: .invalid never resolves");
+        let w = reachability_warning("https://exmaple.invalid/hook", &none).expect("RFC 6761: .invalid never resolves");
         assert!(w.starts_with("exmaple.invalid does not resolve") && w.contains("E_DNS"), "{w}");
         // localhost and literals were judged at creation, without a lookup.
-        assert_eq!(reachability_warning("http://localhost:9/", &none, t), None);
-        assert_eq!(reachability_warning("http://127.0.0.1:9/", &none, t), None);
+        assert_eq!(reachability_warning("http://localhost:9/", &none), None);
+        assert_eq!(reachability_warning("http://127.0.0.1:9/", &none), None);
         // What a lookup gave: nothing, only refused addresses, or something reachable.
         assert!(judge_lookup("h.example", Ok(vec![]), &none).unwrap().contains("does not resolve (no addresses)"));
         let private: Vec<SocketAddr> = vec!["10.0.0.7:443".parse().unwrap(), "[fd00::1]:443".parse().unwrap()];

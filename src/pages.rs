@@ -59,10 +59,6 @@ fn redirect(ctx: &Ctx<'_>, path: &str) -> Result<Response, ApiError> {
     Ok(Response::redirect(&ctx.req.link(path)))
 }
 
-fn policy(ctx: &Ctx<'_>) -> Policy {
-    Policy { allowed: ctx.cfg.allowed_networks.clone() }
-}
-
 pub fn stylesheet(_: &mut Ctx<'_>) -> Result<Response, ApiError> {
     Ok(Response::text(200, "text/css; charset=utf-8", STYLESHEET).with_header("Cache-Control", "public, max-age=3600"))
 }
@@ -228,7 +224,7 @@ pub fn new_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 
 pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let form = EndpointForm::from_post(ctx);
-    let (cfg, master, policy) = (ctx.cfg, ctx.master()?, policy(ctx));
+    let (cfg, master, policy) = (ctx.cfg, ctx.master()?, Policy::of(ctx.cfg));
     let user = ctx.viewer().user.clone();
     let fields = form.fields();
     let active = form.active;
@@ -294,26 +290,31 @@ pub fn endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
     // Right after a create or a save, say if deliveries could not reach the URL today.
     let warning = matches!(ctx.req.query("notice").as_deref(), Some("created" | "saved"))
-        .then(|| crate::network::reachability_warning(&ep.url, &policy(ctx), crate::network::CREATION_LOOKUP_TIMEOUT))
+        .then(|| crate::network::reachability_warning(&ep.url, &Policy::of(ctx.cfg)))
         .flatten();
-    if ctx.req.cookie(auth::NEW_SECRET_COOKIE).as_deref() != Some(ep.id.as_str()) {
-        return endpoint_page(ctx, &ep, |c| c.insert("url_warning", &warning));
-    }
-    let master = ctx.master()?;
-    let keys = endpoint::secrets(ctx.db()?, master, &ep.id, clock::now_ms()).map_err(to_api)?;
-    let secret = keys.into_iter().find(|k| k.expires_at.is_none()).map(|k| k.secret);
-    let clear = auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, "", Some(0));
+    // Right after a create, the new secret, once (see `create_endpoint`).
+    let fresh = ctx.req.cookie(auth::NEW_SECRET_COOKIE).as_deref() == Some(ep.id.as_str());
+    let secret = if fresh {
+        let master = ctx.master()?;
+        let keys = endpoint::secrets(ctx.db()?, master, &ep.id, clock::now_ms()).map_err(to_api)?;
+        keys.into_iter().find(|k| k.expires_at.is_none()).map(|k| k.secret)
+    } else {
+        None
+    };
     let page = endpoint_page(ctx, &ep, |c| {
         c.insert("secret", &secret);
         c.insert("url_warning", &warning);
     })?;
-    Ok(page.with_header("Set-Cookie", &clear))
+    if !fresh {
+        return Ok(page);
+    }
+    Ok(page.with_header("Set-Cookie", &auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, "", Some(0))))
 }
 
 pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
     let form = EndpointForm::from_post(ctx);
-    let policy = policy(ctx);
+    let policy = Policy::of(ctx.cfg);
     let fields = form.fields();
     let active = form.active;
     let conn = ctx.db()?;

@@ -97,7 +97,7 @@ impl Sender {
             .max_idle_connections(cfg.concurrency * 2)
             .max_idle_connections_per_host(cfg.concurrency)
             .build();
-        let policy = Arc::new(Policy { allowed: cfg.allowed_networks.clone() });
+        let policy = Arc::new(Policy::of(cfg));
         let connector = ureq::unversioned::transport::DefaultConnector::default();
         let agent = ureq::Agent::with_parts(config, connector, GuardedResolver::new(policy.clone()));
         Sender { agent, policy, log_bodies: cfg.log_bodies }

@@ -73,7 +73,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 
 /// Whether endpoints on this machine can be reached, and if not, the line that allows them.
 fn local_receivers_line(cfg: &Config, env_file: &Path) -> String {
-    let policy = crate::network::Policy { allowed: cfg.allowed_networks.clone() };
+    let policy = crate::network::Policy::of(cfg);
     if policy.permits(IpAddr::from([127, 0, 0, 1])) {
         "receivers on this machine (http://127.0.0.1:PORT/…) may be used: WEBHOOKS_ALLOWED_NETWORKS allows them".into()
     } else {
