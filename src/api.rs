@@ -93,7 +93,8 @@ impl<'a> Fields422<'a> {
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {
-                    self.problems.push(json!({"path": format!("$.{name}"), "message": "must be a whole number of 0 or more"}));
+                    self.problems
+                        .push(json!({"path": format!("$.{name}"), "message": "must be a whole number of 0 or more"}));
                     None
                 }
             },
@@ -105,7 +106,10 @@ impl<'a> Fields422<'a> {
             Ok(())
         } else {
             let n = self.problems.len();
-            Err(ApiError::invalid(format!("{n} problem{} in the request; nothing was changed", if n == 1 { "" } else { "s" }), Value::Array(self.problems)))
+            Err(ApiError::invalid(
+                format!("{n} problem{} in the request; nothing was changed", if n == 1 { "" } else { "s" }),
+                Value::Array(self.problems),
+            ))
         }
     }
 }
@@ -115,7 +119,8 @@ pub fn endpoint_json(conn: &rusqlite::Connection, ep: &Endpoint) -> Result<Value
     let now = clock::now_ms();
     let mut v = serde_json::to_value(ep).map_err(to_api)?;
     v["keys"] = serde_json::to_value(endpoint::keys(conn, &ep.id, now).map_err(to_api)?).map_err(to_api)?;
-    v["health"] = serde_json::to_value(health::endpoint(conn, &ep.id, ep.active, now).map_err(to_api)?).map_err(to_api)?;
+    v["health"] =
+        serde_json::to_value(health::endpoint(conn, &ep.id, ep.active, now).map_err(to_api)?).map_err(to_api)?;
     Ok(v)
 }
 
@@ -249,7 +254,8 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let ep = owned_endpoint(ctx)?;
     let body = json_body(ctx)?;
     let mut f = Fields422::new(&body, &["url", "description", "event_types", "active"]);
-    let fields = Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
+    let fields =
+        Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
     let active = f.boolean("active");
     f.finish()?;
     let policy = Policy::of(ctx.cfg);
@@ -287,9 +293,12 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     }
     let master = ctx.master()?;
     let (secret, key, until) = in_tx(ctx, |tx| endpoint::rotate_secret(tx, master, &ep.id, grace))?;
-    Ok(Response::json(200, &json!({
-        "id": ep.id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until),
-    })))
+    Ok(Response::json(
+        200,
+        &json!({
+            "id": ep.id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until),
+        }),
+    ))
 }
 
 /// The secrets that sign now, newest first (the owner may see them again; POST so that no
@@ -317,7 +326,11 @@ pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
 /// Parses a time filter: RFC 3339, or a date (`2026-11-23`, midnight UTC).
 pub fn parse_time(field: &'static str, s: &str) -> Result<i64, Invalid> {
     clock::parse_rfc3339(s)
-        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()))
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis())
+        })
         .ok_or_else(|| Invalid::new(field, "must be a date (2026-11-23) or an RFC 3339 time (2026-11-23T10:00:00Z)"))
 }
 
@@ -326,7 +339,11 @@ pub fn delivery_filter(ctx: &Ctx<'_>, default_limit: usize) -> Result<delivery::
     let q = |k: &str| ctx.req.query(k);
     let limit = match q("limit") {
         None => default_limit,
-        Some(l) => l.parse::<usize>().ok().filter(|n| (1..=500).contains(n)).ok_or_else(|| Invalid::new("limit", "must be a whole number from 1 to 500"))?,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| Invalid::new("limit", "must be a whole number from 1 to 500"))?,
     };
     if let Some(s) = q("status") {
         if !delivery::STATUSES.contains(&s.as_str()) {

@@ -36,7 +36,11 @@ impl Viewer {
 
     /// `None` for admins (every user's data), else the user's own name.
     pub fn scope(&self) -> Option<&str> {
-        if self.admin { None } else { Some(&self.user) }
+        if self.admin {
+            None
+        } else {
+            Some(&self.user)
+        }
     }
 }
 
@@ -84,7 +88,13 @@ pub fn login_query(cfg: &Config, master: &[u8; 32], user: &str, now_s: i64) -> S
 
 /// Redeems a login link: checks signature, expiry and that it was not used before; returns the
 /// user and the session cookie value.
-pub fn redeem(conn: &Connection, cfg: &Config, master: &[u8; 32], req: &Request, now_s: i64) -> Result<(String, String), ApiError> {
+pub fn redeem(
+    conn: &Connection,
+    cfg: &Config,
+    master: &[u8; 32],
+    req: &Request,
+    now_s: i64,
+) -> Result<(String, String), ApiError> {
     let get = |k: &str| req.query(k).unwrap_or_default();
     let (user, expires, nonce, sig) = (get("user"), get("expires"), get("nonce"), get("sig"));
     if !verify(master, "login-link", &[&user, &expires, &nonce], &sig) {
@@ -95,7 +105,9 @@ pub fn redeem(conn: &Connection, cfg: &Config, master: &[u8; 32], req: &Request,
         return Err(ApiError::forbidden("this sign-in link has expired: ask the application for a new one"));
     }
     if exp - now_s > cfg.login_link_ttl.as_secs() as i64 + 60 {
-        return Err(ApiError::forbidden("this sign-in link is valid for longer than WEBHOOKS_LOGIN_LINK_TTL allows: issue links that expire sooner"));
+        return Err(ApiError::forbidden(
+            "this sign-in link is valid for longer than WEBHOOKS_LOGIN_LINK_TTL allows: issue links that expire sooner",
+        ));
     }
     let fresh = conn
         .execute(
@@ -108,7 +120,8 @@ pub fn redeem(conn: &Connection, cfg: &Config, master: &[u8; 32], req: &Request,
     }
     let session_expires = (now_s + cfg.session_ttl.as_secs() as i64).to_string();
     let sid = random_token();
-    let cookie = format!("{user}.{session_expires}.{sid}.{}", sign(master, "session", &[&user, &session_expires, &sid]));
+    let cookie =
+        format!("{user}.{session_expires}.{sid}.{}", sign(master, "session", &[&user, &session_expires, &sid]));
     Ok((user, cookie))
 }
 

@@ -83,9 +83,7 @@ impl Request {
         let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
         let mut headers: Vec<(String, String)> = env
             .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone()))
-            })
+            .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone())))
             .collect();
         for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
             if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
@@ -197,11 +195,7 @@ impl Response {
 
     /// 303 See Other: where a form POST lands (Post/Redirect/Get).
     pub fn redirect(location: &str) -> Response {
-        Response {
-            status: 303,
-            headers: vec![("Location".into(), location.to_string())],
-            body: Vec::new(),
-        }
+        Response { status: 303, headers: vec![("Location".into(), location.to_string())], body: Vec::new() }
     }
 
     pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
@@ -299,7 +293,11 @@ pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Respons
             let e = if path.starts_with("/api/") {
                 ApiError::internal()
             } else {
-                ApiError::new(500, "internal", "Something went wrong on our side. It has been logged; please try again later.")
+                ApiError::new(
+                    500,
+                    "internal",
+                    "Something went wrong on our side. It has been logged; please try again later.",
+                )
             };
             early_error(env, &e)
         }
@@ -349,7 +347,12 @@ mod tests {
 
     #[test]
     fn reads_exactly_content_length() {
-        let e = env(&[("REQUEST_METHOD", "post"), ("PATH_INFO", "/api/v1/events"), ("CONTENT_LENGTH", "3"), ("HTTP_X_A_B", "1")]);
+        let e = env(&[
+            ("REQUEST_METHOD", "post"),
+            ("PATH_INFO", "/api/v1/events"),
+            ("CONTENT_LENGTH", "3"),
+            ("HTTP_X_A_B", "1"),
+        ]);
         let r = Request::from_cgi(&e, &b"abcdef"[..], 100).unwrap();
         assert_eq!(r.body, b"abc");
         assert_eq!(r.method, "POST");
@@ -387,7 +390,13 @@ mod tests {
         Response::json(202, &serde_json::json!({"ok": true})).write_cgi(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Status: 202 Accepted\r\n"));
-        for h in ["Cache-Control: no-store", "X-Frame-Options: DENY", "X-Content-Type-Options: nosniff", "Content-Security-Policy: default-src 'none'", "Referrer-Policy:"] {
+        for h in [
+            "Cache-Control: no-store",
+            "X-Frame-Options: DENY",
+            "X-Content-Type-Options: nosniff",
+            "Content-Security-Policy: default-src 'none'",
+            "Referrer-Policy:",
+        ] {
             assert!(text.contains(h), "{h}");
         }
     }

@@ -340,8 +340,8 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             }
         }
         Command::Emit { user, event_type, data, occurred_at, idempotency_key, json } => {
-            let data: Value = serde_json::from_str(&read_arg(&data)?)
-                .map_err(|e| anyhow!("--data is not valid JSON: {e}"))?;
+            let data: Value =
+                serde_json::from_str(&read_arg(&data)?).map_err(|e| anyhow!("--data is not valid JSON: {e}"))?;
             let mut intake = json!({"type": event_type, "user": user, "data": data});
             if let Some(t) = occurred_at {
                 intake["occurred_at"] = json!(t);
@@ -367,13 +367,21 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Endpoint(cmd) => endpoint_cmd(cfg, cmd),
         Command::Deliveries { status, user, endpoint, event_type, limit, json } => {
             let conn = db::open(&cfg.database)?;
-            let list = delivery::list(&conn, &Filter { status, user, endpoint, event_type, limit, ..Filter::default() })?;
+            let list =
+                delivery::list(&conn, &Filter { status, user, endpoint, event_type, limit, ..Filter::default() })?;
             print(json, &list, |list| {
-                let mut out = format!("{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}", "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE");
+                let mut out = format!(
+                    "{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
+                    "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE"
+                );
                 for d in list {
                     out.push_str(&format!(
                         "\n{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
-                        d.id, d.event_id, d.event_type, d.status, d.attempts,
+                        d.id,
+                        d.event_id,
+                        d.event_type,
+                        d.status,
+                        d.attempts,
                         d.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                         d.last_error_code.as_deref().unwrap_or("")
                     ));
@@ -388,14 +396,23 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             print(json, &list, |list| {
                 let lines: Vec<String> = list
                     .iter()
-                    .map(|a| format!(
-                        "#{} {} {} ms status {} {} {}",
-                        a.attempt, a.started_at, a.duration_ms,
-                        a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-                        a.error_code.as_deref().unwrap_or("ok"), a.error.as_deref().unwrap_or("")
-                    ))
+                    .map(|a| {
+                        format!(
+                            "#{} {} {} ms status {} {} {}",
+                            a.attempt,
+                            a.started_at,
+                            a.duration_ms,
+                            a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                            a.error_code.as_deref().unwrap_or("ok"),
+                            a.error.as_deref().unwrap_or("")
+                        )
+                    })
                     .collect();
-                if lines.is_empty() { "no attempts yet".into() } else { lines.join("\n") }
+                if lines.is_empty() {
+                    "no attempts yet".into()
+                } else {
+                    lines.join("\n")
+                }
             })
         }
         Command::Retry { delivery_id, dead, endpoint, json } => {
@@ -427,7 +444,12 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Purge { json } => {
             let conn = db::open(&cfg.database)?;
             let p = retention::purge(&conn, cfg, clock::now_ms(), usize::MAX)?;
-            print(json, &p, |p| format!("purged {} payloads, {} deliveries, {} events, {} runs", p.payloads, p.deliveries, p.events, p.runs))
+            print(json, &p, |p| {
+                format!(
+                    "purged {} payloads, {} deliveries, {} events, {} runs",
+                    p.payloads, p.deliveries, p.events, p.runs
+                )
+            })
         }
         Command::Status { json } => {
             let conn = db::open(&cfg.database)?;
@@ -435,9 +457,15 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             print(json, &s, |s| {
                 format!(
                     "pending {} (due {}, in flight {}), dead {}, oldest due {}, last dispatcher run {}",
-                    s.pending, s.due, s.in_flight, s.dead,
+                    s.pending,
+                    s.due,
+                    s.in_flight,
+                    s.dead,
                     s.oldest_due_seconds.map(|x| format!("{x}s ago")).unwrap_or_else(|| "-".into()),
-                    s.last_run_at.as_deref().map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0))).unwrap_or_else(|| "never".into())
+                    s.last_run_at
+                        .as_deref()
+                        .map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0)))
+                        .unwrap_or_else(|| "never".into())
                 )
             })
         }
@@ -464,10 +492,13 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let tolerance = cfg.skew_tolerance.as_secs() as i64;
             match signing::verify(&cfg.header_prefix, &headers, &body, &keys, tolerance, now) {
                 Ok(family) => {
-                    println!("valid ({})", match family {
-                        signing::Family::Qsm => format!("{}-Signature", cfg.header_prefix),
-                        signing::Family::StandardWebhooks => "webhook-signature".into(),
-                    });
+                    println!(
+                        "valid ({})",
+                        match family {
+                            signing::Family::Qsm => format!("{}-Signature", cfg.header_prefix),
+                            signing::Family::StandardWebhooks => "webhook-signature".into(),
+                        }
+                    );
                     Ok(())
                 }
                 Err(e) => bail!("invalid: {e}"),
@@ -482,8 +513,14 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
     let human = |e: &endpoint::Endpoint| {
         format!(
             "{}  {}  user={} {} events={} {}",
-            e.id, e.url, e.user,
-            if e.active { "active".to_string() } else { format!("disabled{}", e.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()) },
+            e.id,
+            e.url,
+            e.user,
+            if e.active {
+                "active".to_string()
+            } else {
+                format!("disabled{}", e.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())
+            },
             if e.event_types.is_empty() { "*".into() } else { e.event_types.join(",") },
             e.description
         )
@@ -492,17 +529,32 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         EndpointCmd::Add { user, url, events, description, json } => {
             let master = cfg.require_secret_key()?;
             let tx = db::write_tx(&mut conn)?;
-            let fields = Fields { url: Some(url.trim().to_string()), description: Some(description), event_types: Some(trimmed(events)) };
+            let fields = Fields {
+                url: Some(url.trim().to_string()),
+                description: Some(description),
+                event_types: Some(trimmed(events)),
+            };
             let (ep, secret) = endpoint::add(&tx, master, &policy, &user, &fields, cfg.max_endpoints_per_user)?;
             tx.commit()?;
             let mut v = serde_json::to_value(&ep)?;
             v["secret"] = json!(secret);
             warn_about_url(&mut v, &ep.url, &policy);
-            print(json, &v, |_| format!("{}\nsecret: {secret}\n(store it in the receiver now; `webhooks endpoint show` lists its keys)", human(&ep)))
+            print(json, &v, |_| {
+                format!(
+                    "{}\nsecret: {secret}\n(store it in the receiver now; `webhooks endpoint show` lists its keys)",
+                    human(&ep)
+                )
+            })
         }
         EndpointCmd::List { user, json } => {
             let list = endpoint::list(&conn, user.as_deref())?;
-            print(json, &list, |l| if l.is_empty() { "no endpoints".into() } else { l.iter().map(human).collect::<Vec<_>>().join("\n") })
+            print(json, &list, |l| {
+                if l.is_empty() {
+                    "no endpoints".into()
+                } else {
+                    l.iter().map(human).collect::<Vec<_>>().join("\n")
+                }
+            })
         }
         EndpointCmd::Show { id, json } => {
             let ep = endpoint::get(&conn, &id)?;
@@ -512,15 +564,23 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             print(json, &v, |_| {
                 let mut out = human(&ep);
                 for k in &keys {
-                    out.push_str(&format!("\n  key {} created {}{}", k.id, k.created_at,
-                        k.expires_at.as_deref().map(|t| format!(", signs until {t}")).unwrap_or_else(|| " (primary)".into())));
+                    out.push_str(&format!(
+                        "\n  key {} created {}{}",
+                        k.id,
+                        k.created_at,
+                        k.expires_at
+                            .as_deref()
+                            .map(|t| format!(", signs until {t}"))
+                            .unwrap_or_else(|| " (primary)".into())
+                    ));
                 }
                 out
             })
         }
         EndpointCmd::Update { id, url, events, description, json } => {
             let tx = db::write_tx(&mut conn)?;
-            let fields = Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
+            let fields =
+                Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
             let ep = endpoint::update(&tx, &policy, &id, &fields)?;
             tx.commit()?;
             let mut v = serde_json::to_value(&ep)?;
@@ -529,7 +589,9 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             }
             print(json, &v, |_| human(&ep))
         }
-        EndpointCmd::Disable { id, json } => print(json, &endpoint::set_active(&conn, &id, false, Some("disabled by an administrator"))?, human),
+        EndpointCmd::Disable { id, json } => {
+            print(json, &endpoint::set_active(&conn, &id, false, Some("disabled by an administrator"))?, human)
+        }
         EndpointCmd::Enable { id, json } => print(json, &endpoint::set_active(&conn, &id, true, None)?, human),
         EndpointCmd::Delete { id } => {
             let tx = db::write_tx(&mut conn)?;
@@ -553,7 +615,11 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                 ),
                 (None, None) => "no answer".into(),
             })?;
-            if r.delivered { Ok(()) } else { bail!("the test delivery to {} failed", ep.url) }
+            if r.delivered {
+                Ok(())
+            } else {
+                bail!("the test delivery to {} failed", ep.url)
+            }
         }
         EndpointCmd::RotateSecret { id, grace, json } => {
             let master = cfg.require_secret_key()?;
@@ -562,10 +628,13 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             let (secret, key, until) = endpoint::rotate_secret(&tx, master, &id, grace)?;
             tx.commit()?;
             let v = json!({"id": id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until)});
-            print(json, &v, |_| format!(
-                "new secret: {secret} (key {})\nthe previous secret keeps signing until {}",
-                key.id, clock::rfc3339(until)
-            ))
+            print(json, &v, |_| {
+                format!(
+                    "new secret: {secret} (key {})\nthe previous secret keeps signing until {}",
+                    key.id,
+                    clock::rfc3339(until)
+                )
+            })
         }
     }
 }
@@ -584,7 +653,16 @@ fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
             let list = token::list(&conn, user.as_deref())?;
             print(json, &list, |l| {
                 l.iter()
-                    .map(|t| format!("{} {} {} {}{}", t.id, t.kind, t.user.as_deref().unwrap_or("-"), t.label, if t.revoked { " (revoked)" } else { "" }))
+                    .map(|t| {
+                        format!(
+                            "{} {} {} {}{}",
+                            t.id,
+                            t.kind,
+                            t.user.as_deref().unwrap_or("-"),
+                            t.label,
+                            if t.revoked { " (revoked)" } else { "" }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -652,9 +730,14 @@ pub fn init_with(extra: &[&str]) -> Result<()> {
 /// re-encrypted in one transaction, then the old key is removed from the `.env`.
 fn rotate_key(cfg: &Config) -> Result<()> {
     use base64::Engine;
-    let env_path = cfg.env_file.clone().ok_or_else(|| anyhow!("no .env file was found: rotate-key rewrites the .env that holds WEBHOOKS_SECRET_KEY"))?;
+    let env_path = cfg.env_file.clone().ok_or_else(|| {
+        anyhow!("no .env file was found: rotate-key rewrites the .env that holds WEBHOOKS_SECRET_KEY")
+    })?;
     if std::env::var_os("WEBHOOKS_SECRET_KEY").is_some() {
-        bail!("WEBHOOKS_SECRET_KEY is set in the environment, which overrides {}: unset it, or change it where it is set", env_path.display());
+        bail!(
+            "WEBHOOKS_SECRET_KEY is set in the environment, which overrides {}: unset it, or change it where it is set",
+            env_path.display()
+        );
     }
     let old = *cfg.require_secret_key()?;
     // Resuming after an interrupted rotation: the .env already names the new key.
@@ -671,7 +754,10 @@ fn rotate_key(cfg: &Config) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     for (id, sealed) in &rows {
         let plain = secret::open_with(&new, id, sealed).or_else(|_| secret::open_with(&retiring, id, sealed))?;
-        tx.execute("UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2", rusqlite::params![secret::seal(&new, id, &plain), id])?;
+        tx.execute(
+            "UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2",
+            rusqlite::params![secret::seal(&new, id, &plain), id],
+        )?;
     }
     tx.commit()?;
     set_env_keys(&env_path, &b64(&new), None)?;
@@ -739,7 +825,11 @@ fn write_private(path: &Path, bytes: &[u8], append: bool) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true);
-    if append { opts.append(true); } else { opts.truncate(true); }
+    if append {
+        opts.append(true);
+    } else {
+        opts.truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -30,9 +30,17 @@ pub struct Key {
 }
 
 pub const KEYS: &[Key] = &[
-    Key { name: "WEBHOOKS_DATABASE", default: "var/webhooks.db", form: "a file path (relative to the directory of the .env)" },
+    Key {
+        name: "WEBHOOKS_DATABASE",
+        default: "var/webhooks.db",
+        form: "a file path (relative to the directory of the .env)",
+    },
     Key { name: "WEBHOOKS_SECRET_KEY", default: "", form: "base64 of 32 random bytes (run `webhooks init`)" },
-    Key { name: "WEBHOOKS_RETRY_SCHEDULE", default: "1m,5m,30m,2h", form: "a comma-separated list of durations such as 1m,5m,30m,2h" },
+    Key {
+        name: "WEBHOOKS_RETRY_SCHEDULE",
+        default: "1m,5m,30m,2h",
+        form: "a comma-separated list of durations such as 1m,5m,30m,2h",
+    },
     Key { name: "WEBHOOKS_MAX_ATTEMPTS", default: "5", form: "a whole number from 1 to 100" },
     Key { name: "WEBHOOKS_LOG_RETENTION", default: "30d", form: "a duration such as 30d" },
     Key { name: "WEBHOOKS_PAYLOAD_RETENTION", default: "7d", form: "a duration such as 7d" },
@@ -41,7 +49,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_CONCURRENCY_PER_USER", default: "2", form: "a whole number from 1 to 256" },
     Key { name: "WEBHOOKS_TIME_BUDGET", default: "50s", form: "a duration such as 50s" },
     Key { name: "WEBHOOKS_REQUEST_TIMEOUT", default: "10s", form: "a duration from 1s to 5m such as 10s" },
-    Key { name: "WEBHOOKS_ALLOWED_NETWORKS", default: "", form: "a comma-separated list of CIDRs such as 127.0.0.1/32,10.0.0.0/8 (or empty)" },
+    Key {
+        name: "WEBHOOKS_ALLOWED_NETWORKS",
+        default: "",
+        form: "a comma-separated list of CIDRs such as 127.0.0.1/32,10.0.0.0/8 (or empty)",
+    },
     Key { name: "WEBHOOKS_HEADER_PREFIX", default: "X-QSM", form: "letters, digits and dashes, such as X-QSM" },
     Key { name: "WEBHOOKS_MAX_BODY", default: "256KiB", form: "a size such as 256KiB, 1MiB or 65536" },
     Key { name: "WEBHOOKS_LOG_BODIES", default: "false", form: "true or false" },
@@ -53,7 +65,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_SESSION_TTL", default: "12h", form: "a duration from 1m to 30d such as 12h" },
     Key { name: "WEBHOOKS_LOGIN_LINK_TTL", default: "15m", form: "a duration from 10s to 1d such as 15m" },
     Key { name: "WEBHOOKS_TEST_TIMEOUT", default: "5s", form: "a duration from 1s to 30s such as 5s" },
-    Key { name: "WEBHOOKS_PREVIOUS_SECRET_KEY", default: "", form: "base64 of 32 bytes, written only by `webhooks rotate-key`" },
+    Key {
+        name: "WEBHOOKS_PREVIOUS_SECRET_KEY",
+        default: "",
+        form: "base64 of 32 bytes, written only by `webhooks rotate-key`",
+    },
 ];
 
 /// The checked configuration every part of the program works from.
@@ -120,11 +136,7 @@ impl Config {
 
     /// Checks raw key/value strings into a `Config`. Unknown `WEBHOOKS_*` keys are ignored so
     /// that a newer `.env` still works with an older binary.
-    pub fn from_raw(
-        raw: &BTreeMap<String, String>,
-        env_file: Option<PathBuf>,
-        root: PathBuf,
-    ) -> Result<Config> {
+    pub fn from_raw(raw: &BTreeMap<String, String>, env_file: Option<PathBuf>, root: PathBuf) -> Result<Config> {
         let get = |name: &str| -> (&'static Key, String) {
             let key = KEYS.iter().find(|k| k.name == name).expect("known key");
             let value = raw.get(name).map(|v| v.trim().to_string());
@@ -136,7 +148,11 @@ impl Config {
                 return Err(bad(key, &v));
             }
             let p = PathBuf::from(v);
-            if p.is_absolute() { p } else { root.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                root.join(p)
+            }
         };
         let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
         let retry_schedule = {
@@ -195,8 +211,7 @@ impl Config {
                 parse_bool(&v).ok_or_else(|| bad(key, &v))?
             },
             rotation_grace: duration(get("WEBHOOKS_ROTATION_GRACE"), None)?,
-            max_events_per_request: number(get("WEBHOOKS_MAX_EVENTS_PER_REQUEST"), 1, 10_000)?
-                as usize,
+            max_events_per_request: number(get("WEBHOOKS_MAX_EVENTS_PER_REQUEST"), 1, 10_000)? as usize,
             max_endpoints_per_user: number(get("WEBHOOKS_MAX_ENDPOINTS_PER_USER"), 1, 1000)? as usize,
             admins: {
                 let (key, v) = get("WEBHOOKS_ADMINS");
@@ -273,10 +288,7 @@ fn number((key, v): (&'static Key, String), min: u64, max: u64) -> Result<u64> {
     v.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(key, &v))
 }
 
-fn duration(
-    (key, v): (&'static Key, String),
-    range: Option<(Duration, Duration)>,
-) -> Result<Duration> {
+fn duration((key, v): (&'static Key, String), range: Option<(Duration, Duration)>) -> Result<Duration> {
     let d = parse_duration(&v).map_err(|_| bad(key, &v))?;
     if let Some((lo, hi)) = range {
         if d < lo || d > hi {

@@ -139,10 +139,15 @@ pub fn retry(conn: &Connection, id: &str) -> Result<Delivery> {
         return Err(ApiError::new(409, "in_flight", format!("delivery {id} is being sent right now")).into());
     }
     if !d.payload_available {
-        return Err(ApiError::new(409, "payload_expired", format!(
-            "the body of event {} has expired (WEBHOOKS_PAYLOAD_RETENTION), so delivery {id} cannot be sent again",
-            d.event_id
-        )).into());
+        return Err(ApiError::new(
+            409,
+            "payload_expired",
+            format!(
+                "the body of event {} has expired (WEBHOOKS_PAYLOAD_RETENTION), so delivery {id} cannot be sent again",
+                d.event_id
+            ),
+        )
+        .into());
     }
     let now = clock::now_ms();
     conn.execute(
@@ -222,8 +227,16 @@ pub fn apply_outcome(
              WHERE id = ?9 AND lease_owner = ?10",
         )?
         .execute(params![
-            status, attempt, next_at, now, outcome.status_code, outcome.error_code, outcome.error,
-            finished, delivery_id, lease_owner
+            status,
+            attempt,
+            next_at,
+            now,
+            outcome.status_code,
+            outcome.error_code,
+            outcome.error,
+            finished,
+            delivery_id,
+            lease_owner
         ])?;
     if changed > 0 {
         record_endpoint_outcome(conn, delivery_id, outcome, now)?;
@@ -334,9 +347,12 @@ pub fn queue_status(conn: &Connection, exact: bool) -> Result<QueueStatus> {
             crate::health::bounded_count(conn, sql, p, &mut capped)
         }
     };
-    let pending = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
-    let due = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
-    let in_flight = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
+    let pending =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
+    let due =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
+    let in_flight =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
     let dead = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'dead' LIMIT ?1)", &[&limit])?;
     let oldest: Option<i64> = conn
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?

@@ -153,12 +153,10 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
     let start_ms = clock::now_ms();
     let deadline = start_ms + cfg.time_budget.as_millis() as i64;
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
-    let mut summary = Summary {
-        run_id: crate::id::new("run"),
-        started_at: clock::rfc3339(start_ms),
-        ..Summary::default()
-    };
-    let registered = conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![summary.run_id, start_ms]);
+    let mut summary =
+        Summary { run_id: crate::id::new("run"), started_at: clock::rfc3339(start_ms), ..Summary::default() };
+    let registered =
+        conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![summary.run_id, start_ms]);
     if unless_busy(registered.map_err(Into::into), &mut summary)?.is_none() {
         // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up
         // as a stale dispatcher on the dashboard and in `doctor`.
@@ -178,13 +176,8 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
             scope.spawn(move || worker(&rx, &tx, &sender, prefix, deadline, timeout_ms));
         }
         drop(done_tx);
-        let mut coordinator = Coordinator {
-            cfg,
-            master,
-            run_id: summary.run_id.clone(),
-            cursor: None,
-            keys: HashMap::new(),
-        };
+        let mut coordinator =
+            Coordinator { cfg, master, run_id: summary.run_id.clone(), cursor: None, keys: HashMap::new() };
         // Claimed jobs not yet reported back. Up to 3 × `concurrency` more than the workers can
         // take wait in the queue, so that workers never idle while the coordinator writes, and
         // the coordinator can record results and claim in batches (a job whose lease would run
@@ -201,7 +194,8 @@ pub fn run_on(conn: &mut Connection, cfg: &Config, master: &[u8; 32]) -> Result<
                 let can_start = now + timeout_ms <= deadline;
                 let slots = if can_start { capacity - outstanding } else { 0 };
                 // Record what came back and claim what fits, in one transaction.
-                let (jobs, progressed) = coordinator.step(conn, std::mem::take(&mut batch), slots, now, &mut summary)?;
+                let (jobs, progressed) =
+                    coordinator.step(conn, std::mem::take(&mut batch), slots, now, &mut summary)?;
                 for job in jobs {
                     outstanding += 1;
                     summary.claimed += 1;
@@ -318,7 +312,14 @@ impl Coordinator<'_> {
     /// Records `batch` and claims up to `slots` due deliveries in one transaction. Busy errors
     /// are retried; if the database stays busy the results are dropped (their leases expire and
     /// the deliveries are sent again: at least once) and nothing is claimed.
-    fn step(&mut self, conn: &mut Connection, batch: Vec<Done>, slots: usize, now: i64, summary: &mut Summary) -> Result<(Vec<Job>, bool)> {
+    fn step(
+        &mut self,
+        conn: &mut Connection,
+        batch: Vec<Done>,
+        slots: usize,
+        now: i64,
+        summary: &mut Summary,
+    ) -> Result<(Vec<Job>, bool)> {
         if batch.is_empty() && slots == 0 {
             return Ok((Vec::new(), false));
         }
@@ -446,7 +447,15 @@ impl Coordinator<'_> {
                 Done::Sent { job, outcome, started_at } => {
                     let body = self.cfg.log_bodies.then_some(&*job.payload);
                     attempt::insert(tx, &job.delivery_id, job.attempt, &self.run_id, *started_at, outcome, body)?;
-                    let next = delivery::apply_outcome(tx, self.cfg, &job.delivery_id, &self.run_id, job.attempt, outcome, now)?;
+                    let next = delivery::apply_outcome(
+                        tx,
+                        self.cfg,
+                        &job.delivery_id,
+                        &self.run_id,
+                        job.attempt,
+                        outcome,
+                        now,
+                    )?;
                     out.push(Some(next));
                 }
                 Done::Released(job) => {
@@ -489,9 +498,7 @@ fn any_due(conn: &Connection, now: i64) -> Result<bool> {
 /// The next user (by id, after `after`) with unfinished deliveries: one index seek.
 fn next_user(conn: &Connection, after: Option<i64>) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1",
-        )?
+        .prepare_cached("SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1")?
         .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?)
 }
 

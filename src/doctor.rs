@@ -90,7 +90,9 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
                 )),
                 _ => out.push(ok(format!("{} is private", p.display()))),
             }
-            if p.components().any(|c| c.as_os_str() == "public_html" || c.as_os_str() == "www" || c.as_os_str() == "htdocs") {
+            if p.components()
+                .any(|c| c.as_os_str() == "public_html" || c.as_os_str() == "www" || c.as_os_str() == "htdocs")
+            {
                 out.push(problem(
                     format!("{} is inside the web root", p.display()),
                     "move the install root (with .env and var/) outside public_html and point the CGI wrapper at it",
@@ -158,7 +160,9 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     let now = clock::now_ms();
     let last_run: Option<i64> = conn.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0)).ok().flatten();
     match last_run {
-        None => out.push(problem("the dispatcher has never run", format!("add to your crontab: {}", cron_line(&cfg.root)))),
+        None => {
+            out.push(problem("the dispatcher has never run", format!("add to your crontab: {}", cron_line(&cfg.root))))
+        }
         Some(t) if now - t > STALE_AFTER.as_millis() as i64 => out.push(problem(
             format!("the dispatcher last ran {} minutes ago", (now - t) / 60_000),
             format!("check the crontab line: {}", cron_line(&cfg.root)),

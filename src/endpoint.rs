@@ -80,7 +80,10 @@ pub fn check_url(raw: &str, policy: &Policy) -> Result<String, Invalid> {
         return Err(Invalid::new("url", "must start with https:// or http://"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Invalid::new("url", "must not contain a user name or password; deliveries are authenticated by their signature"));
+        return Err(Invalid::new(
+            "url",
+            "must not contain a user name or password; deliveries are authenticated by their signature",
+        ));
     }
     if matches!(url.host(), None | Some(url::Host::Domain(""))) {
         return Err(Invalid::new("url", "must name a host"));
@@ -108,7 +111,10 @@ pub fn check_filters(filters: &[String]) -> Result<Vec<String>, Invalid> {
     let mut out: Vec<String> = Vec::new();
     for f in filters.iter().map(String::as_str) {
         if f.is_empty() {
-            return Err(Invalid::new("event_types", "an empty filter matches nothing; leave the list empty for every type"));
+            return Err(Invalid::new(
+                "event_types",
+                "an empty filter matches nothing; leave the list empty for every type",
+            ));
         }
         if !schema::filter_is_known(f) {
             let known: Vec<&str> = schema::catalog().iter().map(|t| t.name).collect();
@@ -187,9 +193,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Endpoint> {
 
 pub fn find(conn: &Connection, id: &str) -> Result<Option<Endpoint>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = ?1"
-        ))?
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
 }
@@ -214,9 +218,8 @@ pub fn list(conn: &Connection, user: Option<&str>) -> Result<Vec<Endpoint>> {
 
 /// The active endpoints of a user with their filters, for fan-out.
 pub fn active_for_user(conn: &Connection, user_id: i64) -> Result<Vec<(String, Vec<String>)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id",
-    )?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id")?;
     let rows = stmt.query_map([user_id], |r| {
         let types: String = r.get(1)?;
         Ok((r.get(0)?, serde_json::from_str(&types).unwrap_or_default()))
@@ -340,7 +343,12 @@ pub fn secrets(conn: &Connection, master: &[u8; 32], id: &str, now: i64) -> Resu
     for row in rows {
         let (key_id, sealed, created, expires) = row?;
         let secret = secret::open(master, &key_id, &sealed)?;
-        out.push(KeySecret { key_id, secret, created_at: clock::rfc3339(created), expires_at: expires.map(clock::rfc3339) });
+        out.push(KeySecret {
+            key_id,
+            secret,
+            created_at: clock::rfc3339(created),
+            expires_at: expires.map(clock::rfc3339),
+        });
     }
     Ok(out)
 }
@@ -372,10 +380,20 @@ mod tests {
         let p = Policy::default();
         assert_eq!(check_url("https://Example.COM/hook", &p).unwrap(), "https://example.com/hook");
         for bad in [
-            "ftp://example.com/", "example.com/hook", "https://", "http://user:pw@example.com/",
-            "http://127.0.0.1/", "http://localhost:8080/", "http://[::1]/", "http://10.0.0.1/",
-            "http://169.254.169.254/latest", "http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/",
-            "http://[::ffff:127.0.0.1]/", "https://example.com/#frag",
+            "ftp://example.com/",
+            "example.com/hook",
+            "https://",
+            "http://user:pw@example.com/",
+            "http://127.0.0.1/",
+            "http://localhost:8080/",
+            "http://[::1]/",
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "https://example.com/#frag",
         ] {
             let e = check_url(bad, &p).expect_err(bad);
             assert_eq!(e.field, "url");
@@ -415,19 +433,25 @@ mod tests {
         let now = clock::now_ms();
         assert_eq!(secrets(&conn, &MASTER, &ep.id, now).unwrap()[0].secret, secret);
         let (new_secret, _, until) = rotate_secret(&conn, &MASTER, &ep.id, Duration::from_secs(3600)).unwrap();
-        let during: Vec<String> = secrets(&conn, &MASTER, &ep.id, now + 1).unwrap().into_iter().map(|s| s.secret).collect();
+        let during: Vec<String> =
+            secrets(&conn, &MASTER, &ep.id, now + 1).unwrap().into_iter().map(|s| s.secret).collect();
         assert_eq!(during, vec![new_secret.clone(), secret.clone()], "both, newest first");
-        let after: Vec<String> = secrets(&conn, &MASTER, &ep.id, until + 1).unwrap().into_iter().map(|s| s.secret).collect();
+        let after: Vec<String> =
+            secrets(&conn, &MASTER, &ep.id, until + 1).unwrap().into_iter().map(|s| s.secret).collect();
         assert_eq!(after, vec![new_secret]);
 
-        let updated = update(&conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();
+        let updated =
+            update(&conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();
         assert_eq!(updated.description, "new");
         assert_eq!(updated.event_types, vec!["email.*"]);
         let off = set_active(&conn, &ep.id, false, Some("410")).unwrap();
         assert!(!off.active);
         delete(&conn, &ep.id, Duration::from_secs(60)).unwrap();
         assert!(find(&conn, &ep.id).unwrap().is_none());
-        let raw: Vec<u8> = conn.query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get::<_, i64>(0)).map(|n| vec![n as u8]).unwrap();
+        let raw: Vec<u8> = conn
+            .query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get::<_, i64>(0))
+            .map(|n| vec![n as u8])
+            .unwrap();
         assert_eq!(raw, vec![0]);
     }
 }

@@ -85,11 +85,14 @@ impl ApiError {
         ApiError::new(404, "not_found", message)
     }
     pub fn method_not_allowed(allow: &str) -> ApiError {
-        ApiError::new(405, "method_not_allowed", format!("this path accepts {allow}"))
-            .header("Allow", allow)
+        ApiError::new(405, "method_not_allowed", format!("this path accepts {allow}")).header("Allow", allow)
     }
     pub fn too_large(limit: u64) -> ApiError {
-        ApiError::new(413, "payload_too_large", format!("the request body is over the {limit}-byte limit (WEBHOOKS_MAX_BODY)"))
+        ApiError::new(
+            413,
+            "payload_too_large",
+            format!("the request body is over the {limit}-byte limit (WEBHOOKS_MAX_BODY)"),
+        )
     }
     pub fn unsupported_media_type() -> ApiError {
         ApiError::new(415, "unsupported_media_type", "send the body as Content-Type: application/json")

@@ -54,13 +54,20 @@ pub fn parse_request(
     let items: Vec<(&Value, String)> = match body {
         Value::Array(list) => {
             if list.is_empty() {
-                return Err(ApiError::invalid("the array holds no events", json!([{"path": "$", "message": "must hold at least one event"}])));
+                return Err(ApiError::invalid(
+                    "the array holds no events",
+                    json!([{"path": "$", "message": "must hold at least one event"}]),
+                ));
             }
             if list.len() > max_events {
-                return Err(ApiError::new(413, "too_many_events", format!(
-                    "{} events in one request; the limit is {max_events} (WEBHOOKS_MAX_EVENTS_PER_REQUEST)",
-                    list.len()
-                )));
+                return Err(ApiError::new(
+                    413,
+                    "too_many_events",
+                    format!(
+                        "{} events in one request; the limit is {max_events} (WEBHOOKS_MAX_EVENTS_PER_REQUEST)",
+                        list.len()
+                    ),
+                ));
             }
             list.iter().enumerate().map(|(i, v)| (v, format!("$[{i}]"))).collect()
         }
@@ -114,23 +121,39 @@ pub fn parse_one(
     }
     let text = |name: &str| obj.get(name).map(|v| v.as_str().ok_or(v));
     let event_type = match text("type") {
-        None => { problem!(schema::child(path, "type"), "is required".into()); None }
-        Some(Err(v)) => { problem!(schema::child(path, "type"), format!("must be a string, not {}", schema::type_name(v))); None }
+        None => {
+            problem!(schema::child(path, "type"), "is required".into());
+            None
+        }
+        Some(Err(v)) => {
+            problem!(schema::child(path, "type"), format!("must be a string, not {}", schema::type_name(v)));
+            None
+        }
         Some(Ok("webhook.test")) => {
-            problem!(schema::child(path, "type"), "webhook.test is sent only by the test button and `webhooks endpoint test`".into());
+            problem!(
+                schema::child(path, "type"),
+                "webhook.test is sent only by the test button and `webhooks endpoint test`".into()
+            );
             None
         }
         Some(Ok(t)) => match schema::find(t) {
             Some(et) => Some(et),
             None => {
-                let known: Vec<&str> = schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
-                problem!(schema::child(path, "type"), format!("{t:?} is not an event type (known: {})", known.join(", ")));
+                let known: Vec<&str> =
+                    schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
+                problem!(
+                    schema::child(path, "type"),
+                    format!("{t:?} is not an event type (known: {})", known.join(", "))
+                );
                 None
             }
         },
     };
     let user = match (text("user"), principal) {
-        (Some(Err(v)), _) => { problem!(schema::child(path, "user"), format!("must be a string, not {}", schema::type_name(v))); None }
+        (Some(Err(v)), _) => {
+            problem!(schema::child(path, "user"), format!("must be a string, not {}", schema::type_name(v)));
+            None
+        }
         (Some(Ok(u)), Principal::User(me)) if u != me => {
             return Err(ApiError::forbidden(format!(
                 "{}: this token belongs to {me:?} and cannot post events for {u:?}; use an application token",
@@ -138,10 +161,16 @@ pub fn parse_one(
             )));
         }
         (None, Principal::User(me)) => Some(me.clone()),
-        (None, Principal::App) => { problem!(schema::child(path, "user"), "is required with an application token".into()); None }
+        (None, Principal::App) => {
+            problem!(schema::child(path, "user"), "is required with an application token".into());
+            None
+        }
         (Some(Ok(u)), _) => match crate::user::check_name("user", u) {
             Ok(()) => Some(u.to_string()),
-            Err(e) => { problem!(schema::child(path, "user"), e.message); None }
+            Err(e) => {
+                problem!(schema::child(path, "user"), e.message);
+                None
+            }
         },
     };
     let data_path = schema::child(path, "data");
@@ -157,9 +186,18 @@ pub fn parse_one(
         None => None,
         Some(Ok(t)) => match clock::parse_rfc3339(t) {
             Some(ms) => Some(clock::rfc3339(ms)),
-            None => { problem!(schema::child(path, "occurred_at"), "must be an RFC 3339 date-time such as 2026-11-22T23:11:55Z".into()); None }
+            None => {
+                problem!(
+                    schema::child(path, "occurred_at"),
+                    "must be an RFC 3339 date-time such as 2026-11-22T23:11:55Z".into()
+                );
+                None
+            }
         },
-        Some(Err(v)) => { problem!(schema::child(path, "occurred_at"), format!("must be a string, not {}", schema::type_name(v))); None }
+        Some(Err(v)) => {
+            problem!(schema::child(path, "occurred_at"), format!("must be a string, not {}", schema::type_name(v)));
+            None
+        }
     };
     if let Some(actor) = obj.get("actor") {
         schema::validate(schema::actor_schema(), actor, &schema::child(path, "actor"), problems);
@@ -167,7 +205,10 @@ pub fn parse_one(
     let idempotency_key = match text("idempotency_key") {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
-        Some(_) => { problem!(schema::child(path, "idempotency_key"), "must be a string of 1 to 255 characters".into()); None }
+        Some(_) => {
+            problem!(schema::child(path, "idempotency_key"), "must be a string of 1 to 255 characters".into());
+            None
+        }
     };
     if problems.len() > before {
         return Ok(None);
@@ -203,14 +244,23 @@ pub fn record(conn: &Connection, cfg: &Config, intakes: &[Intake]) -> Result<Vec
         if let Some(key) = &intake.idempotency_key {
             if let Some(prev) = find_by_key(conn, *user_id, key)? {
                 if prev.1 != hash {
-                    return Err(ApiError::new(409, "idempotency_conflict", format!(
-                        "idempotency key {key:?} was already used for a different event ({})", prev.0
-                    )).into());
+                    return Err(ApiError::new(
+                        409,
+                        "idempotency_conflict",
+                        format!("idempotency key {key:?} was already used for a different event ({})", prev.0),
+                    )
+                    .into());
                 }
                 let deliveries: i64 = conn
                     .prepare_cached("SELECT count(*) FROM deliveries WHERE event_id = ?1")?
                     .query_row([&prev.0], |r| r.get(0))?;
-                out.push(Recorded { id: prev.0, event_type: intake.event_type.clone(), user: intake.user.clone(), deliveries: deliveries as usize, duplicate: true });
+                out.push(Recorded {
+                    id: prev.0,
+                    event_type: intake.event_type.clone(),
+                    user: intake.user.clone(),
+                    deliveries: deliveries as usize,
+                    duplicate: true,
+                });
                 continue;
             }
         }
@@ -231,7 +281,13 @@ pub fn record(conn: &Connection, cfg: &Config, intakes: &[Intake]) -> Result<Vec
         for endpoint_id in &targets {
             insert.execute(params![crate::id::new("dlv"), id, endpoint_id, user_id, now])?;
         }
-        out.push(Recorded { id, event_type: intake.event_type.clone(), user: intake.user.clone(), deliveries: targets.len(), duplicate: false });
+        out.push(Recorded {
+            id,
+            event_type: intake.event_type.clone(),
+            user: intake.user.clone(),
+            deliveries: targets.len(),
+            duplicate: false,
+        });
     }
     Ok(out)
 }

@@ -54,7 +54,13 @@ pub fn endpoint(conn: &Connection, endpoint_id: &str, active: bool, now: i64) ->
         last_delivery_at: last_at.map(clock::rfc3339),
         last_status_code: last_status,
         last_error_code: last_error,
-        state: if !active { "disabled" } else if failing { "failing" } else { "active" },
+        state: if !active {
+            "disabled"
+        } else if failing {
+            "failing"
+        } else {
+            "active"
+        },
     })
 }
 
@@ -140,7 +146,8 @@ pub fn hourly_24h(conn: &Connection, user: Option<&str>, now: i64) -> Result<Vec
          WHERE s.hour >= ?1 AND (?2 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
          GROUP BY s.hour",
     )?;
-    let rows = stmt.query_map(params![start, user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows =
+        stmt.query_map(params![start, user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
     for row in rows {
         let (hour, ok, bad) = row?;
         if let Some(slot) = out.get_mut(((hour - start) / HOUR_MS) as usize) {

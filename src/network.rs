@@ -2,10 +2,10 @@
 //! DNS actually returned, inside the HTTP client's resolver, so the address connected to is always
 //! one that passed — a hostname cannot smuggle a private address past a check made at creation.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 198 && (b == 18 || b == 19))  // benchmarking
         || (a == 198 && b == 51 && c == 100)   // TEST-NET-2
         || (a == 203 && b == 0 && c == 113)    // TEST-NET-3
-        || a >= 224)                            // multicast, reserved, broadcast
+        || a >= 224) // multicast, reserved, broadcast
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
@@ -202,7 +202,8 @@ impl GuardedResolver {
 
     fn answer(&self, addrs: &[SocketAddr]) -> ResolvedSocketAddrs {
         let mut out = self.empty();
-        for a in addrs.iter().take(16) { // ResolvedSocketAddrs holds 16
+        for a in addrs.iter().take(16) {
+            // ResolvedSocketAddrs holds 16
             out.push(*a);
         }
         out
@@ -251,12 +252,7 @@ impl Resolver for GuardedResolver {
         let resolved = match self.inner.resolve(uri, config, timeout) {
             Ok(r) => r,
             Err(ureq::Error::Timeout(t)) => return Err(ureq::Error::Timeout(t)),
-            Err(e) => {
-                return Err(ureq::Error::Io(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    DnsFailure(e.to_string()),
-                )))
-            }
+            Err(e) => return Err(ureq::Error::Io(io::Error::new(io::ErrorKind::NotFound, DnsFailure(e.to_string())))),
         };
         let permitted = self
             .policy
@@ -296,11 +292,34 @@ mod tests {
     #[test]
     fn non_public_addresses_are_refused() {
         for s in [
-            "127.0.0.1", "127.1.2.3", "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-            "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.255", "224.0.0.1",
-            "255.255.255.255", "240.0.0.1", "192.0.2.1", "198.18.0.1", "::", "::1", "fc00::1",
-            "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254", "2001:db8::1", "2002:7f00:1::1", "2001::1", "64:ff9b::7f00:1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+            "2002:7f00:1::1",
+            "2001::1",
+            "64:ff9b::7f00:1",
         ] {
             let ip: IpAddr = s.parse().unwrap();
             assert!(!is_public(ip), "{s} must not be public");
@@ -327,7 +346,12 @@ mod tests {
         assert!(judge_lookup("h.example", Ok(vec![]), &none).unwrap().contains("does not resolve (no addresses)"));
         let private: Vec<SocketAddr> = vec!["10.0.0.7:443".parse().unwrap(), "[fd00::1]:443".parse().unwrap()];
         let w = judge_lookup("h.example", Ok(private.clone()), &none).unwrap();
-        assert!(w.contains("(10.0.0.7, fd00::1)") && w.contains("E_BLOCKED_ADDRESS") && w.contains("WEBHOOKS_ALLOWED_NETWORKS"), "{w}");
+        assert!(
+            w.contains("(10.0.0.7, fd00::1)")
+                && w.contains("E_BLOCKED_ADDRESS")
+                && w.contains("WEBHOOKS_ALLOWED_NETWORKS"),
+            "{w}"
+        );
         let open = Policy { allowed: vec!["10.0.0.0/8".parse().unwrap()] };
         assert_eq!(judge_lookup("h.example", Ok(private), &open), None);
         assert_eq!(judge_lookup("h.example", Ok(vec!["93.184.215.14:443".parse().unwrap()]), &none), None);

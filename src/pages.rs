@@ -132,10 +132,13 @@ pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     if admin {
         c.insert("cron_line", &crate::doctor::cron_line(&ctx.cfg.root));
     }
-    c.insert("chart", &json!({
-        "width": left + 24 * step, "height": height, "left": left, "bar_width": bar_width, "bars": bars,
-        "scale": scale, "rate": rate, "succeeded": ok, "unsuccessful": bad,
-    }));
+    c.insert(
+        "chart",
+        &json!({
+            "width": left + 24 * step, "height": height, "left": left, "bar_width": bar_width, "bars": bars,
+            "scale": scale, "rate": rate, "succeeded": ok, "unsuccessful": bad,
+        }),
+    );
     render(200, "dashboard.html", &c)
 }
 
@@ -152,7 +155,12 @@ struct EndpointForm {
 
 impl EndpointForm {
     fn of(e: &Endpoint) -> Self {
-        EndpointForm { url: e.url.clone(), description: e.description.clone(), types: e.event_types.clone(), active: e.active }
+        EndpointForm {
+            url: e.url.clone(),
+            description: e.description.clone(),
+            types: e.event_types.clone(),
+            active: e.active,
+        }
     }
 
     fn from_post(ctx: &Ctx<'_>) -> Self {
@@ -170,7 +178,11 @@ impl EndpointForm {
     }
 
     fn fields(&self) -> Fields {
-        Fields { url: Some(self.url.clone()), description: Some(self.description.clone()), event_types: Some(self.types.clone()) }
+        Fields {
+            url: Some(self.url.clone()),
+            description: Some(self.description.clone()),
+            event_types: Some(self.types.clone()),
+        }
     }
 
     fn insert(&self, c: &mut Context, errors: &BTreeMap<&str, String>) {
@@ -230,10 +242,11 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let active = form.active;
     let conn = ctx.db()?;
     let tx = crate::db::write_tx(conn).map_err(to_api)?;
-    let created = endpoint::add(&tx, master, &policy, &user, &fields, cfg.max_endpoints_per_user).and_then(|(ep, secret)| {
-        let ep = if active { ep } else { endpoint::set_active(&tx, &ep.id, false, None)? };
-        Ok((ep, secret))
-    });
+    let created =
+        endpoint::add(&tx, master, &policy, &user, &fields, cfg.max_endpoints_per_user).and_then(|(ep, secret)| {
+            let ep = if active { ep } else { endpoint::set_active(&tx, &ep.id, false, None)? };
+            Ok((ep, secret))
+        });
     match created {
         Ok((ep, _)) => {
             tx.commit().map_err(to_api)?;
@@ -371,7 +384,10 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     let grace = match ctx.req.form().get("grace") {
         None => ctx.cfg.rotation_grace,
         Some(g) => Duration::from_secs(
-            g.parse::<u64>().ok().filter(|s| *s <= 30 * 86_400).ok_or_else(|| ApiError::bad_request("the grace period is not one of the offered choices"))?,
+            g.parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 30 * 86_400)
+                .ok_or_else(|| ApiError::bad_request("the grace period is not one of the offered choices"))?,
         ),
     };
     let master = ctx.master()?;
@@ -435,11 +451,14 @@ pub fn deliveries(ctx: &mut Ctx<'_>) -> Result<Response, ApiError> {
     c.insert("endpoints", &endpoints);
     c.insert("statuses", delivery::STATUSES);
     c.insert("types", &schema::catalog().iter().map(|t| t.name).collect::<Vec<_>>());
-    c.insert("filter", &json!({
-        "status": filter.status, "endpoint": filter.endpoint, "type": filter.event_type,
-        "since": ctx.req.query("since").and_then(|s| s.get(..10).map(String::from)),
-        "until": ctx.req.query("until").and_then(|s| s.get(..10).map(String::from)),
-    }));
+    c.insert(
+        "filter",
+        &json!({
+            "status": filter.status, "endpoint": filter.endpoint, "type": filter.event_type,
+            "since": ctx.req.query("since").and_then(|s| s.get(..10).map(String::from)),
+            "until": ctx.req.query("until").and_then(|s| s.get(..10).map(String::from)),
+        }),
+    );
     c.insert("next_link", &next_link);
     render(200, "deliveries.html", &c)
 }

@@ -44,12 +44,16 @@ pub fn send_test(conn: &Connection, cfg: &Config, master: &[u8; 32], ep: &Endpoi
     let headers = signing::headers(
         &cfg.header_prefix,
         &keys,
-        &signing::Delivery { event_id: &id, event_type: "webhook.test", attempt: 1, timestamp: now / 1000, body: body.as_bytes() },
+        &signing::Delivery {
+            event_id: &id,
+            event_type: "webhook.test",
+            attempt: 1,
+            timestamp: now / 1000,
+            body: body.as_bytes(),
+        },
     );
     let outcome = Sender::with_timeout(cfg, cfg.test_timeout).post(&ep.url, &headers, body.as_bytes());
-    let meaning = outcome
-        .error_code
-        .and_then(|c| code::ALL.iter().find(|(k, _)| *k == c).map(|(_, m)| m.to_string()));
+    let meaning = outcome.error_code.and_then(|c| code::ALL.iter().find(|(k, _)| *k == c).map(|(_, m)| m.to_string()));
     Ok(TestResult {
         endpoint_id: ep.id.clone(),
         url: ep.url.clone(),

@@ -24,19 +24,49 @@ pub struct Purged {
 pub fn purge(conn: &Connection, cfg: &Config, now: i64, max_batches: usize) -> Result<Purged> {
     let cutoff = now - cfg.log_retention.as_millis() as i64;
     let mut p = Purged::default();
-    p.payloads = batches(conn, max_batches, now, "UPDATE events SET payload = NULL WHERE id IN
-        (SELECT id FROM events WHERE payload IS NOT NULL AND payload_expires_at <= ?1 LIMIT ?2)")?;
-    p.deliveries = batches(conn, max_batches, cutoff, "DELETE FROM deliveries WHERE id IN
-        (SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at <= ?1 LIMIT ?2)")?;
-    p.events = batches(conn, max_batches, cutoff, "DELETE FROM events WHERE id IN
+    p.payloads = batches(
+        conn,
+        max_batches,
+        now,
+        "UPDATE events SET payload = NULL WHERE id IN
+        (SELECT id FROM events WHERE payload IS NOT NULL AND payload_expires_at <= ?1 LIMIT ?2)",
+    )?;
+    p.deliveries = batches(
+        conn,
+        max_batches,
+        cutoff,
+        "DELETE FROM deliveries WHERE id IN
+        (SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at <= ?1 LIMIT ?2)",
+    )?;
+    p.events = batches(
+        conn,
+        max_batches,
+        cutoff,
+        "DELETE FROM events WHERE id IN
         (SELECT id FROM events ev WHERE created_at <= ?1
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = ev.id) LIMIT ?2)")?;
-    p.runs = batches(conn, max_batches, cutoff, "DELETE FROM runs WHERE id IN
-        (SELECT id FROM runs WHERE started_at <= ?1 LIMIT ?2)")?;
-    batches(conn, max_batches, now - 2 * 86_400_000, "DELETE FROM endpoint_stats WHERE (endpoint_id, hour) IN
-        (SELECT endpoint_id, hour FROM endpoint_stats WHERE hour <= ?1 LIMIT ?2)")?;
-    p.login_links = batches(conn, max_batches, now, "DELETE FROM login_links_used WHERE nonce IN
-        (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)")?;
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = ev.id) LIMIT ?2)",
+    )?;
+    p.runs = batches(
+        conn,
+        max_batches,
+        cutoff,
+        "DELETE FROM runs WHERE id IN
+        (SELECT id FROM runs WHERE started_at <= ?1 LIMIT ?2)",
+    )?;
+    batches(
+        conn,
+        max_batches,
+        now - 2 * 86_400_000,
+        "DELETE FROM endpoint_stats WHERE (endpoint_id, hour) IN
+        (SELECT endpoint_id, hour FROM endpoint_stats WHERE hour <= ?1 LIMIT ?2)",
+    )?;
+    p.login_links = batches(
+        conn,
+        max_batches,
+        now,
+        "DELETE FROM login_links_used WHERE nonce IN
+        (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)",
+    )?;
     Ok(p)
 }
 

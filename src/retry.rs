@@ -52,8 +52,7 @@ mod tests {
     #[test]
     fn schedule_then_last_interval_repeats_then_dead() {
         let s = mins(&[1, 5, 30, 120]);
-        let got: Vec<Option<u64>> =
-            (1..=7).map(|n| next_delay(&s, n, 7).map(|d| d.as_secs() / 60)).collect();
+        let got: Vec<Option<u64>> = (1..=7).map(|n| next_delay(&s, n, 7).map(|d| d.as_secs() / 60)).collect();
         assert_eq!(got, vec![Some(1), Some(5), Some(30), Some(120), Some(120), Some(120), None]);
         assert_eq!(next_delay(&s, 5, 5), None);
     }
@@ -73,10 +72,7 @@ mod tests {
         assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after("99999999999", 0), Some(MAX_RETRY_AFTER));
         let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z").unwrap().timestamp_millis();
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(60)));
         assert_eq!(parse_retry_after("soon", 0), None);
     }
 }

@@ -104,7 +104,11 @@ impl<'a> Ctx<'a> {
     pub fn master(&self) -> Result<&'a [u8; 32], ApiError> {
         self.cfg.require_secret_key().map_err(|e| {
             eprintln!("webhooks-cgi: {e}");
-            ApiError::new(500, "misconfigured", "the server has no secret key yet; the operator must run `webhooks init`")
+            ApiError::new(
+                500,
+                "misconfigured",
+                "the server has no secret key yet; the operator must run `webhooks init`",
+            )
         })
     }
 
@@ -150,13 +154,15 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
     let is_api = path.starts_with("/api/");
     let candidates: Vec<(&Route, Vec<String>)> =
         ROUTES.iter().filter_map(|r| matches(r.path, path).map(|p| (r, p))).collect();
-    let Some((route, params)) = candidates
-        .iter()
-        .find(|(r, _)| r.method == req.method || (req.method == "HEAD" && r.method == "GET"))
-        .cloned()
+    let Some((route, params)) =
+        candidates.iter().find(|(r, _)| r.method == req.method || (req.method == "HEAD" && r.method == "GET")).cloned()
     else {
         let e = if candidates.is_empty() {
-            ApiError::not_found(if is_api { format!("no API route {path}") } else { "There is no page at this address.".into() })
+            ApiError::not_found(if is_api {
+                format!("no API route {path}")
+            } else {
+                "There is no page at this address.".into()
+            })
         } else {
             let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
             ApiError::method_not_allowed(&allow.join(", "))
@@ -193,7 +199,9 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
 /// Sets the browser's CSRF cookie when this request chose a new one for its forms.
 fn with_csrf_cookie(mut response: Response, ctx: &Ctx<'_>) -> Response {
     if ctx.set_csrf_cookie {
-        response.headers.push(("Set-Cookie".into(), auth::cookie_header(ctx.req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+        response
+            .headers
+            .push(("Set-Cookie".into(), auth::cookie_header(ctx.req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
     }
     response
 }
@@ -309,11 +317,8 @@ mod tests {
                 documented.push(format!("{} {path}", method.to_uppercase()));
             }
         }
-        let mut routed: Vec<String> = ROUTES
-            .iter()
-            .filter(|r| r.path.starts_with("/api/"))
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
+        let mut routed: Vec<String> =
+            ROUTES.iter().filter(|r| r.path.starts_with("/api/")).map(|r| format!("{} {}", r.method, r.path)).collect();
         documented.sort();
         routed.sort();
         assert_eq!(routed, documented, "every API route documented, every documented path routed");

@@ -23,8 +23,19 @@ const FILES: &[(&str, &str)] = &[
 
 /// Keywords the interpreter understands. Annotations are accepted and ignored.
 const KEYWORDS: &[&str] = &[
-    "type", "const", "enum", "required", "properties", "additionalProperties", "items",
-    "minItems", "minLength", "maxLength", "minimum", "maximum", "format",
+    "type",
+    "const",
+    "enum",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "format",
 ];
 const ANNOTATIONS: &[&str] = &["$schema", "$id", "title", "description", "examples"];
 
@@ -115,7 +126,11 @@ pub fn validate(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
             let chars = text.chars().count() as u64;
             if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
                 if chars < min {
-                    push(if min == 1 { "must not be empty".into() } else { format!("must be at least {min} characters") });
+                    push(if min == 1 {
+                        "must not be empty".into()
+                    } else {
+                        format!("must be at least {min} characters")
+                    });
                 }
             }
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
@@ -229,7 +244,11 @@ pub fn type_name(v: &Value) -> &'static str {
 }
 
 fn article(t: &str) -> &'static str {
-    if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Checks that a schema uses only keywords the interpreter implements.

@@ -29,9 +29,7 @@ pub fn generate() -> String {
 /// Standard Webhooks libraries accept it either way).
 pub fn decode(secret: &str) -> Result<Vec<u8>> {
     let b64 = secret.trim().strip_prefix(PREFIX).unwrap_or(secret.trim());
-    let bytes = STANDARD
-        .decode(b64)
-        .map_err(|_| anyhow!("the secret is not whsec_ followed by base64"))?;
+    let bytes = STANDARD.decode(b64).map_err(|_| anyhow!("the secret is not whsec_ followed by base64"))?;
     if bytes.is_empty() {
         bail!("the secret is empty");
     }
@@ -79,11 +77,9 @@ pub fn open_with(master: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<Strin
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
     let cipher = XChaCha20Poly1305::new(master.into());
-    let pt = cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: key_id.as_bytes() })
-        .map_err(|_| {
-            anyhow!("cannot decrypt the secret of key {key_id}: WEBHOOKS_SECRET_KEY is not the key it was stored with")
-        })?;
+    let pt = cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: key_id.as_bytes() }).map_err(|_| {
+        anyhow!("cannot decrypt the secret of key {key_id}: WEBHOOKS_SECRET_KEY is not the key it was stored with")
+    })?;
     Ok(String::from_utf8(pt)?)
 }
 

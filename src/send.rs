@@ -202,9 +202,7 @@ fn classify(e: ureq::Error) -> Outcome {
                 (code::BLOCKED_ADDRESS, b.to_string())
             } else if let Some(d) = io.get_ref().and_then(|i| i.downcast_ref::<DnsFailure>()) {
                 (code::DNS, d.to_string())
-            } else if io.kind() == std::io::ErrorKind::TimedOut
-                || io.kind() == std::io::ErrorKind::WouldBlock
-            {
+            } else if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock {
                 (code::TIMEOUT, io.to_string())
             } else {
                 (code::CONNECT, io.to_string())

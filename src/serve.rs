@@ -35,8 +35,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     };
     crate::db::open(&cfg.database)?;
     let env_file = cfg.env_file.clone().ok_or_else(|| anyhow!("no .env after init"))?;
-    let server = tiny_http::Server::http(&args.addr)
-        .map_err(|e| anyhow!("cannot listen on {}: {e}", args.addr))?;
+    let server = tiny_http::Server::http(&args.addr).map_err(|e| anyhow!("cannot listen on {}: {e}", args.addr))?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
 
     // The dispatcher reads the configuration afresh before every run, as each cron run does, so
@@ -129,9 +128,13 @@ fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, us
     for h in request.headers() {
         let name = h.field.as_str().as_str().to_ascii_uppercase().replace('-', "_");
         match name.as_str() {
-            "CONTENT_TYPE" => { cmd.env("CONTENT_TYPE", h.value.as_str()); }
+            "CONTENT_TYPE" => {
+                cmd.env("CONTENT_TYPE", h.value.as_str());
+            }
             "CONTENT_LENGTH" | "PROXY" => {}
-            _ => { cmd.env(format!("HTTP_{name}"), h.value.as_str()); }
+            _ => {
+                cmd.env(format!("HTTP_{name}"), h.value.as_str());
+            }
         }
     }
     // Pass through the process's WEBHOOKS_* overrides, as a wrapper script would.
@@ -188,4 +191,3 @@ fn percent_decode(s: &str) -> String {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
 }
-

@@ -59,8 +59,7 @@ pub struct Delivery<'a> {
 
 /// Every header of a delivery request, signatures from `keys` (newest first).
 pub fn headers(prefix: &str, keys: &[SigningKey], d: &Delivery<'_>) -> Vec<(String, String)> {
-    let macs: Vec<[u8; 32]> =
-        keys.iter().map(|k| sign(&k.key, d.event_id, d.timestamp, d.body)).collect();
+    let macs: Vec<[u8; 32]> = keys.iter().map(|k| sign(&k.key, d.event_id, d.timestamp, d.body)).collect();
     let join = |f: &dyn Fn(usize) -> String| (0..keys.len()).map(f).collect::<Vec<_>>().join(" ");
     vec![
         ("Content-Type".into(), "application/json".into()),
@@ -131,25 +130,19 @@ pub fn verify(
     tolerance_seconds: i64,
     now: i64,
 ) -> Result<Family, VerifyError> {
-    let get = |name: &str| {
-        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
-    };
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
     let qsm_sig = format!("{prefix}-Signature");
     let (family, id, ts, sigs) = if let Some(sig) = get(&qsm_sig) {
         let id_h = format!("{prefix}-Id");
         let ts_h = format!("{prefix}-Timestamp");
         let id = get(&id_h).ok_or(VerifyError::MissingHeader(id_h))?;
         let ts = get(&ts_h).ok_or(VerifyError::MissingHeader(ts_h))?;
-        let sigs: Vec<Vec<u8>> = sig
-            .split_whitespace()
-            .filter_map(|s| s.strip_prefix("v1="))
-            .filter_map(decode_hex)
-            .collect();
+        let sigs: Vec<Vec<u8>> =
+            sig.split_whitespace().filter_map(|s| s.strip_prefix("v1=")).filter_map(decode_hex).collect();
         (Family::Qsm, id, ts, sigs)
     } else if let Some(sig) = get("webhook-signature") {
         let id = get("webhook-id").ok_or(VerifyError::MissingHeader("webhook-id".into()))?;
-        let ts =
-            get("webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp".into()))?;
+        let ts = get("webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp".into()))?;
         let sigs: Vec<Vec<u8>> = sig
             .split_whitespace()
             .filter_map(|s| s.strip_prefix("v1,"))
@@ -246,20 +239,11 @@ mod tests {
         assert_eq!(verify("X-QSM", &sw, tampered, &keys, 300, TS), Err(VerifyError::Mismatch));
         let wrong = vec![secret::decode(&secret::generate()).unwrap()];
         assert_eq!(verify("X-QSM", &h, BODY, &wrong, 300, TS), Err(VerifyError::Mismatch));
-        assert_eq!(
-            verify("X-QSM", &h, BODY, &keys, 300, TS + 301),
-            Err(VerifyError::TooOld { skew_seconds: 301 })
-        );
-        assert_eq!(
-            verify("X-QSM", &h, BODY, &keys, 300, TS - 301),
-            Err(VerifyError::TooNew { skew_seconds: 301 })
-        );
+        assert_eq!(verify("X-QSM", &h, BODY, &keys, 300, TS + 301), Err(VerifyError::TooOld { skew_seconds: 301 }));
+        assert_eq!(verify("X-QSM", &h, BODY, &keys, 300, TS - 301), Err(VerifyError::TooNew { skew_seconds: 301 }));
         assert!(verify("X-QSM", &h, BODY, &keys, 300, TS + 300).is_ok());
         assert!(verify("X-QSM", &h, BODY, &keys, 300, TS - 300).is_ok());
-        assert!(matches!(
-            verify("X-QSM", &[], BODY, &keys, 300, TS),
-            Err(VerifyError::MissingHeader(_))
-        ));
+        assert!(matches!(verify("X-QSM", &[], BODY, &keys, 300, TS), Err(VerifyError::MissingHeader(_))));
     }
 
     #[test]

@@ -54,12 +54,7 @@ pub fn create(conn: &Connection, user: Option<&str>, label: &str) -> Result<Crea
         "INSERT INTO tokens (id, user_id, hash, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, user_id, hash(&token), label, clock::now_ms()],
     )?;
-    Ok(Created {
-        id,
-        token,
-        user: user.map(String::from),
-        kind: if user.is_some() { "user" } else { "app" },
-    })
+    Ok(Created { id, token, user: user.map(String::from), kind: if user.is_some() { "user" } else { "app" } })
 }
 
 /// The principal of a live token, or `None` for an unknown or revoked one.
@@ -78,8 +73,7 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<Option<Principal>>
     let now = clock::now_ms();
     // Record use at most once a minute, so reads stay reads.
     if last_used.is_none_or(|t| now - t > 60_000) {
-        conn.prepare_cached("UPDATE tokens SET last_used_at = ?1 WHERE id = ?2")?
-            .execute(params![now, id])?;
+        conn.prepare_cached("UPDATE tokens SET last_used_at = ?1 WHERE id = ?2")?.execute(params![now, id])?;
     }
     Ok(Some(match user {
         Some(name) => Principal::User(name),
@@ -134,9 +128,7 @@ mod tests {
         assert_eq!(authenticate(&conn, &app.token).unwrap(), Some(Principal::App));
         assert_eq!(authenticate(&conn, &alice.token).unwrap(), Some(Principal::User("alice".into())));
         assert_eq!(authenticate(&conn, "qsm_nope").unwrap(), None);
-        let stored: String = conn
-            .query_row("SELECT group_concat(hash) FROM tokens", [], |r| r.get(0))
-            .unwrap();
+        let stored: String = conn.query_row("SELECT group_concat(hash) FROM tokens", [], |r| r.get(0)).unwrap();
         assert!(!stored.contains(&app.token[4..]));
         assert!(revoke(&conn, &alice.id, Some("bob")).is_err(), "not bob's");
         revoke(&conn, &alice.id, Some("alice")).unwrap();

@@ -29,8 +29,5 @@ pub fn ensure(conn: &Connection, name: &str) -> Result<i64> {
 }
 
 pub fn find(conn: &Connection, name: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM users WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?)
+    Ok(conn.prepare_cached("SELECT id FROM users WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?)
 }

@@ -25,11 +25,7 @@ fn needed(name: &str) -> Vec<(&'static str, &'static str)> {
         "endpoint_new.html" | "endpoint.html" => &["endpoint_fields.html"],
         _ => &[],
     };
-    TEMPLATES
-        .iter()
-        .filter(|(n, _)| *n == name || *n == "base.html" || includes.contains(n))
-        .copied()
-        .collect()
+    TEMPLATES.iter().filter(|(n, _)| *n == name || *n == "base.html" || includes.contains(n)).copied().collect()
 }
 
 /// Parses the templates page `name` needs. Each CGI process renders one page, so only those are

@@ -33,7 +33,13 @@ fn setup() -> (Env, String, String) {
 #[test]
 fn endpoints_crud() {
     let (env, alice, app) = setup();
-    let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/h","description":"CRM","event_types":["email.*"]}"#));
+    let r = api(
+        &env,
+        &alice,
+        "POST",
+        "/api/v1/endpoints",
+        Some(r#"{"url":"https://example.com/h","description":"CRM","event_types":["email.*"]}"#),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let created = conforms(&r, "EndpointWithSecret");
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
@@ -52,21 +58,37 @@ fn endpoints_crud() {
 
     let got = api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None);
     conforms(&got, "Endpoint");
-    let patched = api(&env, &alice, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(r#"{"description":"new","active":false}"#));
+    let patched =
+        api(&env, &alice, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(r#"{"description":"new","active":false}"#));
     assert_eq!(patched.status, 200);
     let p = conforms(&patched, "Endpoint");
     assert_eq!((p["description"].as_str(), p["active"].as_bool()), (Some("new"), Some(false)));
     assert_eq!(p["event_types"], json!(["email.*"]));
 
     // Validation: every problem with its path, nothing changed.
-    let bad = api(&env, &alice, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(r#"{"url":5,"event_types":"all","colour":"red"}"#));
+    let bad = api(
+        &env,
+        &alice,
+        "PATCH",
+        &format!("/api/v1/endpoints/{id}"),
+        Some(r#"{"url":5,"event_types":"all","colour":"red"}"#),
+    );
     assert_eq!(bad.status, 422);
-    let paths: Vec<String> = bad.json()["error"]["details"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
+    let paths: Vec<String> = bad.json()["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(paths.len(), 3, "{paths:?}");
     let bad = api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"javascript:alert(1)"}"#));
     assert_eq!(bad.status, 422);
     assert_eq!(bad.json()["error"]["details"][0]["path"], "$.url");
-    assert_eq!(api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"description":"x"}"#)).status, 422, "url required");
+    assert_eq!(
+        api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"description":"x"}"#)).status,
+        422,
+        "url required"
+    );
     assert_eq!(api(&env, &alice, "POST", "/api/v1/endpoints", Some("{nope")).status, 400);
     assert_eq!(env.count("endpoints"), 1);
 
@@ -74,30 +96,50 @@ fn endpoints_crud() {
     assert_eq!(api(&env, &app, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/b"}"#)).status, 422);
     let r = api(&env, &app, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/b","user":"bob"}"#));
     assert_eq!(r.status, 201);
-    assert_eq!(api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/c","user":"bob"}"#)).status, 403);
+    assert_eq!(
+        api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/c","user":"bob"}"#)).status,
+        403
+    );
     assert_eq!(api(&env, &app, "GET", "/api/v1/endpoints", None).json()["endpoints"].as_array().unwrap().len(), 2);
-    assert_eq!(api(&env, &app, "GET", "/api/v1/endpoints?user=bob", None).json()["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api(&env, &app, "GET", "/api/v1/endpoints?user=bob", None).json()["endpoints"].as_array().unwrap().len(),
+        1
+    );
 
     let del = api(&env, &alice, "DELETE", &format!("/api/v1/endpoints/{id}"), None);
     assert_eq!(del.status, 200);
     assert_eq!(api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None).status, 404);
-    assert_eq!(api(&env, &alice, "PUT", &format!("/api/v1/endpoints/{id}"), None).header("Allow"), Some("GET, PATCH, DELETE"));
+    assert_eq!(
+        api(&env, &alice, "PUT", &format!("/api/v1/endpoints/{id}"), None).header("Allow"),
+        Some("GET, PATCH, DELETE")
+    );
 }
 
 #[test]
 fn secrets_rotation_test_and_dead_letters() {
     let (env, alice, _) = setup();
-    let rx = Receiver::start(|_, r| if r.header("X-QSM-Event") == Some("webhook.test") { Reply::Status(204) } else { Reply::Status(500) });
+    let rx = Receiver::start(|_, r| {
+        if r.header("X-QSM-Event") == Some("webhook.test") {
+            Reply::Status(204)
+        } else {
+            Reply::Status(500)
+        }
+    });
     let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"url":"{}"}}"#, rx.url("/"))));
     let created = r.json();
     let id = created["id"].as_str().unwrap();
-    let rot = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/rotate-secret"), Some(r#"{"grace_seconds":600}"#));
+    let rot =
+        api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/rotate-secret"), Some(r#"{"grace_seconds":600}"#));
     assert_eq!(rot.status, 200);
     let rot = conforms(&rot, "Rotation");
     let shown = conforms(&api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/secret"), None), "Secrets");
     assert_eq!(shown["secret"], rot["secret"]);
     assert_eq!(shown["keys"][1]["secret"], created["secret"]);
-    assert_eq!(api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/rotate-secret"), Some(r#"{"grace_seconds":-1}"#)).status, 422);
+    assert_eq!(
+        api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/rotate-secret"), Some(r#"{"grace_seconds":-1}"#))
+            .status,
+        422
+    );
 
     let t = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/test"), None);
     let t = conforms(&t, "TestResult");
@@ -139,8 +181,17 @@ fn deliveries_list_filter_page_detail_and_retry() {
     let rest = api(&env, &alice, "GET", &format!("/api/v1/deliveries?limit=3&before={next}"), None).json();
     assert_eq!(rest["deliveries"].as_array().unwrap().len(), 2);
     assert!(rest["next_before"].is_null());
-    assert_eq!(api(&env, &alice, "GET", "/api/v1/deliveries?status=succeeded&type=email.received", None).json()["deliveries"].as_array().unwrap().len(), 5);
-    assert_eq!(api(&env, &alice, "GET", "/api/v1/deliveries?status=dead", None).json()["deliveries"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        api(&env, &alice, "GET", "/api/v1/deliveries?status=succeeded&type=email.received", None).json()["deliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        api(&env, &alice, "GET", "/api/v1/deliveries?status=dead", None).json()["deliveries"].as_array().unwrap().len(),
+        0
+    );
     for bad in ["status=lost", "limit=0", "limit=x", "since=yesterday"] {
         let r = api(&env, &alice, "GET", &format!("/api/v1/deliveries?{bad}"), None);
         assert_eq!(r.status, 422, "{bad}");
@@ -185,7 +236,11 @@ fn tokens_and_status_and_documents() {
 #[test]
 fn events_answer_matches_the_document() {
     let (env, _, app) = setup();
-    let r = env.post_events(&app, r#"{"type":"email.received","user":"alice","data":{"alias":"a","message_id":"m","size_bytes":1}}"#, &[]);
+    let r = env.post_events(
+        &app,
+        r#"{"type":"email.received","user":"alice","data":{"alias":"a","message_id":"m","size_bytes":1}}"#,
+        &[],
+    );
     assert_eq!(r.status, 202);
     conforms(&r, "EventsAccepted");
     let bad = env.post_events(&app, r#"{"type":"nope"}"#, &[]);
@@ -207,7 +262,6 @@ fn null_is_not_a_value_for_optional_fields() {
     assert_eq!(env.count("endpoints"), 0);
 }
 
-
 /// Found by schemathesis: values outside the document's forms were quietly tidied and accepted.
 #[test]
 fn filters_and_urls_are_taken_exactly_as_documented() {
@@ -219,5 +273,8 @@ fn filters_and_urls_are_taken_exactly_as_documented() {
         assert_eq!(r.status, 422, "{body}: {}", r.text());
     }
     let r = api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None).json();
-    assert_eq!((r["url"].as_str(), r["event_types"].as_array().map(Vec::len)), (Some("https://example.com/h"), Some(0)));
+    assert_eq!(
+        (r["url"].as_str(), r["event_types"].as_array().map(Vec::len)),
+        (Some("https://example.com/h"), Some(0))
+    );
 }

@@ -50,7 +50,9 @@ fn init_creates_a_private_env_and_database_and_is_idempotent() {
 #[test]
 fn a_malformed_value_stops_with_one_line_naming_the_key_and_form() {
     let mut env = Env::new();
-    for (key, value) in [("WEBHOOKS_MAX_ATTEMPTS", "zero"), ("WEBHOOKS_RETRY_SCHEDULE", "1m,soon"), ("WEBHOOKS_MAX_BODY", "big")] {
+    for (key, value) in
+        [("WEBHOOKS_MAX_ATTEMPTS", "zero"), ("WEBHOOKS_RETRY_SCHEDULE", "1m,soon"), ("WEBHOOKS_MAX_BODY", "big")]
+    {
         env.set(key, value);
         let out = env.run(&["dispatch"]);
         assert_eq!(out.status.code(), Some(1));
@@ -70,7 +72,11 @@ fn a_missing_secret_key_says_to_run_init() {
     env.unset("WEBHOOKS_SECRET_KEY");
     let out = env.run(&["endpoint", "add", "--user", "a", "--url", "https://example.com/"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("WEBHOOKS_SECRET_KEY is not set") && stderr(&out).contains("webhooks init"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("WEBHOOKS_SECRET_KEY is not set") && stderr(&out).contains("webhooks init"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -102,7 +108,8 @@ fn a_binary_inside_a_cargo_target_dir_ignores_a_env_above_it() {
     checkout.endpoint("alice", "https://example.com/", "");
     let exe = checkout.dir.path().join("target/release/webhooks");
     std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
-    std::fs::write(checkout.dir.path().join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+    std::fs::write(checkout.dir.path().join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n")
+        .unwrap();
     common::copy_program(&bin_path("webhooks"), &exe);
     let elsewhere = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
@@ -110,10 +117,18 @@ fn a_binary_inside_a_cargo_target_dir_ignores_a_env_above_it() {
     };
     for args in [&["endpoint", "list", "--json"][..], &["status"], &["deliveries"]] {
         let out = run(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} must not use the checkout's database: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} must not use the checkout's database: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("no .env was found") && err.contains("webhooks init") && err.contains("WEBHOOKS_ENV"), "{err}");
+        assert!(
+            err.contains("no .env was found") && err.contains("webhooks init") && err.contains("WEBHOOKS_ENV"),
+            "{err}"
+        );
     }
     assert!(!elsewhere.path().join("var").exists(), "nothing was created");
     // In the checkout's own directory, the current directory's .env is used as before.
@@ -129,7 +144,18 @@ fn a_binary_inside_a_cargo_target_dir_ignores_a_env_above_it() {
 #[test]
 fn endpoint_lifecycle_with_json_output() {
     let env = Env::new();
-    let added = env.json(&["endpoint", "add", "--user", "alice", "--url", "https://Example.com/hook", "--events", "email.*,usage.threshold", "--description", "CRM"]);
+    let added = env.json(&[
+        "endpoint",
+        "add",
+        "--user",
+        "alice",
+        "--url",
+        "https://Example.com/hook",
+        "--events",
+        "email.*,usage.threshold",
+        "--description",
+        "CRM",
+    ]);
     let id = added["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("ep_"));
     assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
@@ -180,7 +206,10 @@ fn bad_endpoint_input_is_one_clear_line_and_changes_nothing() {
         (vec!["--url", "ftp://example.com/"], "url: must start with https:// or http://"),
         (vec!["--url", "not a url"], "url: is not a valid URL"),
         (vec!["--url", "http://10.0.0.8/"], "private or reserved"),
-        (vec!["--url", "https://example.com/", "--events", "email.sent"], "event_types: \"email.sent\" matches no event type"),
+        (
+            vec!["--url", "https://example.com/", "--events", "email.sent"],
+            "event_types: \"email.sent\" matches no event type",
+        ),
     ] {
         let mut a = vec!["endpoint", "add", "--user", "alice"];
         a.extend(args);
@@ -207,7 +236,8 @@ fn emit_validates_like_the_api_and_writes_nothing_on_error() {
     assert_eq!(env.count("events"), 0);
     let file = env.dir.path().join("data.json");
     std::fs::write(&file, r#"{"alias":"a","message_id":"m","size_bytes":3}"#).unwrap();
-    let v = env.json(&["emit", "--user", "alice", "--type", "email.received", "--data", &format!("@{}", file.display())]);
+    let v =
+        env.json(&["emit", "--user", "alice", "--type", "email.received", "--data", &format!("@{}", file.display())]);
     assert!(v["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(v["deliveries"], 1);
     let mut child = env
@@ -250,9 +280,16 @@ fn verify_says_valid_or_exactly_why_not() {
     let got = rx.received().remove(0);
     let body_file = env.dir.path().join("body.json");
     std::fs::write(&body_file, &got.body).unwrap();
-    let headers: Vec<String> = got.headers.iter().filter(|(k, _)| !k.starts_with(':')).map(|(k, v)| format!("{k}: {v}")).collect();
+    let headers: Vec<String> =
+        got.headers.iter().filter(|(k, _)| !k.starts_with(':')).map(|(k, v)| format!("{k}: {v}")).collect();
     let verify = |secret: &str, body: &std::path::Path, extra: &[&str], only: &dyn Fn(&str) -> bool| {
-        let mut args = vec!["verify".to_string(), "--secret".into(), secret.into(), "--body".into(), format!("@{}", body.display())];
+        let mut args = vec![
+            "verify".to_string(),
+            "--secret".into(),
+            secret.into(),
+            "--body".into(),
+            format!("@{}", body.display()),
+        ];
         for h in headers.iter().filter(|h| only(h)) {
             args.push("--header".into());
             args.push(h.clone());
@@ -294,7 +331,8 @@ fn deliveries_json_has_the_documented_fields() {
     env.emit("alice", "email.received", r#"{"alias":"a","message_id":"m","size_bytes":3}"#);
     let list = env.json(&["deliveries", "--user", "alice", "--status", "pending"]);
     let d = &list[0];
-    for field in ["id", "event_id", "endpoint_id", "user", "status", "attempts", "last_status_code", "last_error_code"] {
+    for field in ["id", "event_id", "endpoint_id", "user", "status", "attempts", "last_status_code", "last_error_code"]
+    {
         assert!(d.get(field).is_some(), "missing {field}");
     }
     assert_eq!(d["status"], "pending");
@@ -330,7 +368,14 @@ fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
     let rx = Receiver::always(200);
     let (ep, secret) = env.endpoint("alice", &rx.url("/"), "");
     env.ok(&["endpoint", "rotate-secret", &ep]);
-    let sealed_before: Vec<Vec<u8>> = env.db().prepare("SELECT secret FROM endpoint_keys").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let sealed_before: Vec<Vec<u8>> = env
+        .db()
+        .prepare("SELECT secret FROM endpoint_keys")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let out = env.ok(&["rotate-key"]);
     assert!(out.contains("re-encrypted 2 endpoint secrets"), "{out}");
     let new_key = env_key(&env, "WEBHOOKS_SECRET_KEY").unwrap();
@@ -340,7 +385,14 @@ fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
     assert_eq!(std::fs::metadata(&env.env_file).unwrap().permissions().mode() & 0o777, 0o600);
     // Every stored secret changed ciphertext, opens only with the new key, and deliveries still
     // carry the endpoint's unchanged secret.
-    let rows: Vec<(String, Vec<u8>)> = env.db().prepare("SELECT id, secret FROM endpoint_keys").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(String, Vec<u8>)> = env
+        .db()
+        .prepare("SELECT id, secret FROM endpoint_keys")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let old = webhooks::config::parse_secret_key(common::MASTER_KEY).unwrap();
     let new = webhooks::config::parse_secret_key(&new_key).unwrap();
     for (id, sealed) in &rows {
@@ -359,12 +411,19 @@ fn an_interrupted_key_rotation_keeps_working_and_resumes() {
     // As if rotate-key stopped after writing the .env, before re-encrypting.
     let text = std::fs::read_to_string(&env.env_file).unwrap().replace(
         &format!("WEBHOOKS_SECRET_KEY={}", common::MASTER_KEY),
-        &format!("WEBHOOKS_SECRET_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\nWEBHOOKS_PREVIOUS_SECRET_KEY={}", common::MASTER_KEY),
+        &format!(
+            "WEBHOOKS_SECRET_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\nWEBHOOKS_PREVIOUS_SECRET_KEY={}",
+            common::MASTER_KEY
+        ),
     );
     std::fs::write(&env.env_file, text).unwrap();
     assert!(delivers_signed_with(&env, &rx, &secret), "secrets open with the previous key meanwhile");
     env.ok(&["rotate-key"]);
-    assert_eq!(env_key(&env, "WEBHOOKS_SECRET_KEY").as_deref(), Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="), "resumed with the same new key");
+    assert_eq!(
+        env_key(&env, "WEBHOOKS_SECRET_KEY").as_deref(),
+        Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="),
+        "resumed with the same new key"
+    );
     assert!(env_key(&env, "WEBHOOKS_PREVIOUS_SECRET_KEY").is_none());
     assert!(delivers_signed_with(&env, &rx, &secret));
 }
@@ -415,7 +474,10 @@ fn doctor_reports_each_problem_with_its_fix() {
     let out = env.run(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("PROBLEM  the last 3 API requests reached the CGI without an Authorization header"), "{text}");
+    assert!(
+        text.contains("PROBLEM  the last 3 API requests reached the CGI without an Authorization header"),
+        "{text}"
+    );
     assert!(text.contains("CGIPassAuth On"), "{text}");
     // The fix shows at the very next request that carries its header, not a minute later.
     let token = env.user_token("alice");

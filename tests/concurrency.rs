@@ -19,9 +19,13 @@ const USERS: usize = 4;
 
 fn event(user: usize, tag: &str, forwarded: bool) -> String {
     if forwarded {
-        format!(r#"{{"type":"email.forwarded","user":"u{user}","data":{{"alias":"a@x","message_id":"{tag}","destinations":["d@y"],"size_bytes":1}}}}"#)
+        format!(
+            r#"{{"type":"email.forwarded","user":"u{user}","data":{{"alias":"a@x","message_id":"{tag}","destinations":["d@y"],"size_bytes":1}}}}"#
+        )
     } else {
-        format!(r#"{{"type":"email.received","user":"u{user}","data":{{"alias":"a@x","message_id":"{tag}","size_bytes":1}}}}"#)
+        format!(
+            r#"{{"type":"email.received","user":"u{user}","data":{{"alias":"a@x","message_id":"{tag}","size_bytes":1}}}}"#
+        )
     }
 }
 
@@ -92,7 +96,8 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
                             503 => {
                                 // Busy: nothing was stored; the client waits as told and retries.
                                 assert_eq!(r.error_code(), "busy");
-                                let wait: u64 = r.header("Retry-After").expect("503 carries Retry-After").parse().unwrap();
+                                let wait: u64 =
+                                    r.header("Retry-After").expect("503 carries Retry-After").parse().unwrap();
                                 assert!((1..=60).contains(&wait));
                                 busy += 1;
                                 retried_ok += 1;
@@ -121,7 +126,11 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
     // Drain what is left.
     let mut drain = 0;
     while env.count("deliveries") > 0
-        && env.db().query_row("SELECT count(*) FROM deliveries WHERE status != 'succeeded'", [], |r| r.get::<_, i64>(0)).unwrap() > 0
+        && env
+            .db()
+            .query_row("SELECT count(*) FROM deliveries WHERE status != 'succeeded'", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            > 0
     {
         env.make_due();
         env.dispatch();
@@ -133,8 +142,11 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
     assert_eq!(accepted.len(), WRITERS * EVENTS_EACH);
     let db = env.db();
     let mut q = db.prepare("SELECT id, json_extract(payload, '$.data.message_id') FROM events").unwrap();
-    let stored: BTreeMap<String, String> =
-        q.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(0)?))).unwrap().map(Result::unwrap).collect();
+    let stored: BTreeMap<String, String> = q
+        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(0)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(stored.len(), accepted.len(), "one row per accepted event, none for a 503");
     for (tag, _, _, id) in &accepted {
         assert_eq!(stored.get(tag), Some(id), "event {tag} stored under the id its 202 gave");
@@ -143,7 +155,9 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
     // Delivered: once per matching endpoint.
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in rx.received() {
-        *seen.entry((r.header(":path").unwrap().to_string(), r.header("X-QSM-Id").unwrap().to_string())).or_default() += 1;
+        *seen
+            .entry((r.header(":path").unwrap().to_string(), r.header("X-QSM-Id").unwrap().to_string()))
+            .or_default() += 1;
     }
     let mut expected = BTreeSet::new();
     for (_, user, fwd, id) in &accepted {
@@ -156,10 +170,8 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
     assert_eq!(got.difference(&expected).count(), 0, "deliveries to endpoints that did not match");
     assert_eq!(expected.difference(&got).count(), 0, "matching endpoints that never got their event");
     let log = dispatch_log.lock().unwrap().clone();
-    let dropped: usize = log
-        .lines()
-        .filter_map(|l| l.split("could not record ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
-        .sum();
+    let dropped: usize =
+        log.lines().filter_map(|l| l.split("could not record ").nth(1)?.split(' ').next()?.parse::<usize>().ok()).sum();
     let repeats: usize = seen.values().map(|n| n - 1).sum();
     assert!(repeats <= dropped, "{repeats} repeated sends, but only {dropped} in-flight results were dropped: {log}");
     assert!(busy > 0, "the lock held past the busy timeout produced 503s");

@@ -34,9 +34,13 @@ const USERS: usize = 24;
 
 fn event(user: usize, n: usize, forwarded: bool) -> String {
     if forwarded {
-        format!(r#"{{"type":"email.forwarded","user":"u{user}","data":{{"alias":"a@x","message_id":"<{n}@x>","destinations":["d@y"],"size_bytes":{n}}}}}"#)
+        format!(
+            r#"{{"type":"email.forwarded","user":"u{user}","data":{{"alias":"a@x","message_id":"<{n}@x>","destinations":["d@y"],"size_bytes":{n}}}}}"#
+        )
     } else {
-        format!(r#"{{"type":"email.received","user":"u{user}","data":{{"alias":"a@x","message_id":"<{n}@x>","size_bytes":{n}}}}}"#)
+        format!(
+            r#"{{"type":"email.received","user":"u{user}","data":{{"alias":"a@x","message_id":"<{n}@x>","size_bytes":{n}}}}}"#
+        )
     }
 }
 
@@ -126,7 +130,8 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 killed_running += 1;
-                let orphaned: i64 = lease_owners(&env).iter().filter(|(o, _)| !owners_before.contains_key(*o)).map(|(_, n)| n).sum();
+                let orphaned: i64 =
+                    lease_owners(&env).iter().filter(|(o, _)| !owners_before.contains_key(*o)).map(|(_, n)| n).sum();
                 if orphaned > 0 {
                     killed_holding += 1;
                     orphaned_leases += orphaned;
@@ -143,7 +148,8 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
     assert_eq!(integrity, "ok");
     std::thread::sleep(Duration::from_millis(2100));
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let live: i64 = env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until > ?1", [now_ms], |r| r.get(0)).unwrap();
+    let live: i64 =
+        env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until > ?1", [now_ms], |r| r.get(0)).unwrap();
     assert_eq!(live, 0, "every lease of a killed run has run out");
     let mut recovery_runs = 0;
     loop {
@@ -158,9 +164,13 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
         if open == 0 {
             break;
         }
-        assert!(recovery_runs < 20, "{open} deliveries still not delivered after {recovery_runs} runs after the leases expired");
+        assert!(
+            recovery_runs < 20,
+            "{open} deliveries still not delivered after {recovery_runs} runs after the leases expired"
+        );
     }
-    let leased: i64 = env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until IS NOT NULL", [], |r| r.get(0)).unwrap();
+    let leased: i64 =
+        env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(leased, 0, "no lease left behind");
 
     // What the receiver saw, by (endpoint path, X-QSM-Id).
@@ -181,7 +191,12 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
     let got: BTreeSet<_> = seen.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&got).collect();
     let unexpected: Vec<_> = got.difference(&expected).collect();
-    assert!(missing.is_empty(), "{} (endpoint, event) pairs never delivered, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} (endpoint, event) pairs never delivered, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert!(unexpected.is_empty(), "{} deliveries nobody asked for, e.g. {:?}", unexpected.len(), unexpected.first());
     let mut repeated = 0;
     for ((path, id), bodies) in &seen {
@@ -212,7 +227,9 @@ fn path_of(r: &common::Received) -> String {
 /// Live leases by the run that holds them.
 fn lease_owners(env: &Env) -> BTreeMap<String, i64> {
     let db = env.db();
-    let mut q = db.prepare("SELECT lease_owner, count(*) FROM deliveries WHERE lease_until IS NOT NULL GROUP BY lease_owner").unwrap();
+    let mut q = db
+        .prepare("SELECT lease_owner, count(*) FROM deliveries WHERE lease_until IS NOT NULL GROUP BY lease_owner")
+        .unwrap();
     let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
 }

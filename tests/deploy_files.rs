@@ -73,11 +73,8 @@ fn the_crontab_line_runs_a_dispatch() {
     let install = env.dir.path();
     std::fs::create_dir_all(install.join("bin")).unwrap();
     common::copy_program(&bin_path("webhooks"), &install.join("bin/webhooks"));
-    let line = repo("crontab.example")
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .unwrap()
-        .to_string();
+    let line =
+        repo("crontab.example").lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().to_string();
     let command = line.splitn(6, ' ').nth(5).unwrap().replace("/home/USER/webhooks", &install.to_string_lossy());
     // cron gives a bare environment.
     let out = Command::new("sh").arg("-c").arg(&command).env_clear().output().unwrap();
@@ -94,7 +91,10 @@ fn htaccess_passes_authorization_and_denies_everything_else() {
         let text = repo(path);
         let lines: Vec<String> =
             text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
-        let start = lines.iter().position(|l| l == "<Files \"webhooks.cgi\">").unwrap_or_else(|| panic!("{path}: no webhooks.cgi block"));
+        let start = lines
+            .iter()
+            .position(|l| l == "<Files \"webhooks.cgi\">")
+            .unwrap_or_else(|| panic!("{path}: no webhooks.cgi block"));
         let end = start + lines[start..].iter().position(|l| l == "</Files>").unwrap();
         let inside = lines[start + 1..end].to_vec();
         let outside = lines[..start].iter().chain(&lines[end + 1..]).cloned().collect();

@@ -175,7 +175,11 @@ fn fans_out_to_matching_endpoints_of_one_user_only_with_wildcards() {
 
     let ev = env.emit("alice", "email.spam", r#"{"alias":"a@x","message_id":"<m>","reason_code":"rbl"}"#);
     assert_eq!(ev["deliveries"], 3);
-    let ev2 = env.emit("alice", "usage.threshold", r#"{"metric":"bytes","used":9,"limit":10,"threshold_percent":90,"period":"2026-11"}"#);
+    let ev2 = env.emit(
+        "alice",
+        "usage.threshold",
+        r#"{"metric":"bytes","used":9,"limit":10,"threshold_percent":90,"period":"2026-11"}"#,
+    );
     assert_eq!(ev2["deliveries"], 3);
     let endpoints_of = |event: &Value| -> Vec<String> {
         let mut v: Vec<String> = env
@@ -244,7 +248,8 @@ fn signatures_verify_in_both_families_and_rotation_signs_with_both_keys_during_g
     assert!(verify(&r.headers, &r.body, &[old_key.clone()]).is_ok(), "old secret still verifies");
     assert!(verify(&r.headers, &r.body, &[new_key.clone()]).is_ok(), "new secret verifies");
     let ts: i64 = r.header("X-QSM-Timestamp").unwrap().parse().unwrap();
-    let expected = webhooks::signing::hex(&webhooks::signing::sign(&new_key, r.header("X-QSM-Id").unwrap(), ts, &r.body));
+    let expected =
+        webhooks::signing::hex(&webhooks::signing::sign(&new_key, r.header("X-QSM-Id").unwrap(), ts, &r.body));
     assert_eq!(sigs[0], format!("v1={expected}"));
 
     std::thread::sleep(Duration::from_millis(3200));
@@ -356,7 +361,9 @@ fn per_user_concurrency_holds_across_overlapping_runs() {
         env.emit("alice", "email.received", RECEIVED);
     }
     let runs: Vec<_> = (0..2)
-        .map(|_| env.command("webhooks").args(["dispatch", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|_| {
+            env.command("webhooks").args(["dispatch", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap()
+        })
         .collect();
     for r in runs {
         assert!(r.wait_with_output().unwrap().status.success());
@@ -473,7 +480,8 @@ fn payloads_are_purged_after_retention_and_retry_then_refuses() {
     env.endpoint("alice", &rx.url("/"), "");
     env.emit("alice", "email.received", RECEIVED);
     env.dispatch();
-    let left: i64 = env.db().query_row("SELECT count(*) FROM events WHERE payload IS NOT NULL", [], |r| r.get(0)).unwrap();
+    let left: i64 =
+        env.db().query_row("SELECT count(*) FROM events WHERE payload IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "the body is gone once the delivery ended and retention passed");
     let d = only_delivery(&env);
     assert_eq!(d["payload_available"], false);
@@ -525,7 +533,9 @@ fn response_snippets_are_capped_and_bodies_logged_only_when_asked() {
     env.dispatch();
     let (req_body, resp_body): (Option<String>, Option<String>) = env
         .db()
-        .query_row("SELECT request_body, response_body FROM attempts WHERE attempt = 2", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT request_body, response_body FROM attempts WHERE attempt = 2", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert!(req_body.unwrap().contains("\"type\":\"email.received\""));
     assert_eq!(resp_body.unwrap().len(), 64 * 1024);
@@ -538,7 +548,9 @@ fn log_retention_purges_finished_deliveries_their_attempts_and_events() {
     env.endpoint("alice", &rx.url("/"), "");
     env.emit("alice", "email.received", RECEIVED);
     let pending = env.emit("alice", "email.received", RECEIVED);
-    env.db().execute("UPDATE deliveries SET next_attempt_at = 9e15 WHERE event_id = ?1", [pending["id"].as_str().unwrap()]).unwrap();
+    env.db()
+        .execute("UPDATE deliveries SET next_attempt_at = 9e15 WHERE event_id = ?1", [pending["id"].as_str().unwrap()])
+        .unwrap();
     env.dispatch();
     env.set("WEBHOOKS_LOG_RETENTION", "0s");
     let p = env.json(&["purge"]);
@@ -679,7 +691,8 @@ fn dispatch_on_intake_delivers_within_a_second_without_holding_the_request() {
     });
     env.endpoint("alice", &rx.url("/"), "");
     let token = env.app_token();
-    let event = r#"{"type":"email.received","user":"alice","data":{"alias":"a@x","message_id":"<1@x>","size_bytes":1}}"#;
+    let event =
+        r#"{"type":"email.received","user":"alice","data":{"alias":"a@x","message_id":"<1@x>","size_bytes":1}}"#;
     assert_eq!(env.post_events(&token, event, &[]).status, 202);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(rx.len(), 0, "off by default");

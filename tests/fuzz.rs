@@ -51,7 +51,8 @@ fn world() -> &'static World {
 /// A method and path: mostly a route's own, with its `{id}` filled by a real id or by junk;
 /// else any method on any path.
 fn method_and_path() -> impl Strategy<Value = (String, String)> {
-    let routes: Vec<(&'static str, &'static str)> = webhooks::routes::ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    let routes: Vec<(&'static str, &'static str)> =
+        webhooks::routes::ROUTES.iter().map(|r| (r.method, r.path)).collect();
     let any_method = prop_oneof![
         4 => prop::sample::select(vec!["GET", "POST", "PATCH", "DELETE", "HEAD"]).prop_map(String::from),
         1 => prop::sample::select(vec!["PUT", "OPTIONS", "get", "TRACE", ""]).prop_map(String::from),
@@ -76,14 +77,41 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,20}".prop_map(Value::from),
-        prop::sample::select(vec!["email.received", "email.*", "*", "alice", "bob", "https://example.com/h", "2026-11-23T00:00:00Z", ""]).prop_map(Value::from),
+        prop::sample::select(vec![
+            "email.received",
+            "email.*",
+            "*",
+            "alice",
+            "bob",
+            "https://example.com/h",
+            "2026-11-23T00:00:00Z",
+            ""
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::btree_map(
                 prop_oneof![
-                    prop::sample::select(vec!["type", "user", "data", "url", "events", "description", "active", "label", "occurred_at", "actor", "idempotency_key", "alias", "message_id", "size_bytes", "grace_period"]).prop_map(String::from),
+                    prop::sample::select(vec![
+                        "type",
+                        "user",
+                        "data",
+                        "url",
+                        "events",
+                        "description",
+                        "active",
+                        "label",
+                        "occurred_at",
+                        "actor",
+                        "idempotency_key",
+                        "alias",
+                        "message_id",
+                        "size_bytes",
+                        "grace_period"
+                    ])
+                    .prop_map(String::from),
                     ".{0,8}",
                 ],
                 inner,
@@ -117,11 +145,33 @@ struct Hostile {
 
 /// Signed-in API calls with JSON bodies: deeper into the handlers than random headers get.
 fn api_request() -> impl Strategy<Value = Hostile> {
-    (hostile_request(), any::<bool>(), prop::sample::select(webhooks::routes::ROUTES.iter().filter(|r| r.path.starts_with("/api/")).map(|r| (r.method, r.path)).collect::<Vec<_>>()), any::<bool>())
+    (
+        hostile_request(),
+        any::<bool>(),
+        prop::sample::select(
+            webhooks::routes::ROUTES
+                .iter()
+                .filter(|r| r.path.starts_with("/api/"))
+                .map(|r| (r.method, r.path))
+                .collect::<Vec<_>>(),
+        ),
+        any::<bool>(),
+    )
         .prop_map(|(mut h, app, (method, path), real_id)| {
             let w = world();
             h.method = method.to_string();
-            h.path = path.replace("{id}", if real_id { if path.contains("deliveries") { &w.delivery } else { &w.endpoint } } else { "x" });
+            h.path = path.replace(
+                "{id}",
+                if real_id {
+                    if path.contains("deliveries") {
+                        &w.delivery
+                    } else {
+                        &w.endpoint
+                    }
+                } else {
+                    "x"
+                },
+            );
             h.auth = if app { Auth::App } else { Auth::Alice };
             h.content_type = Some("application/json".into());
             h.content_length = Some("exact".into());
@@ -134,7 +184,22 @@ fn hostile_request() -> impl Strategy<Value = Hostile> {
         Just(String::new()),
         ".{0,40}",
         prop::collection::vec(
-            (prop::sample::select(vec!["limit", "status", "cursor", "before", "endpoint", "event_type", "q", "expires", "user", "sig", "page"]), "[^&#]{0,12}"),
+            (
+                prop::sample::select(vec![
+                    "limit",
+                    "status",
+                    "cursor",
+                    "before",
+                    "endpoint",
+                    "event_type",
+                    "q",
+                    "expires",
+                    "user",
+                    "sig",
+                    "page"
+                ]),
+                "[^&#]{0,12}"
+            ),
             0..4
         )
         .prop_map(|pairs| url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()),
@@ -176,8 +241,8 @@ fn hostile_request() -> impl Strategy<Value = Hostile> {
         prop::option::of(prop_oneof![6 => Just("exact".to_string()), 1 => "[0-9]{1,4}", 1 => ".{0,6}"]),
         body,
     )
-        .prop_map(|((method, path), query, auth, remote_user, cookie, content_type, content_length, body)| Hostile {
-            method, path, query, auth, remote_user, cookie, content_type, content_length, body,
+        .prop_map(|((method, path), query, auth, remote_user, cookie, content_type, content_length, body)| {
+            Hostile { method, path, query, auth, remote_user, cookie, content_type, content_length, body }
         })
 }
 

@@ -53,7 +53,12 @@ fn a_batch_is_stored_whole() {
     let bad = format!(r#"[{OK_EVENT},{{"type":"email.forwarded","user":"alice","data":{{"alias":"a"}}}}]"#);
     let r = env.post_events(&token, &bad, &[]);
     assert_eq!(r.status, 422);
-    let paths: Vec<String> = r.json()["error"]["details"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
+    let paths: Vec<String> = r.json()["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
     assert!(paths.contains(&"$[1].data.message_id".to_string()), "{paths:?}");
     assert!(paths.contains(&"$[1].data.destinations".to_string()));
     assert!(paths.contains(&"$[1].data.size_bytes".to_string()));
@@ -126,27 +131,118 @@ fn every_bad_input_gets_its_status_and_writes_nothing() {
     let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
         ("malformed JSON", "POST", vec![json_ct, ("Authorization", &auth)], "{\"type\":".into(), 400, "malformed_json"),
         ("not UTF-8", "POST", vec![json_ct, ("Authorization", &auth)], vec![0xff, 0xfe, b'{'], 400, "malformed_json"),
-        ("unknown type", "POST", vec![json_ct, ("Authorization", &auth)], OK_EVENT.replace("email.forwarded", "email.exploded").into(), 422, "invalid"),
-        ("reserved type", "POST", vec![json_ct, ("Authorization", &auth)], r#"{"type":"webhook.test","user":"alice","data":{"message":"hi"}}"#.into(), 422, "invalid"),
+        (
+            "unknown type",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            OK_EVENT.replace("email.forwarded", "email.exploded").into(),
+            422,
+            "invalid",
+        ),
+        (
+            "reserved type",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            r#"{"type":"webhook.test","user":"alice","data":{"message":"hi"}}"#.into(),
+            422,
+            "invalid",
+        ),
         ("missing data", "POST", vec![json_ct, ("Authorization", &auth)], missing("data").into(), 422, "invalid"),
         ("missing type", "POST", vec![json_ct, ("Authorization", &auth)], missing("type").into(), 422, "invalid"),
-        ("missing user on an app token", "POST", vec![json_ct, ("Authorization", &auth)], missing("user").into(), 422, "invalid"),
-        ("wrong JSON type", "POST", vec![json_ct, ("Authorization", &auth)], OK_EVENT.replace("\"size_bytes\":5", "\"size_bytes\":\"5\"").into(), 422, "invalid"),
-        ("server-assigned field", "POST", vec![json_ct, ("Authorization", &auth)], OK_EVENT.replacen('{', r#"{"id":"evt_x","#, 1).into(), 422, "invalid"),
-        ("bad occurred_at", "POST", vec![json_ct, ("Authorization", &auth)], OK_EVENT.replacen('{', r#"{"occurred_at":"yesterday","#, 1).into(), 422, "invalid"),
+        (
+            "missing user on an app token",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            missing("user").into(),
+            422,
+            "invalid",
+        ),
+        (
+            "wrong JSON type",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            OK_EVENT.replace("\"size_bytes\":5", "\"size_bytes\":\"5\"").into(),
+            422,
+            "invalid",
+        ),
+        (
+            "server-assigned field",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            OK_EVENT.replacen('{', r#"{"id":"evt_x","#, 1).into(),
+            422,
+            "invalid",
+        ),
+        (
+            "bad occurred_at",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            OK_EVENT.replacen('{', r#"{"occurred_at":"yesterday","#, 1).into(),
+            422,
+            "invalid",
+        ),
         ("a JSON string", "POST", vec![json_ct, ("Authorization", &auth)], "\"hello\"".into(), 422, "invalid"),
         ("an empty array", "POST", vec![json_ct, ("Authorization", &auth)], "[]".into(), 422, "invalid"),
         ("too many events", "POST", vec![json_ct, ("Authorization", &auth)], too_many.into(), 413, "too_many_events"),
         ("no token", "POST", vec![json_ct], OK_EVENT.into(), 401, "unauthorized"),
-        ("not a bearer token", "POST", vec![json_ct, ("Authorization", "Basic YTpi")], OK_EVENT.into(), 401, "unauthorized"),
-        ("unknown token", "POST", vec![json_ct, ("Authorization", "Bearer qsm_nope")], OK_EVENT.into(), 401, "unauthorized"),
+        (
+            "not a bearer token",
+            "POST",
+            vec![json_ct, ("Authorization", "Basic YTpi")],
+            OK_EVENT.into(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "unknown token",
+            "POST",
+            vec![json_ct, ("Authorization", "Bearer qsm_nope")],
+            OK_EVENT.into(),
+            401,
+            "unauthorized",
+        ),
         ("revoked token", "POST", vec![json_ct, ("Authorization", &revoked)], OK_EVENT.into(), 401, "unauthorized"),
-        ("over WEBHOOKS_MAX_BODY", "POST", vec![json_ct, ("Authorization", &auth)], big.into(), 413, "payload_too_large"),
+        (
+            "over WEBHOOKS_MAX_BODY",
+            "POST",
+            vec![json_ct, ("Authorization", &auth)],
+            big.into(),
+            413,
+            "payload_too_large",
+        ),
         ("wrong method", "GET", vec![("Authorization", &auth)], Vec::new(), 405, "method_not_allowed"),
-        ("wrong method PUT", "PUT", vec![json_ct, ("Authorization", &auth)], OK_EVENT.into(), 405, "method_not_allowed"),
-        ("wrong content type", "POST", vec![("Content-Type", "text/plain"), ("Authorization", &auth)], OK_EVENT.into(), 415, "unsupported_media_type"),
-        ("form content type", "POST", vec![("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", &auth)], OK_EVENT.into(), 415, "unsupported_media_type"),
-        ("too long idempotency key", "POST", vec![json_ct, ("Authorization", &auth), ("Idempotency-Key", &long_key)], OK_EVENT.into(), 400, "bad_request"),
+        (
+            "wrong method PUT",
+            "PUT",
+            vec![json_ct, ("Authorization", &auth)],
+            OK_EVENT.into(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "wrong content type",
+            "POST",
+            vec![("Content-Type", "text/plain"), ("Authorization", &auth)],
+            OK_EVENT.into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "form content type",
+            "POST",
+            vec![("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", &auth)],
+            OK_EVENT.into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "too long idempotency key",
+            "POST",
+            vec![json_ct, ("Authorization", &auth), ("Idempotency-Key", &long_key)],
+            OK_EVENT.into(),
+            400,
+            "bad_request",
+        ),
     ];
     for (name, method, headers, body, status, code) in cases {
         let r = env.cgi(method, "/api/v1/events", &headers, &body);
@@ -171,9 +267,17 @@ fn schema_errors_list_every_json_path() {
     let body = json!({"type": "usage.over_limit", "user": "alice", "data": {"metric": "minutes", "used": -1, "limit": "10", "period": "", "extra": true}});
     let r = env.post_events(&token, &body.to_string(), &[]);
     assert_eq!(r.status, 422);
-    let mut paths: Vec<String> = r.json()["error"]["details"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect();
+    let mut paths: Vec<String> = r.json()["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
     paths.sort();
-    assert_eq!(paths, vec!["$.data.extra", "$.data.hold", "$.data.limit", "$.data.metric", "$.data.period", "$.data.used"]);
+    assert_eq!(
+        paths,
+        vec!["$.data.extra", "$.data.hold", "$.data.limit", "$.data.metric", "$.data.period", "$.data.used"]
+    );
 }
 
 #[test]
@@ -217,7 +321,8 @@ fn unknown_api_routes_are_json_404_and_pages_are_html() {
     assert!(r.text().contains("<h1>404 Not Found</h1>"));
     let r = env.cgi("GET", "/api/v1/event-types", &[], b"");
     assert_eq!(r.status, 200);
-    let types: Vec<String> = r.json()["event_types"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> =
+        r.json()["event_types"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(types.len(), 8);
     assert!(types.contains(&"usage.over_limit".to_string()));
 }

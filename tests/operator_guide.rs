@@ -34,7 +34,8 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     let name = format!("qsm-webhooks-{version}-x86_64-linux-gnu");
     let staging = tempfile::tempdir().unwrap();
     let bin_dir = bin_path("webhooks").parent().unwrap().to_path_buf();
-    let packed = Command::new(repo().join(".ci/package")).arg(&bin_dir).arg(staging.path().join(&name)).output().unwrap();
+    let packed =
+        Command::new(repo().join(".ci/package")).arg(&bin_dir).arg(staging.path().join(&name)).output().unwrap();
     assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
     let tarball = home.path().join(format!("{name}.tar.gz"));
     let tar = Command::new("tar").arg("-C").arg(staging.path()).arg("-czf").arg(&tarball).arg(&name).output().unwrap();
@@ -45,13 +46,23 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     let table = home.path().join("crontab.txt");
     std::fs::write(
         tools.join("crontab"),
-        format!("#!/bin/sh\nif [ \"$1\" = -l ]; then cat '{t}' 2>/dev/null || exit 1; else cat > '{t}'; fi\n", t = table.display()),
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = -l ]; then cat '{t}' 2>/dev/null || exit 1; else cat > '{t}'; fi\n",
+            t = table.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(tools.join("crontab"), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new("bash").arg("-c").arg(&script).env_clear().env("HOME", home.path()).env("PATH", &path).output().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{script}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 
@@ -63,9 +74,16 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     let cgi = home.path().join("public_html/cgi-bin/webhooks.cgi");
     assert_eq!(mode(&cgi), 0o755);
     assert!(stdout.contains("token: qsm_"), "{stdout}");
-    assert!(stdout.contains("ok       database schema is current") && !stdout.contains("PROBLEM"), "doctor is satisfied: {stdout}");
+    assert!(
+        stdout.contains("ok       database schema is current") && !stdout.contains("PROBLEM"),
+        "doctor is satisfied: {stdout}"
+    );
     assert!(stdout.contains("re-encrypted 0 endpoint secrets"));
-    assert!(std::fs::read_dir(install.join("var")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("backup-")));
+    assert!(std::fs::read_dir(install.join("var")).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("backup-")));
 
     // The installed CGI answers through its wrapper, from the cgi-bin directory, with a bare
     // environment as suexec gives it.

@@ -38,7 +38,9 @@ fn a_refused_session_is_cleared_and_an_unchecked_password_is_named() {
     b.cookies.insert("qsm_session".into(), "alice.1.x.forged".into());
     let r = b.get("/endpoints");
     assert_eq!(r.status, 401);
-    let cleared = r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=;") && v.contains("Max-Age=0"));
+    let cleared = r.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=;") && v.contains("Max-Age=0")
+    });
     assert!(cleared, "{:?}", r.headers);
     assert!(!b.cookies.contains_key("qsm_session"));
     // A password the web server let through unchecked (no REMOTE_USER): say so, and how to fix it.
@@ -46,7 +48,10 @@ fn a_refused_session_is_cleared_and_an_unchecked_password_is_named() {
     assert_eq!(r.status, 401);
     let text = r.text();
     assert!(text.contains("the web server did not check them") && text.contains(".htaccess-password"), "{text}");
-    assert!(!r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=")), "no session, nothing to clear");
+    assert!(
+        !r.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("qsm_session=")),
+        "no session, nothing to clear"
+    );
     // Any other Authorization value, however it is spelled, is simply not a sign-in.
     for junk in ["ࠀ𐀀", "Basic", "bearer x", "BASIC"] {
         let r = env.cgi("GET", "/endpoints", &[("Authorization", junk)], b"");
@@ -72,7 +77,10 @@ fn dashboard_shows_counts_chart_and_a_cron_warning_until_cron_runs() {
     // An administrator gets the line to install, for this installation, as doctor prints it.
     env.set("WEBHOOKS_ADMINS", "root");
     let html = Browser::new(&env, Some("root")).get("/").text();
-    let line = format!("* * * * * cd {} &amp;&amp; bin/webhooks dispatch &gt;&gt; var/dispatch.log 2&gt;&amp;1", env.dir.path().display());
+    let line = format!(
+        "* * * * * cd {} &amp;&amp; bin/webhooks dispatch &gt;&gt; var/dispatch.log 2&gt;&amp;1",
+        env.dir.path().display()
+    );
     assert!(html.contains("The dispatcher has never run") && html.contains(&line), "{html}");
     let doctor = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
     assert!(doctor.contains(&line.replace("&amp;", "&").replace("&gt;", ">")), "{doctor}");
@@ -108,7 +116,10 @@ fn create_an_endpoint_with_validation_beside_the_field_and_the_secret_shown_once
     assert!(form.contains("value=\"*\" checked"), "all types by default");
     assert!(form.contains("name=\"csrf\""));
 
-    let r = b.post("/endpoints/new", &[("url", "ftp://example.com/x"), ("description", "CRM <b>"), ("event_types", "email.forwarded")]);
+    let r = b.post(
+        "/endpoints/new",
+        &[("url", "ftp://example.com/x"), ("description", "CRM <b>"), ("event_types", "email.forwarded")],
+    );
     assert_eq!(r.status, 422);
     let html = r.text();
     assert!(html.contains("id=\"url-error\">The URL must start with https:// or http://"), "{html}");
@@ -118,11 +129,25 @@ fn create_an_endpoint_with_validation_beside_the_field_and_the_secret_shown_once
     assert!(html.contains("value=\"email.forwarded\" checked"), "checkbox kept");
     assert_eq!(env.count("endpoints"), 0);
 
-    let r = b.post("/endpoints/new", &[("url", "https://example.com/hook"), ("description", "CRM"), ("event_types", "email.forwarded"), ("event_types", "usage.threshold"), ("active", "on")]);
+    let r = b.post(
+        "/endpoints/new",
+        &[
+            ("url", "https://example.com/hook"),
+            ("description", "CRM"),
+            ("event_types", "email.forwarded"),
+            ("event_types", "usage.threshold"),
+            ("active", "on"),
+        ],
+    );
     // Post/Redirect/Get: the address is the endpoint's own, and a reload posts nothing.
     assert_eq!(r.status, 303, "{}", r.text());
     let location = r.header("Location").unwrap().to_string();
-    let id = location.strip_prefix("/cgi-bin/webhooks.cgi/endpoints/").unwrap().strip_suffix("?notice=created").unwrap().to_string();
+    let id = location
+        .strip_prefix("/cgi-bin/webhooks.cgi/endpoints/")
+        .unwrap()
+        .strip_suffix("?notice=created")
+        .unwrap()
+        .to_string();
     assert!(id.starts_with("ep_"), "{location}");
     let html = b.get(&format!("/endpoints/{id}?notice=created")).text();
     assert!(html.contains("role=\"status\">The endpoint was created.</p>"), "{html}");
@@ -156,7 +181,10 @@ fn edit_enable_disable_and_delete_with_confirmation() {
     let (id, _) = env.endpoint("alice", "https://example.com/h", "");
     let mut b = Browser::new(&env, Some("alice"));
     b.get(&format!("/endpoints/{id}"));
-    let r = b.post(&format!("/endpoints/{id}"), &[("url", "https://example.org/new"), ("description", "renamed"), ("event_types", "usage.*"), ("active", "on")]);
+    let r = b.post(
+        &format!("/endpoints/{id}"),
+        &[("url", "https://example.org/new"), ("description", "renamed"), ("event_types", "usage.*"), ("active", "on")],
+    );
     assert_eq!(r.status, 303);
     let loc = r.header("Location").unwrap().to_string();
     assert_eq!(loc, format!("/cgi-bin/webhooks.cgi/endpoints/{id}?notice=saved"));
@@ -208,7 +236,13 @@ fn rotation_shows_both_keys_and_when_the_old_one_stops() {
 fn test_button_shows_the_result_inline_within_the_timeout() {
     let mut env = Env::new();
     env.set("WEBHOOKS_TEST_TIMEOUT", "1s");
-    let rx = Receiver::start(|_, r| if r.header("X-QSM-Event") == Some("webhook.test") { Reply::Body(200, "thanks".into()) } else { Reply::Status(500) });
+    let rx = Receiver::start(|_, r| {
+        if r.header("X-QSM-Event") == Some("webhook.test") {
+            Reply::Body(200, "thanks".into())
+        } else {
+            Reply::Status(500)
+        }
+    });
     let (id, secret) = env.endpoint("alice", &rx.url("/hook"), "email.*");
     let mut b = Browser::new(&env, Some("alice"));
     b.get(&format!("/endpoints/{id}"));
@@ -220,7 +254,8 @@ fn test_button_shows_the_result_inline_within_the_timeout() {
     assert!(html.contains("&quot;type&quot;:&quot;webhook.test&quot;"));
     let got = &rx.received()[0];
     let key = webhooks::secret::decode(&secret).unwrap();
-    assert!(webhooks::signing::verify("X-QSM", &got.headers, &got.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok());
+    assert!(webhooks::signing::verify("X-QSM", &got.headers, &got.body, &[key], 300, chrono::Utc::now().timestamp())
+        .is_ok());
     assert_eq!(env.count("deliveries"), 0, "a test is not a delivery");
 
     let hang = Receiver::start(|_, _| Reply::Hang);
@@ -241,7 +276,11 @@ fn delivery_log_filters_pages_details_and_retry() {
     let (good, _) = env.endpoint("alice", &ok.url("/"), "");
     let (failing, _) = env.endpoint("alice", &bad.url("/"), "email.*");
     for _ in 0..30 {
-        env.emit("alice", "usage.threshold", r#"{"metric":"bytes","used":9,"limit":10,"threshold_percent":90,"period":"2026-11"}"#);
+        env.emit(
+            "alice",
+            "usage.threshold",
+            r#"{"metric":"bytes","used":9,"limit":10,"threshold_percent":90,"period":"2026-11"}"#,
+        );
         env.emit("alice", "email.received", EVENT);
     }
     // 90 deliveries: 60 to `good`, 30 to `failing`.
@@ -252,7 +291,14 @@ fn delivery_log_filters_pages_details_and_retry() {
     let page1 = b.get("/deliveries").text();
     assert_eq!(page1.matches("<tr>").count() - 1, 50, "50 per page");
     assert!(page1.contains("rel=\"next\""));
-    let next = page1.split("<a href=\"").find(|s| s.contains("rel=\"next\"")).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let next = page1
+        .split("<a href=\"")
+        .find(|s| s.contains("rel=\"next\""))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
     let page2 = b.get(next.strip_prefix("/cgi-bin/webhooks.cgi").unwrap()).text();
     assert_eq!(page2.matches("<tr>").count() - 1, 40);
     assert!(!page2.contains("rel=\"next\""));
@@ -272,7 +318,9 @@ fn delivery_log_filters_pages_details_and_retry() {
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
     assert!(b.get(&format!("/deliveries?since={tomorrow}")).text().contains("No deliveries match."));
-    assert!(b.get(&format!("/deliveries?since={today}&until={tomorrow}&status=failed")).text().matches("<tr>").count() > 1);
+    assert!(
+        b.get(&format!("/deliveries?since={today}&until={tomorrow}&status=failed")).text().matches("<tr>").count() > 1
+    );
     assert_eq!(b.get("/deliveries?status=lost").status, 422);
 
     let d = env.json(&["deliveries", "--endpoint", &failing, "--limit", "1"])[0].clone();
@@ -288,7 +336,10 @@ fn delivery_log_filters_pages_details_and_retry() {
     // Once the retry has happened, the same address says so instead of promising it.
     env.dispatch();
     let html = b.get(&after_retry).text();
-    assert!(!html.contains("will be sent again") && html.contains("It was sent again: the newest attempt is below."), "{html}");
+    assert!(
+        !html.contains("will be sent again") && html.contains("It was sent again: the newest attempt is below."),
+        "{html}"
+    );
     // An expired body is said, not offered for retry.
     env.db().execute("UPDATE events SET payload = NULL", []).unwrap();
     let html = b.get(&format!("/deliveries/{id}")).text();
@@ -341,7 +392,11 @@ fn verify_docs_use_this_installations_header_prefix() {
     let mut env = Env::new();
     env.set("WEBHOOKS_HEADER_PREFIX", "X-Acme-Hook");
     let html = Browser::new(&env, Some("alice")).get("/docs/verify").text();
-    assert!(html.contains("<h2 id=\"php\">PHP</h2>") && html.contains("<h2 id=\"python\">Python</h2>") && html.contains("<h2 id=\"node\">Node.js</h2>"));
+    assert!(
+        html.contains("<h2 id=\"php\">PHP</h2>")
+            && html.contains("<h2 id=\"python\">Python</h2>")
+            && html.contains("<h2 id=\"node\">Node.js</h2>")
+    );
     assert!(html.contains("HTTP_X_ACME_HOOK_SIGNATURE"));
     assert!(html.contains("headers[&quot;X-Acme-Hook-Timestamp&quot;]"));
     assert!(html.contains("headers[&quot;x-acme-hook-id&quot;]"));
@@ -352,7 +407,10 @@ fn verify_docs_use_this_installations_header_prefix() {
 fn login_links_start_a_session_once_and_logout_ends_it() {
     let env = Env::new();
     env.endpoint("alice", "https://example.com/a", "");
-    let link = env.json(&["login-link", "--user", "alice", "--base", "/cgi-bin/webhooks.cgi"])["url"].as_str().unwrap().to_string();
+    let link = env.json(&["login-link", "--user", "alice", "--base", "/cgi-bin/webhooks.cgi"])["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = link.strip_prefix("/cgi-bin/webhooks.cgi").unwrap();
     let mut b = Browser::new(&env, None);
     b.https = true;
@@ -480,7 +538,13 @@ fn a_host_that_does_not_resolve_is_saved_with_a_warning_on_the_page_the_api_and_
     let v = r.json();
     assert!(v["warnings"][0].as_str().unwrap().contains("exmaple.invalid does not resolve"), "{v}");
     let id = v["id"].as_str().unwrap().to_string();
-    let fixed = common::api(&env, &token, "PATCH", &format!("/api/v1/endpoints/{id}"), Some(r#"{"url":"http://127.0.0.1:9/hook"}"#));
+    let fixed = common::api(
+        &env,
+        &token,
+        "PATCH",
+        &format!("/api/v1/endpoints/{id}"),
+        Some(r#"{"url":"http://127.0.0.1:9/hook"}"#),
+    );
     assert_eq!(fixed.status, 200);
     assert!(fixed.json().get("warnings").is_none(), "a reachable address: no warning");
 
@@ -515,7 +579,10 @@ fn error_pages_keep_the_navigation_for_the_signed_in_and_are_html_for_browsers()
     let missing = env.dir.path().join("gone/.env");
     let extra = [("WEBHOOKS_ENV", missing.to_str().unwrap())];
     let mut page = env.command("webhooks-cgi");
-    page.envs(extra).env("REQUEST_METHOD", "GET").env("PATH_INFO", "/endpoints").env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
+    page.envs(extra)
+        .env("REQUEST_METHOD", "GET")
+        .env("PATH_INFO", "/endpoints")
+        .env("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
     let out = page.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("Status: 500"), "{text}");

@@ -85,12 +85,17 @@ fn hostile_receivers_cost_bounded_memory_time_and_storage() {
     let big = "m".repeat(100 * 1024);
     for user in ["endless-body", "endless-headers", "never-answers", "never-reads", "byte-at-a-time", "good"] {
         for i in 0..10 {
-            env.emit(user, "email.received", &format!(r#"{{"alias":"a@x","message_id":"<{i}@{big}>","size_bytes":1}}"#));
+            env.emit(
+                user,
+                "email.received",
+                &format!(r#"{{"alias":"a@x","message_id":"<{i}@{big}>","size_bytes":1}}"#),
+            );
         }
     }
 
     let started = Instant::now();
-    let child = env.command("webhooks").args(["dispatch", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let child =
+        env.command("webhooks").args(["dispatch", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let (peak_kib, status) = wait_with_rusage(&child);
     let took = started.elapsed();
     let mut out = String::new();
@@ -104,8 +109,10 @@ fn hostile_receivers_cost_bounded_memory_time_and_storage() {
     assert!(took <= Duration::from_secs(8 + 1), "run took {took:?} with a budget of 8 s");
     assert_eq!(good.len(), 10, "the well-behaved user was served in full: {summary}");
     let db = env.db();
-    let longest: i64 = db.query_row("SELECT coalesce(max(length(response_snippet)), 0) FROM attempts", [], |r| r.get(0)).unwrap();
-    let longest_body: i64 = db.query_row("SELECT coalesce(max(length(response_body)), 0) FROM attempts", [], |r| r.get(0)).unwrap();
+    let longest: i64 =
+        db.query_row("SELECT coalesce(max(length(response_snippet)), 0) FROM attempts", [], |r| r.get(0)).unwrap();
+    let longest_body: i64 =
+        db.query_row("SELECT coalesce(max(length(response_body)), 0) FROM attempts", [], |r| r.get(0)).unwrap();
     assert!(longest <= 512, "snippet of {longest} bytes");
     assert!(longest_body <= 64 * 1024, "logged body of {longest_body} bytes");
     let codes: Vec<(String, String)> = db

@@ -78,7 +78,12 @@ fn each_required_field_missing_is_rejected_by_both_and_at_intake() {
             m["data"].as_object_mut().unwrap().remove(field);
             assert!(!js.is_valid(&m), "{}: independent accepts missing {field}", t.name);
             let p = ours(&t.schema, &m);
-            assert_eq!(p, vec![Problem { path: format!("$.data.{field}"), message: "is required".into() }], "{}", t.name);
+            assert_eq!(
+                p,
+                vec![Problem { path: format!("$.data.{field}"), message: "is required".into() }],
+                "{}",
+                t.name
+            );
             if t.name != "webhook.test" {
                 let p = intake_problems(&intake_of(&m));
                 assert_eq!(p.len(), 1, "{}: {p:?}", t.name);
@@ -163,10 +168,12 @@ fn every_envelope_intake_builds_is_valid_against_its_schema() {
 /// Every JSON example in docs/event-types.md is valid against its type's schema.
 #[test]
 fn the_catalog_examples_in_the_docs_are_valid() {
-    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/event-types.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/event-types.md")).unwrap();
     let mut checked = Vec::new();
     for block in doc.split("```json\n").skip(1) {
-        let example: serde_json::Value = serde_json::from_str(block.split("```").next().unwrap()).expect("examples are JSON");
+        let example: serde_json::Value =
+            serde_json::from_str(block.split("```").next().unwrap()).expect("examples are JSON");
         let t = schema::find(example["type"].as_str().unwrap()).expect("a known type");
         assert!(independent(&t.schema).is_valid(&example), "{}: the example in the docs is invalid", t.name);
         assert!(ours(&t.schema, &example).is_empty());
@@ -187,7 +194,10 @@ fn the_openapi_event_intake_carries_each_types_data_schema() {
     let intake_types: Vec<&str> = schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
     assert_eq!(variants.len(), intake_types.len());
     for name in intake_types {
-        let v = variants.iter().find(|v| v["properties"]["type"]["const"] == name).unwrap_or_else(|| panic!("{name} missing"));
+        let v = variants
+            .iter()
+            .find(|v| v["properties"]["type"]["const"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(&v["properties"]["data"], schema::find(name).unwrap().data_schema(), "{name}: data schema differs");
         assert_eq!(v["additionalProperties"], false);
     }

@@ -86,7 +86,13 @@ fn serve_initialises_runs_the_cgi_and_dispatches() {
     // The banner's command works as printed, from where serve was started (cargo's binary is
     // not on PATH).
     let command = seen.lines().find_map(|l| l.strip_prefix("create an API token with: ")).unwrap();
-    let out = Command::new("sh").arg("-c").arg(format!("{command} --json")).env_clear().current_dir(dir.path()).output().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --json"))
+        .env_clear()
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
     let token: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let token = token["token"].as_str().unwrap().to_string();
@@ -123,7 +129,10 @@ fn serve_names_the_setting_for_local_receivers_and_its_dispatcher_sees_env_edits
     let (_server, _port, seen) = start(dir.path(), &[]);
     assert!(!seen.contains("first run"), "{seen}");
     let env_file = dir.path().join(".env");
-    let hint = format!("receivers on this machine are refused: to use one, add WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 to {}", env_file.display());
+    let hint = format!(
+        "receivers on this machine are refused: to use one, add WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 to {}",
+        env_file.display()
+    );
     assert!(seen.contains(&hint), "{seen}");
 
     // An endpoint made while allowed (by the process environment of this one command) ...
@@ -131,7 +140,19 @@ fn serve_names_the_setting_for_local_receivers_and_its_dispatcher_sees_env_edits
     let allow = [("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32")];
     let ep = cli(dir.path(), &allow, &["endpoint", "add", "--user", "alice", "--url", &rx.url("/hook")]);
     let ep = ep["id"].as_str().unwrap().to_string();
-    cli(dir.path(), &[], &["emit", "--user", "alice", "--type", "usage.threshold", "--data", r#"{"metric":"messages","used":80,"limit":100,"threshold_percent":80,"period":"2026-11"}"#]);
+    cli(
+        dir.path(),
+        &[],
+        &[
+            "emit",
+            "--user",
+            "alice",
+            "--type",
+            "usage.threshold",
+            "--data",
+            r#"{"metric":"messages","used":80,"limit":100,"threshold_percent":80,"period":"2026-11"}"#,
+        ],
+    );
     // ... is refused by serve's dispatcher under the .env as it is,
     let blocked = || {
         let list = cli(dir.path(), &[], &["deliveries", "--endpoint", &ep]);

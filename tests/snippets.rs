@@ -20,7 +20,8 @@ fn delivery(prefix: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
 }
 
 fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
+    let out =
+        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
     assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -34,13 +35,15 @@ fn python_snippet_verifies_a_real_delivery() {
     let [_, (_, python), _] = webhooks::pages::snippets("X-QSM");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), &body).unwrap();
-    let headers_json = serde_json::to_string(&headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()).unwrap();
+    let headers_json =
+        serde_json::to_string(&headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()).unwrap();
     let script = format!(
         "{python}\nimport json, sys\nfrom email.message import Message\nh = Message()\nfor k, v in json.loads(sys.argv[1]).items():\n    h[k] = v\nb = open(sys.argv[2], 'rb').read()\nprint(verify(sys.argv[3], h, b), verify(sys.argv[3], h, b + b' '))\n"
     );
     let path = dir.path().join("v.py");
     std::fs::write(&path, script).unwrap();
-    let out = run("python3", &[path.to_str().unwrap(), &headers_json, dir.path().join("body").to_str().unwrap(), &secret]);
+    let out =
+        run("python3", &[path.to_str().unwrap(), &headers_json, dir.path().join("body").to_str().unwrap(), &secret]);
     assert_eq!(out.trim(), "True False");
 }
 
@@ -54,13 +57,22 @@ fn node_snippet_verifies_a_real_delivery() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), &body).unwrap();
     // Node lowercases incoming header names, as its http module does.
-    let lower: std::collections::BTreeMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let lower: std::collections::BTreeMap<String, String> =
+        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
     let script = format!(
         "{node}\nconst fs = require('fs');\nconst h = JSON.parse(process.argv[2]);\nconst b = fs.readFileSync(process.argv[3]);\nconsole.log(verify(process.argv[4], h, b), verify(process.argv[4], h, Buffer.concat([b, Buffer.from(' ')])));\n"
     );
     let path = dir.path().join("v.js");
     std::fs::write(&path, script).unwrap();
-    let out = run("node", &[path.to_str().unwrap(), &serde_json::to_string(&lower).unwrap(), dir.path().join("body").to_str().unwrap(), &secret]);
+    let out = run(
+        "node",
+        &[
+            path.to_str().unwrap(),
+            &serde_json::to_string(&lower).unwrap(),
+            dir.path().join("body").to_str().unwrap(),
+            &secret,
+        ],
+    );
     assert_eq!(out.trim(), "true false");
 }
 
@@ -111,7 +123,8 @@ fn ruby_example_verifies_a_real_delivery() {
     let (secret, headers, body) = delivery("X-QSM");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), &body).unwrap();
-    let lower: std::collections::BTreeMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let lower: std::collections::BTreeMap<String, String> =
+        headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/verify.rb");
     let script = format!(
         "require 'json'\nload '{}'\nh = JSON.parse(ARGV[0])\nb = File.binread(ARGV[1])\nputs [qsm_verify(ARGV[2], h, b), qsm_verify(ARGV[2], h, b + ' ')].join(' ')\n",
@@ -119,7 +132,15 @@ fn ruby_example_verifies_a_real_delivery() {
     );
     let path = dir.path().join("v.rb");
     std::fs::write(&path, script).unwrap();
-    let out = run("ruby", &[path.to_str().unwrap(), &serde_json::to_string(&lower).unwrap(), dir.path().join("body").to_str().unwrap(), &secret]);
+    let out = run(
+        "ruby",
+        &[
+            path.to_str().unwrap(),
+            &serde_json::to_string(&lower).unwrap(),
+            dir.path().join("body").to_str().unwrap(),
+            &secret,
+        ],
+    );
     assert_eq!(out.trim(), "true false");
 }
 
@@ -195,7 +216,8 @@ fn the_docs_examples_are_the_page_snippets() {
             "python" => "verify.py",
             _ => "verify.js",
         };
-        let on_disk = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("docs/examples/{file} is missing"));
+        let on_disk =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("docs/examples/{file} is missing"));
         assert_eq!(on_disk.trim_end(), code.trim_end(), "docs/examples/{file} differs from the page's {name} snippet");
     }
 }

@@ -130,14 +130,23 @@ fn every_non_public_address_is_refused_at_delivery() {
         assert!(d["last_status_code"].is_null(), "{url}: no request was made");
     }
     assert_eq!(rx.len(), 0, "nothing reached the loopback receiver");
-    eprintln!("ssrf figures: {} hostile URLs refused at creation, {} at delivery", LOOPBACK.len() + PRIVATE.len(), by_endpoint.len());
+    eprintln!(
+        "ssrf figures: {} hostile URLs refused at creation, {} at delivery",
+        LOOPBACK.len() + PRIVATE.len(),
+        by_endpoint.len()
+    );
 }
 
 #[test]
 fn a_redirect_to_a_private_address_is_refused_and_never_followed() {
     let env = Env::new();
     let rx = Receiver::start(|n, _| {
-        let to = ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:a9fe:a9fe]/admin", "//10.0.0.1/x", "https://example.com/moved"][n % 4];
+        let to = [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:a9fe:a9fe]/admin",
+            "//10.0.0.1/x",
+            "https://example.com/moved",
+        ][n % 4];
         Reply::WithHeaders(302, vec![("Location".into(), to.into())])
     });
     env.endpoint("alice", &rx.url("/"), "");
@@ -178,7 +187,14 @@ fn hostile_dns_answers_leave_only_public_addresses() {
     }
     // A mixed answer (rebinding-style) keeps only the public address: the private one is never
     // connected to, whatever order the resolver gave.
-    let kept = policy.filter(vec![sa("127.0.0.1:443"), sa("93.184.215.14:443"), sa("[::ffff:10.0.0.1]:443"), sa("[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443")]).unwrap();
+    let kept = policy
+        .filter(vec![
+            sa("127.0.0.1:443"),
+            sa("93.184.215.14:443"),
+            sa("[::ffff:10.0.0.1]:443"),
+            sa("[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443"),
+        ])
+        .unwrap();
     assert_eq!(kept, vec![sa("93.184.215.14:443"), sa("[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443")]);
     // The operator's allowance opens exactly its range, in either address family's spelling.
     let allowed = Policy { allowed: vec!["10.20.0.0/16".parse().unwrap()] };

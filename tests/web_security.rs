@@ -59,7 +59,8 @@ fn snapshot(env: &Env) -> String {
 #[test]
 fn every_form_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
     let w = world();
-    let posts: Vec<&str> = ROUTES.iter().filter(|r| r.kind == Kind::Page && r.method == "POST").map(|r| r.path).collect();
+    let posts: Vec<&str> =
+        ROUTES.iter().filter(|r| r.kind == Kind::Page && r.method == "POST").map(|r| r.path).collect();
     assert_eq!(posts.len(), 13, "every form route is covered");
     for path in posts {
         let path = fill(path, &w);
@@ -92,11 +93,21 @@ fn nobody_reaches_another_users_objects_on_any_route() {
         let path = fill(route.path, &w);
         let before = snapshot(&w.env);
         let r = match route.kind {
-            Kind::Api => api(&w.env, &bob_token, route.method, &path, (route.method != "GET" && route.method != "DELETE").then_some("{}")),
+            Kind::Api => api(
+                &w.env,
+                &bob_token,
+                route.method,
+                &path,
+                (route.method != "GET" && route.method != "DELETE").then_some("{}"),
+            ),
             Kind::Page => {
                 let mut bob = Browser::new(&w.env, Some("bob"));
                 bob.get("/");
-                if route.method == "GET" { bob.get(&path) } else { bob.post(&path, &[("url", "https://x.example/"), ("grace", "0")]) }
+                if route.method == "GET" {
+                    bob.get(&path)
+                } else {
+                    bob.post(&path, &[("url", "https://x.example/"), ("grace", "0")])
+                }
             }
             Kind::Public => continue,
         };
@@ -117,7 +128,10 @@ fn assert_security_headers(r: &CgiResponse, what: &str) {
     assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{what}");
     assert!(r.header("Referrer-Policy").is_some(), "{what}");
     let csp = r.header("Content-Security-Policy").unwrap_or_else(|| panic!("{what}: no CSP"));
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"),
+        "{what}: {csp}"
+    );
 }
 
 #[test]
@@ -127,11 +141,21 @@ fn every_response_carries_the_security_headers_and_no_page_has_inline_script() {
     for route in ROUTES {
         let path = fill(route.path, &w);
         let r = match route.kind {
-            Kind::Api | Kind::Public if route.path.starts_with("/api/") => api(&w.env, &alice, route.method, &path, (route.method == "POST" || route.method == "PATCH").then_some("{}")),
+            Kind::Api | Kind::Public if route.path.starts_with("/api/") => api(
+                &w.env,
+                &alice,
+                route.method,
+                &path,
+                (route.method == "POST" || route.method == "PATCH").then_some("{}"),
+            ),
             _ => {
                 let mut b = Browser::new(&w.env, Some("alice"));
                 b.get("/");
-                if route.method == "GET" { b.get(&path) } else { b.post(&path, &[]) }
+                if route.method == "GET" {
+                    b.get(&path)
+                } else {
+                    b.post(&path, &[])
+                }
             }
         };
         assert!(r.status < 500, "{} {path}: {} {}", route.method, r.status, r.text());
@@ -192,7 +216,11 @@ fn hostile_text_in_every_user_controlled_field_is_escaped_on_every_page() {
         assert!(!html.contains("<img src=x"), "page {i}: raw tag");
         assert!(!html.contains("\"'>"), "page {i}: attribute break-out");
     }
-    assert!(pages[1].text().contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;") || pages[1].text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the description is shown, escaped");
+    assert!(
+        pages[1].text().contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+            || pages[1].text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the description is shown, escaped"
+    );
 }
 
 /// Secrets — endpoint signing secrets (as text and as raw key bytes), API tokens and the master
@@ -209,7 +237,8 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
     let s2 = env.json(&["endpoint", "rotate-secret", &ep1])["secret"].as_str().unwrap().to_string();
     let app = env.app_token();
     let alice = env.user_token("alice");
-    let created = api(&env, &app, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"user":"alice","url":"{}"}}"#, rx.url("/b"))));
+    let created =
+        api(&env, &app, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"user":"alice","url":"{}"}}"#, rx.url("/b"))));
     let s3 = created.json()["secret"].as_str().unwrap().to_string();
     let ep2 = created.json()["id"].as_str().unwrap().to_string();
 
@@ -225,14 +254,29 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
     record("dispatch", format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     let out = env.run(&["deliveries", "--json"]);
     record("deliveries", String::from_utf8_lossy(&out.stdout).into_owned());
-    for path in ["/api/v1/endpoints", &format!("/api/v1/endpoints/{ep1}"), &format!("/api/v1/endpoints/{ep2}"), "/api/v1/deliveries", "/api/v1/tokens", "/api/v1/status"] {
+    for path in [
+        "/api/v1/endpoints",
+        &format!("/api/v1/endpoints/{ep1}"),
+        &format!("/api/v1/endpoints/{ep2}"),
+        "/api/v1/deliveries",
+        "/api/v1/tokens",
+        "/api/v1/status",
+    ] {
         let r = api(&env, &alice, "GET", path, None);
         record(path, format!("{}{}", r.text(), r.stderr));
     }
     let r = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{ep1}/test"), Some("{}"));
     record("api test", format!("{}{}", r.text(), r.stderr));
     let mut b = Browser::new(&env, Some("alice"));
-    for path in ["/", "/endpoints", &format!("/endpoints/{ep1}"), &format!("/endpoints/{ep2}"), "/deliveries", "/tokens", "/docs/verify"] {
+    for path in [
+        "/",
+        "/endpoints",
+        &format!("/endpoints/{ep1}"),
+        &format!("/endpoints/{ep2}"),
+        "/deliveries",
+        "/tokens",
+        "/docs/verify",
+    ] {
         let r = b.get(path);
         record(path, format!("{}{}", r.text(), r.stderr));
     }
@@ -253,7 +297,10 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
     let r = Browser::new(&env, Some("alice")).post(&format!("/endpoints/{ep1}/test"), &[]);
     record("wrong master key page", format!("{}{}", r.text(), r.stderr));
     let out = env.run(&["dispatch"]);
-    record("wrong master key dispatch", format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    record(
+        "wrong master key dispatch",
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    );
     env.set("WEBHOOKS_SECRET_KEY", &good_key);
     assert!(rx.len() >= 3, "the deliveries were signed and sent");
 
@@ -287,7 +334,14 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
     }
     assert!(files >= 1);
     // Tokens are kept as SHA-256 hashes.
-    let hashes: Vec<String> = env.db().prepare("SELECT hash FROM tokens").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let hashes: Vec<String> = env
+        .db()
+        .prepare("SELECT hash FROM tokens")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert!(hashes.contains(&webhooks::token::hash(&app)) && hashes.contains(&webhooks::token::hash(&alice)));
 }
 
@@ -298,7 +352,8 @@ fn caps_on_endpoints_per_user_hold_on_every_route() {
     env.init();
     let alice = env.user_token("alice");
     for i in 0..2 {
-        let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"url":"https://example.com/{i}"}}"#)));
+        let r =
+            api(&env, &alice, "POST", "/api/v1/endpoints", Some(&format!(r#"{{"url":"https://example.com/{i}"}}"#)));
         assert_eq!(r.status, 201, "{}", r.text());
     }
     let r = api(&env, &alice, "POST", "/api/v1/endpoints", Some(r#"{"url":"https://example.com/3"}"#));

@@ -136,7 +136,14 @@ impl Env {
         self.cgi_with(method, path, headers, body, true)
     }
 
-    pub fn cgi_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], content_length: bool) -> CgiResponse {
+    pub fn cgi_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        content_length: bool,
+    ) -> CgiResponse {
         self.run_cgi(method, path, headers, &[], body, content_length)
     }
 
@@ -197,7 +204,10 @@ impl Env {
     /// Makes every waiting delivery due now (instead of waiting out the retry schedule).
     pub fn make_due(&self) {
         self.db()
-            .execute("UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL", [])
+            .execute(
+                "UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL",
+                [],
+            )
             .unwrap();
     }
 
@@ -512,7 +522,10 @@ pub fn have(program: &str, install_hint: &str) -> bool {
         .status()
         .is_ok();
     if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{program} is missing: CI must install it ({install_hint})");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is missing: CI must install it ({install_hint})"
+        );
         eprintln!("skipping: {program} is not installed ({install_hint})");
     }
     found
