@@ -209,7 +209,7 @@ fn cgi_cost(t: &mut Table, bins: &Bins, trivial: &Path) {
     let mut parse = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        webhooks::views::compile("endpoints.html").unwrap();
+        webhooks::web::views::compile("endpoints.html").unwrap();
         parse.push(started.elapsed().as_secs_f64());
     }
     let parse_ms = median(&mut parse) * 1e3;
@@ -1138,13 +1138,13 @@ fn plain_ureq(port: u16, n: usize, threads: usize, timeout: bool) -> (f64, f64) 
             s.spawn(move || {
                 while next.fetch_add(1, Ordering::SeqCst) < n {
                     let ts = chrono::Utc::now().timestamp();
-                    let mac = webhooks::signing::sign(&key, "evt_01JDZ6Q8T6Y3N5K0W2X4V7B9CD", ts, body.as_bytes());
+                    let mac = webhooks::outbound::signing::sign(&key, "evt_01JDZ6Q8T6Y3N5K0W2X4V7B9CD", ts, body.as_bytes());
                     let r = agent
                         .post(&format!("http://127.0.0.1:{port}/hook"))
                         .header("Content-Type", "application/json")
                         .header("X-QSM-Id", "evt_01JDZ6Q8T6Y3N5K0W2X4V7B9CD")
                         .header("X-QSM-Timestamp", ts.to_string())
-                        .header("X-QSM-Signature", format!("v1={}", webhooks::signing::hex(&mac)))
+                        .header("X-QSM-Signature", format!("v1={}", webhooks::outbound::signing::hex(&mac)))
                         .send(body.as_bytes())
                         .unwrap();
                     assert_eq!(r.status().as_u16(), 200);

@@ -1,5 +1,6 @@
 //! Configuration: raw strings from the environment and a `.env` file, checked once into a typed
-//! [`Config`]. The process environment is read in exactly one place ([`Config::load`]); everything
+//! [`Config`]. Sits beside the layers: it uses `model` only, and `outbound`, `web` and `cli` read
+//! it (the store takes plain values). The process environment is read in exactly one place ([`Config::load`]); everything
 //! else receives a `Config`.
 //!
 //! Discovery of the `.env` (first hit wins):
@@ -15,11 +16,14 @@
 //! configuration (the database) are taken relative to the directory holding the `.env`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+
+use crate::model::address::{Cidr, Policy};
+use crate::model::retry::Schedule;
+use crate::model::secret::Keyring;
 
 /// One configuration key: its name, default and the accepted form, in the order `.env.example`
 /// lists them. The docs, `.env.example` and this table are checked against each other by a test.
@@ -129,9 +133,7 @@ impl Config {
             Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        let cfg = Config::from_raw(&raw, env_file, root)?;
-        crate::secret::set_previous_master(cfg.previous_secret_key);
-        Ok(cfg)
+        Config::from_raw(&raw, env_file, root)
     }
 
     /// Checks raw key/value strings into a `Config`. Unknown `WEBHOOKS_*` keys are ignored so
@@ -183,7 +185,7 @@ impl Config {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| s.parse::<Cidr>())
-                    .collect::<Result<Vec<_>>>()
+                    .collect::<Result<Vec<_>, String>>()
                     .map_err(|_| bad(key, &v))?
             },
             header_prefix: {
@@ -217,7 +219,7 @@ impl Config {
                 let (key, v) = get("WEBHOOKS_ADMINS");
                 let names: Vec<String> =
                     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                if names.iter().any(|n| crate::user::check_name("user", n).is_err()) {
+                if names.iter().any(|n| crate::model::user::check_name("user", n).is_err()) {
                     return Err(bad(key, &v));
                 }
                 names
@@ -238,17 +240,34 @@ impl Config {
         })
     }
 
-    /// The key that encrypts endpoint secrets and signs sessions; an operator error when absent.
-    pub fn require_secret_key(&self) -> Result<&[u8; 32]> {
-        self.secret_key.as_ref().ok_or_else(|| {
-            anyhow!(
+    /// The keys that seal endpoint secrets (and, the current one, sign sessions): an operator
+    /// error when `WEBHOOKS_SECRET_KEY` is absent.
+    pub fn keyring(&self) -> crate::model::Result<Keyring> {
+        let current = self.secret_key.ok_or_else(|| {
+            crate::model::Error::Misconfigured(format!(
                 "WEBHOOKS_SECRET_KEY is not set{}: run `webhooks init` to generate one",
                 match &self.env_file {
                     Some(p) => format!(" in {}", p.display()),
                     None => " (no .env file was found)".to_string(),
                 }
-            )
-        })
+            ))
+        })?;
+        Ok(Keyring { current, previous: self.previous_secret_key })
+    }
+
+    /// Where deliveries may connect: public addresses, and `WEBHOOKS_ALLOWED_NETWORKS`.
+    pub fn policy(&self) -> Policy {
+        Policy { allowed: self.allowed_networks.clone() }
+    }
+
+    /// `WEBHOOKS_RETRY_SCHEDULE` and `WEBHOOKS_MAX_ATTEMPTS`.
+    pub fn retry(&self) -> Schedule {
+        Schedule { intervals: self.retry_schedule.clone(), max_attempts: self.max_attempts }
+    }
+
+    /// The crontab line that runs this installation's dispatcher every minute.
+    pub fn cron_line(&self) -> String {
+        format!("* * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", self.root.display())
     }
 
     /// For commands that work on an installation: an error saying how to make one when no `.env`
@@ -361,50 +380,6 @@ pub fn parse_secret_key(s: &str) -> Result<[u8; 32]> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
     bytes.try_into().map_err(|_| anyhow!("the key must decode to exactly 32 bytes"))
-}
-
-/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address means a single host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Cidr> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>()?,
-            Some(_) => bail!("bad prefix length"),
-            None => max,
-        };
-        if prefix > max {
-            bail!("prefix length over {max}");
-        }
-        Ok(Cidr { addr, prefix })
-    }
 }
 
 fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBuf>> {
@@ -589,15 +564,5 @@ mod tests {
         assert_eq!(env_file_above(&built), Some(root.path().join(".env")), "not marked yet");
         std::fs::write(root.path().join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55").unwrap();
         assert_eq!(env_file_above(&built), None, "a checkout's .env never configures its build output");
-    }
-
-    #[test]
-    fn cidr_matching() {
-        let v6: Cidr = "fc00::/7".parse().unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(!v6.contains("fe80::1".parse().unwrap()));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        assert!(!all.contains("::1".parse().unwrap()));
     }
 }

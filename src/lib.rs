@@ -1,39 +1,22 @@
 //! QSM Webhooks: outgoing, user-configured webhooks for applications on shared hosting.
 //!
-//! An event posted by the host application (`event`) fans out into one delivery per matching
-//! endpoint (`endpoint`, `delivery`); a cron-started dispatcher (`dispatch`) claims due
-//! deliveries, signs them (`signing`), sends them (`send`, with the SSRF policy of `network`),
-//! records each attempt (`attempt`) and reschedules failures (`retry`). The CGI (`cgi`,
-//! `routes`) and the CLI (`cli`) are thin layers over these modules; `config` and `db` hold the
-//! environment and the SQLite file.
+//! The folders are the layers, and each imports only the ones below it:
+//!
+//! - [`model`]: pure types and rules (events, endpoints, deliveries, retry, errors). Imports
+//!   nothing of ours.
+//! - [`store`]: every SQL statement, behind typed operations. Uses `model`.
+//! - [`outbound`]: what leaves the machine: the dispatcher, signing, sending, the SSRF resolver,
+//!   the test probe. Uses `store`, `model` and `config`.
+//! - [`web`]: the CGI: request and response, routes, sign-in, the JSON API, the pages. Uses
+//!   `outbound`, `store`, `model` and `config`.
+//! - [`cli`]: the `webhooks` commands, `doctor` and `serve`. Uses the same as `web`.
+//!
+//! [`config`] is the checked `.env`, read by `outbound`, `web` and `cli`. An event's path through
+//! them, file by file: `docs/architecture.md`.
 
-pub mod api;
-pub mod attempt;
-pub mod auth;
-pub mod cgi;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod db;
-pub mod delivery;
-pub mod dispatch;
-pub mod doctor;
-pub mod endpoint;
-pub mod error;
-pub mod event;
-pub mod health;
-pub mod id;
-pub mod network;
-pub mod pages;
-pub mod probe;
-pub mod retention;
-pub mod retry;
-pub mod routes;
-pub mod schema;
-pub mod secret;
-pub mod send;
-pub mod serve;
-pub mod signing;
-pub mod token;
-pub mod user;
-pub mod views;
+pub mod model;
+pub mod outbound;
+pub mod store;
+pub mod web;

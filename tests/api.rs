@@ -11,7 +11,7 @@ const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":
 
 /// Validates a response body against a component schema of docs/openapi.json.
 fn conforms(r: &CgiResponse, component: &str) -> Value {
-    let doc: Value = serde_json::from_str(webhooks::api::OPENAPI).unwrap();
+    let doc: Value = serde_json::from_str(webhooks::web::api::OPENAPI).unwrap();
     let schema = json!({"$ref": format!("#/components/schemas/{component}"), "components": doc["components"]});
     let compiled = JSONSchema::options().with_draft(Draft::Draft202012).compile(&schema).unwrap();
     let body = r.json();
@@ -228,7 +228,7 @@ fn tokens_and_status_and_documents() {
 
     let doc = api(&env, "none", "GET", "/api/v1/openapi.json", None);
     assert_eq!(doc.status, 200);
-    assert_eq!(doc.json(), serde_json::from_str::<Value>(webhooks::api::OPENAPI).unwrap());
+    assert_eq!(doc.json(), serde_json::from_str::<Value>(webhooks::web::api::OPENAPI).unwrap());
     let types = api(&env, "none", "GET", "/api/v1/event-types", None);
     conforms(&types, "EventTypes");
 }

@@ -37,7 +37,7 @@ fn init_creates_a_private_env_and_database_and_is_idempotent() {
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), text, "the key is kept");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, webhooks::db::latest_version());
+    assert_eq!(v, webhooks::store::latest_version());
 
     // A .env without a key gets one added; its other settings stay.
     std::fs::write(&env_file, "WEBHOOKS_MAX_ATTEMPTS=3\n").unwrap();
@@ -313,7 +313,7 @@ fn verify_says_valid_or_exactly_why_not() {
     let out = verify(&secret, &tampered, &[], &all);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no signature matches"), "{}", stderr(&out));
-    let out = verify(&webhooks::secret::generate(), &body_file, &[], &all);
+    let out = verify(&webhooks::model::secret::generate(), &body_file, &[], &all);
     assert!(stderr(&out).contains("no signature matches"));
     let ts: i64 = got.header("X-QSM-Timestamp").unwrap().parse().unwrap();
     let late = (ts + 301).to_string();
@@ -358,8 +358,8 @@ fn delivers_signed_with(env: &Env, rx: &Receiver, secret: &str) -> bool {
     env.dispatch();
     let got = rx.received();
     let r = &got[before];
-    let key = webhooks::secret::decode(secret).unwrap();
-    webhooks::signing::verify("X-QSM", &r.headers, &r.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok()
+    let key = webhooks::model::secret::decode(secret).unwrap();
+    webhooks::outbound::signing::verify("X-QSM", &r.headers, &r.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok()
 }
 
 #[test]
@@ -397,8 +397,8 @@ fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
     let new = webhooks::config::parse_secret_key(&new_key).unwrap();
     for (id, sealed) in &rows {
         assert!(!sealed_before.contains(sealed));
-        assert!(webhooks::secret::open_with(&old, id, sealed).is_err());
-        assert!(webhooks::secret::open_with(&new, id, sealed).is_ok());
+        assert!(webhooks::model::secret::open_with(&old, id, sealed).is_err());
+        assert!(webhooks::model::secret::open_with(&new, id, sealed).is_ok());
     }
     assert!(delivers_signed_with(&env, &rx, &secret), "the original secret still verifies (grace period)");
 }

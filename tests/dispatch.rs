@@ -217,15 +217,15 @@ fn signatures_verify_in_both_families_and_rotation_signs_with_both_keys_during_g
     env.emit("alice", "email.received", RECEIVED);
     env.dispatch();
     let r = &rx.received()[0];
-    let old_key = webhooks::secret::decode(&old_secret).unwrap();
+    let old_key = webhooks::model::secret::decode(&old_secret).unwrap();
     let now = chrono::Utc::now().timestamp();
     let verify = |headers: &[(String, String)], body: &[u8], keys: &[Vec<u8>]| {
-        webhooks::signing::verify("X-QSM", headers, body, keys, 300, now)
+        webhooks::outbound::signing::verify("X-QSM", headers, body, keys, 300, now)
     };
-    assert_eq!(verify(&r.headers, &r.body, &[old_key.clone()]), Ok(webhooks::signing::Family::Qsm));
+    assert_eq!(verify(&r.headers, &r.body, &[old_key.clone()]), Ok(webhooks::outbound::signing::Family::Qsm));
     let sw: Vec<(String, String)> = r.headers.iter().filter(|(k, _)| k.starts_with("webhook-")).cloned().collect();
     assert_eq!(sw.len(), 3);
-    assert_eq!(verify(&sw, &r.body, &[old_key.clone()]), Ok(webhooks::signing::Family::StandardWebhooks));
+    assert_eq!(verify(&sw, &r.body, &[old_key.clone()]), Ok(webhooks::outbound::signing::Family::StandardWebhooks));
     assert_eq!(r.header("X-QSM-Signature").unwrap().split(' ').count(), 1);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     assert!(r.header("User-Agent").unwrap().starts_with("qsm-webhooks/"));
@@ -236,7 +236,7 @@ fn signatures_verify_in_both_families_and_rotation_signs_with_both_keys_during_g
 
     // Rotate with a 3 s grace: two signatures, newest first, then one.
     let rot = env.json(&["endpoint", "rotate-secret", &ep, "--grace", "3s"]);
-    let new_key = webhooks::secret::decode(rot["secret"].as_str().unwrap()).unwrap();
+    let new_key = webhooks::model::secret::decode(rot["secret"].as_str().unwrap()).unwrap();
     env.emit("alice", "email.received", RECEIVED);
     env.dispatch();
     let r = &rx.received()[1];
@@ -249,7 +249,7 @@ fn signatures_verify_in_both_families_and_rotation_signs_with_both_keys_during_g
     assert!(verify(&r.headers, &r.body, &[new_key.clone()]).is_ok(), "new secret verifies");
     let ts: i64 = r.header("X-QSM-Timestamp").unwrap().parse().unwrap();
     let expected =
-        webhooks::signing::hex(&webhooks::signing::sign(&new_key, r.header("X-QSM-Id").unwrap(), ts, &r.body));
+        webhooks::outbound::signing::hex(&webhooks::outbound::signing::sign(&new_key, r.header("X-QSM-Id").unwrap(), ts, &r.body));
     assert_eq!(sigs[0], format!("v1={expected}"));
 
     std::thread::sleep(Duration::from_millis(3200));

@@ -8,18 +8,19 @@
 
 mod common;
 
+use webhooks::web::error::HttpError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use webhooks::cgi::Request;
+use webhooks::web::cgi::Request;
 use webhooks::config::Config;
-use webhooks::event;
-use webhooks::schema;
-use webhooks::signing::{self, SigningKey};
-use webhooks::token::Principal;
+use webhooks::model::event;
+use webhooks::model::schema;
+use webhooks::outbound::signing::{self, SigningKey};
+use webhooks::model::user::Principal;
 
 /// One installation shared by all cases: alice with an endpoint (on a closed loopback port),
 /// an event and its delivery, an app token and a user token.
@@ -52,7 +53,7 @@ fn world() -> &'static World {
 /// else any method on any path.
 fn method_and_path() -> impl Strategy<Value = (String, String)> {
     let routes: Vec<(&'static str, &'static str)> =
-        webhooks::routes::ROUTES.iter().map(|r| (r.method, r.path)).collect();
+        webhooks::web::routes::ROUTES.iter().map(|r| (r.method, r.path)).collect();
     let any_method = prop_oneof![
         4 => prop::sample::select(vec!["GET", "POST", "PATCH", "DELETE", "HEAD"]).prop_map(String::from),
         1 => prop::sample::select(vec!["PUT", "OPTIONS", "get", "TRACE", ""]).prop_map(String::from),
@@ -149,7 +150,7 @@ fn api_request() -> impl Strategy<Value = Hostile> {
         hostile_request(),
         any::<bool>(),
         prop::sample::select(
-            webhooks::routes::ROUTES
+            webhooks::web::routes::ROUTES
                 .iter()
                 .filter(|r| r.path.starts_with("/api/"))
                 .map(|r| (r.method, r.path))
@@ -276,12 +277,12 @@ fn serve(h: &Hostile) -> (u16, Vec<(String, String)>, Vec<u8>) {
         None => None,
     };
     let response = match Request::from_cgi(&env, h.body.as_slice(), w.cfg.max_body) {
-        Ok(req) => webhooks::routes::handle(&w.cfg, &req),
-        Err(e) => webhooks::cgi::Response::error(&e),
+        Ok(req) => webhooks::web::routes::handle(&w.cfg, &req),
+        Err(e) => webhooks::web::cgi::Response::error(&e),
     };
     let mut out = Vec::new();
     response.write_cgi(&mut out).unwrap();
-    webhooks::serve::parse_cgi_output(&out).expect("the CGI output is well-formed")
+    webhooks::cli::serve::parse_cgi_output(&out).expect("the CGI output is well-formed")
 }
 
 proptest! {
@@ -336,6 +337,7 @@ proptest! {
                 }
             }
             Err(e) => {
+                let e = HttpError::from(e);
                 prop_assert!([403, 413, 422].contains(&e.status), "{v}: {}", e.status);
                 if e.status == 422 {
                     let details = e.details.as_array().cloned().unwrap_or_default();
@@ -360,6 +362,7 @@ proptest! {
         prop_assert!(event::parse_request(&ev, &Principal::App, None, 10).is_ok(), "the example itself is valid: {ev}");
         ev[field] = value;
         if let Err(e) = event::parse_request(&ev, &Principal::App, None, 10) {
+            let e = HttpError::from(e);
             prop_assert!([403, 422].contains(&e.status));
             let details = e.details.to_string();
             let named = if field == "extra" { "$.extra" } else { field };

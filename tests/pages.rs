@@ -253,8 +253,8 @@ fn test_button_shows_the_result_inline_within_the_timeout() {
     assert!(html.contains("X-QSM-Signature: v1="), "headers sent are shown");
     assert!(html.contains("&quot;type&quot;:&quot;webhook.test&quot;"));
     let got = &rx.received()[0];
-    let key = webhooks::secret::decode(&secret).unwrap();
-    assert!(webhooks::signing::verify("X-QSM", &got.headers, &got.body, &[key], 300, chrono::Utc::now().timestamp())
+    let key = webhooks::model::secret::decode(&secret).unwrap();
+    assert!(webhooks::outbound::signing::verify("X-QSM", &got.headers, &got.body, &[key], 300, chrono::Utc::now().timestamp())
         .is_ok());
     assert_eq!(env.count("deliveries"), 0, "a test is not a delivery");
 
@@ -502,11 +502,11 @@ fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
         let now = chrono::Utc::now().timestamp_millis();
         let tx = db.transaction().unwrap();
         for i in 0..10_005 {
-            let id = webhooks::id::new("evt");
+            let id = webhooks::model::id::new("evt");
             tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", rusqlite::params![id, user, now]).unwrap();
             tx.execute(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-                rusqlite::params![webhooks::id::new("dlv"), id, ep, user, now + 3_600_000 + i],
+                rusqlite::params![webhooks::model::id::new("dlv"), id, ep, user, now + 3_600_000 + i],
             )
             .unwrap();
         }

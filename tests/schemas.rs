@@ -4,9 +4,9 @@
 
 use jsonschema::{Draft, JSONSchema};
 use serde_json::{json, Value};
-use webhooks::event;
-use webhooks::schema::{self, Problem};
-use webhooks::token::Principal;
+use webhooks::model::event;
+use webhooks::model::schema::{self, Problem};
+use webhooks::model::user::Principal;
 
 fn independent(schema: &Value) -> JSONSchema {
     JSONSchema::options()
@@ -189,7 +189,7 @@ fn the_catalog_examples_in_the_docs_are_valid() {
 /// exactly the one intake enforces (schemathesis generates requests from it in CI).
 #[test]
 fn the_openapi_event_intake_carries_each_types_data_schema() {
-    let doc: Value = serde_json::from_str(webhooks::api::OPENAPI).unwrap();
+    let doc: Value = serde_json::from_str(webhooks::web::api::OPENAPI).unwrap();
     let variants = doc["components"]["schemas"]["EventIntake"]["oneOf"].as_array().unwrap();
     let intake_types: Vec<&str> = schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
     assert_eq!(variants.len(), intake_types.len());

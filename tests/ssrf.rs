@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use common::{Env, Receiver, Reply};
-use webhooks::network::Policy;
+use webhooks::model::address::Policy;
 
 /// Loopback in every spelling the URL parser accepts; `{p}` is the receiver's port, so a guard
 /// that failed would show up as a request at the receiver.
@@ -109,7 +109,7 @@ fn every_non_public_address_is_refused_at_delivery() {
     if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
         let host = host.trim().to_string();
         let resolved: Vec<SocketAddr> = (host.as_str(), 80).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
-        if !host.is_empty() && !resolved.is_empty() && resolved.iter().all(|a| !webhooks::network::is_public(a.ip())) {
+        if !host.is_empty() && !resolved.is_empty() && resolved.iter().all(|a| !webhooks::model::address::is_public(a.ip())) {
             names.push(format!("http://{host}:{}/by-hostname", rx.port));
         }
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{api, Browser, CgiResponse, Env, Receiver};
-use webhooks::routes::{Kind, ROUTES};
+use webhooks::web::routes::{Kind, ROUTES};
 
 const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
 
@@ -342,7 +342,7 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(hashes.contains(&webhooks::token::hash(&app)) && hashes.contains(&webhooks::token::hash(&alice)));
+    assert!(hashes.contains(&webhooks::model::token::hash(&app)) && hashes.contains(&webhooks::model::token::hash(&alice)));
 }
 
 #[test]

@@ -247,7 +247,7 @@ pub struct CgiResponse {
 
 impl CgiResponse {
     pub fn parse(out: &Output) -> CgiResponse {
-        let (status, headers, body) = webhooks::serve::parse_cgi_output(&out.stdout)
+        let (status, headers, body) = webhooks::cli::serve::parse_cgi_output(&out.stdout)
             .unwrap_or_else(|e| panic!("bad CGI output ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         CgiResponse { status, headers, body, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
     }

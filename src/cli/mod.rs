@@ -1,0 +1,865 @@
+//! The `webhooks` command line: cron dispatcher and admin tool. Parses arguments, loads the
+//! configuration once, calls the library, prints one value (`--json`) or a human summary, and
+//! turns errors into one line and an exit code. `doctor` checks a deployment; `serve` runs the
+//! product locally. Uses `outbound`, `store`, `model` and `config`.
+
+pub mod doctor;
+pub mod serve;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{self, Config};
+use crate::model::address::Policy;
+use crate::model::delivery::{Filter, Status};
+use crate::model::endpoint::{Endpoint, Fields};
+use crate::model::user::{check_name, Principal};
+use crate::model::{clock, event, secret, token, Error};
+use crate::outbound::{dispatch, network, probe, signing};
+use crate::store::{self, attempts, deliveries, endpoints, events, retention, tokens, Store};
+
+#[derive(Parser)]
+#[command(name = "webhooks", version, about = "QSM Webhooks: dispatcher and administration")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database and, if missing, a .env with a fresh WEBHOOKS_SECRET_KEY (idempotent).
+    Init,
+    /// One cron run: deliver what is due within the budgets, then apply retention.
+    Dispatch {
+        #[arg(long)]
+        json: bool,
+        /// Keep running, one run per interval (e.g. 1m), for hosts that allow a worker.
+        #[arg(long, value_parser = duration_arg)]
+        every: Option<Duration>,
+    },
+    /// Record an event from the shell (same validation and fan-out as the HTTP intake).
+    Emit {
+        #[arg(long)]
+        user: String,
+        #[arg(long = "type")]
+        event_type: String,
+        /// The event's data: JSON, @file, or - for standard input.
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        occurred_at: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// The delivery log, newest first.
+    Deliveries {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every attempt of one delivery.
+    Attempts {
+        delivery_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivery again now, or every dead delivery of an endpoint.
+    Retry {
+        delivery_id: Option<String>,
+        #[arg(long, requires = "endpoint", conflicts_with = "delivery_id")]
+        dead: bool,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Write a consistent copy of the database (safe while the CGI and cron are running).
+    Backup {
+        /// The new file to write, e.g. var/backup-2026-11-23.db
+        to: PathBuf,
+    },
+    /// Replace WEBHOOKS_SECRET_KEY with a new one and re-encrypt every endpoint secret under it.
+    RotateKey,
+    /// Check the deployment: every problem found, each with its fix (exit 1 when any).
+    Doctor,
+    /// Apply retention now.
+    Purge {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue depth, oldest due delivery, last dispatcher run.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Receiver-side troubleshooting: check a delivery's signature.
+    Verify {
+        /// The endpoint secret (whsec_…); repeat to try several.
+        #[arg(long, required = true)]
+        secret: Vec<String>,
+        /// A received header as 'name: value'; repeat for each.
+        #[arg(long, required = true)]
+        header: Vec<String>,
+        /// The raw body: @file, or - for standard input.
+        #[arg(long)]
+        body: String,
+        /// Compare the timestamp against this Unix time instead of now.
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Print a single-use sign-in link for a user (what the host application issues).
+    LoginLink {
+        #[arg(long)]
+        user: String,
+        /// The CGI's public URL, e.g. https://example.com/cgi-bin/webhooks.cgi
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local development server: runs the CGI per request and the dispatcher every few seconds.
+    Serve(ServeArgs),
+    /// Run as the CGI program (what webhooks-cgi does).
+    #[command(hide = true)]
+    Cgi,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// The REMOTE_USER pages are shown as.
+    #[arg(long, default_value = "dev")]
+    pub user: String,
+    /// How often the dispatcher runs.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub dispatch_every: Duration,
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    /// Create an endpoint; prints its id and secret (shown once).
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        url: String,
+        /// Types to receive, with * wildcards (email.*,usage.threshold); none = every type.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        /// Replaces the filters; pass --events '' for every type.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Enable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        id: String,
+    },
+    /// Send a webhook.test delivery now and show what happened (nothing is recorded).
+    Test {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// New primary secret; the old one keeps signing for the grace period.
+    RotateSecret {
+        id: String,
+        #[arg(long, value_parser = duration_arg)]
+        grace: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token (shown once): for one user, or --app for the host application.
+    Create {
+        #[arg(long, conflicts_with = "app", required_unless_present = "app")]
+        user: Option<String>,
+        #[arg(long)]
+        app: bool,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    config::parse_duration(s).map_err(|_| format!("{s:?} is not a duration such as 30s, 5m, 2h or 1d"))
+}
+
+/// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
+/// ("try again later"), so a script can tell it from a mistake to fix (1).
+pub const EXIT_BUSY: i32 = 75;
+
+/// Entry point of the `webhooks` binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("webhooks: {}", one_line(&e));
+            exit_code(&e)
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Busy) => EXIT_BUSY,
+        _ => 1,
+    }
+}
+
+/// One line for any error: a library error's message with each problem it lists (unless the
+/// message already says it), anything else with its causes.
+fn one_line(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Invalid { message, problems }) => {
+            let parts: Vec<String> = problems
+                .iter()
+                .filter(|p| !message.ends_with(&p.message))
+                .map(|p| format!("{} {}", p.path, p.message))
+                .collect();
+            if parts.is_empty() {
+                message.clone()
+            } else {
+                format!("{message}: {}", parts.join("; "))
+            }
+        }
+        _ => format!("{e:#}"),
+    }
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human(value));
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init => init(),
+        Command::Doctor => {
+            let findings = match Config::load() {
+                Ok(cfg) => doctor::check(&cfg),
+                Err(e) => vec![doctor::Finding::Problem {
+                    what: format!("{e:#}"),
+                    fix: "correct that line of the .env (every key and its form: .env.example)".into(),
+                }],
+            };
+            if doctor::report(&findings) {
+                Ok(())
+            } else {
+                bail!("doctor found problems (see above)")
+            }
+        }
+        Command::Serve(args) => serve::run(&args),
+        Command::Cgi => {
+            let code = crate::web::cgi::main();
+            if code != 0 {
+                bail!("could not write the CGI response");
+            }
+            Ok(())
+        }
+        command => {
+            let cfg = Config::load()?;
+            if !matches!(command, Command::Verify { .. }) {
+                cfg.require_installation()?;
+            }
+            run_with(&cfg, command)
+        }
+    }
+}
+
+fn run_with(cfg: &Config, command: Command) -> Result<()> {
+    match command {
+        Command::Init | Command::Serve(_) | Command::Cgi | Command::Doctor => unreachable!("handled before loading"),
+        Command::Dispatch { json, every } => {
+            let report = |s: &dispatch::Summary| {
+                if json {
+                    println!("{}", serde_json::to_string(s).unwrap_or_default());
+                } else {
+                    println!("{}", s.line());
+                }
+            };
+            match every {
+                Some(d) => Ok(dispatch::run_every(cfg, d, report)?),
+                None => {
+                    report(&dispatch::run(cfg)?);
+                    Ok(())
+                }
+            }
+        }
+        Command::Emit { user, event_type, data, occurred_at, idempotency_key, json } => {
+            let data: Value =
+                serde_json::from_str(&read_arg(&data)?).map_err(|e| anyhow!("--data is not valid JSON: {e}"))?;
+            let mut intake = json!({"type": event_type, "user": user, "data": data});
+            if let Some(t) = occurred_at {
+                intake["occurred_at"] = json!(t);
+            }
+            if let Some(k) = idempotency_key {
+                intake["idempotency_key"] = json!(k);
+            }
+            let intakes = event::parse_request(&intake, &Principal::App, None, 1)?;
+            let recorded = open(cfg)?.write(|db| events::record(db, cfg.payload_retention, &intakes))?;
+            print(json, &recorded[0], |r| {
+                format!(
+                    "{}{} ({} deliver{} queued)",
+                    r.id,
+                    if r.duplicate { " (already recorded)" } else { "" },
+                    r.deliveries,
+                    if r.deliveries == 1 { "y" } else { "ies" }
+                )
+            })
+        }
+        Command::Endpoint(cmd) => endpoint_cmd(cfg, cmd),
+        Command::Deliveries { status, user, endpoint, event_type, limit, json } => {
+            let status = status.map(|s| Status::parse("--status", &s)).transpose()?;
+            let filter = Filter { status, user, endpoint, event_type, limit, ..Filter::default() };
+            let list = deliveries::list(open(cfg)?.db(), &filter)?;
+            print(json, &list, |list| {
+                let mut out = format!(
+                    "{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
+                    "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE"
+                );
+                for d in list {
+                    out.push_str(&format!(
+                        "\n{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
+                        d.id,
+                        d.event_id,
+                        d.event_type,
+                        d.status,
+                        d.attempts,
+                        d.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                        d.last_error_code.map(|c| c.as_str()).unwrap_or("")
+                    ));
+                }
+                out
+            })
+        }
+        Command::Attempts { delivery_id, json } => {
+            let store = open(cfg)?;
+            deliveries::get(store.db(), &delivery_id)?;
+            let list = attempts::list(store.db(), &delivery_id)?;
+            print(json, &list, |list| {
+                let lines: Vec<String> = list
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "#{} {} {} ms status {} {} {}",
+                            a.attempt,
+                            a.started_at,
+                            a.duration_ms,
+                            a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                            a.error_code.map(|c| c.as_str()).unwrap_or("ok"),
+                            a.error.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    "no attempts yet".into()
+                } else {
+                    lines.join("\n")
+                }
+            })
+        }
+        Command::Retry { delivery_id, dead, endpoint, json } => {
+            let value = if dead {
+                let ep = endpoint.expect("clap requires --endpoint with --dead");
+                let n = open(cfg)?.write(|db| {
+                    endpoints::get(db, &ep)?;
+                    deliveries::retry_dead(db, &ep)
+                })?;
+                json!({"endpoint_id": ep, "retried": n})
+            } else {
+                let id = delivery_id.ok_or_else(|| anyhow!("give a DELIVERY_ID, or --dead --endpoint ENDPOINT_ID"))?;
+                serde_json::to_value(open(cfg)?.write(|db| deliveries::retry(db, &id))?)?
+            };
+            print(json, &value, |v| match v.get("retried") {
+                Some(n) => format!("{n} dead deliveries scheduled again"),
+                None => format!("{} scheduled to be sent at the next dispatcher run", v["id"].as_str().unwrap_or("")),
+            })
+        }
+        Command::Token(cmd) => token_cmd(cfg, cmd),
+        Command::Backup { to } => {
+            open(cfg)?.backup(&to)?;
+            restrict(&to)?;
+            println!("wrote {}", to.display());
+            Ok(())
+        }
+        Command::RotateKey => rotate_key(cfg),
+        Command::Purge { json } => {
+            let p = retention::purge(open(cfg)?.db(), cfg.log_retention, clock::now_ms(), usize::MAX)?;
+            print(json, &p, |p| {
+                format!(
+                    "purged {} payloads, {} deliveries, {} events, {} runs",
+                    p.payloads, p.deliveries, p.events, p.runs
+                )
+            })
+        }
+        Command::Status { json } => {
+            let s = deliveries::queue_status(open(cfg)?.db(), true)?;
+            print(json, &s, |s| {
+                format!(
+                    "pending {} (due {}, in flight {}), dead {}, oldest due {}, last dispatcher run {}",
+                    s.pending,
+                    s.due,
+                    s.in_flight,
+                    s.dead,
+                    s.oldest_due_seconds.map(|x| format!("{x}s ago")).unwrap_or_else(|| "-".into()),
+                    s.last_run_at
+                        .as_deref()
+                        .map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0)))
+                        .unwrap_or_else(|| "never".into())
+                )
+            })
+        }
+        Command::LoginLink { user, base, json } => {
+            check_name("--user", &user)?;
+            let keyring = cfg.keyring()?;
+            let query = crate::web::auth::login_query(cfg, &keyring.current, &user, clock::now_ms() / 1000);
+            let url = format!("{}/login?{query}", base.trim_end_matches('/'));
+            let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});
+            print(json, &v, |_| url.clone())
+        }
+        Command::Verify { secret: secrets, header, body, now } => {
+            let keys = secrets.iter().map(|s| secret::decode(s)).collect::<Result<Vec<_>, Error>>()?;
+            let headers = header
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow!("--header {h:?} is not 'name: value'"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let body = read_arg_bytes(&body)?;
+            let now = now.unwrap_or_else(|| clock::now_ms() / 1000);
+            let tolerance = cfg.skew_tolerance.as_secs() as i64;
+            match signing::verify(&cfg.header_prefix, &headers, &body, &keys, tolerance, now) {
+                Ok(family) => {
+                    println!(
+                        "valid ({})",
+                        match family {
+                            signing::Family::Qsm => format!("{}-Signature", cfg.header_prefix),
+                            signing::Family::StandardWebhooks => "webhook-signature".into(),
+                        }
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!("invalid: {e}"),
+            }
+        }
+    }
+}
+
+fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
+    let mut store = open(cfg)?;
+    let policy = cfg.policy();
+    let human = |e: &Endpoint| {
+        format!(
+            "{}  {}  user={} {} events={} {}",
+            e.id,
+            e.url,
+            e.user,
+            if e.active {
+                "active".to_string()
+            } else {
+                format!("disabled{}", e.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())
+            },
+            if e.event_types.is_empty() { "*".into() } else { e.event_types.join(",") },
+            e.description
+        )
+    };
+    match cmd {
+        EndpointCmd::Add { user, url, events, description, json } => {
+            let keyring = cfg.keyring()?;
+            let fields = Fields {
+                url: Some(url.trim().to_string()),
+                description: Some(description),
+                event_types: Some(trimmed(events)),
+            };
+            let limit = cfg.max_endpoints_per_user;
+            let (ep, secret) = store.write(|db| endpoints::add(db, &keyring, &policy, &user, &fields, limit))?;
+            let mut v = serde_json::to_value(&ep)?;
+            v["secret"] = json!(secret);
+            warn_about_url(&mut v, &ep.url, &policy);
+            print(json, &v, |_| {
+                format!(
+                    "{}\nsecret: {secret}\n(store it in the receiver now; `webhooks endpoint show` lists its keys)",
+                    human(&ep)
+                )
+            })
+        }
+        EndpointCmd::List { user, json } => {
+            let list = endpoints::list(store.db(), user.as_deref())?;
+            print(json, &list, |l| {
+                if l.is_empty() {
+                    "no endpoints".into()
+                } else {
+                    l.iter().map(human).collect::<Vec<_>>().join("\n")
+                }
+            })
+        }
+        EndpointCmd::Show { id, json } => {
+            let ep = endpoints::get(store.db(), &id)?;
+            let keys = endpoints::keys(store.db(), &id, clock::now_ms())?;
+            let mut v = serde_json::to_value(&ep)?;
+            v["keys"] = serde_json::to_value(&keys)?;
+            print(json, &v, |_| {
+                let mut out = human(&ep);
+                for k in &keys {
+                    out.push_str(&format!(
+                        "\n  key {} created {}{}",
+                        k.id,
+                        k.created_at,
+                        k.expires_at
+                            .as_deref()
+                            .map(|t| format!(", signs until {t}"))
+                            .unwrap_or_else(|| " (primary)".into())
+                    ));
+                }
+                out
+            })
+        }
+        EndpointCmd::Update { id, url, events, description, json } => {
+            let fields =
+                Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
+            let ep = store.write(|db| endpoints::update(db, &policy, &id, &fields))?;
+            let mut v = serde_json::to_value(&ep)?;
+            if fields.url.is_some() {
+                warn_about_url(&mut v, &ep.url, &policy);
+            }
+            print(json, &v, |_| human(&ep))
+        }
+        EndpointCmd::Disable { id, json } => {
+            print(json, &endpoints::set_active(store.db(), &id, false, Some("disabled by an administrator"))?, human)
+        }
+        EndpointCmd::Enable { id, json } => print(json, &endpoints::set_active(store.db(), &id, true, None)?, human),
+        EndpointCmd::Delete { id } => {
+            store.write(|db| endpoints::delete(db, &id, cfg.payload_retention))?;
+            println!("deleted {id}");
+            Ok(())
+        }
+        EndpointCmd::Test { id, json } => {
+            let keyring = cfg.keyring()?;
+            let ep = endpoints::get(store.db(), &id)?;
+            let r = probe::send_test(store.db(), cfg, &keyring, &ep)?;
+            print(json, &r, |r| match (&r.error_code, r.status_code) {
+                (None, Some(code)) => format!("delivered: {code} in {} ms", r.duration_ms),
+                (Some(c), status) => format!(
+                    "failed: {c} ({}){} in {} ms: {}",
+                    r.error_meaning.as_deref().unwrap_or(""),
+                    status.map(|s| format!(", status {s}")).unwrap_or_default(),
+                    r.duration_ms,
+                    r.error.as_deref().unwrap_or("")
+                ),
+                (None, None) => "no answer".into(),
+            })?;
+            if r.delivered {
+                Ok(())
+            } else {
+                bail!("the test delivery to {} failed", ep.url)
+            }
+        }
+        EndpointCmd::RotateSecret { id, grace, json } => {
+            let keyring = cfg.keyring()?;
+            let grace = crate::model::endpoint::check_grace("--grace", grace.unwrap_or(cfg.rotation_grace))?;
+            let (secret, key, until) = store.write(|db| endpoints::rotate_secret(db, &keyring, &id, grace))?;
+            let v = json!({"id": id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until)});
+            print(json, &v, |_| {
+                format!(
+                    "new secret: {secret} (key {})\nthe previous secret keeps signing until {}",
+                    key.id,
+                    clock::rfc3339(until)
+                )
+            })
+        }
+    }
+}
+
+fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
+    let store = open(cfg)?;
+    match cmd {
+        TokenCmd::Create { user, app: _, label, json } => {
+            if let Some(u) = &user {
+                check_name("--user", u)?;
+            }
+            token::check_label(&label)?;
+            let t = tokens::create(store.db(), user.as_deref(), &label)?;
+            print(json, &t, |t| format!("{}\ntoken: {}\n(shown only now)", t.id, t.token))
+        }
+        TokenCmd::List { user, json } => {
+            let list = tokens::list(store.db(), user.as_deref())?;
+            print(json, &list, |l| {
+                l.iter()
+                    .map(|t| {
+                        format!(
+                            "{} {} {} {}{}",
+                            t.id,
+                            t.kind,
+                            t.user.as_deref().unwrap_or("-"),
+                            t.label,
+                            if t.revoked { " (revoked)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        TokenCmd::Revoke { id } => {
+            tokens::revoke(store.db(), &id, None)?;
+            println!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+/// The installation's store.
+fn open(cfg: &Config) -> Result<Store> {
+    Ok(Store::open(&cfg.database)?)
+}
+
+fn read_arg(arg: &str) -> Result<String> {
+    Ok(String::from_utf8(read_arg_bytes(arg)?).context("the input is not UTF-8")?)
+}
+
+/// `@file` reads the file, `-` standard input, anything else is the value itself.
+fn read_arg_bytes(arg: &str) -> Result<Vec<u8>> {
+    if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read(path).with_context(|| format!("cannot read {path}"))
+    } else {
+        Ok(arg.as_bytes().to_vec())
+    }
+}
+
+/// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
+/// directory) gets a secret key if it has none, and the database is created and migrated.
+pub fn init() -> Result<()> {
+    init_with(&[])
+}
+
+/// `init`, with `extra` lines written after the key when the `.env` is created.
+pub fn init_with(extra: &[&str]) -> Result<()> {
+    let env_path = match std::env::var_os("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_dir()?.join(".env"),
+    };
+    let created = ensure_env_file(&env_path, extra)?;
+    // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
+    let cfg = Config::load()?;
+    if let Some(dir) = cfg.database.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let existed = cfg.database.exists();
+    drop(open(&cfg)?);
+    restrict(&cfg.database)?;
+    println!(
+        "{} {}\n{} {} (schema version {})",
+        if created { "created" } else { "kept" },
+        env_path.display(),
+        if existed { "migrated" } else { "created" },
+        cfg.database.display(),
+        store::latest_version()
+    );
+    Ok(())
+}
+
+/// `webhooks rotate-key`. Crash-safe: the `.env` first names the new key and keeps the old one
+/// as `WEBHOOKS_PREVIOUS_SECRET_KEY` (secrets open with either), then every secret is
+/// re-encrypted in one transaction, then the old key is removed from the `.env`.
+fn rotate_key(cfg: &Config) -> Result<()> {
+    use base64::Engine;
+    let env_path = cfg.env_file.clone().ok_or_else(|| {
+        anyhow!("no .env file was found: rotate-key rewrites the .env that holds WEBHOOKS_SECRET_KEY")
+    })?;
+    if std::env::var_os("WEBHOOKS_SECRET_KEY").is_some() {
+        bail!(
+            "WEBHOOKS_SECRET_KEY is set in the environment, which overrides {}: unset it, or change it where it is set",
+            env_path.display()
+        );
+    }
+    let old = cfg.keyring()?.current;
+    // Resuming after an interrupted rotation: the .env already names the new key.
+    let previous = cfg.previous_secret_key;
+    let new = if previous.is_some() { old } else { secret::random_bytes::<32>() };
+    let b64 = |k: &[u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+    let retiring = previous.unwrap_or(old);
+    set_env_keys(&env_path, &b64(&new), Some(&b64(&retiring)))?;
+    let n = open(cfg)?.write(|db| endpoints::reseal_all(db, &new, &retiring))?;
+    set_env_keys(&env_path, &b64(&new), None)?;
+    println!(
+        "re-encrypted {n} endpoint secrets under a new WEBHOOKS_SECRET_KEY in {}; signed-in users must sign in again",
+        env_path.display()
+    );
+    Ok(())
+}
+
+/// Rewrites the `.env` atomically (temporary file, then rename) with these key lines, keeping
+/// every other line as it was.
+fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start().trim_start_matches("export ");
+            !t.starts_with("WEBHOOKS_SECRET_KEY=") && !t.starts_with("WEBHOOKS_PREVIOUS_SECRET_KEY=")
+        })
+        .map(String::from)
+        .collect();
+    lines.push(format!("WEBHOOKS_SECRET_KEY={current}"));
+    if let Some(p) = previous {
+        lines.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
+    }
+    let tmp = path.with_extension("rotating");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, format!("{}\n", lines.join("\n")).as_bytes(), false)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether
+/// the file was created.
+fn ensure_env_file(path: &Path, extra: &[&str]) -> Result<bool> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(secret::random_bytes::<32>());
+    let line = format!(
+        "# Generated by `webhooks init`. Keep this file secret and outside the web root.\n\
+         # Every key and its default: .env.example\n\
+         WEBHOOKS_SECRET_KEY={key}\n"
+    );
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text: String = std::iter::once(line).chain(extra.iter().map(|l| format!("{l}\n"))).collect();
+        write_private(path, text.as_bytes(), false)?;
+        return Ok(true);
+    }
+    let existing = config::read_env_file(path)?;
+    if existing.get("WEBHOOKS_SECRET_KEY").is_none_or(|v| v.trim().is_empty()) {
+        if existing.contains_key("WEBHOOKS_SECRET_KEY") {
+            bail!("{} has an empty WEBHOOKS_SECRET_KEY line: remove it and run init again", path.display());
+        }
+        write_private(path, format!("\n{line}").as_bytes(), true)?;
+    }
+    restrict(path)?;
+    Ok(false)
+}
+
+fn write_private(path: &Path, bytes: &[u8], append: bool) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true);
+    if append {
+        opts.append(true);
+    } else {
+        opts.truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+/// Makes a file readable by its owner only (the CGI and cron run as that user under suexec).
+fn restrict(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Warns on stderr (and in the JSON's `warnings`) when deliveries could not reach `url` today.
+fn warn_about_url(v: &mut Value, url: &str, policy: &Policy) {
+    if let Some(w) = network::reachability_warning(url, policy) {
+        eprintln!("webhooks: warning: {w}");
+        v["warnings"] = json!([w]);
+    }
+}
+
+/// `--events a, b` and `--events ''` (every type): filters as typed on a command line.
+fn trimmed(filters: Vec<String>) -> Vec<String> {
+    filters.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).map(String::from).collect()
+}

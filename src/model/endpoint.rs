@@ -1,0 +1,222 @@
+//! Endpoints: where a user's events are delivered, with their filters and signing keys, and the
+//! rules an endpoint's fields must follow.
+//!
+//! Each endpoint has one or more keys. The newest is primary; after a rotation the previous keys
+//! keep signing until their expiry (the grace period), so receivers that accept any listed
+//! signature never see a gap.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::model::address::{literal_ip, Policy};
+use crate::model::error::{Error, Result};
+use crate::model::schema;
+
+/// The longest grace period a rotation may give the previous keys.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(30 * 86_400);
+pub const DESCRIPTION_MAX_CHARS: usize = 500;
+pub const URL_MAX_LEN: usize = 2048;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub user: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub created_at: String,
+    /// When the key stops signing; `None` for the primary key.
+    pub expires_at: Option<String>,
+}
+
+/// A new or changed endpoint; `None` fields of an update stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+}
+
+/// An update's fields, checked: what the store writes.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+}
+
+impl Fields {
+    /// Checks every given field, taking the missing ones from `current` (a new endpoint has none
+    /// and needs a URL).
+    pub fn check(&self, policy: &Policy, current: Option<&Endpoint>) -> Result<Checked> {
+        Ok(Checked {
+            url: match (&self.url, current) {
+                (Some(u), _) => check_url(u, policy)?,
+                (None, Some(c)) => c.url.clone(),
+                (None, None) => check_url("", policy)?,
+            },
+            description: match (&self.description, current) {
+                (Some(d), _) => check_description(d)?,
+                (None, Some(c)) => c.description.clone(),
+                (None, None) => String::new(),
+            },
+            event_types: match (&self.event_types, current) {
+                (Some(t), _) => check_filters(t)?,
+                (None, Some(c)) => c.event_types.clone(),
+                (None, None) => Vec::new(),
+            },
+        })
+    }
+}
+
+/// Checks a rotation's grace period.
+pub fn check_grace(field: &str, grace: Duration) -> Result<Duration> {
+    if grace > MAX_ROTATION_GRACE {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most 30 days ({})", MAX_ROTATION_GRACE.as_secs()),
+        ));
+    }
+    Ok(grace)
+}
+
+/// Checks and normalises an endpoint URL: http(s), a host, no credentials, and not an address
+/// literal that deliveries could never reach. Names are checked again at every delivery, on
+/// the addresses they resolve to.
+pub fn check_url(raw: &str, policy: &Policy) -> Result<String> {
+    if raw.trim() != raw {
+        return Err(Error::invalid("url", "must not start or end with spaces"));
+    }
+    if raw.len() > URL_MAX_LEN {
+        return Err(Error::invalid("url", format!("must be at most {URL_MAX_LEN} characters")));
+    }
+    let url = url::Url::parse(raw)
+        .map_err(|e| Error::invalid("url", format!("is not a valid URL ({e}); use https://host/path")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(Error::invalid("url", "must start with https:// or http://"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid(
+            "url",
+            "must not contain a user name or password; deliveries are authenticated by their signature",
+        ));
+    }
+    if matches!(url.host(), None | Some(url::Host::Domain(""))) {
+        return Err(Error::invalid("url", "must name a host"));
+    }
+    if let Some(ip) = literal_ip(&url) {
+        if !policy.permits(ip) {
+            return Err(Error::invalid(
+                "url",
+                format!(
+                    "points at {ip}, a private or reserved address that deliveries may not reach \
+                     (the operator can allow it with WEBHOOKS_ALLOWED_NETWORKS in the .env, \
+                     e.g. 127.0.0.0/8 for receivers on the same machine)"
+                ),
+            ));
+        }
+    }
+    if url.fragment().is_some() {
+        return Err(Error::invalid("url", "must not contain a #fragment"));
+    }
+    Ok(url.to_string())
+}
+
+/// Checks type filters: known types or `prefix.*` / `*` wildcards that match at least one type.
+pub fn check_filters(filters: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for f in filters.iter().map(String::as_str) {
+        if f.is_empty() {
+            return Err(Error::invalid(
+                "event_types",
+                "an empty filter matches nothing; leave the list empty for every type",
+            ));
+        }
+        if !schema::filter_is_known(f) {
+            let known: Vec<&str> = schema::catalog().iter().map(|t| t.name).collect();
+            return Err(Error::invalid(
+                "event_types",
+                format!("{f:?} matches no event type (known: {}; wildcards like email.* or *)", known.join(", ")),
+            ));
+        }
+        if !out.iter().any(|o| o == f) {
+            out.push(f.to_string());
+        }
+    }
+    Ok(out)
+}
+
+pub fn check_description(d: &str) -> Result<String> {
+    if d.chars().count() > DESCRIPTION_MAX_CHARS {
+        return Err(Error::invalid("description", format!("must be at most {DESCRIPTION_MAX_CHARS} characters")));
+    }
+    Ok(d.trim().to_string())
+}
+
+/// True when an endpoint with these filters receives events of `event_type`.
+pub fn wants(filters: &[String], event_type: &str) -> bool {
+    filters.is_empty() || filters.iter().any(|f| schema::filter_matches(f, event_type))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_normalised() {
+        let p = Policy::default();
+        assert_eq!(check_url("https://Example.COM/hook", &p).unwrap(), "https://example.com/hook");
+        for bad in [
+            "ftp://example.com/",
+            "example.com/hook",
+            "https://",
+            "http://user:pw@example.com/",
+            "http://127.0.0.1/",
+            "http://localhost:8080/",
+            "http://[::1]/",
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "https://example.com/#frag",
+        ] {
+            let e = check_url(bad, &p).expect_err(bad);
+            assert_eq!(e.field(), Some("url"));
+        }
+        let allow = Policy { allowed: vec!["127.0.0.1/32".parse().unwrap()] };
+        assert!(check_url("http://127.0.0.1:9/", &allow).is_ok());
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        assert_eq!(check_filters(&["email.*".into(), "email.*".into()]).unwrap(), vec!["email.*"]);
+        // Exactly as documented: no spaces around a filter, no empty one (the CLI trims what
+        // is typed before it gets here).
+        assert!(check_filters(&[" email.*".into()]).is_err());
+        assert!(check_filters(&["".into()]).unwrap_err().to_string().contains("empty"));
+        assert_eq!(check_filters(&["nope".into()]).unwrap_err().field(), Some("event_types"));
+        assert!(wants(&[], "usage.threshold"));
+        assert!(wants(&["usage.*".into()], "usage.threshold"));
+        assert!(!wants(&["email.spam".into()], "usage.threshold"));
+    }
+
+    #[test]
+    fn grace_periods_stop_at_thirty_days() {
+        assert!(check_grace("grace_seconds", MAX_ROTATION_GRACE).is_ok());
+        let e = check_grace("grace_seconds", MAX_ROTATION_GRACE + Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.to_string(), "grace_seconds: must be at most 30 days (2592000)");
+    }
+}

@@ -1,0 +1,283 @@
+//! The dispatcher's side of `deliveries`: claiming due deliveries under a lease, with per-user
+//! caps counted from live leases (so the caps hold across overlapping runs), and recording what
+//! each attempt did. Every function here runs inside the coordinator's write transaction; a
+//! claim and the recording of a batch share one.
+//!
+//! A lease is `lease_until` and `lease_owner` (the run id); a claim also moves `next_attempt_at`
+//! to the lease's end, so a killed run's deliveries become due again when their lease runs out.
+//! Results are applied only while their run still owns the lease.
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{rows, Db};
+use crate::model::delivery::{FailureCode, Next, Outcome, Status};
+use crate::model::health::hour_of;
+use crate::model::Result;
+
+/// What a claim asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub run_id: &'a str,
+    pub now: i64,
+    pub lease_until: i64,
+    /// `WEBHOOKS_CONCURRENCY_PER_USER`: leases one user may hold at once, across runs.
+    pub per_user: usize,
+    /// How many deliveries to claim at most.
+    pub slots: usize,
+    /// How long an ended delivery's event body is kept once all its deliveries have ended.
+    pub payload_retention: Duration,
+}
+
+/// A claimed delivery, ready to sign and send.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// The number this attempt will have (1 for the first).
+    pub attempt: u32,
+    pub payload: String,
+}
+
+/// What one claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub due: Vec<Due>,
+    /// Deliveries ended without a request (endpoint disabled, body expired).
+    pub unsent: usize,
+}
+
+/// Claims up to `c.slots` due deliveries, user by user in round-robin order starting after
+/// `cursor` (the last user served, updated here), each user taking at most its free share of
+/// `c.per_user`. Deliveries whose endpoint is disabled or whose body has expired are ended
+/// (dead, unsent) instead of claimed.
+pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Claimed> {
+    let mut out = Claimed::default();
+    let mut first_visited: Option<i64> = None;
+    let mut after = *cursor;
+    while out.due.len() < c.slots {
+        let Some(user_id) = next_user(db, after)? else {
+            if after.is_none() {
+                break; // nothing pending at all
+            }
+            after = None; // wrap around
+            continue;
+        };
+        if first_visited == Some(user_id) {
+            break; // every user with pending work visited once
+        }
+        first_visited.get_or_insert(user_id);
+        after = Some(user_id);
+        let leased: i64 = db
+            .conn
+            .prepare_cached("SELECT count(*) FROM deliveries WHERE user_id = ?1 AND lease_until > ?2")?
+            .query_row(params![user_id, c.now], |r| r.get(0))?;
+        let share = (c.per_user as i64 - leased).max(0) as usize;
+        let take = share.min(c.slots - out.due.len());
+        if take == 0 {
+            continue;
+        }
+        let found = due_for_user(db, user_id, c.now, take)?;
+        if !found.is_empty() {
+            *cursor = Some(user_id);
+        }
+        for row in found {
+            db.conn
+                .prepare_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?1, lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
+                )?
+                .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
+            let unsendable = if !row.active {
+                Some((FailureCode::EndpointDisabled, "the endpoint is disabled"))
+            } else if row.due.payload.is_empty() {
+                Some((FailureCode::PayloadExpired, "the event body has expired"))
+            } else {
+                None
+            };
+            match unsendable {
+                Some((code, why)) => {
+                    finish_unsent(db, &row.due.delivery_id, c.run_id, code, why, c.now, c.payload_retention)?;
+                    out.unsent += 1;
+                }
+                None => out.due.push(row.due),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether any delivery is due at `now` (leased ones are not: their next attempt is the lease's
+/// end).
+pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+        .query_row([now], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The next user (by id, after `after`) with unfinished deliveries: one index seek.
+fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1")?
+        .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?)
+}
+
+struct DueRow {
+    due: Due,
+    active: bool,
+}
+
+/// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
+/// next_attempt_at)` makes this a seek however many rows are pending.
+fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload
+         FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+         WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+         ORDER BY d.next_attempt_at LIMIT ?3",
+    )?;
+    let found = rows(stmt.query_map(params![user_id, now, limit as i64], |r| {
+        Ok(DueRow {
+            due: Due {
+                delivery_id: r.get(0)?,
+                event_id: r.get(1)?,
+                event_type: r.get(2)?,
+                endpoint_id: r.get(3)?,
+                url: r.get(4)?,
+                attempt: r.get::<_, u32>(6)? + 1,
+                payload: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            },
+            active: r.get(5)?,
+        })
+    })?)?;
+    Ok(found)
+}
+
+/// What one attempt did, to record.
+#[derive(Debug)]
+pub struct Attempted<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub started_at: i64,
+    pub outcome: &'a Outcome,
+    /// The request body, kept only when `WEBHOOKS_LOG_BODIES` asks for it.
+    pub request_body: Option<&'a str>,
+    /// The decision (`model::delivery::decide`).
+    pub next: Next,
+}
+
+/// Appends the attempt row and applies its decision to the delivery, while `run_id` still holds
+/// the lease; keeps the endpoint's health current and disables it on 410. Returns whether the
+/// delivery was still this run's.
+pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Duration) -> Result<bool> {
+    super::attempts::insert(db, a)?;
+    let (next_at, finished) = match a.next {
+        Next::Succeeded | Next::Dead => (None, Some(now)),
+        Next::RetryAt(t) => (Some(t), None),
+    };
+    let o = a.outcome;
+    let changed = db
+        .conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL,
+                    lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6,
+                    last_error = ?7, finished_at = ?8
+             WHERE id = ?9 AND lease_owner = ?10",
+        )?
+        .execute(params![
+            a.next.status(),
+            a.attempt,
+            next_at,
+            now,
+            o.status_code,
+            o.error_code,
+            o.error,
+            finished,
+            a.delivery_id,
+            a.run_id
+        ])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let endpoint_id: String = db
+        .conn
+        .prepare_cached("SELECT endpoint_id FROM deliveries WHERE id = ?1")?
+        .query_row([a.delivery_id], |r| r.get(0))?;
+    db.conn
+        .prepare_cached(
+            "UPDATE endpoints SET last_attempt_at = ?1, last_status_code = ?2, last_error_code = ?3 WHERE id = ?4",
+        )?
+        .execute(params![now, o.status_code, o.error_code, endpoint_id])?;
+    let ok = i64::from(o.delivered());
+    db.conn
+        .prepare_cached(
+            "INSERT INTO endpoint_stats (endpoint_id, hour, succeeded, failed) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = succeeded + ?3, failed = failed + ?4",
+        )?
+        .execute(params![endpoint_id, hour_of(now), ok, 1 - ok])?;
+    if o.error_code == Some(FailureCode::Gone) {
+        db.conn
+            .prepare_cached("UPDATE endpoints SET active = 0, disabled_reason = ?1, updated_at = ?2 WHERE id = ?3")?
+            .execute(params!["the receiver answered 410 Gone", now, endpoint_id])?;
+    }
+    if finished.is_some() {
+        expire_payload_if_done(db, a.delivery_id, now, payload_retention)?;
+    }
+    Ok(true)
+}
+
+/// Ends a claimed delivery without a request (its endpoint is disabled, its body is gone, it has
+/// no signing key).
+pub fn finish_unsent(
+    db: Db<'_>,
+    delivery_id: &str,
+    run_id: &str,
+    code: FailureCode,
+    error: &str,
+    now: i64,
+    payload_retention: Duration,
+) -> Result<()> {
+    let n = db
+        .conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?1, next_attempt_at = NULL, lease_until = NULL,
+                    lease_owner = NULL, last_error_code = ?2, last_error = ?3, finished_at = ?4
+             WHERE id = ?5 AND lease_owner = ?6",
+        )?
+        .execute(params![Status::Dead, code, error, now, delivery_id, run_id])?;
+    if n > 0 {
+        expire_payload_if_done(db, delivery_id, now, payload_retention)?;
+    }
+    Ok(())
+}
+
+/// Gives a claimed delivery back untried (the run's time budget ran out before it started).
+pub fn release(db: Db<'_>, delivery_id: &str, run_id: &str, now: i64) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL, lease_owner = NULL
+             WHERE id = ?2 AND lease_owner = ?3",
+        )?
+        .execute(params![now, delivery_id, run_id])?;
+    Ok(())
+}
+
+/// Once every delivery of an event has ended, its body is kept for `WEBHOOKS_PAYLOAD_RETENTION`.
+fn expire_payload_if_done(db: Db<'_>, delivery_id: &str, now: i64, retention: Duration) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "UPDATE events SET payload_expires_at = ?1
+             WHERE id = (SELECT event_id FROM deliveries WHERE id = ?2)
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = events.id AND finished_at IS NULL)",
+        )?
+        .execute(params![now + retention.as_millis() as i64, delivery_id])?;
+    Ok(())
+}

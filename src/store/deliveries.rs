@@ -1,0 +1,175 @@
+//! `deliveries` as the log shows them: the list with its filters, one delivery, manual retries,
+//! and the queue's figures. Claiming and recording attempts is `claim`.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{rows, Db};
+use crate::model::delivery::{Delivery, Filter, Status};
+use crate::model::health::{QueueStatus, COUNT_CAP};
+use crate::model::{clock, id, Error, Result};
+
+const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d.status, d.attempts,
+        d.last_status_code, d.last_error_code, d.last_error, d.created_at, d.last_attempt_at,
+        d.next_attempt_at, d.finished_at, d.lease_until, ev.payload IS NOT NULL
+    FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id";
+
+fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
+    let lease: Option<i64> = r.get(14)?;
+    let in_flight = lease.is_some_and(|l| l > now);
+    Ok(Delivery {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        event_type: r.get(2)?,
+        endpoint_id: r.get(3)?,
+        user: r.get(4)?,
+        status: r.get(5)?,
+        attempts: r.get(6)?,
+        last_status_code: r.get(7)?,
+        last_error_code: r.get(8)?,
+        last_error: r.get(9)?,
+        created_at: clock::rfc3339(r.get(10)?),
+        last_attempt_at: r.get::<_, Option<i64>>(11)?.map(clock::rfc3339),
+        next_attempt_at: if in_flight { None } else { r.get::<_, Option<i64>>(12)?.map(clock::rfc3339) },
+        finished_at: r.get::<_, Option<i64>>(13)?.map(clock::rfc3339),
+        in_flight,
+        payload_available: r.get(15)?,
+    })
+}
+
+/// The log, newest first.
+pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
+    let sql = format!(
+        "{SELECT} WHERE (?1 IS NULL OR d.status = ?1)
+           AND (?2 IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
+           AND (?3 IS NULL OR d.endpoint_id = ?3)
+           AND (?4 IS NULL OR ev.type = ?4)
+           AND (?5 IS NULL OR d.id < ?5)
+           AND (?7 IS NULL OR d.id >= ?7)
+           AND (?8 IS NULL OR d.id < ?8)
+         ORDER BY d.id DESC LIMIT ?6"
+    );
+    let now = clock::now_ms();
+    let mut stmt = db.conn.prepare_cached(&sql)?;
+    let it = stmt.query_map(
+        params![
+            f.status,
+            f.user,
+            f.endpoint,
+            f.event_type,
+            f.before,
+            f.limit.max(1) as i64,
+            f.since.map(|t| id::at("dlv", t)),
+            f.until.map(|t| id::at("dlv", t)),
+        ],
+        |r| from_row(r, now),
+    )?;
+    rows(it)
+}
+
+pub fn get(db: Db<'_>, id: &str) -> Result<Delivery> {
+    let now = clock::now_ms();
+    db.conn
+        .prepare_cached(&format!("{SELECT} WHERE d.id = ?1"))?
+        .query_row([id], |r| from_row(r, now))
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("delivery {id}")))
+}
+
+/// A delivery only if it belongs to `user` (admins pass `None`).
+pub fn get_owned(db: Db<'_>, id: &str, user: Option<&str>) -> Result<Delivery> {
+    match get(db, id) {
+        Ok(d) if user.is_none_or(|u| u == d.user) => Ok(d),
+        Ok(_) => Err(Error::not_found(format!("delivery {id}"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Schedules one more attempt now. A finished delivery goes back to `pending` and gets exactly
+/// one more try (more if it still had attempts left); one that is waiting is made due now.
+pub fn retry(db: Db<'_>, id: &str) -> Result<Delivery> {
+    let d = get(db, id)?;
+    if d.in_flight {
+        return Err(Error::conflict("in_flight", format!("delivery {id} is being sent right now")));
+    }
+    if !d.payload_available {
+        return Err(Error::conflict(
+            "payload_expired",
+            format!(
+                "the body of event {} has expired (WEBHOOKS_PAYLOAD_RETENTION), so delivery {id} cannot be sent again",
+                d.event_id
+            ),
+        ));
+    }
+    let now = clock::now_ms();
+    db.conn.execute(
+        "UPDATE deliveries SET status = CASE WHEN status IN ('succeeded', 'dead') THEN 'pending' ELSE status END,
+                next_attempt_at = ?1, finished_at = NULL
+         WHERE id = ?2",
+        params![now, id],
+    )?;
+    db.conn.execute("UPDATE events SET payload_expires_at = NULL WHERE id = ?1", [&d.event_id])?;
+    get(db, id)
+}
+
+/// Retries every dead delivery of an endpoint whose body is still kept; returns how many.
+pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
+    let now = clock::now_ms();
+    db.conn.execute(
+        "UPDATE events SET payload_expires_at = NULL WHERE id IN
+           (SELECT event_id FROM deliveries WHERE endpoint_id = ?1 AND status = 'dead')
+         AND payload IS NOT NULL",
+        [endpoint_id],
+    )?;
+    Ok(db.conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, finished_at = NULL
+         WHERE endpoint_id = ?2 AND status = 'dead'
+           AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
+        params![now, endpoint_id],
+    )?)
+}
+
+/// The dispatcher's queue. With `exact`, every count is exact (the `status` command); without,
+/// counts stop at [`COUNT_CAP`] (`capped` says so) so that pages stay fast with any backlog.
+pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
+    let now = clock::now_ms();
+    let limit = if exact { i64::MAX } else { COUNT_CAP + 1 };
+    let mut capped = false;
+    let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+        if exact {
+            Ok(db.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
+        } else {
+            super::health::bounded_count(db, sql, p, &mut capped)
+        }
+    };
+    let pending =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
+    let due =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
+    let in_flight =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
+    let dead = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2)",
+        &[&Status::Dead, &limit],)?;
+    let oldest: Option<i64> = db
+        .conn
+        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
+        .query_row([], |r| r.get(0))?;
+    let oldest = oldest.filter(|t| *t <= now);
+    let last: Option<(i64, Option<String>)> = db
+        .conn
+        .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(QueueStatus {
+        pending,
+        due,
+        in_flight,
+        dead,
+        capped,
+        oldest_due_seconds: oldest.map(|t| (now - t).max(0) / 1000),
+        last_run_at: last.as_ref().map(|(t, _)| clock::rfc3339(*t)),
+        last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),
+        last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+

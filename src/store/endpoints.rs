@@ -1,0 +1,294 @@
+//! `endpoints` and `endpoint_keys`: a user's endpoints with their filters, and their signing
+//! keys sealed under the master key (`model::secret::Keyring`).
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{rows, Db};
+use crate::model::address::Policy;
+use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
+use crate::model::secret::{self, Keyring, KeySecret, SigningKey};
+use crate::model::{clock, id, Error, Result};
+
+const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
+                       e.disabled_reason, e.created_at, e.updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    let types: String = r.get(4)?;
+    Ok(Endpoint {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        url: r.get(2)?,
+        description: r.get(3)?,
+        event_types: serde_json::from_str(&types).unwrap_or_default(),
+        active: r.get(5)?,
+        disabled_reason: r.get(6)?,
+        created_at: clock::rfc3339(r.get(7)?),
+        updated_at: clock::rfc3339(r.get(8)?),
+    })
+}
+
+/// Creates an endpoint with a fresh secret; returns it with the secret (shown once). A user may
+/// have at most `limit` endpoints.
+pub fn add(
+    db: Db<'_>,
+    keyring: &Keyring,
+    policy: &Policy,
+    user: &str,
+    fields: &Fields,
+    limit: usize,
+) -> Result<(Endpoint, String)> {
+    crate::model::user::check_name("user", user)?;
+    let checked = fields.check(policy, None)?;
+    let user_id = super::users::ensure(db, user)?;
+    let count: i64 = db.conn.query_row("SELECT count(*) FROM endpoints WHERE user_id = ?1", [user_id], |r| r.get(0))?;
+    if count as usize >= limit {
+        return Err(Error::conflict(
+            "endpoint_limit",
+            format!("{user} already has {count} endpoints, the most allowed (WEBHOOKS_MAX_ENDPOINTS_PER_USER); delete one first"),
+        ));
+    }
+    let id = id::new("ep");
+    let now = clock::now_ms();
+    db.conn.execute(
+        "INSERT INTO endpoints (id, user_id, url, description, event_types, active, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+        params![id, user_id, checked.url, checked.description, serde_json::to_string(&checked.event_types)?, now],
+    )?;
+    let secret = secret::generate();
+    insert_key(db, keyring, &id, &secret, now)?;
+    Ok((get(db, &id)?, secret))
+}
+
+fn insert_key(db: Db<'_>, keyring: &Keyring, endpoint_id: &str, secret: &str, now: i64) -> Result<String> {
+    let key_id = id::new("key");
+    db.conn.execute(
+        "INSERT INTO endpoint_keys (id, endpoint_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![key_id, endpoint_id, keyring.seal(&key_id, secret), now],
+    )?;
+    Ok(key_id)
+}
+
+pub fn get(db: Db<'_>, id: &str) -> Result<Endpoint> {
+    find(db, id)?.ok_or_else(|| Error::not_found(format!("endpoint {id}")))
+}
+
+pub fn find(db: Db<'_>, id: &str) -> Result<Option<Endpoint>> {
+    Ok(db
+        .conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+/// An endpoint only if it belongs to `user` (otherwise "not found", never "forbidden").
+pub fn get_owned(db: Db<'_>, id: &str, user: Option<&str>) -> Result<Endpoint> {
+    match find(db, id)? {
+        Some(e) if user.is_none_or(|u| u == e.user) => Ok(e),
+        _ => Err(Error::not_found(format!("endpoint {id}"))),
+    }
+}
+
+/// One user's endpoints, or everyone's when `user` is `None`, oldest first.
+pub fn list(db: Db<'_>, user: Option<&str>) -> Result<Vec<Endpoint>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id
+         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
+    ))?;
+    let found = rows(stmt.query_map([user], from_row)?)?;
+    Ok(found)
+}
+
+/// The active endpoints of a user with their filters, for fan-out.
+pub fn active_for_user(db: Db<'_>, user_id: i64) -> Result<Vec<(String, Vec<String>)>> {
+    let mut stmt =
+        db.conn.prepare_cached("SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id")?;
+    let found = rows(stmt.query_map([user_id], |r| {
+        let types: String = r.get(1)?;
+        Ok((r.get(0)?, serde_json::from_str(&types).unwrap_or_default()))
+    })?)?;
+    Ok(found)
+}
+
+pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<Endpoint> {
+    let current = get(db, id)?;
+    let c = fields.check(policy, Some(&current))?;
+    db.conn.execute(
+        "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4 WHERE id = ?5",
+        params![c.url, c.description, serde_json::to_string(&c.event_types)?, clock::now_ms(), id],
+    )?;
+    get(db, id)
+}
+
+/// Enables or disables; `reason` says why when the system (not the user) disabled it.
+pub fn set_active(db: Db<'_>, id: &str, active: bool, reason: Option<&str>) -> Result<Endpoint> {
+    let n = db.conn.execute(
+        "UPDATE endpoints SET active = ?1, disabled_reason = ?2, updated_at = ?3 WHERE id = ?4",
+        params![active, if active { None } else { reason }, clock::now_ms(), id],
+    )?;
+    if n == 0 {
+        return Err(Error::not_found(format!("endpoint {id}")));
+    }
+    get(db, id)
+}
+
+/// Deletes the endpoint with its keys, deliveries and their attempts. Events whose last
+/// unfinished delivery goes with it start their payload retention now.
+pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
+    let events: Vec<String> = rows(
+        db.conn
+            .prepare("SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = ?1 AND finished_at IS NULL")?
+            .query_map([id], |r| r.get(0))?,
+    )?;
+    if db.conn.execute("DELETE FROM endpoints WHERE id = ?1", [id])? == 0 {
+        return Err(Error::not_found(format!("endpoint {id}")));
+    }
+    let expires = clock::now_ms() + payload_retention.as_millis() as i64;
+    let mut stmt = db.conn.prepare(
+        "UPDATE events SET payload_expires_at = ?1 WHERE id = ?2 AND payload_expires_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
+    )?;
+    for event_id in events {
+        stmt.execute(params![expires, event_id])?;
+    }
+    Ok(())
+}
+
+/// Makes a new primary key; keys that were signing keep signing for `grace`, then stop.
+/// Returns the new secret (shown once) and the time the old keys stop signing.
+pub fn rotate_secret(
+    db: Db<'_>,
+    keyring: &Keyring,
+    id: &str,
+    grace: Duration,
+) -> Result<(String, KeyInfo, i64)> {
+    get(db, id)?;
+    let now = clock::now_ms();
+    let until = now + grace.as_millis() as i64;
+    db.conn.execute(
+        "UPDATE endpoint_keys SET expires_at = ?1
+         WHERE endpoint_id = ?2 AND (expires_at IS NULL OR expires_at > ?1)",
+        params![until, id],
+    )?;
+    let secret = secret::generate();
+    let key_id = insert_key(db, keyring, id, &secret, now)?;
+    let info = KeyInfo { id: key_id, created_at: clock::rfc3339(now), expires_at: None };
+    Ok((secret, info, until))
+}
+
+/// The keys that sign now, newest first, with their expiry.
+pub fn keys(db: Db<'_>, id: &str, now: i64) -> Result<Vec<KeyInfo>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, created_at, expires_at FROM endpoint_keys
+         WHERE endpoint_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+         ORDER BY created_at DESC, rowid DESC",
+    )?;
+    let found = rows(stmt.query_map(params![id, now], |r| {
+        Ok(KeyInfo {
+            id: r.get(0)?,
+            created_at: clock::rfc3339(r.get(1)?),
+            expires_at: r.get::<_, Option<i64>>(2)?.map(clock::rfc3339),
+        })
+    })?)?;
+    Ok(found)
+}
+
+/// The decrypted secrets that sign now, newest first.
+pub fn secrets(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<Vec<KeySecret>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, secret, created_at, expires_at FROM endpoint_keys
+         WHERE endpoint_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+         ORDER BY created_at DESC, rowid DESC",
+    )?;
+    let rows = stmt.query_map(params![id, now], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key_id, sealed, created, expires) = row?;
+        let secret = keyring.open(&key_id, &sealed)?;
+        out.push(KeySecret {
+            key_id,
+            secret,
+            created_at: clock::rfc3339(created),
+            expires_at: expires.map(clock::rfc3339),
+        });
+    }
+    Ok(out)
+}
+
+/// Signing keys for a delivery now, newest first.
+pub fn signing_keys(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<Vec<SigningKey>> {
+    secrets(db, keyring, id, now)?
+        .into_iter()
+        .map(|k| Ok(SigningKey { key: secret::decode(&k.secret)?, id: k.key_id }))
+        .collect()
+}
+
+/// Re-seals every endpoint secret under `new`; each opens with `new` (already re-sealed by an
+/// interrupted run) or `retiring`. Returns how many. Run it inside one write.
+pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
+    let sealed: Vec<(String, Vec<u8>)> =
+        rows(db.conn.prepare("SELECT id, secret FROM endpoint_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    for (id, sealed) in &sealed {
+        let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
+        db.conn.execute("UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
+    }
+    Ok(sealed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::store::Store;
+
+    const MASTER: Keyring = Keyring { current: [1; 32], previous: None };
+
+    fn fields(url: &str, types: &[&str]) -> Fields {
+        Fields {
+            url: Some(url.into()),
+            description: Some("d".into()),
+            event_types: Some(types.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn crud_and_rotation_with_grace() {
+        let store = Store::memory();
+        let conn = store.db();
+        let p = Policy::default();
+        let (ep, secret) = add(conn, &MASTER, &p, "alice", &fields("https://example.com/h", &["email.*"]), 2).unwrap();
+        let (second, _) = add(conn, &MASTER, &p, "alice", &fields("https://example.com/2", &[]), 2).unwrap();
+        let over = add(conn, &MASTER, &p, "alice", &fields("https://example.com/3", &[]), 2).unwrap_err();
+        assert!(matches!(over, Error::Conflict { code: "endpoint_limit", .. }), "{over}");
+        assert_eq!(list(conn, Some("alice")).unwrap().len(), 2);
+        delete(conn, &second.id, Duration::from_secs(1)).unwrap();
+        assert!(secret.starts_with("whsec_"));
+        assert_eq!(list(conn, Some("alice")).unwrap().len(), 1);
+        assert_eq!(list(conn, Some("bob")).unwrap().len(), 0);
+        assert!(get_owned(conn, &ep.id, Some("bob")).is_err());
+
+        let now = clock::now_ms();
+        assert_eq!(secrets(conn, &MASTER, &ep.id, now).unwrap()[0].secret, secret);
+        let (new_secret, _, until) = rotate_secret(conn, &MASTER, &ep.id, Duration::from_secs(3600)).unwrap();
+        let during: Vec<String> =
+            secrets(conn, &MASTER, &ep.id, now + 1).unwrap().into_iter().map(|s| s.secret).collect();
+        assert_eq!(during, vec![new_secret.clone(), secret.clone()], "both, newest first");
+        let after: Vec<String> =
+            secrets(conn, &MASTER, &ep.id, until + 1).unwrap().into_iter().map(|s| s.secret).collect();
+        assert_eq!(after, vec![new_secret]);
+
+        let updated =
+            update(conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();
+        assert_eq!(updated.description, "new");
+        assert_eq!(updated.event_types, vec!["email.*"]);
+        let off = set_active(conn, &ep.id, false, Some("410")).unwrap();
+        assert!(!off.active);
+        delete(conn, &ep.id, Duration::from_secs(60)).unwrap();
+        assert!(find(conn, &ep.id).unwrap().is_none());
+        let keys: i64 = conn.conn.query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(keys, 0, "the keys went with the endpoint");
+    }
+}

@@ -1,0 +1,85 @@
+//! `events` and intake's fan-out: an event is stored with one `pending` delivery per matching
+//! active endpoint of its user, in the caller's transaction, so it is stored with all its
+//! deliveries or not at all.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::Db;
+use crate::model::delivery::Status;
+use crate::model::event::{envelope, request_hash, Intake, Recorded};
+use crate::model::{clock, endpoint, id, Error, Result};
+
+/// Records events with their deliveries; an event with no delivery keeps its body for
+/// `payload_retention`. Run it inside one write.
+pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Result<Vec<Recorded>> {
+    let now = clock::now_ms();
+    let mut endpoints_of: HashMap<String, (i64, Vec<(String, Vec<String>)>)> = HashMap::new();
+    let mut out = Vec::with_capacity(intakes.len());
+    for intake in intakes {
+        if !endpoints_of.contains_key(&intake.user) {
+            let uid = super::users::ensure(db, &intake.user)?;
+            endpoints_of.insert(intake.user.clone(), (uid, super::endpoints::active_for_user(db, uid)?));
+        }
+        let (user_id, endpoints) = &endpoints_of[&intake.user];
+        let hash = request_hash(intake);
+        if let Some(key) = &intake.idempotency_key {
+            if let Some((prev, prev_hash)) = find_by_key(db, *user_id, key)? {
+                if prev_hash != hash {
+                    return Err(Error::conflict(
+                        "idempotency_conflict",
+                        format!("idempotency key {key:?} was already used for a different event ({prev})"),
+                    ));
+                }
+                let deliveries: i64 = db
+                    .conn
+                    .prepare_cached("SELECT count(*) FROM deliveries WHERE event_id = ?1")?
+                    .query_row([&prev], |r| r.get(0))?;
+                out.push(Recorded {
+                    id: prev,
+                    event_type: intake.event_type.clone(),
+                    user: intake.user.clone(),
+                    deliveries: deliveries as usize,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let id = id::new("evt");
+        let payload = envelope(&id, intake, now).to_string();
+        let targets: Vec<&String> =
+            endpoints.iter().filter(|(_, f)| endpoint::wants(f, &intake.event_type)).map(|(id, _)| id).collect();
+        let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
+        db.conn
+            .prepare_cached(
+                "INSERT INTO events (id, user_id, type, idempotency_key, request_hash, payload, created_at, payload_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![id, user_id, intake.event_type, intake.idempotency_key, hash, payload, now, expires])?;
+        let mut insert = db.conn.prepare_cached(
+            "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )?;
+        for endpoint_id in &targets {
+            insert.execute(params![id::new("dlv"), id, endpoint_id, user_id, Status::Pending.as_str(), now])?;
+        }
+        out.push(Recorded {
+            id,
+            event_type: intake.event_type.clone(),
+            user: intake.user.clone(),
+            deliveries: targets.len(),
+            duplicate: false,
+        });
+    }
+    Ok(out)
+}
+
+fn find_by_key(db: Db<'_>, user_id: i64, key: &str) -> Result<Option<(String, String)>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT id, request_hash FROM events WHERE user_id = ?1 AND idempotency_key = ?2")?
+        .query_row(params![user_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}

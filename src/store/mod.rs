@@ -1,0 +1,295 @@
+//! The store: every SQL statement of the product, behind typed operations. Nothing outside this
+//! folder names `rusqlite` or writes SQL.
+//!
+//! - [`Store`] owns one connection: opening it with the pragmas every process needs, applying the
+//!   `sql/` migrations by `PRAGMA user_version`, and [`Store::write`], one immediate transaction.
+//! - [`Db`] is what every operation takes: a connection, or the transaction of a `write`. The
+//!   operations live in one module per table or aggregate (`users`, `tokens`, `endpoints`,
+//!   `events`, `deliveries`, `attempts`, `claim`, `health`, `runs`, `retention`, `sessions`,
+//!   `observations`). Times, ids and statuses cross as typed values (`model::…`); errors as
+//!   `model::Error` (a locked database is `Error::Busy`).
+//!
+//! A second backend (PostgreSQL) implements the same operations in a sibling module and makes
+//! `Db` choose between them; `web/`, `cli/` and `outbound/` do not change. Uses `model` only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use crate::model::delivery::{FailureCode, Status};
+use crate::model::{Error, Result};
+
+pub mod attempts;
+pub mod claim;
+pub mod deliveries;
+pub mod endpoints;
+pub mod events;
+pub mod health;
+pub mod observations;
+pub mod retention;
+pub mod runs;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+/// One open database.
+pub struct Store {
+    conn: Connection,
+}
+
+/// The connection (or the transaction) an operation runs on.
+#[derive(Clone, Copy)]
+pub struct Db<'a> {
+    conn: &'a Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let store = Store::open_unmigrated(path)?;
+        migrate(&store.conn).map_err(|e| match e {
+            Error::Internal(m) => Error::Internal(format!("cannot migrate the database {}: {m}", path.display())),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// Opens without migrating: for `doctor`-style checks that must not change anything.
+    pub fn open_unmigrated(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|e| {
+            Error::Misconfigured(format!(
+                "cannot open the database {} (does its directory exist and is it writable? see WEBHOOKS_DATABASE): {e}",
+                path.display()
+            ))
+        })?;
+        configure(&conn)
+            .map_err(|e| Error::Misconfigured(format!("cannot open the database {}: {e}", path.display())))?;
+        Ok(Store { conn })
+    }
+
+    /// A migrated in-memory database, for unit tests.
+    pub fn memory() -> Store {
+        let conn = Connection::open_in_memory().expect("an in-memory database opens");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
+        migrate(&conn).expect("migrations apply");
+        Store { conn }
+    }
+
+    /// Reads (and single-statement writes) outside a transaction.
+    pub fn db(&self) -> Db<'_> {
+        Db { conn: &self.conn }
+    }
+
+    /// Runs `f` in one immediate (write-locking) transaction, committed only when it succeeds.
+    /// Every multi-statement write goes through one.
+    pub fn write<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(Db { conn: &tx })?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        schema_version(&self.conn)
+    }
+
+    /// Writes a consistent copy of the live database to `to` (SQLite's `VACUUM INTO`: safe while
+    /// the CGI and the dispatcher keep writing). `to` must not exist yet.
+    pub fn backup(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::invalid("backup", format!("{} already exists: choose a new file name", to.display())));
+        }
+        self.conn
+            .execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map_err(|e| Error::Internal(format!("cannot write the backup {}: {e}", to.display())))?;
+        Ok(())
+    }
+
+    /// Copies WAL content into the database without blocking readers or writers.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// A database error: busy (locked past the timeout) or internal.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked =>
+            {
+                Error::Busy
+            }
+            _ => Error::internal("database", e),
+        }
+    }
+}
+
+/// Statuses and failure codes are stored as their names (`pending`, `E_TIMEOUT`).
+impl rusqlite::ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for Status {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Status::parse("status", s).map_err(|_| FromSqlError::Other(format!("unknown delivery status {s:?}").into()))
+    }
+}
+
+impl rusqlite::ToSql for FailureCode {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for FailureCode {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        FailureCode::parse(s).ok_or_else(|| FromSqlError::Other(format!("unknown failure code {s:?}").into()))
+    }
+}
+
+/// Collects mapped rows.
+fn rows<T>(it: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    Ok(it.collect::<rusqlite::Result<Vec<T>>>()?)
+}
+
+/// Migrations in order; the number in each name is the `user_version` it leaves behind.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial", include_str!("../../sql/001_initial.sql")),
+    ("002_login_links", include_str!("../../sql/002_login_links.sql")),
+    ("003_endpoint_stats", include_str!("../../sql/003_endpoint_stats.sql")),
+    ("004_observations", include_str!("../../sql/004_observations.sql")),
+    ("005_bounded_counts", include_str!("../../sql/005_bounded_counts.sql")),
+    ("006_observation_counts", include_str!("../../sql/006_observation_counts.sql")),
+];
+
+/// How long a writer waits for another before SQLite reports busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets CGI intakes write while a dispatcher reads; NORMAL is durable across process
+    // crashes in WAL mode (only an OS crash can lose the last commits).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // SQLite checkpoints the WAL when the last connection closes. That is kept on purpose:
+    // without it (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) every short-lived CGI process had to
+    // recover an ever larger WAL on open — measured 10-20 ms per request instead of 5 ms.
+    // Keeping the files instead (SQLITE_FCNTL_PERSIST_WAL, truncated at that checkpoint) was
+    // measured too and made no difference, so they are created and removed as SQLite likes.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> Result<u32> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+pub fn latest_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// Applies pending migrations in one immediate transaction, re-reading the version inside it so
+/// that two processes starting at once apply each migration exactly once.
+fn migrate(conn: &Connection) -> Result<()> {
+    let version = schema_version(conn)?;
+    if version > latest_version() {
+        return Err(Error::Misconfigured(format!(
+            "the database has schema version {version}, newer than this program knows ({}): \
+             run the newer program, or restore the backup taken before the upgrade",
+            latest_version()
+        )));
+    }
+    if version == latest_version() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match apply_pending(conn) {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn apply_pending(conn: &Connection) -> Result<()> {
+    let current = schema_version(conn)?;
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = i as u32 + 1;
+        if version > current {
+            conn.execute_batch(sql).map_err(|e| Error::Internal(format!("migration sql/{name}.sql failed: {e}")))?;
+            conn.pragma_update(None, "user_version", version)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sql_file_is_a_listed_migration_in_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| format!("{n}.sql")).collect();
+        assert_eq!(files, listed);
+        for (i, name) in listed.iter().enumerate() {
+            assert!(name.starts_with(&format!("{:03}_", i + 1)), "{name} out of order");
+        }
+    }
+
+    #[test]
+    fn a_database_newer_than_the_program_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).unwrap();
+        store.conn.pragma_update(None, "user_version", latest_version() + 1).unwrap();
+        drop(store);
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.to_string().contains("newer than this program"), "{err}");
+    }
+
+    #[test]
+    fn backups_are_consistent_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        users::ensure(store.db(), "alice").unwrap();
+        let copy = dir.path().join("copy.db");
+        store.backup(&copy).unwrap();
+        assert!(store.backup(&copy).is_err(), "never overwrites");
+        let restored = Store::open(&copy).unwrap();
+        assert!(users::find(restored.db(), "alice").unwrap().is_some());
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_sets_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        drop(store);
+        let conn = Store::open(&path).unwrap().conn;
+        assert_eq!(schema_version(&conn).unwrap(), latest_version());
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1);
+    }
+}

@@ -1,0 +1,409 @@
+//! JSON API handlers (`/api/v1/…`, described in `docs/openapi.json` and `docs/api.md`).
+//! Everything the pages can do. A user token sees only its user's data; an application token
+//! and admins see everyone's. Another user's object answers 404, never 403.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::model::address::Policy;
+use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
+use crate::model::endpoint::{check_grace, Endpoint, Fields};
+use crate::model::event::IDEMPOTENCY_KEY_MAX;
+use crate::model::{clock, event, schema, token, user, Error, Problem};
+use crate::outbound::{dispatch, network, probe};
+use crate::store::{attempts, deliveries, endpoints, events, health, tokens, Db};
+use crate::web::cgi::Response;
+use crate::web::error::HttpError;
+use crate::web::routes::Ctx;
+
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// A JSON request body (an empty body counts as `{}`).
+fn json_body(ctx: &Ctx<'_>) -> Result<Value, HttpError> {
+    if ctx.req.body.is_empty() {
+        return Ok(json!({}));
+    }
+    if !ctx.req.is_json() {
+        return Err(HttpError::unsupported_media_type());
+    }
+    serde_json::from_slice(&ctx.req.body).map_err(|e| HttpError::malformed_json(&e))
+}
+
+fn problem(path: String, message: String) -> Problem {
+    Problem { path, message }
+}
+
+/// Reads optional typed fields, collecting every problem with its JSON path.
+struct Fields422<'a> {
+    body: &'a Value,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Fields422<'a> {
+    fn new(body: &'a Value, allowed: &[&str]) -> Self {
+        let mut f = Fields422 { body, problems: Vec::new() };
+        match body.as_object() {
+            None => f.problems.push(problem("$".into(), "must be a JSON object".into())),
+            Some(o) => {
+                for k in o.keys().filter(|k| !allowed.contains(&k.as_str())) {
+                    f.problems
+                        .push(problem(format!("$.{k}"), format!("is not a known field (known: {})", allowed.join(", "))));
+                }
+            }
+        }
+        f
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        match self.body.get(name) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                self.problems.push(problem(format!("$.{name}"), format!("must be a string, not {}", schema::type_name(v))));
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, name: &str) -> Option<Vec<String>> {
+        match self.body.get(name) {
+            None => None,
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                Some(a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            }
+            Some(_) => {
+                self.problems.push(problem(format!("$.{name}"), "must be an array of strings".into()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.body.get(name) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(v) => {
+                self.problems
+                    .push(problem(format!("$.{name}"), format!("must be true or false, not {}", schema::type_name(v))));
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, name: &str) -> Option<u64> {
+        match self.body.get(name) {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(n),
+                None => {
+                    self.problems.push(problem(format!("$.{name}"), "must be a whole number of 0 or more".into()));
+                    None
+                }
+            },
+        }
+    }
+
+    fn finish(self) -> Result<(), HttpError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::problems(self.problems, "changed").into())
+        }
+    }
+}
+
+/// The endpoint as the API shows it: fields, signing keys (ids and expiry, never secrets) and health.
+pub fn endpoint_json(db: Db<'_>, ep: &Endpoint) -> Result<Value, HttpError> {
+    let now = clock::now_ms();
+    let mut v = serde_json::to_value(ep)?;
+    v["keys"] = serde_json::to_value(endpoints::keys(db, &ep.id, now)?)?;
+    v["health"] = serde_json::to_value(health::endpoint(db, &ep.id, ep.active, now)?)?;
+    Ok(v)
+}
+
+/// The endpoint named in the path, if the viewer may see it (404 otherwise).
+pub fn owned_endpoint(ctx: &mut Ctx<'_>) -> Result<Endpoint, HttpError> {
+    let id = ctx.param().to_string();
+    let scope = ctx.viewer().scope().map(String::from);
+    Ok(endpoints::get_owned(ctx.db()?, &id, scope.as_deref())?)
+}
+
+pub fn post_events(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let req = ctx.req;
+    if !req.is_json() {
+        return Err(HttpError::unsupported_media_type());
+    }
+    let principal = ctx.viewer().principal.clone();
+    let body: Value = serde_json::from_slice(&req.body).map_err(|e| HttpError::malformed_json(&e))?;
+    let key = req.header("idempotency-key").map(str::trim).filter(|k| !k.is_empty());
+    if key.is_some_and(|k| k.len() > IDEMPOTENCY_KEY_MAX) {
+        return Err(HttpError::bad_request(format!(
+            "the Idempotency-Key header must be at most {IDEMPOTENCY_KEY_MAX} characters"
+        )));
+    }
+    let intakes = event::parse_request(&body, &principal, key, ctx.cfg.max_events_per_request)?;
+    let cfg = ctx.cfg;
+    let recorded = ctx.write(|db| events::record(db, cfg.payload_retention, &intakes))?;
+    let total: usize = recorded.iter().map(|r| r.deliveries).sum();
+    let mut out = json!({
+        "ids": recorded.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "deliveries": total,
+        "events": recorded,
+    });
+    if !body.is_array() {
+        out["id"] = json!(recorded[0].id);
+    }
+    if cfg.dispatch_on_intake && recorded.iter().any(|r| !r.duplicate && r.deliveries > 0) {
+        // Never fails the intake: the events are stored and cron delivers them anyway.
+        if let Err(e) = dispatch::start_detached() {
+            eprintln!("webhooks-cgi: could not start a dispatcher run after intake: {e:#}");
+        }
+    }
+    Ok(Response::json(202, &out))
+}
+
+pub fn event_types(_: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let types: Vec<Value> = schema::catalog()
+        .iter()
+        .map(|t| json!({"type": t.name, "description": t.description(), "schema": t.schema}))
+        .collect();
+    Ok(Response::json(200, &json!({"schema_version": schema::SCHEMA_VERSION, "event_types": types})))
+}
+
+pub fn openapi(_: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    Ok(Response::text(200, "application/json", OPENAPI))
+}
+
+pub fn status(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let scope = ctx.viewer().scope().map(String::from);
+    let overview = health::overview(ctx.db()?, scope.as_deref(), clock::now_ms())?;
+    Ok(Response::json(200, &serde_json::to_value(overview)?))
+}
+
+pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let scope = match ctx.viewer().scope() {
+        Some(u) => Some(u.to_string()),
+        None => ctx.req.query("user"),
+    };
+    let db = ctx.db()?;
+    let list = endpoints::list(db, scope.as_deref())?;
+    let items = list.iter().map(|e| endpoint_json(db, e)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Response::json(200, &json!({"endpoints": items})))
+}
+
+pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active", "user"]);
+    let url = f.string("url");
+    let description = f.string("description");
+    let event_types = f.strings("event_types");
+    let active = f.boolean("active");
+    let user = f.string("user");
+    if url.is_none() && !f.problems.iter().any(|p| p.path == "$.url") {
+        f.problems.push(problem("$.url".into(), "is required".into()));
+    }
+    f.finish()?;
+    let owner = owner_for(ctx, user, "endpoints")?;
+    let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
+    let fields = Fields { url, description, event_types };
+    let (ep, secret) = ctx.write(|db| {
+        let (ep, secret) = endpoints::add(db, &keyring, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
+        let ep = if active == Some(false) { endpoints::set_active(db, &ep.id, false, None)? } else { ep };
+        Ok((ep, secret))
+    })?;
+    let mut v = endpoint_json(ctx.db()?, &ep)?;
+    v["secret"] = json!(secret);
+    add_warnings(&mut v, &ep.url, &policy);
+    Ok(Response::json(201, &v))
+}
+
+/// Whose object a request creates: the `user` field (an admin may name anyone, a user only
+/// themselves), else the caller's own user; an application token must name one.
+fn owner_for(ctx: &Ctx<'_>, user: Option<String>, what: &str) -> Result<String, HttpError> {
+    let viewer = ctx.viewer();
+    match (user, viewer.principal.user()) {
+        (Some(u), _) if viewer.admin => Ok(u),
+        (Some(u), Some(me)) if u == me => Ok(u),
+        (Some(_), _) => Err(HttpError::forbidden(format!("a user token creates {what} only for its own user"))),
+        (None, Some(me)) => Ok(me.to_string()),
+        (None, None) => Err(Error::invalid("user", "is required with an application token").into()),
+    }
+}
+
+/// `warnings` for an endpoint whose URL deliveries could not reach today (saved all the same).
+fn add_warnings(v: &mut Value, url: &str, policy: &Policy) {
+    if let Some(w) = network::reachability_warning(url, policy) {
+        v["warnings"] = json!([w]);
+    }
+}
+
+pub fn get_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    Ok(Response::json(200, &endpoint_json(ctx.db()?, &ep)?))
+}
+
+pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active"]);
+    let fields =
+        Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
+    let active = f.boolean("active");
+    f.finish()?;
+    let policy = ctx.cfg.policy();
+    let ep = ctx.write(|db| {
+        let mut ep = endpoints::update(db, &policy, &ep.id, &fields)?;
+        if let Some(a) = active {
+            if a != ep.active {
+                ep = endpoints::set_active(db, &ep.id, a, None)?;
+            }
+        }
+        Ok(ep)
+    })?;
+    let mut v = endpoint_json(ctx.db()?, &ep)?;
+    if fields.url.is_some() {
+        add_warnings(&mut v, &ep.url, &policy);
+    }
+    Ok(Response::json(200, &v))
+}
+
+pub fn delete_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let retention = ctx.cfg.payload_retention;
+    ctx.write(|db| endpoints::delete(db, &ep.id, retention))?;
+    Ok(Response::json(200, &json!({"id": ep.id, "deleted": true})))
+}
+
+pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["grace_seconds"]);
+    let grace = f.uint("grace_seconds").map(Duration::from_secs).unwrap_or(ctx.cfg.rotation_grace);
+    f.finish()?;
+    let grace = check_grace("grace_seconds", grace)?;
+    let keyring = ctx.keyring()?;
+    let (secret, key, until) = ctx.write(|db| endpoints::rotate_secret(db, &keyring, &ep.id, grace))?;
+    Ok(Response::json(
+        200,
+        &json!({
+            "id": ep.id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until),
+        }),
+    ))
+}
+
+/// The secrets that sign now, newest first (the owner may see them again; POST so that no
+/// cache, log or prefetch ever holds them).
+pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let keyring = ctx.keyring()?;
+    let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, clock::now_ms())?;
+    Ok(Response::json(200, &json!({"id": ep.id, "secret": keys.first().map(|k| &k.secret), "keys": keys})))
+}
+
+pub fn test_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let (cfg, keyring) = (ctx.cfg, ctx.keyring()?);
+    let result = probe::send_test(ctx.db()?, cfg, &keyring, &ep)?;
+    Ok(Response::json(200, &serde_json::to_value(result)?))
+}
+
+pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let n = ctx.write(|db| deliveries::retry_dead(db, &ep.id))?;
+    Ok(Response::json(200, &json!({"endpoint_id": ep.id, "retried": n})))
+}
+
+/// Parses a time filter: RFC 3339, or a date (`2026-11-23`, midnight UTC).
+pub fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
+    clock::parse_rfc3339(s)
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis())
+        })
+        .ok_or_else(|| Error::invalid(field, "must be a date (2026-11-23) or an RFC 3339 time (2026-11-23T10:00:00Z)"))
+}
+
+/// The delivery-log filter from query parameters, limited to what the viewer may see.
+pub fn delivery_filter(ctx: &Ctx<'_>, default_limit: usize) -> Result<Filter, HttpError> {
+    let q = |k: &str| ctx.req.query(k);
+    let limit = match q("limit") {
+        None => default_limit,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| Error::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
+    };
+    Ok(Filter {
+        status: q("status").map(|s| Status::parse("status", &s)).transpose()?,
+        user: match ctx.viewer().scope() {
+            Some(u) => Some(u.to_string()),
+            None => q("user"),
+        },
+        endpoint: q("endpoint"),
+        event_type: q("type"),
+        before: q("before"),
+        since: q("since").map(|s| parse_time("since", &s)).transpose()?,
+        until: q("until").map(|s| parse_time("until", &s)).transpose()?,
+        limit,
+    })
+}
+
+pub fn list_deliveries(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let filter = delivery_filter(ctx, 50)?;
+    let list = deliveries::list(ctx.db()?, &filter)?;
+    let next = (list.len() == filter.limit).then(|| list.last().map(|d| d.id.clone())).flatten();
+    Ok(Response::json(200, &json!({"deliveries": list, "next_before": next})))
+}
+
+/// The delivery named in the path, if the viewer may see it (404 otherwise).
+pub fn owned_delivery(ctx: &mut Ctx<'_>) -> Result<Delivery, HttpError> {
+    let id = ctx.param().to_string();
+    let scope = ctx.viewer().scope().map(String::from);
+    Ok(deliveries::get_owned(ctx.db()?, &id, scope.as_deref())?)
+}
+
+pub fn get_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let d = owned_delivery(ctx)?;
+    let history = attempts::list(ctx.db()?, &d.id)?;
+    let mut v = serde_json::to_value(&d)?;
+    v["attempt_history"] = serde_json::to_value(history)?;
+    Ok(Response::json(200, &v))
+}
+
+pub fn retry_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let d = owned_delivery(ctx)?;
+    let d = ctx.write(|db| deliveries::retry(db, &d.id))?;
+    Ok(Response::json(200, &serde_json::to_value(d)?))
+}
+
+pub fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let scope = match ctx.viewer().scope() {
+        Some(u) => Some(u.to_string()),
+        None => ctx.req.query("user"),
+    };
+    let list = tokens::list(ctx.db()?, scope.as_deref())?;
+    Ok(Response::json(200, &json!({"tokens": list})))
+}
+
+pub fn create_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["label", "user"]);
+    let label = f.string("label").unwrap_or_default();
+    let user = f.string("user");
+    f.finish()?;
+    token::check_label(&label)?;
+    let owner = owner_for(ctx, user, "tokens")?;
+    user::check_name("user", &owner)?;
+    let created = ctx.write(|db| tokens::create(db, Some(&owner), &label))?;
+    Ok(Response::json(201, &serde_json::to_value(created)?))
+}
+
+pub fn revoke_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let id = ctx.param().to_string();
+    let scope = ctx.viewer().scope().map(String::from);
+    ctx.write(|db| tokens::revoke(db, &id, scope.as_deref()))?;
+    Ok(Response::json(200, &json!({"id": id, "revoked": true})))
+}

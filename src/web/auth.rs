@@ -1,0 +1,244 @@
+//! Who is asking, for the pages: the web server's `REMOTE_USER` (htpasswd, cPanel directory
+//! privacy), or a session started by a signed, expiring, single-use login link issued by the
+//! host application. And CSRF tokens for every form.
+//!
+//! Every MAC here is HMAC-SHA256 under a key derived from `WEBHOOKS_SECRET_KEY` for its purpose,
+//! so a login-link signature can never be replayed as a session or a CSRF token.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Config;
+use crate::model::user::{check_name, Principal};
+use crate::store::{sessions, Db};
+use crate::web::cgi::Request;
+use crate::web::error::HttpError;
+
+pub const SESSION_COOKIE: &str = "qsm_session";
+pub const CSRF_COOKIE: &str = "qsm_csrf";
+/// Set for a few minutes after a page creates an endpoint, naming it: the page it redirects to
+/// shows that endpoint's new secret once, and clears it (Post/Redirect/Get).
+pub const NEW_SECRET_COOKIE: &str = "qsm_new_secret";
+
+/// Who is asking: a signed-in user of a page, or the principal of an API token. The application
+/// and users named in `WEBHOOKS_ADMINS` are admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub principal: Principal,
+    pub admin: bool,
+}
+
+impl Viewer {
+    pub fn new(cfg: &Config, principal: Principal) -> Viewer {
+        let admin = match &principal {
+            Principal::App => true,
+            Principal::User(u) => cfg.admins.iter().any(|a| a == u),
+        };
+        Viewer { principal, admin }
+    }
+
+    pub fn user(cfg: &Config, user: &str) -> Viewer {
+        Viewer::new(cfg, Principal::User(user.to_string()))
+    }
+
+    /// `None` for admins (every user's data), else the user's own name.
+    pub fn scope(&self) -> Option<&str> {
+        if self.admin {
+            None
+        } else {
+            self.principal.user()
+        }
+    }
+}
+
+fn mac(master: &[u8; 32], purpose: &str, parts: &[&str]) -> Hmac<Sha256> {
+    let mut derive = Hmac::<Sha256>::new_from_slice(master).expect("any key length");
+    derive.update(purpose.as_bytes());
+    let key = derive.finalize().into_bytes();
+    let mut m = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    for p in parts {
+        m.update(p.as_bytes());
+        m.update(b"\0");
+    }
+    m
+}
+
+fn sign(master: &[u8; 32], purpose: &str, parts: &[&str]) -> String {
+    URL_SAFE_NO_PAD.encode(mac(master, purpose, parts).finalize().into_bytes())
+}
+
+/// Constant-time check of a signature made by [`sign`].
+fn verify(master: &[u8; 32], purpose: &str, parts: &[&str], sig: &str) -> bool {
+    match URL_SAFE_NO_PAD.decode(sig) {
+        Ok(bytes) => mac(master, purpose, parts).verify_slice(&bytes).is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(crate::model::secret::random_bytes::<16>())
+}
+
+/// A login link's query string: `user=…&expires=…&nonce=…&sig=…`, valid for
+/// `WEBHOOKS_LOGIN_LINK_TTL` and once.
+pub fn login_query(cfg: &Config, master: &[u8; 32], user: &str, now_s: i64) -> String {
+    let expires = (now_s + cfg.login_link_ttl.as_secs() as i64).to_string();
+    let nonce = random_token();
+    let sig = sign(master, "login-link", &[user, &expires, &nonce]);
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("user", user)
+        .append_pair("expires", &expires)
+        .append_pair("nonce", &nonce)
+        .append_pair("sig", &sig)
+        .finish()
+}
+
+/// Redeems a login link: checks signature, expiry and that it was not used before; returns the
+/// user and the session cookie value.
+pub fn redeem(
+    db: Db<'_>,
+    cfg: &Config,
+    master: &[u8; 32],
+    req: &Request,
+    now_s: i64,
+) -> Result<(String, String), HttpError> {
+    let get = |k: &str| req.query(k).unwrap_or_default();
+    let (user, expires, nonce, sig) = (get("user"), get("expires"), get("nonce"), get("sig"));
+    if !verify(master, "login-link", &[&user, &expires, &nonce], &sig) {
+        return Err(HttpError::forbidden("this sign-in link is not valid: ask the application for a new one"));
+    }
+    let exp: i64 = expires.parse().unwrap_or(0);
+    if exp < now_s {
+        return Err(HttpError::forbidden("this sign-in link has expired: ask the application for a new one"));
+    }
+    if exp - now_s > cfg.login_link_ttl.as_secs() as i64 + 60 {
+        return Err(HttpError::forbidden(
+            "this sign-in link is valid for longer than WEBHOOKS_LOGIN_LINK_TTL allows: issue links that expire sooner",
+        ));
+    }
+    if !sessions::use_login_nonce(db, &nonce, exp * 1000)? {
+        return Err(HttpError::forbidden("this sign-in link was already used: ask the application for a new one"));
+    }
+    let session_expires = (now_s + cfg.session_ttl.as_secs() as i64).to_string();
+    let sid = random_token();
+    let cookie =
+        format!("{user}.{session_expires}.{sid}.{}", sign(master, "session", &[&user, &session_expires, &sid]));
+    Ok((user, cookie))
+}
+
+/// The user of a valid, unexpired session cookie.
+pub fn session_user(master: &[u8; 32], cookie: &str, now_s: i64) -> Option<String> {
+    let mut parts = cookie.rsplitn(4, '.');
+    let (sig, sid, expires, user) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let valid = verify(master, "session", &[user, expires, sid], sig) && expires.parse::<i64>().ok()? >= now_s;
+    valid.then(|| user.to_string())
+}
+
+/// The viewer of a page request: `REMOTE_USER` first (the web server authenticated it), then a
+/// session cookie.
+pub fn viewer(cfg: &Config, master: &[u8; 32], req: &Request, now_s: i64) -> Option<Viewer> {
+    if let Some(u) = req.remote_user.as_deref().filter(|u| check_name("user", u).is_ok()) {
+        return Some(Viewer::user(cfg, u));
+    }
+    let cookie = req.cookie(SESSION_COOKIE)?;
+    session_user(master, &cookie, now_s).map(|u| Viewer::user(cfg, &u))
+}
+
+/// The browser's CSRF nonce: the cookie's value, or a new one to set.
+pub fn csrf_nonce(req: &Request) -> (String, bool) {
+    match req.cookie(CSRF_COOKIE).filter(|c| c.len() >= 16 && c.len() <= 64) {
+        Some(c) => (c, false),
+        None => (random_token(), true),
+    }
+}
+
+/// The form token for this user in this browser.
+pub fn csrf_token(master: &[u8; 32], user: &str, nonce: &str) -> String {
+    sign(master, "csrf", &[user, nonce])
+}
+
+/// A POST's CSRF check: the form's `csrf` field must match the browser's cookie and the user.
+pub fn check_csrf(master: &[u8; 32], user: &str, req: &Request, form_token: Option<&str>) -> bool {
+    match (req.cookie(CSRF_COOKIE), form_token) {
+        (Some(nonce), Some(token)) => verify(master, "csrf", &[user, &nonce], token),
+        _ => false,
+    }
+}
+
+/// `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure under HTTPS, scoped to the script.
+pub fn cookie_header(req: &Request, name: &str, value: &str, max_age: Option<i64>) -> String {
+    let path = if req.script_name.is_empty() { "/".to_string() } else { req.script_name.clone() };
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if req.https {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn cfg() -> Config {
+        let mut raw = BTreeMap::new();
+        raw.insert("WEBHOOKS_ADMINS".to_string(), "root".to_string());
+        Config::from_raw(&raw, None, ".".into()).unwrap()
+    }
+
+    fn req(query: &str) -> Request {
+        Request { query: query.to_string(), ..Request::default() }
+    }
+
+    #[test]
+    fn login_links_work_once_until_they_expire() {
+        let store = crate::store::Store::memory();
+        let conn = store.db();
+        let (c, master) = (cfg(), [3u8; 32]);
+        let q = login_query(&c, &master, "alice", 1000);
+        let (user, cookie) = redeem(conn, &c, &master, &req(&q), 1000).unwrap();
+        assert_eq!(user, "alice");
+        assert_eq!(session_user(&master, &cookie, 1000).as_deref(), Some("alice"));
+        assert_eq!(redeem(conn, &c, &master, &req(&q), 1000).unwrap_err().status, 403, "replay");
+        let q2 = login_query(&c, &master, "alice", 1000);
+        assert!(redeem(conn, &c, &master, &req(&q2), 1000 + 901).is_err(), "expired");
+        let long = {
+            let mut c2 = c.clone();
+            c2.login_link_ttl = std::time::Duration::from_secs(86_400);
+            login_query(&c2, &master, "alice", 1000)
+        };
+        assert!(redeem(conn, &c, &master, &req(&long), 1000).is_err(), "longer than the TTL allows");
+        let forged = q2.replace("user=alice", "user=root");
+        assert!(redeem(conn, &c, &master, &req(&forged), 1000).is_err(), "signature covers the user");
+        assert!(session_user(&[4u8; 32], &cookie, 1000).is_none(), "other key");
+        assert!(session_user(&master, &cookie, 1000 + 12 * 3600 + 1).is_none(), "session expired");
+        assert!(session_user(&master, &cookie.replace("alice", "root"), 1000).is_none());
+    }
+
+    #[test]
+    fn csrf_tokens_bind_user_and_browser() {
+        let master = [5u8; 32];
+        let t = csrf_token(&master, "alice", "nonce-aaaaaaaaaaaa");
+        let r = Request {
+            headers: vec![("cookie".into(), format!("{CSRF_COOKIE}=nonce-aaaaaaaaaaaa"))],
+            ..Request::default()
+        };
+        assert!(check_csrf(&master, "alice", &r, Some(&t)));
+        assert!(!check_csrf(&master, "bob", &r, Some(&t)));
+        assert!(!check_csrf(&master, "alice", &r, Some("x")));
+        assert!(!check_csrf(&master, "alice", &Request::default(), Some(&t)), "no cookie");
+    }
+
+    #[test]
+    fn admins_see_everyone() {
+        let c = cfg();
+        assert_eq!(Viewer::user(&c, "root").scope(), None);
+        assert_eq!(Viewer::user(&c, "alice").scope(), Some("alice"));
+        assert_eq!(Viewer::new(&c, Principal::App).scope(), None, "the application sees everyone");
+    }
+}

@@ -1,0 +1,369 @@
+//! The CGI's router: one table of (method, path pattern, kind, handler) that the dispatcher
+//! below, the 405 `Allow` header and the OpenAPI consistency test all read. `Api` routes take a
+//! Bearer token and answer JSON; `Page` routes need a signed-in viewer (and a CSRF token on
+//! POST) and answer HTML; `Public` routes need neither.
+
+use crate::config::Config;
+use crate::model::secret::Keyring;
+use crate::model::user::Principal;
+use crate::model::{clock, Result as ModelResult};
+use crate::store::{observations, tokens, Db, Store};
+use crate::web::auth::{self, Viewer};
+use crate::web::cgi::{Request, Response};
+use crate::web::error::HttpError;
+use crate::web::{api, pages, views};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    Page,
+    Public,
+}
+
+pub type Handler = fn(&mut Ctx<'_>) -> Result<Response, HttpError>;
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub kind: Kind,
+    pub handler: Handler,
+}
+
+const fn r(method: &'static str, path: &'static str, kind: Kind, handler: Handler) -> Route {
+    Route { method, path, kind, handler }
+}
+
+use Kind::{Api, Page, Public};
+
+pub const ROUTES: &[Route] = &[
+    r("POST", "/api/v1/events", Api, api::post_events),
+    r("GET", "/api/v1/event-types", Public, api::event_types),
+    r("GET", "/api/v1/openapi.json", Public, api::openapi),
+    r("GET", "/api/v1/status", Api, api::status),
+    r("GET", "/api/v1/endpoints", Api, api::list_endpoints),
+    r("POST", "/api/v1/endpoints", Api, api::create_endpoint),
+    r("GET", "/api/v1/endpoints/{id}", Api, api::get_endpoint),
+    r("PATCH", "/api/v1/endpoints/{id}", Api, api::update_endpoint),
+    r("DELETE", "/api/v1/endpoints/{id}", Api, api::delete_endpoint),
+    r("POST", "/api/v1/endpoints/{id}/rotate-secret", Api, api::rotate_secret),
+    r("POST", "/api/v1/endpoints/{id}/secret", Api, api::reveal_secret),
+    r("POST", "/api/v1/endpoints/{id}/test", Api, api::test_endpoint),
+    r("POST", "/api/v1/endpoints/{id}/retry-dead", Api, api::retry_dead),
+    r("GET", "/api/v1/deliveries", Api, api::list_deliveries),
+    r("GET", "/api/v1/deliveries/{id}", Api, api::get_delivery),
+    r("POST", "/api/v1/deliveries/{id}/retry", Api, api::retry_delivery),
+    r("GET", "/api/v1/tokens", Api, api::list_tokens),
+    r("POST", "/api/v1/tokens", Api, api::create_token),
+    r("DELETE", "/api/v1/tokens/{id}", Api, api::revoke_token),
+    r("GET", "/", Page, pages::dashboard),
+    r("GET", "/endpoints", Page, pages::endpoints),
+    r("GET", "/endpoints/new", Page, pages::new_endpoint),
+    r("POST", "/endpoints/new", Page, pages::create_endpoint),
+    r("GET", "/endpoints/{id}", Page, pages::endpoint),
+    r("POST", "/endpoints/{id}", Page, pages::update_endpoint),
+    r("POST", "/endpoints/{id}/enable", Page, pages::enable_endpoint),
+    r("POST", "/endpoints/{id}/disable", Page, pages::disable_endpoint),
+    r("GET", "/endpoints/{id}/delete", Page, pages::confirm_delete),
+    r("POST", "/endpoints/{id}/delete", Page, pages::delete_endpoint),
+    r("POST", "/endpoints/{id}/rotate-secret", Page, pages::rotate_secret),
+    r("POST", "/endpoints/{id}/secret", Page, pages::reveal_secret),
+    r("POST", "/endpoints/{id}/test", Page, pages::test_endpoint),
+    r("POST", "/endpoints/{id}/retry-dead", Page, pages::retry_dead),
+    r("GET", "/deliveries", Page, pages::deliveries),
+    r("GET", "/deliveries/{id}", Page, pages::delivery),
+    r("POST", "/deliveries/{id}/retry", Page, pages::retry_delivery),
+    r("GET", "/tokens", Page, pages::tokens),
+    r("POST", "/tokens", Page, pages::create_token),
+    r("POST", "/tokens/{id}/revoke", Page, pages::revoke_token),
+    r("GET", "/docs/verify", Page, pages::docs_verify),
+    r("GET", "/login", Public, pages::login),
+    r("POST", "/logout", Page, pages::logout),
+    r("GET", "/static/style.css", Public, pages::stylesheet),
+];
+
+/// Everything a handler needs: configuration, the request, path parameters, who is asking,
+/// and the store, opened on first use.
+pub struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub req: &'a Request,
+    pub params: Vec<String>,
+    pub viewer: Option<Viewer>,
+    /// The browser's CSRF nonce (pages) and whether it must be set as a cookie.
+    pub csrf_nonce: String,
+    pub set_csrf_cookie: bool,
+    store: Option<Store>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(cfg: &'a Config, req: &'a Request, params: Vec<String>, csrf: (String, bool)) -> Ctx<'a> {
+        let (csrf_nonce, set_csrf_cookie) = csrf;
+        Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, store: None }
+    }
+
+    fn store(&mut self) -> Result<&mut Store, HttpError> {
+        if self.store.is_none() {
+            self.store = Some(Store::open(&self.cfg.database)?);
+        }
+        Ok(self.store.as_mut().expect("just opened"))
+    }
+
+    /// The store for reads (and single-statement writes).
+    pub fn db(&mut self) -> Result<Db<'_>, HttpError> {
+        Ok(self.store()?.db())
+    }
+
+    /// Runs `f` in one immediate transaction, committed only when it succeeds.
+    pub fn write<T>(&mut self, f: impl FnOnce(Db<'_>) -> ModelResult<T>) -> Result<T, HttpError> {
+        Ok(self.store()?.write(f)?)
+    }
+
+    /// Like [`Ctx::write`], but hands the operation's own error back to the handler (a form
+    /// shows its problems beside its fields); only failing to open the store is an HTTP error.
+    pub fn try_write<T>(&mut self, f: impl FnOnce(Db<'_>) -> ModelResult<T>) -> Result<ModelResult<T>, HttpError> {
+        Ok(self.store()?.write(f))
+    }
+
+    pub fn keyring(&self) -> Result<Keyring, HttpError> {
+        self.cfg.keyring().map_err(|e| {
+            eprintln!("webhooks-cgi: {e}");
+            HttpError::new(
+                500,
+                "misconfigured",
+                "the server has no secret key yet; the operator must run `webhooks init`",
+            )
+        })
+    }
+
+    pub fn viewer(&self) -> &Viewer {
+        self.viewer.as_ref().expect("the router checks sign-in before page and API handlers")
+    }
+
+    pub fn param(&self) -> &str {
+        self.params.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// The user a page is for (pages are only ever shown to a user, never the application).
+    pub fn user(&self) -> &str {
+        self.viewer().principal.user().expect("the router lets only users see pages")
+    }
+
+    /// The CSRF token for forms on this page.
+    pub fn csrf(&self) -> String {
+        let user = self.viewer.as_ref().and_then(|v| v.principal.user());
+        match (user, self.cfg.secret_key.as_ref()) {
+            (Some(user), Some(master)) => auth::csrf_token(master, user, &self.csrf_nonce),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Matches `/endpoints/{id}` against `/endpoints/ep_123`, returning the parameters.
+pub fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    if p.len() != a.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (ps, seg) in p.iter().zip(&a) {
+        if ps.starts_with('{') {
+            if seg.is_empty() || seg.len() > 100 {
+                return None;
+            }
+            params.push(seg.to_string());
+        } else if ps != seg {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+pub fn handle(cfg: &Config, req: &Request) -> Response {
+    let path = if req.path.len() > 1 { req.path.trim_end_matches('/') } else { "/" };
+    let is_api = path.starts_with("/api/");
+    let candidates: Vec<(&Route, Vec<String>)> =
+        ROUTES.iter().filter_map(|r| matches(r.path, path).map(|p| (r, p))).collect();
+    let Some((route, params)) =
+        candidates.iter().find(|(r, _)| r.method == req.method || (req.method == "HEAD" && r.method == "GET")).cloned()
+    else {
+        let e = if candidates.is_empty() {
+            HttpError::not_found(if is_api {
+                format!("no API route {path}")
+            } else {
+                "There is no page at this address.".into()
+            })
+        } else {
+            let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
+            HttpError::method_not_allowed(&allow.join(", "))
+        };
+        if is_api {
+            return Response::error(&e);
+        }
+        // A page that does not exist, for someone who may be signed in: keep the navigation.
+        let mut ctx = Ctx::new(cfg, req, Vec::new(), auth::csrf_nonce(req));
+        if let Some(master) = cfg.secret_key.as_ref() {
+            ctx.viewer = auth::viewer(cfg, master, req, clock::now_ms() / 1000);
+        }
+        ctx.set_csrf_cookie &= ctx.viewer.is_some();
+        return with_csrf_cookie(page_error(&e, &ctx), &ctx);
+    };
+    // Only pages carry forms.
+    let csrf = if route.kind == Kind::Page { auth::csrf_nonce(req) } else { (String::new(), false) };
+    let mut ctx = Ctx::new(cfg, req, params, csrf);
+    let result = authorize(&mut ctx, route.kind).and_then(|()| (route.handler)(&mut ctx));
+    let response = match (result, route.kind) {
+        (Ok(r), _) => r,
+        (Err(e), Kind::Page) => page_error(&e, &ctx),
+        (Err(e), Kind::Public) if !is_api => page_error(&e, &ctx),
+        (Err(e), _) => Response::error(&e),
+    };
+    if route.kind == Kind::Page {
+        return with_csrf_cookie(response, &ctx);
+    }
+    response
+}
+
+/// Sets the browser's CSRF cookie when this request chose a new one for its forms.
+fn with_csrf_cookie(mut response: Response, ctx: &Ctx<'_>) -> Response {
+    if ctx.set_csrf_cookie {
+        response
+            .headers
+            .push(("Set-Cookie".into(), auth::cookie_header(ctx.req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+    }
+    response
+}
+
+/// An error as an HTML page; a signed-in viewer keeps the navigation.
+fn page_error(e: &HttpError, ctx: &Ctx<'_>) -> Response {
+    let csrf = ctx.csrf();
+    let viewer = ctx.viewer.as_ref().and_then(|v| {
+        let user = v.principal.user()?;
+        Some(views::SignedIn { user, admin: v.admin, csrf: &csrf })
+    });
+    let mut r = Response::html(e.status, views::error_page_for(e.status, &e.message, &ctx.req.script_name, viewer));
+    r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
+    r
+}
+
+/// Establishes who is asking, per the route's kind.
+fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), HttpError> {
+    match kind {
+        Kind::Public => Ok(()),
+        Kind::Api => {
+            let req = ctx.req;
+            observations::observe_api_auth(ctx.db()?, req.header("authorization").is_some(), clock::now_ms());
+            let principal = authenticate(ctx.db()?, req)?;
+            ctx.viewer = Some(Viewer::new(ctx.cfg, principal));
+            Ok(())
+        }
+        Kind::Page => {
+            let master = ctx.keyring()?.current;
+            let now = clock::now_ms() / 1000;
+            ctx.viewer = auth::viewer(ctx.cfg, &master, ctx.req, now);
+            let Some(user) = ctx.viewer.as_ref().and_then(|v| v.principal.user()) else {
+                return Err(not_signed_in(ctx.req));
+            };
+            if ctx.req.method == "POST" {
+                let form = ctx.req.form();
+                if !auth::check_csrf(&master, user, ctx.req, form.get("csrf")) {
+                    return Err(HttpError::forbidden(
+                        "The form has expired or did not come from this site. Go back, reload the page and try again.",
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A page request from no one: says how to sign in, or, when a browser sent a password that the
+/// web server did not check, that the server's configuration lets every request through. A
+/// session cookie that was refused (expired, or signed with a rotated key) is cleared, so that
+/// a server that asks for passwords when no session is offered asks again.
+fn not_signed_in(req: &Request) -> HttpError {
+    let basic = req.header("authorization").and_then(|a| a.get(..6)).is_some_and(|s| s.eq_ignore_ascii_case("basic "));
+    let mut e = if basic {
+        HttpError::new(
+            401,
+            "unauthorized",
+            "Your browser sent a user name and password, but the web server did not check them: \
+             its .htaccess lets every request through to this program. To protect these pages \
+             with a password, the operator installs .htaccess-password (docs/operator.md, \
+             \"Signing in\"). Otherwise, open the webhooks page from your account in the application.",
+        )
+    } else {
+        HttpError::new(
+            401,
+            "unauthorized",
+            "You are not signed in. Open the webhooks page from your account in the application, or sign in through the web server.",
+        )
+    };
+    if req.cookie(auth::SESSION_COOKIE).is_some() {
+        e.headers.push(("Set-Cookie".into(), auth::cookie_header(req, auth::SESSION_COOKIE, "", Some(0))));
+    }
+    e
+}
+
+/// The caller's token from `Authorization: Bearer …`.
+fn authenticate(db: Db<'_>, req: &Request) -> Result<Principal, HttpError> {
+    let Some(auth) = req.header("authorization") else {
+        return Err(HttpError::unauthorized(
+            "no Authorization header reached the server; send `Authorization: Bearer <token>`. \
+             If you did send one, the web server is dropping it: add `CGIPassAuth On` to the .htaccess \
+             of the cgi-bin directory (Apache 2.4.13+)",
+        ));
+    };
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| HttpError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    tokens::authenticate(db, token)?.ok_or_else(|| HttpError::unauthorized("the token is unknown or revoked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_segments() {
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/ep_1"), Some(vec!["ep_1".to_string()]));
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/"), None);
+        assert_eq!(matches("/endpoints/{id}", "/endpoints/a/b"), None);
+        assert_eq!(matches("/", "/"), Some(vec![]));
+    }
+
+    #[test]
+    fn the_openapi_document_and_the_router_agree() {
+        let doc: serde_json::Value = serde_json::from_str(crate::web::api::OPENAPI).expect("docs/openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = Vec::new();
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        let mut routed: Vec<String> =
+            ROUTES.iter().filter(|r| r.path.starts_with("/api/")).map(|r| format!("{} {}", r.method, r.path)).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(routed, documented, "every API route documented, every documented path routed");
+        // Every $ref resolves.
+        let text = crate::web::api::OPENAPI;
+        assert!(text.matches("\"$ref\": \"#/components/").count() > 20, "refs are found");
+        for part in text.split("\"$ref\": \"#/components/").skip(1) {
+            let target = &part[..part.find('"').unwrap()];
+            let (kind, name) = target.split_once('/').unwrap();
+            assert!(doc["components"][kind][name].is_object(), "dangling $ref {target}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+            }
+        }
+    }
+}
