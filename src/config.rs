@@ -335,6 +335,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
+/// [`parse_duration`] for a command-line flag: the error says which forms work.
+pub fn duration_arg(s: &str) -> std::result::Result<Duration, String> {
+    parse_duration(s).map_err(|_| format!("{s:?} is not a duration such as 30s, 5m, 2h or 1d"))
+}
+
 /// Formats a duration the way the configuration writes it (largest exact unit).
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use webhooks::web::cgi::Request;
+use webhooks::web::http::Request;
 use webhooks::config::Config;
 use webhooks::model::event;
 use webhooks::model::schema;
@@ -278,7 +278,7 @@ fn serve(h: &Hostile) -> (u16, Vec<(String, String)>, Vec<u8>) {
     };
     let response = match Request::from_cgi(&env, h.body.as_slice(), w.cfg.max_body) {
         Ok(req) => webhooks::web::routes::handle(&w.cfg, &req),
-        Err(e) => webhooks::web::cgi::Response::error(&e),
+        Err(e) => webhooks::web::http::Response::error(&e),
     };
     let mut out = Vec::new();
     response.write_cgi(&mut out).unwrap();

@@ -5,13 +5,14 @@
 
 pub mod doctor;
 pub mod serve;
+pub mod setup;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -22,7 +23,7 @@ use crate::model::endpoint::{Endpoint, Fields};
 use crate::model::user::{check_name, Principal};
 use crate::model::{clock, event, secret, token, Error};
 use crate::outbound::{dispatch, network, probe, signing};
-use crate::store::{self, attempts, deliveries, endpoints, events, retention, tokens, Store};
+use crate::store::{attempts, deliveries, endpoints, events, retention, tokens, Store};
 
 #[derive(Parser)]
 #[command(name = "webhooks", version, about = "QSM Webhooks: dispatcher and administration")]
@@ -40,7 +41,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Keep running, one run per interval (e.g. 1m), for hosts that allow a worker.
-        #[arg(long, value_parser = duration_arg)]
+        #[arg(long, value_parser = config::duration_arg)]
         every: Option<Duration>,
     },
     /// Record an event from the shell (same validation and fan-out as the HTTP intake).
@@ -141,22 +142,10 @@ enum Command {
         json: bool,
     },
     /// Local development server: runs the CGI per request and the dispatcher every few seconds.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Run as the CGI program (what webhooks-cgi does).
     #[command(hide = true)]
     Cgi,
-}
-
-#[derive(Args)]
-pub struct ServeArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: String,
-    /// The REMOTE_USER pages are shown as.
-    #[arg(long, default_value = "dev")]
-    pub user: String,
-    /// How often the dispatcher runs.
-    #[arg(long, default_value = "5s", value_parser = duration_arg)]
-    pub dispatch_every: Duration,
 }
 
 #[derive(Subcommand)]
@@ -220,7 +209,7 @@ enum EndpointCmd {
     /// New primary secret; the old one keeps signing for the grace period.
     RotateSecret {
         id: String,
-        #[arg(long, value_parser = duration_arg)]
+        #[arg(long, value_parser = config::duration_arg)]
         grace: Option<Duration>,
         #[arg(long)]
         json: bool,
@@ -251,9 +240,6 @@ enum TokenCmd {
     },
 }
 
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    config::parse_duration(s).map_err(|_| format!("{s:?} is not a duration such as 30s, 5m, 2h or 1d"))
-}
 
 /// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
 /// ("try again later"), so a script can tell it from a mistake to fix (1).
@@ -309,7 +295,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Init => init(),
+        Command::Init => setup::init(),
         Command::Doctor => {
             let findings = match Config::load() {
                 Ok(cfg) => doctor::check(&cfg),
@@ -454,11 +440,11 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Token(cmd) => token_cmd(cfg, cmd),
         Command::Backup { to } => {
             open(cfg)?.backup(&to)?;
-            restrict(&to)?;
+            setup::restrict(&to)?;
             println!("wrote {}", to.display());
             Ok(())
         }
-        Command::RotateKey => rotate_key(cfg),
+        Command::RotateKey => setup::rotate_key(cfg),
         Command::Purge { json } => {
             let p = retention::purge(open(cfg)?.db(), cfg.log_retention, clock::now_ms(), usize::MAX)?;
             print(json, &p, |p| {
@@ -705,150 +691,6 @@ fn read_arg_bytes(arg: &str) -> Result<Vec<u8>> {
     } else {
         Ok(arg.as_bytes().to_vec())
     }
-}
-
-/// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
-/// directory) gets a secret key if it has none, and the database is created and migrated.
-pub fn init() -> Result<()> {
-    init_with(&[])
-}
-
-/// `init`, with `extra` lines written after the key when the `.env` is created.
-pub fn init_with(extra: &[&str]) -> Result<()> {
-    let env_path = match std::env::var_os("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_dir()?.join(".env"),
-    };
-    let created = ensure_env_file(&env_path, extra)?;
-    // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
-    let cfg = Config::load()?;
-    if let Some(dir) = cfg.database.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let existed = cfg.database.exists();
-    drop(open(&cfg)?);
-    restrict(&cfg.database)?;
-    println!(
-        "{} {}\n{} {} (schema version {})",
-        if created { "created" } else { "kept" },
-        env_path.display(),
-        if existed { "migrated" } else { "created" },
-        cfg.database.display(),
-        store::latest_version()
-    );
-    Ok(())
-}
-
-/// `webhooks rotate-key`. Crash-safe: the `.env` first names the new key and keeps the old one
-/// as `WEBHOOKS_PREVIOUS_SECRET_KEY` (secrets open with either), then every secret is
-/// re-encrypted in one transaction, then the old key is removed from the `.env`.
-fn rotate_key(cfg: &Config) -> Result<()> {
-    use base64::Engine;
-    let env_path = cfg.env_file.clone().ok_or_else(|| {
-        anyhow!("no .env file was found: rotate-key rewrites the .env that holds WEBHOOKS_SECRET_KEY")
-    })?;
-    if std::env::var_os("WEBHOOKS_SECRET_KEY").is_some() {
-        bail!(
-            "WEBHOOKS_SECRET_KEY is set in the environment, which overrides {}: unset it, or change it where it is set",
-            env_path.display()
-        );
-    }
-    let old = cfg.keyring()?.current;
-    // Resuming after an interrupted rotation: the .env already names the new key.
-    let previous = cfg.previous_secret_key;
-    let new = if previous.is_some() { old } else { secret::random_bytes::<32>() };
-    let b64 = |k: &[u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
-    let retiring = previous.unwrap_or(old);
-    set_env_keys(&env_path, &b64(&new), Some(&b64(&retiring)))?;
-    let n = open(cfg)?.write(|db| endpoints::reseal_all(db, &new, &retiring))?;
-    set_env_keys(&env_path, &b64(&new), None)?;
-    println!(
-        "re-encrypted {n} endpoint secrets under a new WEBHOOKS_SECRET_KEY in {}; signed-in users must sign in again",
-        env_path.display()
-    );
-    Ok(())
-}
-
-/// Rewrites the `.env` atomically (temporary file, then rename) with these key lines, keeping
-/// every other line as it was.
-fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| {
-            let t = l.trim_start().trim_start_matches("export ");
-            !t.starts_with("WEBHOOKS_SECRET_KEY=") && !t.starts_with("WEBHOOKS_PREVIOUS_SECRET_KEY=")
-        })
-        .map(String::from)
-        .collect();
-    lines.push(format!("WEBHOOKS_SECRET_KEY={current}"));
-    if let Some(p) = previous {
-        lines.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
-    }
-    let tmp = path.with_extension("rotating");
-    let _ = std::fs::remove_file(&tmp);
-    write_private(&tmp, format!("{}\n", lines.join("\n")).as_bytes(), false)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
-}
-
-/// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether
-/// the file was created.
-fn ensure_env_file(path: &Path, extra: &[&str]) -> Result<bool> {
-    use base64::Engine;
-    let key = base64::engine::general_purpose::STANDARD.encode(secret::random_bytes::<32>());
-    let line = format!(
-        "# Generated by `webhooks init`. Keep this file secret and outside the web root.\n\
-         # Every key and its default: .env.example\n\
-         WEBHOOKS_SECRET_KEY={key}\n"
-    );
-    if !path.exists() {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let text: String = std::iter::once(line).chain(extra.iter().map(|l| format!("{l}\n"))).collect();
-        write_private(path, text.as_bytes(), false)?;
-        return Ok(true);
-    }
-    let existing = config::read_env_file(path)?;
-    if existing.get("WEBHOOKS_SECRET_KEY").is_none_or(|v| v.trim().is_empty()) {
-        if existing.contains_key("WEBHOOKS_SECRET_KEY") {
-            bail!("{} has an empty WEBHOOKS_SECRET_KEY line: remove it and run init again", path.display());
-        }
-        write_private(path, format!("\n{line}").as_bytes(), true)?;
-    }
-    restrict(path)?;
-    Ok(false)
-}
-
-fn write_private(path: &Path, bytes: &[u8], append: bool) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true);
-    if append {
-        opts.append(true);
-    } else {
-        opts.truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
-}
-
-/// Makes a file readable by its owner only (the CGI and cron run as that user under suexec).
-fn restrict(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// Warns on stderr (and in the JSON's `warnings`) when deliveries could not reach `url` today.

@@ -8,12 +8,26 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::cli::ServeArgs;
+use clap::Args;
+
 use crate::config::Config;
 use crate::store::Store;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// The REMOTE_USER pages are shown as.
+    #[arg(long, default_value = "dev")]
+    pub user: String,
+    /// How often the dispatcher runs.
+    #[arg(long, default_value = "5s", value_parser = crate::config::duration_arg)]
+    pub dispatch_every: Duration,
+}
 
 pub const SCRIPT_NAME: &str = "";
 
@@ -26,7 +40,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         Ok(c) if c.env_file.is_some() && c.secret_key.is_some() => c,
         _ => {
             println!("first run: initialising a local .env and database in {}", std::env::current_dir()?.display());
-            crate::cli::init_with(&[
+            crate::cli::setup::init_with(&[
                 "# Written by `webhooks serve` for local development: deliveries may reach receivers",
                 "# on this machine. Production refuses every non-public address unless listed here.",
                 &format!("WEBHOOKS_ALLOWED_NETWORKS={LOCAL_NETWORKS}"),

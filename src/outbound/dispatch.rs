@@ -20,7 +20,8 @@ use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{clock, id, retry, Error, Result};
 use crate::outbound::send::Sender;
 use crate::outbound::signing;
-use crate::store::claim::{self, Attempted, Claim, Due};
+use crate::store::attempts::Attempted;
+use crate::store::claim::{self, Claim, Due};
 use crate::store::retention::{self, Purged};
 use crate::store::{endpoints, runs, Db, Store};
 

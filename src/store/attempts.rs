@@ -2,10 +2,23 @@
 
 use rusqlite::params;
 
-use super::claim::Attempted;
 use super::{rows, Db};
-use crate::model::delivery::Attempt;
+use crate::model::delivery::{Attempt, Next, Outcome};
 use crate::model::{clock, Result};
+
+/// What one attempt did, to record.
+#[derive(Debug)]
+pub struct Attempted<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub started_at: i64,
+    pub outcome: &'a Outcome,
+    /// The request body, kept only when `WEBHOOKS_LOG_BODIES` asks for it.
+    pub request_body: Option<&'a str>,
+    /// The decision (`model::delivery::decide`).
+    pub next: Next,
+}
 
 /// Appends the attempt (the dispatcher calls it through `claim::record`).
 pub(super) fn insert(db: Db<'_>, a: &Attempted<'_>) -> Result<()> {

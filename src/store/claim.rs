@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
+use super::attempts::Attempted;
 use super::{rows, Db};
-use crate::model::delivery::{FailureCode, Next, Outcome, Status};
+use crate::model::delivery::{FailureCode, Next, Status};
 use crate::model::health::hour_of;
 use crate::model::Result;
 
@@ -158,20 +159,6 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
         })
     })?)?;
     Ok(found)
-}
-
-/// What one attempt did, to record.
-#[derive(Debug)]
-pub struct Attempted<'a> {
-    pub delivery_id: &'a str,
-    pub attempt: u32,
-    pub run_id: &'a str,
-    pub started_at: i64,
-    pub outcome: &'a Outcome,
-    /// The request body, kept only when `WEBHOOKS_LOG_BODIES` asks for it.
-    pub request_body: Option<&'a str>,
-    /// The decision (`model::delivery::decide`).
-    pub next: Next,
 }
 
 /// Appends the attempt row and applies its decision to the delivery, while `run_id` still holds

@@ -138,7 +138,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         if exact {
             Ok(db.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
         } else {
-            super::health::bounded_count(db, sql, p, &mut capped)
+            super::bounded_count(db, sql, p, &mut capped)
         }
     };
     let pending =

@@ -44,13 +44,13 @@ pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
         // Two statements, not `(?1 IS NULL OR user_id = ?1)`: with the OR, SQLite cannot use
         // the (user_id, status, id) index and walked every user's rows (64 ms at 1,000,000).
         let n = match user_id {
-            Some(uid) => bounded_count(
+            Some(uid) => super::bounded_count(
                 db,
                 "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4)",
                 params![uid, status, since, COUNT_CAP + 1],
                 &mut c.capped,
             )?,
-            None => bounded_count(
+            None => super::bounded_count(
                 db,
                 "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3)",
                 params![status, since, COUNT_CAP + 1],
@@ -65,21 +65,6 @@ pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
         }
     }
     Ok(c)
-}
-
-/// A `count(*)` over a subquery limited to `COUNT_CAP + 1` rows, capped at `COUNT_CAP`.
-pub(super) fn bounded_count(
-    db: Db<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-    capped: &mut bool,
-) -> Result<i64> {
-    let n: i64 = db.conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
-    if n > COUNT_CAP {
-        *capped = true;
-        return Ok(COUNT_CAP);
-    }
-    Ok(n)
 }
 
 /// Attempts per hour over the last 24 hours, oldest first, from the hourly counters.

@@ -155,6 +155,21 @@ impl rusqlite::types::FromSql for FailureCode {
     }
 }
 
+/// A `count(*)` over a subquery limited to `crate::model::health::COUNT_CAP + 1` rows, capped at `crate::model::health::COUNT_CAP`.
+fn bounded_count(
+    db: Db<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    capped: &mut bool,
+) -> Result<i64> {
+    let n: i64 = db.conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
+    if n > crate::model::health::COUNT_CAP {
+        *capped = true;
+        return Ok(crate::model::health::COUNT_CAP);
+    }
+    Ok(n)
+}
+
 /// Collects mapped rows.
 fn rows<T>(it: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
     Ok(it.collect::<rusqlite::Result<Vec<T>>>()?)

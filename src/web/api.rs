@@ -13,9 +13,9 @@ use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::{clock, event, schema, token, user, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::{attempts, deliveries, endpoints, events, health, tokens, Db};
-use crate::web::cgi::Response;
+use crate::web::http::Response;
 use crate::web::error::HttpError;
-use crate::web::routes::Ctx;
+use crate::web::ctx::Ctx;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use crate::config::Config;
 use crate::model::user::{check_name, Principal};
 use crate::store::{sessions, Db};
-use crate::web::cgi::Request;
+use crate::web::http::Request;
 use crate::web::error::HttpError;
 
 pub const SESSION_COOKIE: &str = "qsm_session";
