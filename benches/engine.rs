@@ -1138,7 +1138,8 @@ fn plain_ureq(port: u16, n: usize, threads: usize, timeout: bool) -> (f64, f64) 
             s.spawn(move || {
                 while next.fetch_add(1, Ordering::SeqCst) < n {
                     let ts = chrono::Utc::now().timestamp();
-                    let mac = webhooks::outbound::signing::sign(&key, "evt_01JDZ6Q8T6Y3N5K0W2X4V7B9CD", ts, body.as_bytes());
+                    let mac =
+                        webhooks::outbound::signing::sign(&key, "evt_01JDZ6Q8T6Y3N5K0W2X4V7B9CD", ts, body.as_bytes());
                     let r = agent
                         .post(&format!("http://127.0.0.1:{port}/hook"))
                         .header("Content-Type", "application/json")

@@ -359,7 +359,8 @@ fn delivers_signed_with(env: &Env, rx: &Receiver, secret: &str) -> bool {
     let got = rx.received();
     let r = &got[before];
     let key = webhooks::model::secret::decode(secret).unwrap();
-    webhooks::outbound::signing::verify("X-QSM", &r.headers, &r.body, &[key], 300, chrono::Utc::now().timestamp()).is_ok()
+    webhooks::outbound::signing::verify("X-QSM", &r.headers, &r.body, &[key], 300, chrono::Utc::now().timestamp())
+        .is_ok()
 }
 
 #[test]

@@ -128,7 +128,9 @@ fn every_bad_input_gets_its_status_and_writes_nothing() {
         v.to_string()
     };
     let long_key = "k".repeat(300);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (what, method, headers, body, status, error code)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("malformed JSON", "POST", vec![json_ct, ("Authorization", &auth)], "{\"type\":".into(), 400, "malformed_json"),
         ("not UTF-8", "POST", vec![json_ct, ("Authorization", &auth)], vec![0xff, 0xfe, b'{'], 400, "malformed_json"),
         (

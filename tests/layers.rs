@@ -231,7 +231,8 @@ fn only_the_store_names_rusqlite_or_writes_sql() {
     let sql = ["rusqlite", "SELECT ", "INSERT INTO", "DELETE FROM", "PRAGMA ", "UPDATE ", "last_insert_rowid"];
     let mut with_sql = BTreeSet::new();
     for (name, _) in modules() {
-        let file = if src.join(&name).is_dir() { src.join(&name).join("mod.rs") } else { src.join(format!("{name}.rs")) };
+        let file =
+            if src.join(&name).is_dir() { src.join(&name).join("mod.rs") } else { src.join(format!("{name}.rs")) };
         let text = std::fs::read_to_string(&file).unwrap();
         if sql.iter().any(|s| text.contains(s)) {
             with_sql.insert(name);
@@ -245,7 +246,8 @@ fn only_the_store_names_rusqlite_or_writes_sql() {
 
 #[test]
 fn the_path_reader_expands_groups() {
-    let got = paths("use crate::store::{self, claim::{Claim, Due}, Db};\nlet x = crate::model::clock::now_ms();", "crate::");
+    let got =
+        paths("use crate::store::{self, claim::{Claim, Due}, Db};\nlet x = crate::model::clock::now_ms();", "crate::");
     let got: Vec<String> = got.iter().map(|p| p.join("::")).collect();
     assert_eq!(got, vec!["store", "store::claim::Claim", "store::claim::Due", "store::Db", "model::clock::now_ms"]);
 }

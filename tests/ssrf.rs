@@ -109,7 +109,10 @@ fn every_non_public_address_is_refused_at_delivery() {
     if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
         let host = host.trim().to_string();
         let resolved: Vec<SocketAddr> = (host.as_str(), 80).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
-        if !host.is_empty() && !resolved.is_empty() && resolved.iter().all(|a| !webhooks::model::address::is_public(a.ip())) {
+        if !host.is_empty()
+            && !resolved.is_empty()
+            && resolved.iter().all(|a| !webhooks::model::address::is_public(a.ip()))
+        {
             names.push(format!("http://{host}:{}/by-hostname", rx.port));
         }
     }

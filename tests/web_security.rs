@@ -342,7 +342,9 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(hashes.contains(&webhooks::model::token::hash(&app)) && hashes.contains(&webhooks::model::token::hash(&alice)));
+    assert!(
+        hashes.contains(&webhooks::model::token::hash(&app)) && hashes.contains(&webhooks::model::token::hash(&alice))
+    );
 }
 
 #[test]

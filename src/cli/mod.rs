@@ -240,7 +240,6 @@ enum TokenCmd {
     },
 }
 
-
 /// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
 /// ("try again later"), so a script can tell it from a mistake to fix (1).
 pub const EXIT_BUSY: i32 = 75;
@@ -677,7 +676,7 @@ fn open(cfg: &Config) -> Result<Store> {
 }
 
 fn read_arg(arg: &str) -> Result<String> {
-    Ok(String::from_utf8(read_arg_bytes(arg)?).context("the input is not UTF-8")?)
+    String::from_utf8(read_arg_bytes(arg)?).context("the input is not UTF-8")
 }
 
 /// `@file` reads the file, `-` standard input, anything else is the value itself.

@@ -178,7 +178,10 @@ fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, us
 }
 
 /// Splits CGI output into status, headers and body (RFC 3875 section 6).
-pub fn parse_cgi_output(out: &[u8]) -> Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// What a CGI wrote: the status, the headers, the body.
+pub type CgiOutput = (u16, Vec<(String, String)>, Vec<u8>);
+
+pub fn parse_cgi_output(out: &[u8]) -> Result<CgiOutput> {
     let split = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -152,4 +152,3 @@ pub fn restrict(path: &Path) -> Result<()> {
     }
     Ok(())
 }
-

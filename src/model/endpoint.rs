@@ -82,10 +82,7 @@ impl Fields {
 /// Checks a rotation's grace period.
 pub fn check_grace(field: &str, grace: Duration) -> Result<Duration> {
     if grace > MAX_ROTATION_GRACE {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most 30 days ({})", MAX_ROTATION_GRACE.as_secs()),
-        ));
+        return Err(Error::invalid(field, format!("must be at most 30 days ({})", MAX_ROTATION_GRACE.as_secs())));
     }
     Ok(grace)
 }
@@ -167,7 +164,6 @@ pub fn check_description(d: &str) -> Result<String> {
 pub fn wants(filters: &[String], event_type: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| schema::filter_matches(f, event_type))
 }
-
 
 #[cfg(test)]
 mod tests {

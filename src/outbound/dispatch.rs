@@ -157,8 +157,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     let start_ms = clock::now_ms();
     let deadline = start_ms + cfg.time_budget.as_millis() as i64;
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
-    let mut summary =
-        Summary { run_id: id::new("run"), started_at: clock::rfc3339(start_ms), ..Summary::default() };
+    let mut summary = Summary { run_id: id::new("run"), started_at: clock::rfc3339(start_ms), ..Summary::default() };
     let registered = runs::start(store.db(), &summary.run_id, start_ms);
     if unless_busy(registered, &mut summary)?.is_none() {
         // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up

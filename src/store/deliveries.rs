@@ -147,8 +147,8 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
     let in_flight =
         count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
-    let dead = count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2)",
-        &[&Status::Dead, &limit],)?;
+    let dead =
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2)", &[&Status::Dead, &limit])?;
     let oldest: Option<i64> = db
         .conn
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
@@ -172,4 +172,3 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
-

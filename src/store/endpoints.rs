@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
-use crate::model::secret::{self, Keyring, KeySecret, SigningKey};
+use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
 use crate::model::{clock, id, Error, Result};
 
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
@@ -102,8 +102,9 @@ pub fn list(db: Db<'_>, user: Option<&str>) -> Result<Vec<Endpoint>> {
 
 /// The active endpoints of a user with their filters, for fan-out.
 pub fn active_for_user(db: Db<'_>, user_id: i64) -> Result<Vec<(String, Vec<String>)>> {
-    let mut stmt =
-        db.conn.prepare_cached("SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id")?;
+    let mut stmt = db
+        .conn
+        .prepare_cached("SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id")?;
     let found = rows(stmt.query_map([user_id], |r| {
         let types: String = r.get(1)?;
         Ok((r.get(0)?, serde_json::from_str(&types).unwrap_or_default()))
@@ -157,12 +158,7 @@ pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
 
 /// Makes a new primary key; keys that were signing keep signing for `grace`, then stop.
 /// Returns the new secret (shown once) and the time the old keys stop signing.
-pub fn rotate_secret(
-    db: Db<'_>,
-    keyring: &Keyring,
-    id: &str,
-    grace: Duration,
-) -> Result<(String, KeyInfo, i64)> {
+pub fn rotate_secret(db: Db<'_>, keyring: &Keyring, id: &str, grace: Duration) -> Result<(String, KeyInfo, i64)> {
     get(db, id)?;
     let now = clock::now_ms();
     let until = now + grace.as_millis() as i64;
@@ -233,7 +229,10 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
         rows(db.conn.prepare("SELECT id, secret FROM endpoint_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
     for (id, sealed) in &sealed {
         let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
-        db.conn.execute("UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
+        db.conn.execute(
+            "UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2",
+            params![secret::seal(new, id, &plain), id],
+        )?;
     }
     Ok(sealed.len())
 }

@@ -12,11 +12,14 @@ use crate::model::delivery::Status;
 use crate::model::event::{envelope, request_hash, Intake, Recorded};
 use crate::model::{clock, endpoint, id, Error, Result};
 
+/// A user's row id, and its active endpoints with their filters.
+type UserEndpoints = (i64, Vec<(String, Vec<String>)>);
+
 /// Records events with their deliveries; an event with no delivery keeps its body for
 /// `payload_retention`. Run it inside one write.
 pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Result<Vec<Recorded>> {
     let now = clock::now_ms();
-    let mut endpoints_of: HashMap<String, (i64, Vec<(String, Vec<String>)>)> = HashMap::new();
+    let mut endpoints_of: HashMap<String, UserEndpoints> = HashMap::new();
     let mut out = Vec::with_capacity(intakes.len());
     for intake in intakes {
         if !endpoints_of.contains_key(&intake.user) {

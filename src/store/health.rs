@@ -7,7 +7,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::Db;
 use crate::model::delivery::Status;
-use crate::model::health::{empty_hours, first_hour, Counts, EndpointHealth, Hour, Overview, COUNT_CAP, DAY_MS, HOUR_MS};
+use crate::model::health::{
+    empty_hours, first_hour, Counts, EndpointHealth, Hour, Overview, COUNT_CAP, DAY_MS, HOUR_MS,
+};
 use crate::model::{id, Result};
 
 /// An endpoint's health from its own row and at most 24 hourly counters.
@@ -76,7 +78,8 @@ pub fn hourly_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Vec<Hour>>
          WHERE s.hour >= ?1 AND (?2 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
          GROUP BY s.hour",
     )?;
-    let found = stmt.query_map(params![start, user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    let found =
+        stmt.query_map(params![start, user], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
     for row in found {
         let (hour, ok, bad) = row?;
         if let Some(slot) = out.get_mut(((hour - start) / HOUR_MS) as usize) {

@@ -156,12 +156,7 @@ impl rusqlite::types::FromSql for FailureCode {
 }
 
 /// A `count(*)` over a subquery limited to `crate::model::health::COUNT_CAP + 1` rows, capped at `crate::model::health::COUNT_CAP`.
-fn bounded_count(
-    db: Db<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-    capped: &mut bool,
-) -> Result<i64> {
+fn bounded_count(db: Db<'_>, sql: &str, params: impl rusqlite::Params, capped: &mut bool) -> Result<i64> {
     let n: i64 = db.conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
     if n > crate::model::health::COUNT_CAP {
         *capped = true;
@@ -187,7 +182,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 
 /// How long a writer waits for another before SQLite reports busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;

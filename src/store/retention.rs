@@ -28,22 +28,21 @@ pub struct Purged {
 /// ended.)
 pub fn purge(db: Db<'_>, log_retention: Duration, now: i64, max_batches: usize) -> Result<Purged> {
     let cutoff = now - log_retention.as_millis() as i64;
-    let mut p = Purged::default();
-    p.payloads = batches(
+    let payloads = batches(
         db,
         max_batches,
         now,
         "UPDATE events SET payload = NULL WHERE id IN
         (SELECT id FROM events WHERE payload IS NOT NULL AND payload_expires_at <= ?1 LIMIT ?2)",
     )?;
-    p.deliveries = batches(
+    let deliveries = batches(
         db,
         max_batches,
         cutoff,
         "DELETE FROM deliveries WHERE id IN
         (SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at <= ?1 LIMIT ?2)",
     )?;
-    p.events = batches(
+    let events = batches(
         db,
         max_batches,
         cutoff,
@@ -51,7 +50,7 @@ pub fn purge(db: Db<'_>, log_retention: Duration, now: i64, max_batches: usize) 
         (SELECT id FROM events ev WHERE created_at <= ?1
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = ev.id) LIMIT ?2)",
     )?;
-    p.runs = batches(
+    let runs = batches(
         db,
         max_batches,
         cutoff,
@@ -65,14 +64,14 @@ pub fn purge(db: Db<'_>, log_retention: Duration, now: i64, max_batches: usize) 
         "DELETE FROM endpoint_stats WHERE (endpoint_id, hour) IN
         (SELECT endpoint_id, hour FROM endpoint_stats WHERE hour <= ?1 LIMIT ?2)",
     )?;
-    p.login_links = batches(
+    let login_links = batches(
         db,
         max_batches,
         now,
         "DELETE FROM login_links_used WHERE nonce IN
         (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)",
     )?;
-    Ok(p)
+    Ok(Purged { payloads, deliveries, events, runs, login_links })
 }
 
 fn batches(db: Db<'_>, max_batches: usize, at: i64, sql: &str) -> Result<usize> {

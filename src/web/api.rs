@@ -13,9 +13,9 @@ use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::{clock, event, schema, token, user, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::{attempts, deliveries, endpoints, events, health, tokens, Db};
-use crate::web::http::Response;
-use crate::web::error::HttpError;
 use crate::web::ctx::Ctx;
+use crate::web::error::HttpError;
+use crate::web::http::Response;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
@@ -47,8 +47,10 @@ impl<'a> Fields422<'a> {
             None => f.problems.push(problem("$".into(), "must be a JSON object".into())),
             Some(o) => {
                 for k in o.keys().filter(|k| !allowed.contains(&k.as_str())) {
-                    f.problems
-                        .push(problem(format!("$.{k}"), format!("is not a known field (known: {})", allowed.join(", "))));
+                    f.problems.push(problem(
+                        format!("$.{k}"),
+                        format!("is not a known field (known: {})", allowed.join(", ")),
+                    ));
                 }
             }
         }
@@ -60,7 +62,8 @@ impl<'a> Fields422<'a> {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(v) => {
-                self.problems.push(problem(format!("$.{name}"), format!("must be a string, not {}", schema::type_name(v))));
+                self.problems
+                    .push(problem(format!("$.{name}"), format!("must be a string, not {}", schema::type_name(v))));
                 None
             }
         }

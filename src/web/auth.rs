@@ -13,8 +13,8 @@ use sha2::Sha256;
 use crate::config::Config;
 use crate::model::user::{check_name, Principal};
 use crate::store::{sessions, Db};
-use crate::web::http::Request;
 use crate::web::error::HttpError;
+use crate::web::http::Request;
 
 pub const SESSION_COOKIE: &str = "qsm_session";
 pub const CSRF_COOKIE: &str = "qsm_csrf";

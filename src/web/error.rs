@@ -70,7 +70,11 @@ impl HttpError {
         HttpError::new(500, "internal", "an internal error occurred; it has been logged")
     }
     pub fn misconfigured() -> HttpError {
-        HttpError::new(500, "misconfigured", "the server is not set up correctly yet; the operator can see why in the error log")
+        HttpError::new(
+            500,
+            "misconfigured",
+            "the server is not set up correctly yet; the operator can see why in the error log",
+        )
     }
 }
 

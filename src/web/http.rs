@@ -286,7 +286,7 @@ mod tests {
         let r = Request::from_cgi(&env(&[]), &b"chunked body"[..], 100).unwrap();
         assert_eq!(r.body, b"chunked body");
         assert_eq!(r.path, "/");
-        let big = vec![b'x'; 101];
+        let big = [b'x'; 101];
         assert_eq!(Request::from_cgi(&env(&[]), &big[..], 100).unwrap_err().status, 413);
         let e = env(&[("CONTENT_LENGTH", "101")]);
         assert_eq!(Request::from_cgi(&e, &big[..], 100).unwrap_err().status, 413);

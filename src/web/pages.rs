@@ -18,9 +18,9 @@ use crate::outbound::{network, probe};
 use crate::store::{attempts, deliveries, endpoints, health, tokens};
 use crate::web::api::{self, owned_delivery, owned_endpoint};
 use crate::web::auth;
-use crate::web::http::Response;
-use crate::web::error::HttpError;
 use crate::web::ctx::Ctx;
+use crate::web::error::HttpError;
+use crate::web::http::Response;
 use crate::web::views;
 
 const STYLESHEET: &str = include_str!("../../static/style.css");
