@@ -2,8 +2,8 @@
 
 fn main() {
     // Started by itself after an intake when WEBHOOKS_DISPATCH_ON_INTAKE is on.
-    if std::env::args().nth(1).as_deref() == Some(webhooks::web::cgi::ON_INTAKE_ARG) {
-        std::process::exit(webhooks::web::cgi::on_intake_main());
+    if std::env::args().nth(1).as_deref() == Some(webhooks::web::routes::ON_INTAKE_ARG) {
+        std::process::exit(webhooks::web::routes::on_intake_main());
     }
-    std::process::exit(webhooks::web::cgi::main());
+    std::process::exit(webhooks::web::routes::main());
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::model::address::{Cidr, Policy};
-use crate::model::retry::Schedule;
+use crate::model::delivery::Schedule;
 use crate::model::secret::Keyring;
 
 /// One configuration key: its name, default and the accepted form, in the order `.env.example`
@@ -219,7 +219,7 @@ impl Config {
                 let (key, v) = get("WEBHOOKS_ADMINS");
                 let names: Vec<String> =
                     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                if names.iter().any(|n| crate::model::user::check_name("user", n).is_err()) {
+                if names.iter().any(|n| crate::model::principal::check_name("user", n).is_err()) {
                     return Err(bad(key, &v));
                 }
                 names

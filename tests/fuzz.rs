@@ -17,10 +17,10 @@ use serde_json::{json, Value};
 
 use webhooks::config::Config;
 use webhooks::model::event;
+use webhooks::model::principal::Principal;
 use webhooks::model::schema;
-use webhooks::model::user::Principal;
 use webhooks::outbound::signing::{self, SigningKey};
-use webhooks::web::http::Request;
+use webhooks::web::cgi::Request;
 
 /// One installation shared by all cases: alice with an endpoint (on a closed loopback port),
 /// an event and its delivery, an app token and a user token.
@@ -278,7 +278,7 @@ fn serve(h: &Hostile) -> (u16, Vec<(String, String)>, Vec<u8>) {
     };
     let response = match Request::from_cgi(&env, h.body.as_slice(), w.cfg.max_body) {
         Ok(req) => webhooks::web::routes::handle(&w.cfg, &req),
-        Err(e) => webhooks::web::http::Response::error(&e),
+        Err(e) => webhooks::web::cgi::Response::error(&e),
     };
     let mut out = Vec::new();
     response.write_cgi(&mut out).unwrap();

@@ -163,7 +163,7 @@ fn folder(module: &str) -> &str {
 #[test]
 fn every_path_points_down_the_layers() {
     let mods = modules();
-    assert!(mods.len() > 30 && mods.contains_key("store/claim"), "the source was read: {:?}", mods.keys());
+    assert!(mods.len() > 30 && mods.contains_key("store/queue"), "the source was read: {:?}", mods.keys());
     let mut wrong = Vec::new();
     let mut folders: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (from, to) in edges(&mods) {
@@ -241,13 +241,13 @@ fn only_the_store_names_rusqlite_or_writes_sql() {
     println!("files with SQL: {} ({with_sql:?})", with_sql.len());
     let outside: Vec<&String> = with_sql.iter().filter(|m| folder(m) != "store").collect();
     assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
-    assert!(with_sql.contains("store/claim") && with_sql.contains("store/events"), "the check finds SQL");
+    assert!(with_sql.contains("store/queue") && with_sql.contains("store/events"), "the check finds SQL");
 }
 
 #[test]
 fn the_path_reader_expands_groups() {
     let got =
-        paths("use crate::store::{self, claim::{Claim, Due}, Db};\nlet x = crate::model::clock::now_ms();", "crate::");
+        paths("use crate::store::{self, claim::{Claim, Due}, Db};\nlet x = crate::model::time::now_ms();", "crate::");
     let got: Vec<String> = got.iter().map(|p| p.join("::")).collect();
-    assert_eq!(got, vec!["store", "store::claim::Claim", "store::claim::Due", "store::Db", "model::clock::now_ms"]);
+    assert_eq!(got, vec!["store", "store::claim::Claim", "store::claim::Due", "store::Db", "model::time::now_ms"]);
 }

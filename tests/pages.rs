@@ -507,11 +507,11 @@ fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
         let now = chrono::Utc::now().timestamp_millis();
         let tx = db.transaction().unwrap();
         for i in 0..10_005 {
-            let id = webhooks::model::id::new("evt");
+            let id = webhooks::model::time::new_id("evt");
             tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", rusqlite::params![id, user, now]).unwrap();
             tx.execute(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-                rusqlite::params![webhooks::model::id::new("dlv"), id, ep, user, now + 3_600_000 + i],
+                rusqlite::params![webhooks::model::time::new_id("dlv"), id, ep, user, now + 3_600_000 + i],
             )
             .unwrap();
         }

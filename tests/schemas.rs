@@ -5,8 +5,8 @@
 use jsonschema::{Draft, JSONSchema};
 use serde_json::{json, Value};
 use webhooks::model::event;
+use webhooks::model::principal::Principal;
 use webhooks::model::schema::{self, Problem};
-use webhooks::model::user::Principal;
 
 fn independent(schema: &Value) -> JSONSchema {
     JSONSchema::options()

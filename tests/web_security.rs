@@ -343,7 +343,8 @@ fn secrets_are_never_stored_or_logged_in_plaintext() {
         .map(Result::unwrap)
         .collect();
     assert!(
-        hashes.contains(&webhooks::model::token::hash(&app)) && hashes.contains(&webhooks::model::token::hash(&alice))
+        hashes.contains(&webhooks::model::principal::token_hash(&app))
+            && hashes.contains(&webhooks::model::principal::token_hash(&alice))
     );
 }
 

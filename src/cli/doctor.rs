@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::model::clock;
 use crate::model::health::STALE_AFTER;
+use crate::model::time;
 use crate::store::observations::{self, AUTH_MISSING, AUTH_PRESENT, MISSING_AUTH_STREAK};
-use crate::store::{self, runs, Store};
+use crate::store::{self, queue, Store};
 
 /// One finding: `Ok` with what was checked, or a problem with its fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +113,8 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     if db.schema_version().ok() != Some(latest) {
         return out;
     }
-    let now = clock::now_ms();
-    let last_run = runs::last_started(db.db()).ok().flatten();
+    let now = time::now_ms();
+    let last_run = queue::last_run_started(db.db()).ok().flatten();
     match last_run {
         None => out.push(problem("the dispatcher has never run", format!("add to your crontab: {}", cfg.cron_line()))),
         Some(t) if now - t > STALE_AFTER.as_millis() as i64 => out.push(problem(

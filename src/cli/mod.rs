@@ -20,10 +20,10 @@ use crate::config::{self, Config};
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields};
-use crate::model::user::{check_name, Principal};
-use crate::model::{clock, event, secret, token, Error};
+use crate::model::principal::{check_name, Principal};
+use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
-use crate::store::{attempts, deliveries, endpoints, events, retention, tokens, Store};
+use crate::store::{deliveries, endpoints, events, principals, retention, Store};
 
 #[derive(Parser)]
 #[command(name = "webhooks", version, about = "QSM Webhooks: dispatcher and administration")]
@@ -311,7 +311,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(args) => serve::run(&args),
         Command::Cgi => {
-            let code = crate::web::cgi::main();
+            let code = crate::web::routes::main();
             if code != 0 {
                 bail!("could not write the CGI response");
             }
@@ -396,7 +396,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Attempts { delivery_id, json } => {
             let store = open(cfg)?;
             deliveries::get(store.db(), &delivery_id)?;
-            let list = attempts::list(store.db(), &delivery_id)?;
+            let list = deliveries::attempts(store.db(), &delivery_id)?;
             print(json, &list, |list| {
                 let lines: Vec<String> = list
                     .iter()
@@ -445,7 +445,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         }
         Command::RotateKey => setup::rotate_key(cfg),
         Command::Purge { json } => {
-            let p = retention::purge(open(cfg)?.db(), cfg.log_retention, clock::now_ms(), usize::MAX)?;
+            let p = retention::purge(open(cfg)?.db(), cfg.log_retention, time::now_ms(), usize::MAX)?;
             print(json, &p, |p| {
                 format!(
                     "purged {} payloads, {} deliveries, {} events, {} runs",
@@ -473,7 +473,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::LoginLink { user, base, json } => {
             check_name("--user", &user)?;
             let keyring = cfg.keyring()?;
-            let query = crate::web::auth::login_query(cfg, &keyring.current, &user, clock::now_ms() / 1000);
+            let query = crate::web::auth::login_query(cfg, &keyring.current, &user, time::now_ms() / 1000);
             let url = format!("{}/login?{query}", base.trim_end_matches('/'));
             let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});
             print(json, &v, |_| url.clone())
@@ -489,7 +489,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let body = read_arg_bytes(&body)?;
-            let now = now.unwrap_or_else(|| clock::now_ms() / 1000);
+            let now = now.unwrap_or_else(|| time::now_ms() / 1000);
             let tolerance = cfg.skew_tolerance.as_secs() as i64;
             match signing::verify(&cfg.header_prefix, &headers, &body, &keys, tolerance, now) {
                 Ok(family) => {
@@ -558,7 +558,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         }
         EndpointCmd::Show { id, json } => {
             let ep = endpoints::get(store.db(), &id)?;
-            let keys = endpoints::keys(store.db(), &id, clock::now_ms())?;
+            let keys = endpoints::keys(store.db(), &id, time::now_ms())?;
             let mut v = serde_json::to_value(&ep)?;
             v["keys"] = serde_json::to_value(&keys)?;
             print(json, &v, |_| {
@@ -621,12 +621,13 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             let keyring = cfg.keyring()?;
             let grace = crate::model::endpoint::check_grace("--grace", grace.unwrap_or(cfg.rotation_grace))?;
             let (secret, key, until) = store.write(|db| endpoints::rotate_secret(db, &keyring, &id, grace))?;
-            let v = json!({"id": id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until)});
+            let v =
+                json!({"id": id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": time::rfc3339(until)});
             print(json, &v, |_| {
                 format!(
                     "new secret: {secret} (key {})\nthe previous secret keeps signing until {}",
                     key.id,
-                    clock::rfc3339(until)
+                    time::rfc3339(until)
                 )
             })
         }
@@ -640,12 +641,12 @@ fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
             if let Some(u) = &user {
                 check_name("--user", u)?;
             }
-            token::check_label(&label)?;
-            let t = tokens::create(store.db(), user.as_deref(), &label)?;
+            principal::check_label(&label)?;
+            let t = principals::create_token(store.db(), user.as_deref(), &label)?;
             print(json, &t, |t| format!("{}\ntoken: {}\n(shown only now)", t.id, t.token))
         }
         TokenCmd::List { user, json } => {
-            let list = tokens::list(store.db(), user.as_deref())?;
+            let list = principals::list_tokens(store.db(), user.as_deref())?;
             print(json, &list, |l| {
                 l.iter()
                     .map(|t| {
@@ -663,7 +664,7 @@ fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
             })
         }
         TokenCmd::Revoke { id } => {
-            tokens::revoke(store.db(), &id, None)?;
+            principals::revoke_token(store.db(), &id, None)?;
             println!("revoked {id}");
             Ok(())
         }

@@ -160,11 +160,6 @@ pub fn check_description(d: &str) -> Result<String> {
     Ok(d.trim().to_string())
 }
 
-/// True when an endpoint with these filters receives events of `event_type`.
-pub fn wants(filters: &[String], event_type: &str) -> bool {
-    filters.is_empty() || filters.iter().any(|f| schema::filter_matches(f, event_type))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,9 +199,9 @@ mod tests {
         assert!(check_filters(&[" email.*".into()]).is_err());
         assert!(check_filters(&["".into()]).unwrap_err().to_string().contains("empty"));
         assert_eq!(check_filters(&["nope".into()]).unwrap_err().field(), Some("event_types"));
-        assert!(wants(&[], "usage.threshold"));
-        assert!(wants(&["usage.*".into()], "usage.threshold"));
-        assert!(!wants(&["email.spam".into()], "usage.threshold"));
+        assert!(schema::wants(&[], "usage.threshold"));
+        assert!(schema::wants(&["usage.*".into()], "usage.threshold"));
+        assert!(!schema::wants(&["email.spam".into()], "usage.threshold"));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::model::clock;
 use crate::model::error::{Error, Result};
+use crate::model::principal::Principal;
 use crate::model::schema::{self, Problem};
-use crate::model::user::Principal;
+use crate::model::time;
 
 /// The longest idempotency key (the `Idempotency-Key` header or the field).
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
@@ -156,10 +156,10 @@ pub fn parse_one(
             problem!(schema::child(path, "user"), "is required with an application token".into());
             None
         }
-        (Some(Ok(u)), _) => match crate::model::user::check_name("user", u) {
+        (Some(Ok(u)), _) => match crate::model::principal::check_name("user", u) {
             Ok(()) => Some(u.to_string()),
             Err(_) => {
-                problem!(schema::child(path, "user"), crate::model::user::NAME_RULE.into());
+                problem!(schema::child(path, "user"), crate::model::principal::NAME_RULE.into());
                 None
             }
         },
@@ -175,8 +175,8 @@ pub fn parse_one(
     }
     let occurred_at = match text("occurred_at") {
         None => None,
-        Some(Ok(t)) => match clock::parse_rfc3339(t) {
-            Some(ms) => Some(clock::rfc3339(ms)),
+        Some(Ok(t)) => match time::parse_rfc3339(t) {
+            Some(ms) => Some(time::rfc3339(ms)),
             None => {
                 problem!(
                     schema::child(path, "occurred_at"),
@@ -229,7 +229,7 @@ pub fn envelope(id: &str, i: &Intake, now: i64) -> Value {
     m.insert("id".into(), json!(id));
     m.insert("type".into(), json!(i.event_type));
     m.insert("schema_version".into(), json!(schema::SCHEMA_VERSION));
-    m.insert("created_at".into(), json!(clock::rfc3339(now)));
+    m.insert("created_at".into(), json!(time::rfc3339(now)));
     if let Some(t) = &i.occurred_at {
         m.insert("occurred_at".into(), json!(t));
     }

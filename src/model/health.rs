@@ -6,15 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::clock;
+use crate::model::time;
 
-pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// The hour `ms` falls in (the key of the hourly counters).
-pub fn hour_of(ms: i64) -> i64 {
-    ms - ms.rem_euclid(HOUR_MS)
-}
+use crate::model::time::hour_of;
+pub use crate::model::time::{DAY_MS, HOUR_MS};
 
 /// The first hour counted in "the last 24 hours".
 pub fn first_hour(now: i64) -> i64 {
@@ -73,7 +68,7 @@ impl EndpointHealth {
             succeeded_24h: succeeded,
             failed_24h: failed,
             success_rate_24h: (done > 0).then(|| (succeeded as f64 * 1000.0 / done as f64).round() / 10.0),
-            last_delivery_at: last_at.map(clock::rfc3339),
+            last_delivery_at: last_at.map(time::rfc3339),
             last_status_code: last_status,
             last_error_code: last_error,
             state: if !active {
@@ -110,7 +105,7 @@ pub struct Hour {
 pub fn empty_hours(now: i64) -> Vec<Hour> {
     let start = first_hour(now);
     (0..24)
-        .map(|h| Hour { label: clock::rfc3339(start + h * HOUR_MS)[11..16].to_string(), succeeded: 0, unsuccessful: 0 })
+        .map(|h| Hour { label: time::rfc3339(start + h * HOUR_MS)[11..16].to_string(), succeeded: 0, unsuccessful: 0 })
         .collect()
 }
 

@@ -4,17 +4,16 @@
 //! outside itself, so every rule here is testable on its own.
 
 pub mod address;
-pub mod clock;
+
 pub mod delivery;
 pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod health;
-pub mod id;
-pub mod retry;
+pub mod principal;
+
 pub mod schema;
 pub mod secret;
-pub mod token;
-pub mod user;
+pub mod time;
 
 pub use error::{Error, Problem, Result};

@@ -78,6 +78,12 @@ pub fn actor_schema() -> &'static Value {
     &catalog()[0].schema["properties"]["actor"]
 }
 
+/// True when an endpoint with these filters receives events of `event_type` (no filter: every
+/// type).
+pub fn wants(filters: &[String], event_type: &str) -> bool {
+    filters.is_empty() || filters.iter().any(|f| filter_matches(f, event_type))
+}
+
 /// True when `filter` (a type, `prefix.*`, or `*`) matches `event_type`.
 pub fn filter_matches(filter: &str, event_type: &str) -> bool {
     match filter.strip_suffix('*') {
@@ -134,7 +140,7 @@ pub fn validate(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
                 }
             }
             if s.get("format").and_then(Value::as_str) == Some("date-time")
-                && crate::model::clock::parse_rfc3339(text).is_none()
+                && crate::model::time::parse_rfc3339(text).is_none()
             {
                 push("must be an RFC 3339 date-time such as 2026-11-22T23:11:55Z".into());
             }

@@ -16,14 +16,15 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::model::delivery::{decide, FailureCode, Next, Outcome};
+use crate::model::delivery::{random_unit, Schedule};
 use crate::model::secret::{Keyring, SigningKey};
-use crate::model::{clock, id, retry, Error, Result};
+use crate::model::{time, Error, Result};
 use crate::outbound::send::Sender;
 use crate::outbound::signing;
-use crate::store::attempts::Attempted;
-use crate::store::claim::{self, Claim, Due};
+use crate::store::queue::Attempted;
+use crate::store::queue::{self, Claim, Due};
 use crate::store::retention::{self, Purged};
-use crate::store::{endpoints, runs, Db, Store};
+use crate::store::{endpoints, Db, Store};
 
 /// How long the coordinator waits to gather results into one transaction.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
@@ -137,7 +138,7 @@ pub fn on_intake(cfg: &Config) -> Result<()> {
         }
         let summary = run(cfg)?;
         drop(lock);
-        let due = claim::any_due(Store::open(&cfg.database)?.db(), clock::now_ms())?;
+        let due = queue::any_due(Store::open(&cfg.database)?.db(), time::now_ms())?;
         if !due || summary.sent == 0 {
             return Ok(());
         }
@@ -154,11 +155,12 @@ pub fn run(cfg: &Config) -> Result<Summary> {
 
 pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summary> {
     let started = Instant::now();
-    let start_ms = clock::now_ms();
+    let start_ms = time::now_ms();
     let deadline = start_ms + cfg.time_budget.as_millis() as i64;
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
-    let mut summary = Summary { run_id: id::new("run"), started_at: clock::rfc3339(start_ms), ..Summary::default() };
-    let registered = runs::start(store.db(), &summary.run_id, start_ms);
+    let mut summary =
+        Summary { run_id: time::new_id("run"), started_at: time::rfc3339(start_ms), ..Summary::default() };
+    let registered = queue::start_run(store.db(), &summary.run_id, start_ms);
     if unless_busy(registered, &mut summary)?.is_none() {
         // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up
         // as a stale dispatcher on the dashboard and in `doctor`.
@@ -198,7 +200,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         let mut batch: Vec<Done> = Vec::new();
         let result = (|| -> Result<()> {
             loop {
-                let now = clock::now_ms();
+                let now = time::now_ms();
                 let can_start = now + timeout_ms <= deadline;
                 let slots = if can_start { capacity - outstanding } else { 0 };
                 // Record what came back and claim what fits, in one transaction.
@@ -209,7 +211,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     summary.claimed += 1;
                     job_tx.send(job).expect("workers live until the job channel closes");
                 }
-                if !can_start && !summary.budget_exhausted && (outstanding > 0 || claim::any_due(store.db(), now)?) {
+                if !can_start && !summary.budget_exhausted && (outstanding > 0 || queue::any_due(store.db(), now)?) {
                     summary.budget_exhausted = true;
                 }
                 if outstanding == 0 {
@@ -237,14 +239,14 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         result
     })?;
 
-    let now = clock::now_ms();
+    let now = time::now_ms();
     if !summary.busy {
         let purged = retention::purge(store.db(), cfg.log_retention, now, 20);
         summary.purged = unless_busy(purged, &mut summary)?.unwrap_or_default();
     }
     store.checkpoint()?;
     summary.duration_ms = started.elapsed().as_millis();
-    let finished = runs::finish(store.db(), &summary.run_id, clock::now_ms(), &serde_json::to_string(&summary)?);
+    let finished = queue::finish_run(store.db(), &summary.run_id, time::now_ms(), &serde_json::to_string(&summary)?);
     unless_busy(finished, &mut summary)?;
     Ok(summary)
 }
@@ -275,7 +277,7 @@ fn worker(
             Ok(Ok(job)) => job,
             _ => return,
         };
-        let now = clock::now_ms();
+        let now = time::now_ms();
         // The run's last safe start time, or the job's lease, may pass between claim and
         // pick-up (jobs wait in a queue): a request that could outlast either is not started,
         // so no other run can ever be sending the same delivery.
@@ -306,7 +308,7 @@ fn worker(
 struct Coordinator<'a> {
     cfg: &'a Config,
     keyring: &'a Keyring,
-    schedule: retry::Schedule,
+    schedule: Schedule,
     run_id: String,
     /// The last user served: the next claim starts after it (round-robin).
     cursor: Option<i64>,
@@ -368,7 +370,7 @@ impl Coordinator<'_> {
             slots,
             payload_retention: self.cfg.payload_retention,
         };
-        let claimed = claim::claim(db, &request, &mut self.cursor)?;
+        let claimed = queue::claim(db, &request, &mut self.cursor)?;
         let mut unsent = claimed.unsent;
         let mut jobs = Vec::with_capacity(claimed.due.len());
         for due in claimed.due {
@@ -376,7 +378,7 @@ impl Coordinator<'_> {
             if keys.is_empty() {
                 let (id, run) = (&due.delivery_id, &self.run_id);
                 let why = "the endpoint has no signing key";
-                claim::finish_unsent(db, id, run, FailureCode::NoSigningKey, why, now, self.cfg.payload_retention)?;
+                queue::finish_unsent(db, id, run, FailureCode::NoSigningKey, why, now, self.cfg.payload_retention)?;
                 unsent += 1;
                 continue;
             }
@@ -396,12 +398,12 @@ impl Coordinator<'_> {
 
     /// Applies a batch of results: an attempt row each and the delivery's next state.
     fn record(&self, db: Db<'_>, batch: &[Done]) -> Result<Vec<Option<Next>>> {
-        let now = clock::now_ms();
+        let now = time::now_ms();
         let mut out = Vec::with_capacity(batch.len());
         for done in batch {
             match done {
                 Done::Sent { job, outcome, started_at } => {
-                    let next = decide(&self.schedule, job.attempt, outcome, now, retry::random_unit());
+                    let next = decide(&self.schedule, job.attempt, outcome, now, random_unit());
                     let attempted = Attempted {
                         delivery_id: &job.delivery_id,
                         attempt: job.attempt,
@@ -411,11 +413,11 @@ impl Coordinator<'_> {
                         request_body: self.cfg.log_bodies.then_some(&*job.payload),
                         next,
                     };
-                    claim::record(db, &attempted, now, self.cfg.payload_retention)?;
+                    queue::record(db, &attempted, now, self.cfg.payload_retention)?;
                     out.push(Some(next));
                 }
                 Done::Released(job) => {
-                    claim::release(db, &job.delivery_id, &self.run_id, now)?;
+                    queue::release(db, &job.delivery_id, &self.run_id, now)?;
                     out.push(None);
                 }
             }

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::model::endpoint::Endpoint;
 use crate::model::secret::Keyring;
-use crate::model::{clock, id, schema, Result};
+use crate::model::{schema, time, Result};
 use crate::outbound::send::Sender;
 use crate::outbound::signing;
 use crate::store::{endpoints, Db};
@@ -29,14 +29,14 @@ pub struct TestResult {
 }
 
 pub fn send_test(db: Db<'_>, cfg: &Config, keyring: &Keyring, ep: &Endpoint) -> Result<TestResult> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let keys = endpoints::signing_keys(db, keyring, &ep.id, now)?;
-    let id = id::new("evt");
+    let id = time::new_id("evt");
     let body = json!({
         "id": id,
         "type": "webhook.test",
         "schema_version": schema::SCHEMA_VERSION,
-        "created_at": clock::rfc3339(now),
+        "created_at": time::rfc3339(now),
         "user": ep.user,
         "data": {"message": format!("This is a test delivery from QSM Webhooks to endpoint {}.", ep.id)},
     })

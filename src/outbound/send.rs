@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::model::address::{literal_ip, Blocked, Policy};
+use crate::model::delivery::parse_retry_after;
 use crate::model::delivery::{FailureCode, Outcome};
-use crate::model::{clock, retry};
+use crate::model::time;
 use crate::outbound::network::{DnsFailure, GuardedResolver};
 
 /// Bytes of the response kept in the delivery log.
@@ -70,7 +71,7 @@ impl Sender {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::parse_retry_after(v, clock::now_ms()));
+            .and_then(|v| parse_retry_after(v, time::now_ms()));
         let keep = if self.log_bodies { LOGGED_BODY_BYTES } else { SNIPPET_BYTES };
         let mut buf = Vec::with_capacity(keep.min(4096));
         // Read at most `keep` bytes: an endless or slow body costs no more than that (the global

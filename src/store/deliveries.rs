@@ -1,12 +1,13 @@
-//! `deliveries` as the log shows them: the list with its filters, one delivery, manual retries,
-//! and the queue's figures. Claiming and recording attempts is `claim`.
+//! `deliveries` and their `attempts` as the log shows them: the list with its filters, one
+//! delivery and its attempts, manual retries, and the queue's figures. Claiming and recording
+//! attempts is `queue`.
 
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{rows, Db};
-use crate::model::delivery::{Delivery, Filter, Status};
+use crate::model::delivery::{Attempt, Delivery, Filter, Status};
 use crate::model::health::{QueueStatus, COUNT_CAP};
-use crate::model::{clock, id, Error, Result};
+use crate::model::{time, Error, Result};
 
 const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d.status, d.attempts,
         d.last_status_code, d.last_error_code, d.last_error, d.created_at, d.last_attempt_at,
@@ -27,10 +28,10 @@ fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
         last_status_code: r.get(7)?,
         last_error_code: r.get(8)?,
         last_error: r.get(9)?,
-        created_at: clock::rfc3339(r.get(10)?),
-        last_attempt_at: r.get::<_, Option<i64>>(11)?.map(clock::rfc3339),
-        next_attempt_at: if in_flight { None } else { r.get::<_, Option<i64>>(12)?.map(clock::rfc3339) },
-        finished_at: r.get::<_, Option<i64>>(13)?.map(clock::rfc3339),
+        created_at: time::rfc3339(r.get(10)?),
+        last_attempt_at: r.get::<_, Option<i64>>(11)?.map(time::rfc3339),
+        next_attempt_at: if in_flight { None } else { r.get::<_, Option<i64>>(12)?.map(time::rfc3339) },
+        finished_at: r.get::<_, Option<i64>>(13)?.map(time::rfc3339),
         in_flight,
         payload_available: r.get(15)?,
     })
@@ -48,7 +49,7 @@ pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
            AND (?8 IS NULL OR d.id < ?8)
          ORDER BY d.id DESC LIMIT ?6"
     );
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let mut stmt = db.conn.prepare_cached(&sql)?;
     let it = stmt.query_map(
         params![
@@ -58,8 +59,8 @@ pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
             f.event_type,
             f.before,
             f.limit.max(1) as i64,
-            f.since.map(|t| id::at("dlv", t)),
-            f.until.map(|t| id::at("dlv", t)),
+            f.since.map(|t| time::id_at("dlv", t)),
+            f.until.map(|t| time::id_at("dlv", t)),
         ],
         |r| from_row(r, now),
     )?;
@@ -67,7 +68,7 @@ pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
 }
 
 pub fn get(db: Db<'_>, id: &str) -> Result<Delivery> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     db.conn
         .prepare_cached(&format!("{SELECT} WHERE d.id = ?1"))?
         .query_row([id], |r| from_row(r, now))
@@ -100,7 +101,7 @@ pub fn retry(db: Db<'_>, id: &str) -> Result<Delivery> {
             ),
         ));
     }
-    let now = clock::now_ms();
+    let now = time::now_ms();
     db.conn.execute(
         "UPDATE deliveries SET status = CASE WHEN status IN ('succeeded', 'dead') THEN 'pending' ELSE status END,
                 next_attempt_at = ?1, finished_at = NULL
@@ -113,7 +114,7 @@ pub fn retry(db: Db<'_>, id: &str) -> Result<Delivery> {
 
 /// Retries every dead delivery of an endpoint whose body is still kept; returns how many.
 pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     db.conn.execute(
         "UPDATE events SET payload_expires_at = NULL WHERE id IN
            (SELECT event_id FROM deliveries WHERE endpoint_id = ?1 AND status = 'dead')
@@ -128,10 +129,33 @@ pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
     )?)
 }
 
+/// Every attempt of a delivery, in order.
+pub fn attempts(db: Db<'_>, delivery_id: &str) -> Result<Vec<Attempt>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT attempt, started_at, duration_ms, status_code, error_code, error, response_snippet,
+                request_body, response_body
+         FROM attempts WHERE delivery_id = ?1 ORDER BY attempt, id",
+    )?;
+    let found = rows(stmt.query_map([delivery_id], |r| {
+        Ok(Attempt {
+            attempt: r.get(0)?,
+            started_at: time::rfc3339(r.get(1)?),
+            duration_ms: r.get(2)?,
+            status_code: r.get(3)?,
+            error_code: r.get(4)?,
+            error: r.get(5)?,
+            response_snippet: r.get(6)?,
+            request_body: r.get(7)?,
+            response_body: r.get(8)?,
+        })
+    })?)?;
+    Ok(found)
+}
+
 /// The dispatcher's queue. With `exact`, every count is exact (the `status` command); without,
 /// counts stop at [`COUNT_CAP`] (`capped` says so) so that pages stay fast with any backlog.
 pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let limit = if exact { i64::MAX } else { COUNT_CAP + 1 };
     let mut capped = false;
     let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
@@ -167,7 +191,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         dead,
         capped,
         oldest_due_seconds: oldest.map(|t| (now - t).max(0) / 1000),
-        last_run_at: last.as_ref().map(|(t, _)| clock::rfc3339(*t)),
+        last_run_at: last.as_ref().map(|(t, _)| time::rfc3339(*t)),
         last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),
         last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
     })

@@ -9,7 +9,7 @@ use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
-use crate::model::{clock, id, Error, Result};
+use crate::model::{time, Error, Result};
 
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
                        e.disabled_reason, e.created_at, e.updated_at";
@@ -24,8 +24,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         event_types: serde_json::from_str(&types).unwrap_or_default(),
         active: r.get(5)?,
         disabled_reason: r.get(6)?,
-        created_at: clock::rfc3339(r.get(7)?),
-        updated_at: clock::rfc3339(r.get(8)?),
+        created_at: time::rfc3339(r.get(7)?),
+        updated_at: time::rfc3339(r.get(8)?),
     })
 }
 
@@ -39,9 +39,9 @@ pub fn add(
     fields: &Fields,
     limit: usize,
 ) -> Result<(Endpoint, String)> {
-    crate::model::user::check_name("user", user)?;
+    crate::model::principal::check_name("user", user)?;
     let checked = fields.check(policy, None)?;
-    let user_id = super::users::ensure(db, user)?;
+    let user_id = super::principals::ensure(db, user)?;
     let count: i64 = db.conn.query_row("SELECT count(*) FROM endpoints WHERE user_id = ?1", [user_id], |r| r.get(0))?;
     if count as usize >= limit {
         return Err(Error::conflict(
@@ -49,8 +49,8 @@ pub fn add(
             format!("{user} already has {count} endpoints, the most allowed (WEBHOOKS_MAX_ENDPOINTS_PER_USER); delete one first"),
         ));
     }
-    let id = id::new("ep");
-    let now = clock::now_ms();
+    let id = time::new_id("ep");
+    let now = time::now_ms();
     db.conn.execute(
         "INSERT INTO endpoints (id, user_id, url, description, event_types, active, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
@@ -62,7 +62,7 @@ pub fn add(
 }
 
 fn insert_key(db: Db<'_>, keyring: &Keyring, endpoint_id: &str, secret: &str, now: i64) -> Result<String> {
-    let key_id = id::new("key");
+    let key_id = time::new_id("key");
     db.conn.execute(
         "INSERT INTO endpoint_keys (id, endpoint_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![key_id, endpoint_id, keyring.seal(&key_id, secret), now],
@@ -117,7 +117,7 @@ pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<
     let c = fields.check(policy, Some(&current))?;
     db.conn.execute(
         "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4 WHERE id = ?5",
-        params![c.url, c.description, serde_json::to_string(&c.event_types)?, clock::now_ms(), id],
+        params![c.url, c.description, serde_json::to_string(&c.event_types)?, time::now_ms(), id],
     )?;
     get(db, id)
 }
@@ -126,7 +126,7 @@ pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<
 pub fn set_active(db: Db<'_>, id: &str, active: bool, reason: Option<&str>) -> Result<Endpoint> {
     let n = db.conn.execute(
         "UPDATE endpoints SET active = ?1, disabled_reason = ?2, updated_at = ?3 WHERE id = ?4",
-        params![active, if active { None } else { reason }, clock::now_ms(), id],
+        params![active, if active { None } else { reason }, time::now_ms(), id],
     )?;
     if n == 0 {
         return Err(Error::not_found(format!("endpoint {id}")));
@@ -145,7 +145,7 @@ pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
     if db.conn.execute("DELETE FROM endpoints WHERE id = ?1", [id])? == 0 {
         return Err(Error::not_found(format!("endpoint {id}")));
     }
-    let expires = clock::now_ms() + payload_retention.as_millis() as i64;
+    let expires = time::now_ms() + payload_retention.as_millis() as i64;
     let mut stmt = db.conn.prepare(
         "UPDATE events SET payload_expires_at = ?1 WHERE id = ?2 AND payload_expires_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
@@ -160,7 +160,7 @@ pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
 /// Returns the new secret (shown once) and the time the old keys stop signing.
 pub fn rotate_secret(db: Db<'_>, keyring: &Keyring, id: &str, grace: Duration) -> Result<(String, KeyInfo, i64)> {
     get(db, id)?;
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let until = now + grace.as_millis() as i64;
     db.conn.execute(
         "UPDATE endpoint_keys SET expires_at = ?1
@@ -169,7 +169,7 @@ pub fn rotate_secret(db: Db<'_>, keyring: &Keyring, id: &str, grace: Duration) -
     )?;
     let secret = secret::generate();
     let key_id = insert_key(db, keyring, id, &secret, now)?;
-    let info = KeyInfo { id: key_id, created_at: clock::rfc3339(now), expires_at: None };
+    let info = KeyInfo { id: key_id, created_at: time::rfc3339(now), expires_at: None };
     Ok((secret, info, until))
 }
 
@@ -183,8 +183,8 @@ pub fn keys(db: Db<'_>, id: &str, now: i64) -> Result<Vec<KeyInfo>> {
     let found = rows(stmt.query_map(params![id, now], |r| {
         Ok(KeyInfo {
             id: r.get(0)?,
-            created_at: clock::rfc3339(r.get(1)?),
-            expires_at: r.get::<_, Option<i64>>(2)?.map(clock::rfc3339),
+            created_at: time::rfc3339(r.get(1)?),
+            expires_at: r.get::<_, Option<i64>>(2)?.map(time::rfc3339),
         })
     })?)?;
     Ok(found)
@@ -207,8 +207,8 @@ pub fn secrets(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<Vec<
         out.push(KeySecret {
             key_id,
             secret,
-            created_at: clock::rfc3339(created),
-            expires_at: expires.map(clock::rfc3339),
+            created_at: time::rfc3339(created),
+            expires_at: expires.map(time::rfc3339),
         });
     }
     Ok(out)
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(list(conn, Some("bob")).unwrap().len(), 0);
         assert!(get_owned(conn, &ep.id, Some("bob")).is_err());
 
-        let now = clock::now_ms();
+        let now = time::now_ms();
         assert_eq!(secrets(conn, &MASTER, &ep.id, now).unwrap()[0].secret, secret);
         let (new_secret, _, until) = rotate_secret(conn, &MASTER, &ep.id, Duration::from_secs(3600)).unwrap();
         let during: Vec<String> =

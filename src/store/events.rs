@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use super::Db;
 use crate::model::delivery::Status;
 use crate::model::event::{envelope, request_hash, Intake, Recorded};
-use crate::model::{clock, endpoint, id, Error, Result};
+use crate::model::{schema, time, Error, Result};
 
 /// A user's row id, and its active endpoints with their filters.
 type UserEndpoints = (i64, Vec<(String, Vec<String>)>);
@@ -18,12 +18,12 @@ type UserEndpoints = (i64, Vec<(String, Vec<String>)>);
 /// Records events with their deliveries; an event with no delivery keeps its body for
 /// `payload_retention`. Run it inside one write.
 pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Result<Vec<Recorded>> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let mut endpoints_of: HashMap<String, UserEndpoints> = HashMap::new();
     let mut out = Vec::with_capacity(intakes.len());
     for intake in intakes {
         if !endpoints_of.contains_key(&intake.user) {
-            let uid = super::users::ensure(db, &intake.user)?;
+            let uid = super::principals::ensure(db, &intake.user)?;
             endpoints_of.insert(intake.user.clone(), (uid, super::endpoints::active_for_user(db, uid)?));
         }
         let (user_id, endpoints) = &endpoints_of[&intake.user];
@@ -50,10 +50,10 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
                 continue;
             }
         }
-        let id = id::new("evt");
+        let id = time::new_id("evt");
         let payload = envelope(&id, intake, now).to_string();
         let targets: Vec<&String> =
-            endpoints.iter().filter(|(_, f)| endpoint::wants(f, &intake.event_type)).map(|(id, _)| id).collect();
+            endpoints.iter().filter(|(_, f)| schema::wants(f, &intake.event_type)).map(|(id, _)| id).collect();
         let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
         db.conn
             .prepare_cached(
@@ -66,7 +66,7 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         )?;
         for endpoint_id in &targets {
-            insert.execute(params![id::new("dlv"), id, endpoint_id, user_id, Status::Pending.as_str(), now])?;
+            insert.execute(params![time::new_id("dlv"), id, endpoint_id, user_id, Status::Pending.as_str(), now])?;
         }
         out.push(Recorded {
             id,

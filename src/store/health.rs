@@ -1,5 +1,5 @@
 //! The health figures (`model::health`) from the database: per-endpoint success over the last
-//! 24 hours from the hourly counters (`endpoint_stats`, which `claim::record` keeps current), so
+//! 24 hours from the hourly counters (`endpoint_stats`, which `queue::record` keeps current), so
 //! a page costs the same with 100 or 100,000 deliveries; counts by status that stop at
 //! `COUNT_CAP`. Delivery ids sort by creation time, so "the last 24 hours" is an index range.
 
@@ -10,7 +10,7 @@ use crate::model::delivery::Status;
 use crate::model::health::{
     empty_hours, first_hour, Counts, EndpointHealth, Hour, Overview, COUNT_CAP, DAY_MS, HOUR_MS,
 };
-use crate::model::{id, Result};
+use crate::model::{time, Result};
 
 /// An endpoint's health from its own row and at most 24 hourly counters.
 pub fn endpoint(db: Db<'_>, endpoint_id: &str, active: bool, now: i64) -> Result<EndpointHealth> {
@@ -33,9 +33,9 @@ pub fn endpoint(db: Db<'_>, endpoint_id: &str, active: bool, now: i64) -> Result
 /// Deliveries created in the last 24 hours by status, for one user or everyone, each count
 /// stopping at [`COUNT_CAP`]. Each walks an index range of at most that many entries.
 pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
-    let since = id::at("dlv", now - DAY_MS);
+    let since = time::id_at("dlv", now - DAY_MS);
     let user_id: Option<i64> = match user {
-        Some(name) => match super::users::find(db, name)? {
+        Some(name) => match super::principals::find(db, name)? {
             Some(id) => Some(id),
             None => return Ok(Counts::default()),
         },

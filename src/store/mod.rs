@@ -4,9 +4,10 @@
 //! - [`Store`] owns one connection: opening it with the pragmas every process needs, applying the
 //!   `sql/` migrations by `PRAGMA user_version`, and [`Store::write`], one immediate transaction.
 //! - [`Db`] is what every operation takes: a connection, or the transaction of a `write`. The
-//!   operations live in one module per table or aggregate (`users`, `tokens`, `endpoints`,
-//!   `events`, `deliveries`, `attempts`, `claim`, `health`, `runs`, `retention`, `sessions`,
-//!   `observations`). Times, ids and statuses cross as typed values (`model::…`); errors as
+//!   operations live in one module per table or aggregate: `principals` (users, tokens),
+//!   `endpoints` (with their keys), `events` (intake's fan-out), `deliveries` (the log, with
+//!   attempts), `queue` (the dispatcher's claim and record, run heartbeats), `health`,
+//!   `retention`, `sessions` (used login links), `observations`. Times, ids and statuses cross as typed values (`model::…`); errors as
 //!   `model::Error` (a locked database is `Error::Busy`).
 //!
 //! A second backend (PostgreSQL) implements the same operations in a sibling module and makes
@@ -21,18 +22,15 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::model::delivery::{FailureCode, Status};
 use crate::model::{Error, Result};
 
-pub mod attempts;
-pub mod claim;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod observations;
+pub mod principals;
+pub mod queue;
 pub mod retention;
-pub mod runs;
 pub mod sessions;
-pub mod tokens;
-pub mod users;
 
 /// One open database.
 pub struct Store {
@@ -279,12 +277,12 @@ mod tests {
     fn backups_are_consistent_copies() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
-        users::ensure(store.db(), "alice").unwrap();
+        principals::ensure(store.db(), "alice").unwrap();
         let copy = dir.path().join("copy.db");
         store.backup(&copy).unwrap();
         assert!(store.backup(&copy).is_err(), "never overwrites");
         let restored = Store::open(&copy).unwrap();
-        assert!(users::find(restored.db(), "alice").unwrap().is_some());
+        assert!(principals::find(restored.db(), "alice").unwrap().is_some());
     }
 
     #[test]

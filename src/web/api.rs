@@ -10,12 +10,12 @@ use crate::model::address::Policy;
 use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
 use crate::model::endpoint::{check_grace, Endpoint, Fields};
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
-use crate::model::{clock, event, schema, token, user, Error, Problem};
+use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
-use crate::store::{attempts, deliveries, endpoints, events, health, tokens, Db};
-use crate::web::ctx::Ctx;
+use crate::store::{deliveries, endpoints, events, health, principals, Db};
+use crate::web::auth::Ctx;
+use crate::web::cgi::Response;
 use crate::web::error::HttpError;
-use crate::web::http::Response;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
@@ -118,7 +118,7 @@ impl<'a> Fields422<'a> {
 
 /// The endpoint as the API shows it: fields, signing keys (ids and expiry, never secrets) and health.
 pub fn endpoint_json(db: Db<'_>, ep: &Endpoint) -> Result<Value, HttpError> {
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let mut v = serde_json::to_value(ep)?;
     v["keys"] = serde_json::to_value(endpoints::keys(db, &ep.id, now)?)?;
     v["health"] = serde_json::to_value(health::endpoint(db, &ep.id, ep.active, now)?)?;
@@ -180,7 +180,7 @@ pub fn openapi(_: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 pub fn status(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let scope = ctx.viewer().scope().map(String::from);
-    let overview = health::overview(ctx.db()?, scope.as_deref(), clock::now_ms())?;
+    let overview = health::overview(ctx.db()?, scope.as_deref(), time::now_ms())?;
     Ok(Response::json(200, &serde_json::to_value(overview)?))
 }
 
@@ -290,7 +290,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::json(
         200,
         &json!({
-            "id": ep.id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": clock::rfc3339(until),
+            "id": ep.id, "secret": secret, "key_id": key.id, "previous_keys_sign_until": time::rfc3339(until),
         }),
     ))
 }
@@ -300,7 +300,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
     let keyring = ctx.keyring()?;
-    let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, clock::now_ms())?;
+    let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, time::now_ms())?;
     Ok(Response::json(200, &json!({"id": ep.id, "secret": keys.first().map(|k| &k.secret), "keys": keys})))
 }
 
@@ -319,7 +319,7 @@ pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 /// Parses a time filter: RFC 3339, or a date (`2026-11-23`, midnight UTC).
 pub fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
-    clock::parse_rfc3339(s)
+    time::parse_rfc3339(s)
         .or_else(|| {
             chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .ok()
@@ -370,7 +370,7 @@ pub fn owned_delivery(ctx: &mut Ctx<'_>) -> Result<Delivery, HttpError> {
 
 pub fn get_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let d = owned_delivery(ctx)?;
-    let history = attempts::list(ctx.db()?, &d.id)?;
+    let history = deliveries::attempts(ctx.db()?, &d.id)?;
     let mut v = serde_json::to_value(&d)?;
     v["attempt_history"] = serde_json::to_value(history)?;
     Ok(Response::json(200, &v))
@@ -387,7 +387,7 @@ pub fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         Some(u) => Some(u.to_string()),
         None => ctx.req.query("user"),
     };
-    let list = tokens::list(ctx.db()?, scope.as_deref())?;
+    let list = principals::list_tokens(ctx.db()?, scope.as_deref())?;
     Ok(Response::json(200, &json!({"tokens": list})))
 }
 
@@ -397,16 +397,16 @@ pub fn create_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let label = f.string("label").unwrap_or_default();
     let user = f.string("user");
     f.finish()?;
-    token::check_label(&label)?;
+    principal::check_label(&label)?;
     let owner = owner_for(ctx, user, "tokens")?;
-    user::check_name("user", &owner)?;
-    let created = ctx.write(|db| tokens::create(db, Some(&owner), &label))?;
+    principal::check_name("user", &owner)?;
+    let created = ctx.write(|db| principals::create_token(db, Some(&owner), &label))?;
     Ok(Response::json(201, &serde_json::to_value(created)?))
 }
 
 pub fn revoke_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let id = ctx.param().to_string();
     let scope = ctx.viewer().scope().map(String::from);
-    ctx.write(|db| tokens::revoke(db, &id, scope.as_deref()))?;
+    ctx.write(|db| principals::revoke_token(db, &id, scope.as_deref()))?;
     Ok(Response::json(200, &json!({"id": id, "revoked": true})))
 }

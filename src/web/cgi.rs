@@ -1,105 +1,261 @@
-//! The CGI program: read the request (`http`), route it (`routes`), write the response. A
-//! panic or a configuration error still answers cleanly (an HTML page for pages, JSON for the
-//! API) and leaves one line in the web server's error log.
+//! HTTP at the CGI boundary (RFC 3875): a [`Request`] built from CGI meta-variables and the body
+//! stream, and a [`Response`] written back as CGI output. Handlers see neither the environment nor
+//! the streams; tests build requests from a map and need no process.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use serde_json::Value;
 
 use crate::web::error::HttpError;
-use crate::web::http::{Request, Response};
 
-/// The argument with which `webhooks-cgi` runs as the after-intake dispatcher
-/// (`WEBHOOKS_DISPATCH_ON_INTAKE`, started by `outbound::dispatch::start_detached`).
-pub use crate::outbound::dispatch::ON_INTAKE_ARG;
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// `PATH_INFO`, `/` when empty.
+    pub path: String,
+    pub query: String,
+    /// Header names in lowercase with dashes (`content-type`, `authorization`).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Set by the web server's own authentication.
+    pub remote_user: Option<String>,
+    pub https: bool,
+    /// `SCRIPT_NAME`, to build links below the script.
+    pub script_name: String,
+}
 
-/// `webhooks-cgi --dispatch-on-intake`: one lock-guarded dispatcher after an intake.
-pub fn on_intake_main() -> i32 {
-    let result = crate::config::Config::load()
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|cfg| crate::outbound::dispatch::on_intake(&cfg).map_err(|e| e.to_string()));
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("webhooks dispatch (on intake): {e}");
-            1
+impl Request {
+    /// Query-string parameters, percent-decoded.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+    }
+
+    /// The first query parameter of that name, when not empty.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.query_pairs().into_iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v)
+    }
+
+    /// True when the body's media type, parameters aside (`application/json; charset=utf-8`),
+    /// is `media`.
+    fn body_is(&self, media: &str) -> bool {
+        self.header("content-type")
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.body_is("application/json")
+    }
+
+    /// An `application/x-www-form-urlencoded` body.
+    pub fn form(&self) -> Form {
+        let pairs = if self.body_is("application/x-www-form-urlencoded") {
+            url::form_urlencoded::parse(&self.body).into_owned().collect()
+        } else {
+            Vec::new()
+        };
+        Form { pairs }
+    }
+
+    /// A cookie's value (`Cookie: a=1; b=2`).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.header("cookie")?
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim().to_string())
+    }
+
+    /// The URL of a path below this script (`/endpoints` → `/cgi-bin/webhooks.cgi/endpoints`).
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.script_name)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Builds a request from CGI meta-variables and the body stream. The body is read up to
+    /// `CONTENT_LENGTH`, or to EOF when that is absent (chunked bodies under Apache), never past
+    /// `max_body`: a longer body is a 413 and is not read.
+    pub fn from_cgi(env: &HashMap<String, String>, mut stdin: impl Read, max_body: u64) -> Result<Request, HttpError> {
+        let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
+        let mut headers: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone())))
+            .collect();
+        for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
+            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+                headers.retain(|(k, _)| k != name);
+                headers.push((name.to_string(), v.clone()));
+            }
+        }
+        headers.sort();
+        let mut body = Vec::new();
+        match env.get("CONTENT_LENGTH").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            Some(len) => {
+                let n: u64 = len.parse().map_err(|_| HttpError::bad_request("CONTENT_LENGTH is not a number"))?;
+                if n > max_body {
+                    drain(&mut stdin, n);
+                    return Err(HttpError::too_large(max_body));
+                }
+                body.reserve(n as usize);
+                (&mut stdin)
+                    .take(n)
+                    .read_to_end(&mut body)
+                    .map_err(|e| HttpError::bad_request(format!("reading the request body failed: {e}")))?;
+                if (body.len() as u64) < n {
+                    return Err(HttpError::bad_request("the request body ended before CONTENT_LENGTH bytes"));
+                }
+            }
+            None => {
+                (&mut stdin)
+                    .take(max_body + 1)
+                    .read_to_end(&mut body)
+                    .map_err(|e| HttpError::bad_request(format!("reading the request body failed: {e}")))?;
+                if body.len() as u64 > max_body {
+                    drain(&mut stdin, DRAIN_LIMIT);
+                    return Err(HttpError::too_large(max_body));
+                }
+            }
+        }
+        let path = get("PATH_INFO");
+        Ok(Request {
+            method: get("REQUEST_METHOD").to_ascii_uppercase(),
+            path: if path.is_empty() { "/".into() } else { path.to_string() },
+            query: get("QUERY_STRING").to_string(),
+            headers,
+            body,
+            remote_user: env.get("REMOTE_USER").filter(|u| !u.is_empty()).cloned(),
+            https: get("HTTPS").eq_ignore_ascii_case("on") || get("REQUEST_SCHEME") == "https",
+            script_name: get("SCRIPT_NAME").to_string(),
+        })
+    }
+}
+
+/// Decoded form fields; a name may repeat (checkboxes).
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    pub pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413. Some servers
+/// (Apache's mod_cgid) drop the connection without sending the answer when the CGI exits while
+/// they are still writing the body to it; a bound keeps a hostile client from holding a process.
+const DRAIN_LIMIT: u64 = 16 << 20;
+
+fn drain(stdin: impl Read, up_to: u64) {
+    let _ = std::io::copy(&mut stdin.take(up_to.min(DRAIN_LIMIT)), &mut std::io::sink());
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sent with every response: no caching of user data, no framing, no sniffing, no inline script.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        body.push(b'\n');
+        Response { status, headers: vec![("Content-Type".into(), "application/json".into())], body }
+    }
+
+    pub fn html(status: u16, html: String) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: html.into_bytes(),
         }
     }
-}
 
-/// The whole CGI program: read the request, handle it, write the response. A panic becomes a
-/// clean 500 and one line on stderr (the server's error log).
-pub fn main() -> i32 {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let response = catching(&env, || respond(&env));
-    match response.write_cgi(std::io::stdout().lock()) {
-        Ok(()) => 0,
-        Err(_) => 1,
+    /// 303 See Other: where a form POST lands (Post/Redirect/Get).
+    pub fn redirect(location: &str) -> Response {
+        Response { status: 303, headers: vec![("Location".into(), location.to_string())], body: Vec::new() }
     }
-}
 
-/// Runs a handler; a panic becomes a clean 500 (HTML for pages, JSON for the API) and one line
-/// on stderr, which the web server writes to its error log.
-pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Response) -> Response {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {})); // the one line below replaces the default report
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler));
-    std::panic::set_hook(previous);
-    match result {
-        Ok(r) => r,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
-            eprintln!(
-                "webhooks-cgi: internal error (panic: {what}) handling {} {path}",
-                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?")
-            );
-            let e = if path.starts_with("/api/") {
-                HttpError::internal()
-            } else {
-                HttpError::new(
-                    500,
-                    "internal",
-                    "Something went wrong on our side. It has been logged; please try again later.",
-                )
-            };
-            early_error(env, &e)
+    pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, headers: vec![("Content-Type".into(), content_type.to_string())], body: body.into() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn error(e: &HttpError) -> Response {
+        let mut r = Response::json(e.status, &e.body());
+        r.headers.extend(e.headers.iter().cloned());
+        r
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Writes CGI output: a `Status` line, headers, a blank line, the body.
+    pub fn write_cgi(&self, mut out: impl Write) -> std::io::Result<()> {
+        let mut head = format!("Status: {} {}\r\n", self.status, reason(self.status));
+        for (k, v) in &self.headers {
+            // Header values come from code, never raw from a client; refuse line breaks anyway.
+            let v = v.replace(['\r', '\n'], " ");
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-    }
-}
-
-/// An error answered before the router runs: JSON for the API, an HTML page for everything
-/// else (a browser must never be shown a raw JSON error).
-fn early_error(env: &HashMap<String, String>, e: &HttpError) -> Response {
-    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
-    if path.starts_with("/api/") {
-        return Response::error(e);
-    }
-    let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
-    let mut r = Response::html(e.status, crate::web::views::error_page(e.status, &e.message, base));
-    r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
-    r
-}
-
-fn respond(env: &HashMap<String, String>) -> Response {
-    let cfg = match crate::config::Config::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("webhooks-cgi: configuration error: {e:#}");
-            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
-            let message = if path.starts_with("/api/") {
-                "the server's webhook configuration is invalid; the operator can see why in the error log"
-            } else {
-                "This service is not set up correctly yet. The site's operator can see why in the web server's error log."
-            };
-            return early_error(env, &HttpError::new(500, "misconfigured", message));
+        for (k, v) in SECURITY_HEADERS {
+            if self.header(k).is_none() {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
         }
-    };
-    match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
-        Ok(req) => crate::web::routes::handle(&cfg, &req),
-        Err(e) => early_error(env, &e),
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
+        out.write_all(head.as_bytes())?;
+        out.write_all(&self.body)?;
+        out.flush()
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        303 => "See Other",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
     }
 }
 
@@ -112,14 +268,46 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_becomes_a_clean_500() {
-        let page = catching(&env(&[("PATH_INFO", "/endpoints")]), || panic!("boom <script>"));
-        assert_eq!(page.status, 500);
-        let html = String::from_utf8(page.body).unwrap();
-        assert!(html.contains("<h1>500 Internal Server Error</h1>") && !html.contains("boom"));
-        let api = catching(&env(&[("PATH_INFO", "/api/v1/endpoints")]), || panic!("boom"));
-        assert_eq!(api.status, 500);
-        let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
-        assert_eq!(v["error"]["code"], "internal");
+    fn reads_exactly_content_length() {
+        let e = env(&[
+            ("REQUEST_METHOD", "post"),
+            ("PATH_INFO", "/api/v1/events"),
+            ("CONTENT_LENGTH", "3"),
+            ("HTTP_X_A_B", "1"),
+        ]);
+        let r = Request::from_cgi(&e, &b"abcdef"[..], 100).unwrap();
+        assert_eq!(r.body, b"abc");
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("X-A-B"), Some("1"));
+    }
+
+    #[test]
+    fn reads_to_eof_without_content_length_but_bounded() {
+        let r = Request::from_cgi(&env(&[]), &b"chunked body"[..], 100).unwrap();
+        assert_eq!(r.body, b"chunked body");
+        assert_eq!(r.path, "/");
+        let big = [b'x'; 101];
+        assert_eq!(Request::from_cgi(&env(&[]), &big[..], 100).unwrap_err().status, 413);
+        let e = env(&[("CONTENT_LENGTH", "101")]);
+        assert_eq!(Request::from_cgi(&e, &big[..], 100).unwrap_err().status, 413);
+        let e = env(&[("CONTENT_LENGTH", "50")]);
+        assert_eq!(Request::from_cgi(&e, &b"short"[..], 100).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn output_has_status_and_security_headers() {
+        let mut out = Vec::new();
+        Response::json(202, &serde_json::json!({"ok": true})).write_cgi(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("Status: 202 Accepted\r\n"));
+        for h in [
+            "Cache-Control: no-store",
+            "X-Frame-Options: DENY",
+            "X-Content-Type-Options: nosniff",
+            "Content-Security-Policy: default-src 'none'",
+            "Referrer-Policy:",
+        ] {
+            assert!(text.contains(h), "{h}");
+        }
     }
 }

@@ -1,16 +1,14 @@
-//! The CGI program, top down: `cgi` (the process: read, route, write; a panic is a clean 500),
-//! `routes` (the one table of routes, sign-in and CSRF checks), the handlers in `api` (JSON) and
-//! `pages` (HTML, rendered by `views`), `ctx` (what a handler gets), `auth` (sessions, login
-//! links, CSRF tokens), `http` (the request and response at the CGI boundary) and `error` (the
+//! The CGI program, top down: `routes` (the process: read, route, check who is asking, answer;
+//! the one table of routes), the handlers in `api` (JSON) and `pages` (HTML, rendered by
+//! `views`), `auth` (what a handler gets: who is asking, by session, login link or token, with
+//! CSRF tokens for forms), `cgi` (the request and response at the CGI boundary) and `error` (the
 //! one place a library error gets its HTTP status). Each module imports only those after it in
 //! this list. Uses `outbound`, `store`, `model` and `config`.
 
 pub mod api;
 pub mod auth;
 pub mod cgi;
-pub mod ctx;
 pub mod error;
-pub mod http;
 pub mod pages;
 pub mod routes;
 pub mod views;

@@ -13,14 +13,14 @@ use crate::config::format_duration;
 use crate::model::delivery::Status;
 use crate::model::endpoint::{Endpoint, Fields, MAX_ROTATION_GRACE};
 use crate::model::health::{is_stale, Overview, COUNT_CAP};
-use crate::model::{clock, schema, token, Error};
+use crate::model::{principal, schema, time, Error};
 use crate::outbound::{network, probe};
-use crate::store::{attempts, deliveries, endpoints, health, tokens};
+use crate::store::{deliveries, endpoints, health, principals};
 use crate::web::api::{self, owned_delivery, owned_endpoint};
 use crate::web::auth;
-use crate::web::ctx::Ctx;
+use crate::web::auth::Ctx;
+use crate::web::cgi::Response;
 use crate::web::error::HttpError;
-use crate::web::http::Response;
 use crate::web::views;
 
 const STYLESHEET: &str = include_str!("../../static/style.css");
@@ -95,7 +95,7 @@ pub fn dashboard(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let scope = ctx.viewer().scope().map(String::from);
     let admin = ctx.viewer().admin;
     let Overview { deliveries_24h: counts, hourly_24h: hours, dispatcher: queue } =
-        health::overview(ctx.db()?, scope.as_deref(), clock::now_ms())?;
+        health::overview(ctx.db()?, scope.as_deref(), time::now_ms())?;
     let (height, bar_width, step, left) = (100i64, 14i64, 20i64, 30i64);
     let top = chart_top(hours.iter().map(|h| h.succeeded + h.unsuccessful).max().unwrap_or(0).max(1));
     let bars: Vec<Bar> = hours
@@ -308,7 +308,7 @@ pub fn endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let fresh = ctx.req.cookie(auth::NEW_SECRET_COOKIE).as_deref() == Some(ep.id.as_str());
     let secret = if fresh {
         let keyring = ctx.keyring()?;
-        let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, clock::now_ms())?;
+        let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, time::now_ms())?;
         keys.into_iter().find(|k| k.expires_at.is_none()).map(|k| k.secret)
     } else {
         None
@@ -386,7 +386,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     };
     let keyring = ctx.keyring()?;
     let (secret, _, until) = ctx.write(|db| endpoints::rotate_secret(db, &keyring, &ep.id, grace))?;
-    let until = (!grace.is_zero()).then(|| clock::rfc3339(until));
+    let until = (!grace.is_zero()).then(|| time::rfc3339(until));
     endpoint_page(ctx, &ep, |c| {
         c.insert("secret", &secret);
         c.insert("grace_until", &until);
@@ -396,7 +396,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
     let keyring = ctx.keyring()?;
-    let revealed = endpoints::secrets(ctx.db()?, &keyring, &ep.id, clock::now_ms())?;
+    let revealed = endpoints::secrets(ctx.db()?, &keyring, &ep.id, time::now_ms())?;
     endpoint_page(ctx, &ep, |c| c.insert("revealed", &revealed))
 }
 
@@ -460,7 +460,7 @@ pub fn deliveries(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let d = owned_delivery(ctx)?;
     let db = ctx.db()?;
-    let history = attempts::list(db, &d.id)?;
+    let history = deliveries::attempts(db, &d.id)?;
     let url = endpoints::find(db, &d.endpoint_id)?.map(|e| e.url).unwrap_or_default();
     let mut c = context(ctx, "Delivery", "deliveries");
     // After Retry now, the notice follows what happened since: `after` is the number of
@@ -493,7 +493,7 @@ pub fn retry_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 fn tokens_page(ctx: &mut Ctx<'_>, status: u16, extra: impl FnOnce(&mut Context)) -> Result<Response, HttpError> {
     let scope = ctx.viewer().scope().map(String::from);
-    let list = tokens::list(ctx.db()?, scope.as_deref())?;
+    let list = principals::list_tokens(ctx.db()?, scope.as_deref())?;
     let mut c = context(ctx, "API tokens", "tokens");
     c.insert("tokens", &list);
     c.insert("label", "");
@@ -509,21 +509,21 @@ pub fn tokens(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 pub fn create_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let label = ctx.req.form().get("label").unwrap_or("").trim().to_string();
-    if let Err(Error::Invalid { problems, .. }) = token::check_label(&label) {
+    if let Err(Error::Invalid { problems, .. }) = principal::check_label(&label) {
         return tokens_page(ctx, 422, |c| {
             c.insert("label", &label);
             c.insert("label_error", &problems[0].message);
         });
     }
     let user = ctx.user().to_string();
-    let created = ctx.write(|db| tokens::create(db, Some(&user), &label))?;
+    let created = ctx.write(|db| principals::create_token(db, Some(&user), &label))?;
     tokens_page(ctx, 200, |c| c.insert("new_token", &created.token))
 }
 
 pub fn revoke_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let id = ctx.param().to_string();
     let scope = ctx.viewer().scope().map(String::from);
-    ctx.write(|db| tokens::revoke(db, &id, scope.as_deref()))?;
+    ctx.write(|db| principals::revoke_token(db, &id, scope.as_deref()))?;
     redirect(ctx, "/tokens?notice=revoked")
 }
 
@@ -588,7 +588,7 @@ pub fn docs_verify(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 /// `GET /login?user=…&expires=…&nonce=…&sig=…`: a link from the host application.
 pub fn login(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let (cfg, keyring, req) = (ctx.cfg, ctx.keyring()?, ctx.req);
-    let now = clock::now_ms() / 1000;
+    let now = time::now_ms() / 1000;
     let (_, cookie) = auth::redeem(ctx.db()?, cfg, &keyring.current, req, now)?;
     let set = auth::cookie_header(req, auth::SESSION_COOKIE, &cookie, Some(cfg.session_ttl.as_secs() as i64));
     Ok(Response::redirect(&req.link("/")).with_header("Set-Cookie", &set))

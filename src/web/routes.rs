@@ -1,16 +1,22 @@
-//! The CGI's router: one table of (method, path pattern, kind, handler) that the dispatcher
-//! below, the 405 `Allow` header and the OpenAPI consistency test all read. `Api` routes take a
+//! The CGI program (`webhooks-cgi`): read the request (`cgi`), find its route, check who is asking,
+//! run the handler, write the response. A panic or a configuration error still answers cleanly
+//! (an HTML page for pages, JSON for the API) and leaves one line in the web server's error log.
+//!
+//! One table of (method, path pattern, kind, handler) is what the router below, the 405 `Allow`
+//! header and the OpenAPI consistency test all read. `Api` routes take a
 //! Bearer token and answer JSON; `Page` routes need a signed-in viewer (and a CSRF token on
 //! POST) and answer HTML; `Public` routes need neither.
 
+use std::collections::HashMap;
+
 use crate::config::Config;
-use crate::model::clock;
-use crate::model::user::Principal;
-use crate::store::{observations, tokens, Db};
+use crate::model::principal::Principal;
+use crate::model::time;
+use crate::store::{observations, principals, Db};
+use crate::web::auth::Ctx;
 use crate::web::auth::{self, Viewer};
-use crate::web::ctx::Ctx;
+use crate::web::cgi::{Request, Response};
 use crate::web::error::HttpError;
-use crate::web::http::{Request, Response};
 use crate::web::{api, pages, views};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +131,7 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
         // A page that does not exist, for someone who may be signed in: keep the navigation.
         let mut ctx = Ctx::new(cfg, req, Vec::new(), auth::csrf_nonce(req));
         if let Some(master) = cfg.secret_key.as_ref() {
-            ctx.viewer = auth::viewer(cfg, master, req, clock::now_ms() / 1000);
+            ctx.viewer = auth::viewer(cfg, master, req, time::now_ms() / 1000);
         }
         ctx.set_csrf_cookie &= ctx.viewer.is_some();
         return with_csrf_cookie(page_error(&e, &ctx), &ctx);
@@ -174,14 +180,14 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), HttpError> {
         Kind::Public => Ok(()),
         Kind::Api => {
             let req = ctx.req;
-            observations::observe_api_auth(ctx.db()?, req.header("authorization").is_some(), clock::now_ms());
+            observations::observe_api_auth(ctx.db()?, req.header("authorization").is_some(), time::now_ms());
             let principal = authenticate(ctx.db()?, req)?;
             ctx.viewer = Some(Viewer::new(ctx.cfg, principal));
             Ok(())
         }
         Kind::Page => {
             let master = ctx.keyring()?.current;
-            let now = clock::now_ms() / 1000;
+            let now = time::now_ms() / 1000;
             ctx.viewer = auth::viewer(ctx.cfg, &master, ctx.req, now);
             let Some(user) = ctx.viewer.as_ref().and_then(|v| v.principal.user()) else {
                 return Err(not_signed_in(ctx.req));
@@ -241,7 +247,103 @@ fn authenticate(db: Db<'_>, req: &Request) -> Result<Principal, HttpError> {
         .or_else(|| auth.strip_prefix("bearer "))
         .map(str::trim)
         .ok_or_else(|| HttpError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-    tokens::authenticate(db, token)?.ok_or_else(|| HttpError::unauthorized("the token is unknown or revoked"))
+    principals::authenticate_token(db, token)?.ok_or_else(|| HttpError::unauthorized("the token is unknown or revoked"))
+}
+
+/// The argument with which `webhooks-cgi` runs as the after-intake dispatcher
+/// (`WEBHOOKS_DISPATCH_ON_INTAKE`, started by `outbound::dispatch::start_detached`).
+pub use crate::outbound::dispatch::ON_INTAKE_ARG;
+
+/// `webhooks-cgi --dispatch-on-intake`: one lock-guarded dispatcher after an intake.
+pub fn on_intake_main() -> i32 {
+    let result = crate::config::Config::load()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|cfg| crate::outbound::dispatch::on_intake(&cfg).map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("webhooks dispatch (on intake): {e}");
+            1
+        }
+    }
+}
+
+/// The whole CGI program: read the request, handle it, write the response. A panic becomes a
+/// clean 500 and one line on stderr (the server's error log).
+pub fn main() -> i32 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let response = catching(&env, || respond(&env));
+    match response.write_cgi(std::io::stdout().lock()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Runs a handler; a panic becomes a clean 500 (HTML for pages, JSON for the API) and one line
+/// on stderr, which the web server writes to its error log.
+pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Response) -> Response {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // the one line below replaces the default report
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            eprintln!(
+                "webhooks-cgi: internal error (panic: {what}) handling {} {path}",
+                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?")
+            );
+            let e = if path.starts_with("/api/") {
+                HttpError::internal()
+            } else {
+                HttpError::new(
+                    500,
+                    "internal",
+                    "Something went wrong on our side. It has been logged; please try again later.",
+                )
+            };
+            early_error(env, &e)
+        }
+    }
+}
+
+/// An error answered before the router runs: JSON for the API, an HTML page for everything
+/// else (a browser must never be shown a raw JSON error).
+fn early_error(env: &HashMap<String, String>, e: &HttpError) -> Response {
+    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+    if path.starts_with("/api/") {
+        return Response::error(e);
+    }
+    let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
+    let mut r = Response::html(e.status, crate::web::views::error_page(e.status, &e.message, base));
+    r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
+    r
+}
+
+fn respond(env: &HashMap<String, String>) -> Response {
+    let cfg = match crate::config::Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("webhooks-cgi: configuration error: {e:#}");
+            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            let message = if path.starts_with("/api/") {
+                "the server's webhook configuration is invalid; the operator can see why in the error log"
+            } else {
+                "This service is not set up correctly yet. The site's operator can see why in the web server's error log."
+            };
+            return early_error(env, &HttpError::new(500, "misconfigured", message));
+        }
+    };
+    match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
+        Ok(req) => handle(&cfg, &req),
+        Err(e) => early_error(env, &e),
+    }
 }
 
 #[cfg(test)]
@@ -289,5 +391,21 @@ mod tests {
                 assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
             }
         }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_clean_500() {
+        let page = catching(&env(&[("PATH_INFO", "/endpoints")]), || panic!("boom <script>"));
+        assert_eq!(page.status, 500);
+        let html = String::from_utf8(page.body).unwrap();
+        assert!(html.contains("<h1>500 Internal Server Error</h1>") && !html.contains("boom"));
+        let api = catching(&env(&[("PATH_INFO", "/api/v1/endpoints")]), || panic!("boom"));
+        assert_eq!(api.status, 500);
+        let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
     }
 }

@@ -67,11 +67,11 @@ pub fn error_page_for(status: u16, message: &str, base: &str, viewer: Option<Sig
         ctx.insert("nav", "");
     }
     ctx.insert("base", base);
-    ctx.insert("title", crate::web::http::reason(status));
+    ctx.insert("title", crate::web::cgi::reason(status));
     ctx.insert("status", &status);
-    ctx.insert("reason", crate::web::http::reason(status));
+    ctx.insert("reason", crate::web::cgi::reason(status));
     ctx.insert("message", message);
-    render("error.html", &ctx).unwrap_or_else(|_| format!("{status} {}", crate::web::http::reason(status)))
+    render("error.html", &ctx).unwrap_or_else(|_| format!("{status} {}", crate::web::cgi::reason(status)))
 }
 
 #[cfg(test)]

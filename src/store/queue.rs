@@ -1,7 +1,8 @@
-//! The dispatcher's side of `deliveries`: claiming due deliveries under a lease, with per-user
-//! caps counted from live leases (so the caps hold across overlapping runs), and recording what
-//! each attempt did. Every function here runs inside the coordinator's write transaction; a
-//! claim and the recording of a batch share one.
+//! The delivery queue as the dispatcher works it: claiming due deliveries under a lease, with
+//! per-user caps counted from live leases (so the caps hold across overlapping runs); recording
+//! what each attempt did (an `attempts` row, the delivery's next state, the endpoint's health);
+//! and the `runs` heartbeat. The claim and the recording of a batch run in one of the
+//! coordinator's write transactions.
 //!
 //! A lease is `lease_until` and `lease_owner` (the run id); a claim also moves `next_attempt_at`
 //! to the lease's end, so a killed run's deliveries become due again when their lease runs out.
@@ -11,10 +12,9 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::attempts::Attempted;
 use super::{rows, Db};
-use crate::model::delivery::{FailureCode, Next, Status};
-use crate::model::health::hour_of;
+use crate::model::delivery::{FailureCode, Next, Outcome, Status};
+use crate::model::time::hour_of;
 use crate::model::Result;
 
 /// What a claim asks for.
@@ -165,7 +165,7 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
 /// the lease; keeps the endpoint's health current and disables it on 410. Returns whether the
 /// delivery was still this run's.
 pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Duration) -> Result<bool> {
-    super::attempts::insert(db, a)?;
+    insert_attempt(db, a)?;
     let (next_at, finished) = match a.next {
         Next::Succeeded | Next::Dead => (None, Some(now)),
         Next::RetryAt(t) => (Some(t), None),
@@ -267,4 +267,62 @@ fn expire_payload_if_done(db: Db<'_>, delivery_id: &str, now: i64, retention: Du
         )?
         .execute(params![now + retention.as_millis() as i64, delivery_id])?;
     Ok(())
+}
+
+/// What one attempt did, to record.
+#[derive(Debug)]
+pub struct Attempted<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub started_at: i64,
+    pub outcome: &'a Outcome,
+    /// The request body, kept only when `WEBHOOKS_LOG_BODIES` asks for it.
+    pub request_body: Option<&'a str>,
+    /// The decision (`model::delivery::decide`).
+    pub next: Next,
+}
+
+/// Appends the attempt row.
+fn insert_attempt(db: Db<'_>, a: &Attempted<'_>) -> Result<()> {
+    let o = a.outcome;
+    db.conn
+        .prepare_cached(
+            "INSERT INTO attempts (delivery_id, attempt, run_id, started_at, duration_ms, status_code,
+                                   error_code, error, response_snippet, request_body, response_body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            a.delivery_id,
+            a.attempt,
+            a.run_id,
+            a.started_at,
+            o.duration_ms,
+            o.status_code,
+            o.error_code,
+            o.error,
+            o.snippet,
+            a.request_body,
+            o.response_body,
+        ])?;
+    Ok(())
+}
+
+// ---- runs -----------------------------------------------------------------------------------
+
+/// Notes that run `id` started at `at`.
+pub fn start_run(db: Db<'_>, id: &str, at: i64) -> Result<()> {
+    db.conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![id, at])?;
+    Ok(())
+}
+
+/// Notes that run `id` ended, with its summary (JSON).
+pub fn finish_run(db: Db<'_>, id: &str, at: i64, summary: &str) -> Result<()> {
+    db.conn.execute("UPDATE runs SET finished_at = ?1, summary = ?2 WHERE id = ?3", params![at, summary, id])?;
+    Ok(())
+}
+
+/// When the latest run started, if any ever did.
+pub fn last_run_started(db: Db<'_>) -> Result<Option<i64>> {
+    Ok(db.conn.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0))?)
 }
