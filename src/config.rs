@@ -284,8 +284,10 @@ impl Config {
         Ok(())
     }
 
-    /// How long a claimed delivery stays leased: long enough for one request and its recording,
-    /// short enough that a killed dispatcher's work is picked up again by the next cron run.
+    /// How long a claimed delivery stays leased: the request timeout plus the lesser of it and
+    /// 30 s (20 s at the default 10 s; 5 m 30 s at the largest timeout, 5 m). Long enough for one
+    /// request and its recording, short enough that a killed dispatcher's work is picked up
+    /// again by a later cron run.
     pub fn lease(&self) -> Duration {
         self.request_timeout + self.request_timeout.min(Duration::from_secs(30))
     }

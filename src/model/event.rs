@@ -220,7 +220,7 @@ pub fn parse_one(
 /// A stable hash of what the event says, to tell a replay from a conflicting reuse of a key.
 pub fn request_hash(i: &Intake) -> String {
     let canonical = json!([i.event_type, i.data, i.occurred_at, i.actor]);
-    crate::model::secret::hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    format!("{:x}", Sha256::digest(canonical.to_string().as_bytes()))
 }
 
 /// The envelope as delivered (schema v1).

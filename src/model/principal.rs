@@ -59,7 +59,7 @@ pub fn generate_token() -> String {
 
 /// What is stored of a token.
 pub fn token_hash(token: &str) -> String {
-    crate::model::secret::hex(&Sha256::digest(token.as_bytes()))
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 /// True when `token` could be one of ours (checked before any lookup).
