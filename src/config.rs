@@ -19,11 +19,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-
 use crate::model::address::{Cidr, Policy};
 use crate::model::delivery::Schedule;
 use crate::model::secret::Keyring;
+use crate::model::{Error, Result};
 
 /// One configuration key: its name, default and the accepted form, in the order `.env.example`
 /// lists them. The docs, `.env.example` and this table are checked against each other by a test.
@@ -131,7 +130,7 @@ impl Config {
         }
         let root = match &env_file {
             Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
-            None => std::env::current_dir().context("cannot read the current directory")?,
+            None => std::env::current_dir().map_err(|e| Error::internal("cannot read the current directory", e))?,
         };
         Config::from_raw(&raw, env_file, root)
     }
@@ -242,9 +241,9 @@ impl Config {
 
     /// The keys that seal endpoint secrets (and, the current one, sign sessions): an operator
     /// error when `WEBHOOKS_SECRET_KEY` is absent.
-    pub fn keyring(&self) -> crate::model::Result<Keyring> {
+    pub fn keyring(&self) -> Result<Keyring> {
         let current = self.secret_key.ok_or_else(|| {
-            crate::model::Error::Misconfigured(format!(
+            Error::Misconfigured(format!(
                 "WEBHOOKS_SECRET_KEY is not set{}: run `webhooks init` to generate one",
                 match &self.env_file {
                     Some(p) => format!(" in {}", p.display()),
@@ -275,11 +274,11 @@ impl Config {
     /// environment variables still works), instead of SQLite's "unable to open database file".
     pub fn require_installation(&self) -> Result<()> {
         if self.env_file.is_none() && !self.database.exists() {
-            bail!(
+            return Err(Error::Misconfigured(format!(
                 "no .env was found (WEBHOOKS_ENV is not set; none in {} nor above the program): \
                  run `webhooks init` in the install root, or set WEBHOOKS_ENV to the path of its .env",
                 self.root.display()
-            );
+            )));
         }
         Ok(())
     }
@@ -293,8 +292,8 @@ impl Config {
     }
 }
 
-fn bad(key: &Key, value: &str) -> anyhow::Error {
-    anyhow!("{} has an invalid value {:?}: expected {}", key.name, value, key.form)
+fn bad(key: &Key, value: &str) -> Error {
+    Error::Misconfigured(format!("{} has an invalid value {:?}: expected {}", key.name, value, key.form))
 }
 
 /// A master key, or none when empty; the value is never echoed in the error.
@@ -324,15 +323,15 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     if digits.is_empty() || digits.len() > 9 {
-        bail!("expected a number followed by s, m, h or d");
+        return Err(Error::invalid("duration", "expected a number followed by s, m, h or d"));
     }
-    let n: u64 = digits.parse()?;
+    let n: u64 = digits.parse().map_err(|_| Error::invalid("duration", "expected a whole number"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => bail!("expected a unit of s, m, h or d"),
+        _ => return Err(Error::invalid("duration", "expected a unit of s, m, h or d")),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -385,15 +384,20 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 pub fn parse_secret_key(s: &str) -> Result<[u8; 32]> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
-    bytes.try_into().map_err(|_| anyhow!("the key must decode to exactly 32 bytes"))
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|_| Error::invalid("key", "is not base64"))?;
+    bytes.try_into().map_err(|_| Error::invalid("key", "must decode to exactly 32 bytes"))
 }
 
 fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBuf>> {
     if let Some(p) = process.get("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(p);
         if !path.is_file() {
-            bail!("WEBHOOKS_ENV names {}, which is not a readable file", path.display());
+            return Err(Error::Misconfigured(format!(
+                "WEBHOOKS_ENV names {}, which is not a readable file",
+                path.display()
+            )));
         }
         return Ok(Some(path));
     }
@@ -424,10 +428,11 @@ fn is_cargo_target_dir(dir: &Path) -> bool {
 /// process environment.
 pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
     let iter = dotenvy::from_path_iter(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        .map_err(|e| Error::Misconfigured(format!("cannot read the configuration file {}: {e}", path.display())))?;
     let mut out = BTreeMap::new();
     for item in iter {
-        let (k, v) = item.with_context(|| format!("{} is not a valid .env file", path.display()))?;
+        let (k, v) =
+            item.map_err(|e| Error::Misconfigured(format!("{} is not a valid .env file: {e}", path.display())))?;
         out.insert(k, v);
     }
     Ok(out)

@@ -505,3 +505,17 @@ fn doctor_names_a_bad_setting() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("WEBHOOKS_CONCURRENCY has an invalid value") && text.contains("fix:"), "{text}");
 }
+
+#[test]
+fn a_database_locked_past_the_busy_timeout_exits_75_and_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    let blocker = env.db();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = env.run(&["token", "create", "--app"]);
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL: {}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), "webhooks: the database is busy; try again shortly");
+    assert_eq!(env.count("tokens"), 0);
+    assert_eq!(env.run(&["token", "create", "--app"]).status.code(), Some(0), "and works once the lock is gone");
+}

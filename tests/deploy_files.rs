@@ -75,7 +75,11 @@ fn the_crontab_line_runs_a_dispatch() {
     common::copy_program(&bin_path("webhooks"), &install.join("bin/webhooks"));
     let line =
         repo("crontab.example").lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().to_string();
-    let command = line.splitn(6, ' ').nth(5).unwrap().replace("/home/USER/webhooks", &install.to_string_lossy());
+    // The line `doctor` and the dashboard print is this same line.
+    let mut cfg = webhooks::config::Config::from_raw(&Default::default(), None, "/home/USER/webhooks".into()).unwrap();
+    assert_eq!(cfg.cron_line(), line, "crontab.example and Config::cron_line say the same");
+    cfg.root = install.to_path_buf();
+    let command = cfg.cron_line().splitn(6, ' ').nth(5).unwrap().to_string();
     // cron gives a bare environment.
     let out = Command::new("sh").arg("-c").arg(&command).env_clear().output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

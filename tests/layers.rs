@@ -139,10 +139,12 @@ fn edges(mods: &BTreeMap<String, String>) -> BTreeSet<(String, String)> {
         for p in paths(code, "crate::") {
             targets.extend(resolve(&p));
         }
-        // `super::` from a module in a folder is that folder.
-        if parent.len() == 2 && !mods[name].is_empty() {
+        // `super::` is the enclosing folder's module (none above a top-level folder's `mod.rs`).
+        let is_folder = mods.keys().any(|k| k.starts_with(&format!("{name}/")));
+        let up = if is_folder { parent.len().saturating_sub(1) } else { parent.len() - 1 };
+        if up > 0 {
             for p in paths(code, "super::") {
-                let mut full = vec![parent[0].clone()];
+                let mut full = parent[..up].to_vec();
                 full.extend(p);
                 targets.extend(resolve(&full));
             }

@@ -32,7 +32,7 @@ fn python_snippet_verifies_a_real_delivery() {
         return;
     }
     let (secret, headers, body) = delivery("X-QSM");
-    let [_, (_, python), _] = webhooks::web::pages::snippets("X-QSM");
+    let [_, (_, python), _] = webhooks::web::pages::verify::snippets("X-QSM");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), &body).unwrap();
     let headers_json =
@@ -53,7 +53,7 @@ fn node_snippet_verifies_a_real_delivery() {
         return;
     }
     let (secret, headers, body) = delivery("X-Acme");
-    let [_, _, (_, node)] = webhooks::web::pages::snippets("X-Acme");
+    let [_, _, (_, node)] = webhooks::web::pages::verify::snippets("X-Acme");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), &body).unwrap();
     // Node lowercases incoming header names, as its http module does.
@@ -85,7 +85,7 @@ fn php_snippet_verifies_a_real_delivery() {
         return;
     }
     let (secret, headers, body) = delivery("X-QSM");
-    let [(_, code), _, _] = webhooks::web::pages::snippets("X-QSM");
+    let [(_, code), _, _] = webhooks::web::pages::verify::snippets("X-QSM");
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("hook.php");
     std::fs::write(&script, code).unwrap();
@@ -210,7 +210,7 @@ func main() {
 #[test]
 fn the_docs_examples_are_the_page_snippets() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
-    for (name, code) in webhooks::web::pages::snippets("X-QSM") {
+    for (name, code) in webhooks::web::pages::verify::snippets("X-QSM") {
         let file = match name {
             "php" => "verify.php",
             "python" => "verify.py",

@@ -3,20 +3,20 @@
 //! turns errors into one line and an exit code. `doctor` checks a deployment; `serve` runs the
 //! product locally. Uses `outbound`, `store`, `model` and `config`.
 
+pub mod args;
 pub mod doctor;
 pub mod serve;
 pub mod setup;
 
 use std::io::Read;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{self, Config};
+use crate::cli::args::{Cli, Command, EndpointCmd, TokenCmd};
+use crate::config::Config;
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields};
@@ -24,221 +24,6 @@ use crate::model::principal::{check_name, Principal};
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
 use crate::store::{deliveries, endpoints, events, principals, retention, Store};
-
-#[derive(Parser)]
-#[command(name = "webhooks", version, about = "QSM Webhooks: dispatcher and administration")]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create the database and, if missing, a .env with a fresh WEBHOOKS_SECRET_KEY (idempotent).
-    Init,
-    /// One cron run: deliver what is due within the budgets, then apply retention.
-    Dispatch {
-        #[arg(long)]
-        json: bool,
-        /// Keep running, one run per interval (e.g. 1m), for hosts that allow a worker.
-        #[arg(long, value_parser = config::duration_arg)]
-        every: Option<Duration>,
-    },
-    /// Record an event from the shell (same validation and fan-out as the HTTP intake).
-    Emit {
-        #[arg(long)]
-        user: String,
-        #[arg(long = "type")]
-        event_type: String,
-        /// The event's data: JSON, @file, or - for standard input.
-        #[arg(long)]
-        data: String,
-        #[arg(long)]
-        occurred_at: Option<String>,
-        #[arg(long)]
-        idempotency_key: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Manage endpoints.
-    #[command(subcommand)]
-    Endpoint(EndpointCmd),
-    /// The delivery log, newest first.
-    Deliveries {
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long = "type")]
-        event_type: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Every attempt of one delivery.
-    Attempts {
-        delivery_id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Send a delivery again now, or every dead delivery of an endpoint.
-    Retry {
-        delivery_id: Option<String>,
-        #[arg(long, requires = "endpoint", conflicts_with = "delivery_id")]
-        dead: bool,
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Manage API tokens.
-    #[command(subcommand)]
-    Token(TokenCmd),
-    /// Write a consistent copy of the database (safe while the CGI and cron are running).
-    Backup {
-        /// The new file to write, e.g. var/backup-2026-11-23.db
-        to: PathBuf,
-    },
-    /// Replace WEBHOOKS_SECRET_KEY with a new one and re-encrypt every endpoint secret under it.
-    RotateKey,
-    /// Check the deployment: every problem found, each with its fix (exit 1 when any).
-    Doctor,
-    /// Apply retention now.
-    Purge {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Queue depth, oldest due delivery, last dispatcher run.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Receiver-side troubleshooting: check a delivery's signature.
-    Verify {
-        /// The endpoint secret (whsec_…); repeat to try several.
-        #[arg(long, required = true)]
-        secret: Vec<String>,
-        /// A received header as 'name: value'; repeat for each.
-        #[arg(long, required = true)]
-        header: Vec<String>,
-        /// The raw body: @file, or - for standard input.
-        #[arg(long)]
-        body: String,
-        /// Compare the timestamp against this Unix time instead of now.
-        #[arg(long)]
-        now: Option<i64>,
-    },
-    /// Print a single-use sign-in link for a user (what the host application issues).
-    LoginLink {
-        #[arg(long)]
-        user: String,
-        /// The CGI's public URL, e.g. https://example.com/cgi-bin/webhooks.cgi
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        base: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Local development server: runs the CGI per request and the dispatcher every few seconds.
-    Serve(serve::ServeArgs),
-    /// Run as the CGI program (what webhooks-cgi does).
-    #[command(hide = true)]
-    Cgi,
-}
-
-#[derive(Subcommand)]
-enum EndpointCmd {
-    /// Create an endpoint; prints its id and secret (shown once).
-    Add {
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
-        url: String,
-        /// Types to receive, with * wildcards (email.*,usage.threshold); none = every type.
-        #[arg(long, value_delimiter = ',')]
-        events: Vec<String>,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long)]
-        json: bool,
-    },
-    List {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    Update {
-        id: String,
-        #[arg(long)]
-        url: Option<String>,
-        /// Replaces the filters; pass --events '' for every type.
-        #[arg(long, value_delimiter = ',')]
-        events: Option<Vec<String>>,
-        #[arg(long)]
-        description: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    Disable {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    Enable {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    Delete {
-        id: String,
-    },
-    /// Send a webhook.test delivery now and show what happened (nothing is recorded).
-    Test {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// New primary secret; the old one keeps signing for the grace period.
-    RotateSecret {
-        id: String,
-        #[arg(long, value_parser = config::duration_arg)]
-        grace: Option<Duration>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Create a token (shown once): for one user, or --app for the host application.
-    Create {
-        #[arg(long, conflicts_with = "app", required_unless_present = "app")]
-        user: Option<String>,
-        #[arg(long)]
-        app: bool,
-        #[arg(long, default_value = "")]
-        label: String,
-        #[arg(long)]
-        json: bool,
-    },
-    List {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    Revoke {
-        id: String,
-    },
-}
 
 /// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
 /// ("try again later"), so a script can tell it from a mistake to fix (1).

@@ -57,7 +57,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     // an edit of the .env (WEBHOOKS_ALLOWED_NETWORKS, say) applies at the next run.
     let every = args.dispatch_every;
     std::thread::spawn(move || loop {
-        match Config::load().and_then(|cfg| Ok(crate::outbound::dispatch::run(&cfg)?)) {
+        match Config::load().and_then(|cfg| crate::outbound::dispatch::run(&cfg)) {
             Ok(s) if s.sent + s.unsent + s.released > 0 => println!("{}", s.line()),
             Ok(_) => {}
             Err(e) => eprintln!("webhooks serve: dispatcher: {e:#}"),

@@ -1,0 +1,289 @@
+//! The endpoint pages: the list, the form to create one, each endpoint's page with its health,
+//! keys, secret rotation, test button and retry of dead deliveries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use tera::Context;
+
+use super::layout::{context, redirect, render};
+use crate::config::format_duration;
+use crate::model::endpoint::{Endpoint, Fields, MAX_ROTATION_GRACE};
+use crate::model::{schema, time, Error};
+use crate::outbound::{network, probe};
+use crate::store::{deliveries, endpoints};
+use crate::web::api::{self, owned_endpoint};
+use crate::web::auth;
+use crate::web::auth::Ctx;
+use crate::web::cgi::Response;
+use crate::web::error::HttpError;
+
+/// Form values to show, and what each field's problem is.
+#[derive(Default)]
+struct EndpointForm {
+    url: String,
+    description: String,
+    types: Vec<String>,
+    active: bool,
+}
+
+impl EndpointForm {
+    fn of(e: &Endpoint) -> Self {
+        EndpointForm {
+            url: e.url.clone(),
+            description: e.description.clone(),
+            types: e.event_types.clone(),
+            active: e.active,
+        }
+    }
+
+    fn from_post(ctx: &Ctx<'_>) -> Self {
+        let f = ctx.req.form();
+        let mut types = f.all("event_types");
+        if types.iter().any(|t| t == "*") {
+            types.clear(); // "all": no filter
+        }
+        EndpointForm {
+            url: f.get("url").unwrap_or("").trim().to_string(),
+            description: f.get("description").unwrap_or("").to_string(),
+            types,
+            active: f.get("active").is_some(),
+        }
+    }
+
+    fn fields(&self) -> Fields {
+        Fields {
+            url: Some(self.url.clone()),
+            description: Some(self.description.clone()),
+            event_types: Some(self.types.clone()),
+        }
+    }
+
+    fn insert(&self, c: &mut Context, errors: &BTreeMap<String, String>) {
+        c.insert("form", &json!({"url": self.url, "description": self.description, "active": self.active, "all": self.types.is_empty()}));
+        let mut groups: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+        // The test event is sent by the test button whatever the filters say.
+        for t in schema::catalog().iter().filter(|t| t.name != "webhook.test") {
+            let group = format!("{}.*", t.name.split('.').next().unwrap_or(""));
+            let item = json!({"name": t.name, "description": t.description(), "checked": self.types.iter().any(|f| f == t.name || schema::filter_matches(f, t.name) && f != "*")});
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, items)) => items.push(item),
+                None => groups.push((group, vec![item])),
+            }
+        }
+        let groups: Vec<_> = groups.into_iter().map(|(name, types)| json!({"name": name, "types": types})).collect();
+        c.insert("groups", &groups);
+        c.insert("errors", errors);
+    }
+}
+
+/// A failed save's messages: beside a field, or above the form.
+type FormProblem = (BTreeMap<String, String>, Option<String>);
+
+/// Splits a failed save into a field message (shown beside the field) or a form message (a
+/// conflict, such as the endpoint limit); anything else is an error page.
+fn form_problem(e: Error) -> Result<FormProblem, HttpError> {
+    match e {
+        Error::Invalid { problems, .. } if problems.len() == 1 => {
+            let p = &problems[0];
+            let field = p.path.strip_prefix("$.").unwrap_or(&p.path).to_string();
+            Ok((BTreeMap::from([(field, p.message.clone())]), None))
+        }
+        Error::Conflict { message, .. } => Ok((BTreeMap::new(), Some(message))),
+        other => Err(other.into()),
+    }
+}
+
+pub fn list(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let scope = ctx.viewer().scope().map(String::from);
+    let db = ctx.db()?;
+    let list = endpoints::list(db, scope.as_deref())?;
+    let items = list.iter().map(|e| api::endpoint_json(db, e)).collect::<Result<Vec<_>, _>>()?;
+    let mut c = context(ctx, "Endpoints", "endpoints");
+    c.insert("endpoints", &items);
+    c.insert("limit", &ctx.cfg.max_endpoints_per_user);
+    render(200, "endpoints.html", &c)
+}
+
+pub fn new(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let mut c = context(ctx, "New endpoint", "endpoints");
+    EndpointForm { active: true, ..EndpointForm::default() }.insert(&mut c, &BTreeMap::new());
+    render(200, "endpoint_new.html", &c)
+}
+
+pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let form = EndpointForm::from_post(ctx);
+    let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
+    let user = ctx.user().to_string();
+    let fields = form.fields();
+    let active = form.active;
+    let created = ctx.try_write(|db| {
+        let (ep, secret) = endpoints::add(db, &keyring, &policy, &user, &fields, cfg.max_endpoints_per_user)?;
+        let ep = if active { ep } else { endpoints::set_active(db, &ep.id, false, None)? };
+        Ok((ep, secret))
+    })?;
+    match created {
+        Ok((ep, _)) => {
+            // Post/Redirect/Get: the endpoint's page shows the secret once, then a reload does not.
+            let flash = auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, &ep.id, Some(300));
+            Ok(redirect(ctx, &format!("/endpoints/{}?notice=created", ep.id))?.with_header("Set-Cookie", &flash))
+        }
+        Err(e) => {
+            let (errors, form_error) = form_problem(e)?;
+            let mut c = context(ctx, "New endpoint", "endpoints");
+            form.insert(&mut c, &errors);
+            c.insert("form_error", &form_error);
+            render(422, "endpoint_new.html", &c)
+        }
+    }
+}
+
+/// The endpoint page, with extra values (a secret shown once, a test result) from `extra`.
+fn endpoint_page(ctx: &mut Ctx<'_>, ep: &Endpoint, extra: impl FnOnce(&mut Context)) -> Result<Response, HttpError> {
+    endpoint_page_with(ctx, ep, &EndpointForm::of(ep), &BTreeMap::new(), None, 200, extra)
+}
+
+fn endpoint_page_with(
+    ctx: &mut Ctx<'_>,
+    ep: &Endpoint,
+    form: &EndpointForm,
+    errors: &BTreeMap<String, String>,
+    form_error: Option<String>,
+    status: u16,
+    extra: impl FnOnce(&mut Context),
+) -> Result<Response, HttpError> {
+    let json = api::endpoint_json(ctx.db()?, ep)?;
+    let mut c = context(ctx, &format!("Endpoint {}", ep.url), "endpoints");
+    c.insert("endpoint", &json);
+    form.insert(&mut c, errors);
+    c.insert("form_error", &form_error);
+    let default = ctx.cfg.rotation_grace;
+    let mut graces: Vec<Duration> = [0u64, 3600, 86_400, 7 * 86_400].iter().map(|s| Duration::from_secs(*s)).collect();
+    if !graces.contains(&default) {
+        graces.push(default);
+        graces.sort();
+    }
+    let graces: Vec<_> = graces
+        .iter()
+        .map(|g| json!({"value": g.as_secs(), "label": if g.is_zero() { "no time (stop now)".to_string() } else { format_duration(*g) }, "selected": *g == default}))
+        .collect();
+    c.insert("graces", &graces);
+    extra(&mut c);
+    render(status, "endpoint.html", &c)
+}
+
+pub fn show(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    // Right after a create or a save, say if deliveries could not reach the URL today.
+    let warning = matches!(ctx.req.query("notice").as_deref(), Some("created" | "saved"))
+        .then(|| network::reachability_warning(&ep.url, &ctx.cfg.policy()))
+        .flatten();
+    // Right after a create, the new secret, once (see `create_endpoint`).
+    let fresh = ctx.req.cookie(auth::NEW_SECRET_COOKIE).as_deref() == Some(ep.id.as_str());
+    let secret = if fresh {
+        let keyring = ctx.keyring()?;
+        let keys = endpoints::secrets(ctx.db()?, &keyring, &ep.id, time::now_ms())?;
+        keys.into_iter().find(|k| k.expires_at.is_none()).map(|k| k.secret)
+    } else {
+        None
+    };
+    let page = endpoint_page(ctx, &ep, |c| {
+        c.insert("secret", &secret);
+        c.insert("url_warning", &warning);
+    })?;
+    if !fresh {
+        return Ok(page);
+    }
+    Ok(page.with_header("Set-Cookie", &auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, "", Some(0))))
+}
+
+pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let form = EndpointForm::from_post(ctx);
+    let policy = ctx.cfg.policy();
+    let fields = form.fields();
+    let active = form.active;
+    let saved = ctx.try_write(|db| {
+        let updated = endpoints::update(db, &policy, &ep.id, &fields)?;
+        if updated.active != active {
+            endpoints::set_active(db, &ep.id, active, None)?;
+        }
+        Ok(())
+    })?;
+    match saved {
+        Ok(()) => redirect(ctx, &format!("/endpoints/{}?notice=saved", ep.id)),
+        Err(e) => {
+            let (errors, form_error) = form_problem(e)?;
+            endpoint_page_with(ctx, &ep, &form, &errors, form_error, 422, |_| {})
+        }
+    }
+}
+
+fn set_active(ctx: &mut Ctx<'_>, active: bool) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    ctx.write(|db| endpoints::set_active(db, &ep.id, active, None))?;
+    redirect(ctx, &format!("/endpoints/{}?notice={}", ep.id, if active { "enabled" } else { "disabled" }))
+}
+
+pub fn enable(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    set_active(ctx, true)
+}
+
+pub fn disable(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    set_active(ctx, false)
+}
+
+pub fn confirm_delete(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let mut c = context(ctx, "Delete endpoint", "endpoints");
+    c.insert("endpoint", &ep);
+    render(200, "endpoint_delete.html", &c)
+}
+
+pub fn delete(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let retention = ctx.cfg.payload_retention;
+    ctx.write(|db| endpoints::delete(db, &ep.id, retention))?;
+    redirect(ctx, "/endpoints?notice=deleted")
+}
+
+pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let grace = match ctx.req.form().get("grace") {
+        None => ctx.cfg.rotation_grace,
+        Some(g) => Duration::from_secs(
+            g.parse::<u64>()
+                .ok()
+                .filter(|s| *s <= MAX_ROTATION_GRACE.as_secs())
+                .ok_or_else(|| HttpError::bad_request("the grace period is not one of the offered choices"))?,
+        ),
+    };
+    let keyring = ctx.keyring()?;
+    let (secret, _, until) = ctx.write(|db| endpoints::rotate_secret(db, &keyring, &ep.id, grace))?;
+    let until = (!grace.is_zero()).then(|| time::rfc3339(until));
+    endpoint_page(ctx, &ep, |c| {
+        c.insert("secret", &secret);
+        c.insert("grace_until", &until);
+    })
+}
+
+pub fn reveal_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let keyring = ctx.keyring()?;
+    let revealed = endpoints::secrets(ctx.db()?, &keyring, &ep.id, time::now_ms())?;
+    endpoint_page(ctx, &ep, |c| c.insert("revealed", &revealed))
+}
+
+pub fn test(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let (cfg, keyring) = (ctx.cfg, ctx.keyring()?);
+    let result = probe::send_test(ctx.db()?, cfg, &keyring, &ep)?;
+    endpoint_page(ctx, &ep, |c| c.insert("test", &result))
+}
+
+pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    ctx.write(|db| deliveries::retry_dead(db, &ep.id))?;
+    redirect(ctx, &format!("/endpoints/{}?notice=retried-dead", ep.id))
+}
