@@ -59,7 +59,9 @@ impl Table {
         self.notes.push(t);
     }
 
-    fn markdown(&self, command: &str, took: Duration) -> String {
+    /// The tables as markdown, each row beside its ratio in `previous` (the file this run
+    /// replaces), so a change shows against the last run as well as against its baseline.
+    fn markdown(&self, command: &str, took: Duration, previous: &Previous) -> String {
         let mut out = String::from("# Benchmarks\n\nEvery figure stands beside a baseline measured in the same run; the ratio is product ÷ baseline.\n");
         out.push_str(&format!(
             "\n- Machine: {} cores, {}; {}\n- Run: {} (took {:.0} s), release build\n- Reproduce: `{command}`\n",
@@ -69,20 +71,29 @@ impl Table {
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             took.as_secs_f64()
         ));
+        out.push_str(&format!(
+            "- Previous run: {} (its ratios are the column \"before\"; compare ratios, not raw figures, across runs)\n",
+            previous.run.as_deref().unwrap_or("none")
+        ));
         let mut section = "";
+        let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
         for r in &self.rows {
             if r.section != section {
                 section = r.section;
-                out.push_str(&format!("\n## {section}\n\n| measure | product | baseline | ratio | baseline is | target |\n|---|---:|---:|---:|---|---|\n"));
+                out.push_str(&format!("\n## {section}\n\n| measure | product | baseline | ratio | before | baseline is | target |\n|---|---:|---:|---:|---:|---|---|\n"));
             }
             let ratio = r.base.map(|b| format!("{:.2}", r.ours / b)).unwrap_or_else(|| "-".into());
             let base = r.base.map(fmt).unwrap_or_else(|| "-".into());
+            let nth = seen.entry((section, r.measure.trim())).or_default();
+            let before = previous.ratio(section, &r.measure, *nth).unwrap_or("-");
+            *nth += 1;
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
                 r.measure,
                 fmt(r.ours),
                 base,
                 ratio,
+                before,
                 r.baseline,
                 r.target
             ));
@@ -94,6 +105,44 @@ impl Table {
             }
         }
         out
+    }
+}
+
+/// The ratios of the run before, read from the `docs/benchmarks.md` it wrote.
+#[derive(Default)]
+struct Previous {
+    run: Option<String>,
+    /// (section, measure, its occurrence in the section) → ratio: a section may repeat a measure.
+    ratios: HashMap<(String, String, usize), String>,
+}
+
+impl Previous {
+    fn read(doc: &Path) -> Previous {
+        let mut p = Previous::default();
+        let Ok(text) = std::fs::read_to_string(doc) else { return p };
+        let (mut section, mut columns) = (String::new(), Vec::new());
+        for line in text.lines() {
+            if let Some(run) = line.strip_prefix("- Run: ") {
+                p.run = Some(run.split(" (").next().unwrap_or(run).to_string());
+            } else if let Some(s) = line.strip_prefix("## ") {
+                section = s.to_string();
+                columns.clear();
+            } else if line.starts_with("| ") {
+                let cells: Vec<String> = line.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect();
+                if columns.is_empty() {
+                    columns = cells;
+                } else if let (Some(m), Some(i)) = (cells.first(), columns.iter().position(|c| c == "ratio")) {
+                    let nth = (0..).find(|n| !p.ratios.contains_key(&(section.clone(), m.clone(), *n))).unwrap_or(0);
+                    let r = cells.get(i).cloned().unwrap_or_else(|| "-".into());
+                    p.ratios.insert((section.clone(), m.clone(), nth), r);
+                }
+            }
+        }
+        p
+    }
+
+    fn ratio(&self, section: &str, measure: &str, nth: usize) -> Option<&str> {
+        self.ratios.get(&(section.to_string(), measure.trim().to_string(), nth)).map(String::as_str)
     }
 }
 
@@ -147,7 +196,8 @@ fn main() {
     }
     if only.is_empty() {
         let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-        std::fs::write(&doc, t.markdown("cargo bench --bench engine", started.elapsed())).unwrap();
+        let previous = Previous::read(&doc);
+        std::fs::write(&doc, t.markdown("cargo bench --bench engine", started.elapsed(), &previous)).unwrap();
         println!("wrote {}", doc.display());
     }
 }
