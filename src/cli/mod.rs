@@ -1,7 +1,10 @@
 //! The `webhooks` command line: cron dispatcher and admin tool. Parses arguments, loads the
 //! configuration once, calls the library, prints one value (`--json`) or a human summary, and
-//! turns errors into one line and an exit code. `doctor` checks a deployment; `serve` runs the
-//! product locally. Uses `outbound`, `store`, `model` and `config`.
+//! turns errors into one line and an exit code (the only place besides `web` where a library
+//! error meets the user). `args` defines the commands; `doctor` checks a deployment; `serve`
+//! runs the product locally; `setup` writes the installation's files (`init`, `rotate-key`).
+//! The top layer: uses `web` (to run the CGI and sign login links), `outbound`, `store`,
+//! `model` and `config`.
 
 pub mod args;
 pub mod doctor;
@@ -249,7 +252,6 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                     s.dead,
                     s.oldest_due_seconds.map(|x| format!("{x}s ago")).unwrap_or_else(|| "-".into()),
                     s.last_run_at
-                        .as_deref()
                         .map(|t| format!("{t} ({}s ago)", s.last_run_seconds_ago.unwrap_or(0)))
                         .unwrap_or_else(|| "never".into())
                 )
@@ -353,10 +355,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                         "\n  key {} created {}{}",
                         k.id,
                         k.created_at,
-                        k.expires_at
-                            .as_deref()
-                            .map(|t| format!(", signs until {t}"))
-                            .unwrap_or_else(|| " (primary)".into())
+                        k.expires_at.map(|t| format!(", signs until {t}")).unwrap_or_else(|| " (primary)".into())
                     ));
                 }
                 out

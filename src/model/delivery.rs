@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::model::error::{Error, Result};
+use crate::model::time::Time;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,10 +163,10 @@ pub struct Delivery {
     pub last_status_code: Option<u16>,
     pub last_error_code: Option<FailureCode>,
     pub last_error: Option<String>,
-    pub created_at: String,
-    pub last_attempt_at: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub created_at: Time,
+    pub last_attempt_at: Option<Time>,
+    pub next_attempt_at: Option<Time>,
+    pub finished_at: Option<Time>,
     /// A dispatcher is sending it right now.
     pub in_flight: bool,
     /// The event body is still kept, so the delivery can be retried.
@@ -193,7 +194,7 @@ pub const MAX_PAGE: usize = 500;
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub attempt: u32,
-    pub started_at: String,
+    pub started_at: Time,
     pub duration_ms: i64,
     pub status_code: Option<u16>,
     pub error_code: Option<FailureCode>,

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::model::address::{literal_ip, Policy};
 use crate::model::error::{Error, Result};
 use crate::model::schema;
+use crate::model::time::Time;
 
 /// The longest grace period a rotation may give the previous keys.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(30 * 86_400);
@@ -27,16 +28,16 @@ pub struct Endpoint {
     pub event_types: Vec<String>,
     pub active: bool,
     pub disabled_reason: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Time,
+    pub updated_at: Time,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
     pub id: String,
-    pub created_at: String,
+    pub created_at: Time,
     /// When the key stops signing; `None` for the primary key.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Time>,
 }
 
 /// A new or changed endpoint; `None` fields of an update stay as they are.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::time;
+use crate::model::time::{self, Time};
 
 use crate::model::time::hour_of;
 pub use crate::model::time::{DAY_MS, HOUR_MS};
@@ -47,7 +47,7 @@ pub struct EndpointHealth {
     pub failed_24h: i64,
     /// Percent of the last 24 hours' attempts that succeeded.
     pub success_rate_24h: Option<f64>,
-    pub last_delivery_at: Option<String>,
+    pub last_delivery_at: Option<Time>,
     pub last_status_code: Option<u16>,
     pub last_error_code: Option<String>,
     pub state: State,
@@ -68,7 +68,7 @@ impl EndpointHealth {
             succeeded_24h: succeeded,
             failed_24h: failed,
             success_rate_24h: (done > 0).then(|| (succeeded as f64 * 1000.0 / done as f64).round() / 10.0),
-            last_delivery_at: last_at.map(time::rfc3339),
+            last_delivery_at: last_at.map(Time),
             last_status_code: last_status,
             last_error_code: last_error,
             state: if !active {
@@ -121,7 +121,7 @@ pub struct QueueStatus {
     /// True when a count stopped at the page cap (only without `exact`).
     pub capped: bool,
     pub oldest_due_seconds: Option<i64>,
-    pub last_run_at: Option<String>,
+    pub last_run_at: Option<Time>,
     pub last_run_seconds_ago: Option<i64>,
     pub last_run: Option<serde_json::Value>,
 }

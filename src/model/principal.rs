@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::error::{Error, Result};
+use crate::model::time::Time;
 
 /// What a user name must be.
 pub const NAME_RULE: &str = "must be 1–128 characters of letters, digits and . _ @ + -";
@@ -99,7 +100,7 @@ pub struct TokenInfo {
     pub user: Option<String>,
     pub kind: &'static str,
     pub label: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
+    pub created_at: Time,
+    pub last_used_at: Option<Time>,
     pub revoked: bool,
 }

@@ -42,8 +42,8 @@ pub fn decode(secret: &str) -> Result<Vec<u8>> {
 pub struct KeySecret {
     pub key_id: String,
     pub secret: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
+    pub created_at: crate::model::time::Time,
+    pub expires_at: Option<crate::model::time::Time>,
 }
 
 /// One signing key: its id and HMAC key bytes.

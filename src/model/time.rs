@@ -21,6 +21,33 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
 }
 
+/// A point in time, Unix milliseconds UTC, as the store keeps it; shown (JSON, pages, the CLI)
+/// as RFC 3339 with whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(pub i64);
+
+impl Time {
+    pub fn now() -> Time {
+        Time(now_ms())
+    }
+
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339(self.0))
+    }
+}
+
+impl serde::Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
 /// The hour `ms` falls in (the key of hourly counters).
 pub fn hour_of(ms: i64) -> i64 {
     ms - ms.rem_euclid(HOUR_MS)
@@ -62,5 +89,7 @@ mod tests {
         assert_eq!(hour_of(2 * HOUR_MS + 59 * 60_000), 2 * HOUR_MS);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(Time(90_000).to_string(), "1970-01-01T00:01:30Z");
+        assert_eq!(serde_json::to_value(Time(90_000)).unwrap(), "1970-01-01T00:01:30Z");
     }
 }

@@ -7,7 +7,8 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::{rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
 use crate::model::health::{QueueStatus, COUNT_CAP};
-use crate::model::{time, Error, Result};
+use crate::model::time::{self, Time};
+use crate::model::{Error, Result};
 
 const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d.status, d.attempts,
         d.last_status_code, d.last_error_code, d.last_error, d.created_at, d.last_attempt_at,
@@ -28,10 +29,10 @@ fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
         last_status_code: r.get(7)?,
         last_error_code: r.get(8)?,
         last_error: r.get(9)?,
-        created_at: time::rfc3339(r.get(10)?),
-        last_attempt_at: r.get::<_, Option<i64>>(11)?.map(time::rfc3339),
-        next_attempt_at: if in_flight { None } else { r.get::<_, Option<i64>>(12)?.map(time::rfc3339) },
-        finished_at: r.get::<_, Option<i64>>(13)?.map(time::rfc3339),
+        created_at: r.get(10)?,
+        last_attempt_at: r.get(11)?,
+        next_attempt_at: if in_flight { None } else { r.get(12)? },
+        finished_at: r.get(13)?,
         in_flight,
         payload_available: r.get(15)?,
     })
@@ -139,7 +140,7 @@ pub fn attempts(db: Db<'_>, delivery_id: &str) -> Result<Vec<Attempt>> {
     let found = rows(stmt.query_map([delivery_id], |r| {
         Ok(Attempt {
             attempt: r.get(0)?,
-            started_at: time::rfc3339(r.get(1)?),
+            started_at: r.get(1)?,
             duration_ms: r.get(2)?,
             status_code: r.get(3)?,
             error_code: r.get(4)?,
@@ -191,7 +192,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         dead,
         capped,
         oldest_due_seconds: oldest.map(|t| (now - t).max(0) / 1000),
-        last_run_at: last.as_ref().map(|(t, _)| time::rfc3339(*t)),
+        last_run_at: last.as_ref().map(|(t, _)| Time(*t)),
         last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),
         last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
     })

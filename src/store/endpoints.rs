@@ -9,7 +9,8 @@ use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
-use crate::model::{time, Error, Result};
+use crate::model::time::{self, Time};
+use crate::model::{Error, Result};
 
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
                        e.disabled_reason, e.created_at, e.updated_at";
@@ -24,8 +25,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         event_types: serde_json::from_str(&types).unwrap_or_default(),
         active: r.get(5)?,
         disabled_reason: r.get(6)?,
-        created_at: time::rfc3339(r.get(7)?),
-        updated_at: time::rfc3339(r.get(8)?),
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
     })
 }
 
@@ -169,7 +170,7 @@ pub fn rotate_secret(db: Db<'_>, keyring: &Keyring, id: &str, grace: Duration) -
     )?;
     let secret = secret::generate();
     let key_id = insert_key(db, keyring, id, &secret, now)?;
-    let info = KeyInfo { id: key_id, created_at: time::rfc3339(now), expires_at: None };
+    let info = KeyInfo { id: key_id, created_at: Time(now), expires_at: None };
     Ok((secret, info, until))
 }
 
@@ -181,11 +182,7 @@ pub fn keys(db: Db<'_>, id: &str, now: i64) -> Result<Vec<KeyInfo>> {
          ORDER BY created_at DESC, rowid DESC",
     )?;
     let found = rows(stmt.query_map(params![id, now], |r| {
-        Ok(KeyInfo {
-            id: r.get(0)?,
-            created_at: time::rfc3339(r.get(1)?),
-            expires_at: r.get::<_, Option<i64>>(2)?.map(time::rfc3339),
-        })
+        Ok(KeyInfo { id: r.get(0)?, created_at: r.get(1)?, expires_at: r.get(2)? })
     })?)?;
     Ok(found)
 }
@@ -204,12 +201,7 @@ pub fn secrets(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<Vec<
     for row in rows {
         let (key_id, sealed, created, expires) = row?;
         let secret = keyring.open(&key_id, &sealed)?;
-        out.push(KeySecret {
-            key_id,
-            secret,
-            created_at: time::rfc3339(created),
-            expires_at: expires.map(time::rfc3339),
-        });
+        out.push(KeySecret { key_id, secret, created_at: Time(created), expires_at: expires.map(Time) });
     }
     Ok(out)
 }

@@ -20,6 +20,7 @@ use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::model::delivery::{FailureCode, Status};
+use crate::model::time::Time;
 use crate::model::{Error, Result};
 
 pub mod deliveries;
@@ -123,6 +124,19 @@ impl From<rusqlite::Error> for Error {
             }
             _ => Error::internal("database", e),
         }
+    }
+}
+
+/// Times are stored as Unix milliseconds.
+impl rusqlite::ToSql for Time {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0))
+    }
+}
+
+impl rusqlite::types::FromSql for Time {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        v.as_i64().map(Time)
     }
 }
 

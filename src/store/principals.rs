@@ -76,8 +76,8 @@ pub fn list_tokens(db: Db<'_>, user: Option<&str>) -> Result<Vec<TokenInfo>> {
             kind: principal::token_kind(user.as_deref()),
             user,
             label: r.get(2)?,
-            created_at: time::rfc3339(r.get(3)?),
-            last_used_at: r.get::<_, Option<i64>>(4)?.map(time::rfc3339),
+            created_at: r.get(3)?,
+            last_used_at: r.get(4)?,
             revoked: r.get::<_, Option<i64>>(5)?.is_some(),
         })
     })?;
