@@ -65,6 +65,16 @@ impl Env {
         self.db().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
     }
 
+    /// How long after the (one) dispatcher run's start its last attempt began, in ms by the run's
+    /// own clock: a run with budget B and request timeout T must keep it at most B - T.
+    pub fn last_attempt_into_the_run_ms(&self) -> i64 {
+        self.db()
+            .query_row("SELECT (SELECT max(started_at) FROM attempts) - (SELECT started_at FROM runs)", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
     /// A command for one of the binaries with a clean environment pointing at this installation.
     pub fn command(&self, bin: &str) -> Command {
         let mut c = Command::new(bin_path(bin));
