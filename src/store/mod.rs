@@ -7,8 +7,9 @@
 //!   operations live in one module per table or aggregate: `principals` (users, tokens),
 //!   `endpoints` (with their keys), `events` (intake's fan-out), `deliveries` (the log, with
 //!   attempts), `queue` (the dispatcher's claim and record, run heartbeats), `health`,
-//!   `retention`, `sessions` (used login links), `observations`. Times, ids and statuses cross as typed values (`model::…`); errors as
-//!   `model::Error` (a locked database is `Error::Busy`).
+//!   `retention`, `sessions` (used login links), `observations`. Times (`model::time::Time`),
+//!   delivery statuses and failure codes cross as typed values, ids as their strings (`evt_…`);
+//!   errors as `model::Error` (a locked database is `Error::Busy`).
 //!
 //! A second backend (PostgreSQL) implements the same operations in a sibling module and makes
 //! `Db` choose between them; `web/`, `cli/` and `outbound/` do not change. Uses `model` only.
@@ -20,6 +21,7 @@ use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::model::delivery::{FailureCode, Status};
+use crate::model::health::COUNT_CAP;
 use crate::model::time::Time;
 use crate::model::{Error, Result};
 
@@ -167,12 +169,13 @@ impl rusqlite::types::FromSql for FailureCode {
     }
 }
 
-/// A `count(*)` over a subquery limited to `crate::model::health::COUNT_CAP + 1` rows, capped at `crate::model::health::COUNT_CAP`.
+/// A `count(*)` over a subquery limited to `COUNT_CAP + 1` rows, capped at `COUNT_CAP` (pages
+/// count no further, so their cost does not grow with the backlog).
 fn bounded_count(db: Db<'_>, sql: &str, params: impl rusqlite::Params, capped: &mut bool) -> Result<i64> {
     let n: i64 = db.conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
-    if n > crate::model::health::COUNT_CAP {
+    if n > COUNT_CAP {
         *capped = true;
-        return Ok(crate::model::health::COUNT_CAP);
+        return Ok(COUNT_CAP);
     }
     Ok(n)
 }
