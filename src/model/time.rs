@@ -8,8 +8,20 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// Now, in Unix milliseconds. Test builds (the `test-clock` feature, which no release build
+/// has) add `WEBHOOKS_TEST_CLOCK_OFFSET` milliseconds, so tests can move through days.
 pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    Utc::now().timestamp_millis() + test_clock_offset()
+}
+
+#[cfg(feature = "test-clock")]
+fn test_clock_offset() -> i64 {
+    std::env::var("WEBHOOKS_TEST_CLOCK_OFFSET").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+#[cfg(not(feature = "test-clock"))]
+fn test_clock_offset() -> i64 {
+    0
 }
 
 /// RFC 3339 with whole seconds and `Z`, as event envelopes and JSON output use.

@@ -193,7 +193,13 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("004_observations", include_str!("../../sql/004_observations.sql")),
     ("005_bounded_counts", include_str!("../../sql/005_bounded_counts.sql")),
     ("006_observation_counts", include_str!("../../sql/006_observation_counts.sql")),
+    ("007_endpoint_failure", include_str!("../../sql/007_endpoint_failure.sql")),
 ];
+
+/// The first line of a migration that rebuilds a table others refer to: it runs with foreign
+/// keys off (SQLite's documented way, else dropping the old table would cascade), and is
+/// checked with `foreign_key_check` before it commits.
+const FOREIGN_KEYS_OFF: &str = "-- requires: foreign_keys off";
 
 /// How long a writer waits for another before SQLite reports busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -236,15 +242,31 @@ fn migrate(conn: &Connection) -> Result<()> {
     if version == latest_version() {
         return Ok(());
     }
+    let rebuilds = MIGRATIONS[version as usize..].iter().any(|(_, sql)| sql.starts_with(FOREIGN_KEYS_OFF));
+    let fk_on: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    if rebuilds {
+        // A no-op inside a transaction: it must come before BEGIN.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+    }
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    match apply_pending(conn) {
-        Ok(()) => conn.execute_batch("COMMIT")?,
+    let applied = apply_pending(conn).and_then(|()| {
+        let broken: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+        if broken > 0 {
+            return Err(Error::Internal(format!("the migration left {broken} rows that break a foreign key")));
+        }
+        Ok(())
+    });
+    let result = match applied {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
+            Err(e)
         }
+    };
+    if rebuilds && fk_on {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
     }
-    Ok(())
+    result
 }
 
 fn apply_pending(conn: &Connection) -> Result<()> {
@@ -300,6 +322,48 @@ mod tests {
         assert!(store.backup(&copy).is_err(), "never overwrites");
         let restored = Store::open(&copy).unwrap();
         assert!(principals::find(restored.db(), "alice").unwrap().is_some());
+    }
+
+    #[test]
+    fn the_deliveries_rebuild_keeps_every_row_and_its_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        {
+            // A database of schema 6, with a delivery that has an attempt.
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (i, (_, sql)) in MIGRATIONS[..6].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i + 1).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0);
+                 INSERT INTO endpoints (id, user_id, url, created_at, updated_at, active, disabled_reason)
+                     VALUES ('ep_1', 1, 'https://x/', 0, 5, 0, 'the receiver answered 410 Gone');
+                 INSERT INTO events (id, user_id, type, request_hash, payload, created_at)
+                     VALUES ('evt_1', 1, 'email.received', 'h', '{}', 0);
+                 INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, attempts, created_at)
+                     VALUES ('dlv_1', 'evt_1', 'ep_1', 1, 'failed', 1, 0);
+                 INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms) VALUES ('dlv_1', 1, 0, 3);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM attempts"), 1, "no cascade from the rebuild");
+        assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
+        assert_eq!(count("SELECT count(*) FROM endpoints WHERE disabled_kind = 'gone' AND disabled_at = 5"), 1);
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at)
+                 VALUES ('dlv_2', 'evt_1', 'ep_1', 1, 'held', 0)",
+            )
+            .unwrap();
+        let fk: i64 = store.conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1, "foreign keys are on again");
+        store.conn.execute_batch("DELETE FROM deliveries WHERE id = 'dlv_1'").unwrap();
+        assert_eq!(count("SELECT count(*) FROM attempts"), 0, "and the attempts still follow their delivery");
     }
 
     #[test]
