@@ -73,6 +73,16 @@ pub const KEYS: &[Key] = &[
         default: "",
         form: "base64 of 32 bytes, written only by `webhooks rotate-key`",
     },
+    Key { name: "WEBHOOKS_DISABLE_AFTER", default: "72h", form: "a duration of at least 12h such as 72h, or off" },
+    Key { name: "WEBHOOKS_HOLD_RETENTION", default: "7d", form: "a duration such as 7d" },
+    Key { name: "WEBHOOKS_OPERATOR_URL", default: "", form: "an http:// or https:// URL (or empty)" },
+    Key { name: "WEBHOOKS_OPERATOR_SECRET", default: "", form: "a secret whsec_ followed by base64 (or empty)" },
+    Key {
+        name: "WEBHOOKS_SENDMAIL",
+        default: "/usr/sbin/sendmail -t -i",
+        form: "a command that reads a mail on its input",
+    },
+    Key { name: "WEBHOOKS_OPERATOR_EMAIL", default: "", form: "an email address (or empty)" },
 ];
 
 /// The checked configuration every part of the program works from.
@@ -111,6 +121,16 @@ pub struct Config {
     pub test_timeout: Duration,
     /// The key being replaced while `webhooks rotate-key` runs.
     pub previous_secret_key: Option<[u8; 32]>,
+    /// The failure rule: `None` when `WEBHOOKS_DISABLE_AFTER=off`.
+    pub disable_after: Option<Duration>,
+    /// How long deliveries are held for a disabled endpoint before they go dead.
+    pub hold_retention: Duration,
+    /// Where operational events are posted, and the secret they are signed with.
+    pub operator_url: Option<String>,
+    pub operator_secret: Option<String>,
+    /// The sendmail command line, and where operational events are mailed.
+    pub sendmail: String,
+    pub operator_email: Option<String>,
 }
 
 impl Config {
@@ -236,6 +256,53 @@ impl Config {
                 Some((Duration::from_secs(1), Duration::from_secs(30))),
             )?,
             previous_secret_key: optional_secret(get("WEBHOOKS_PREVIOUS_SECRET_KEY"))?,
+            disable_after: {
+                let (key, v) = get("WEBHOOKS_DISABLE_AFTER");
+                if v == "off" {
+                    None
+                } else {
+                    let d = parse_duration(&v).map_err(|_| bad(key, &v))?;
+                    if d < crate::model::health::DEAD_SPAN_TO_DISABLE {
+                        return Err(bad(key, &v));
+                    }
+                    Some(d)
+                }
+            },
+            hold_retention: duration(get("WEBHOOKS_HOLD_RETENTION"), None)?,
+            operator_url: {
+                let (key, v) = get("WEBHOOKS_OPERATOR_URL");
+                let ok = v.is_empty()
+                    || url::Url::parse(&v).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(bad(key, &v));
+                }
+                (!v.is_empty()).then_some(v)
+            },
+            operator_secret: {
+                let (key, v) = get("WEBHOOKS_OPERATOR_SECRET");
+                if !v.is_empty() && (!v.starts_with("whsec_") || crate::model::secret::decode(&v).is_err()) {
+                    return Err(bad(key, "(hidden)"));
+                }
+                (!v.is_empty()).then_some(v)
+            },
+            sendmail: {
+                let (key, v) = get("WEBHOOKS_SENDMAIL");
+                if v.split_whitespace().next().is_none() {
+                    return Err(bad(key, &v));
+                }
+                v
+            },
+            operator_email: {
+                let (key, v) = get("WEBHOOKS_OPERATOR_EMAIL");
+                let ok = v.is_empty()
+                    || (v.len() <= 254
+                        && v.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                        && !v.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '>'));
+                if !ok {
+                    return Err(bad(key, &v));
+                }
+                (!v.is_empty()).then_some(v)
+            },
         })
     }
 
@@ -262,6 +329,11 @@ impl Config {
     /// `WEBHOOKS_RETRY_SCHEDULE` and `WEBHOOKS_MAX_ATTEMPTS`.
     pub fn retry(&self) -> Schedule {
         Schedule { intervals: self.retry_schedule.clone(), max_attempts: self.max_attempts }
+    }
+
+    /// The failure rule (`WEBHOOKS_DISABLE_AFTER`).
+    pub fn failure_rule(&self) -> crate::model::health::FailureRule {
+        crate::model::health::FailureRule { disable_after: self.disable_after }
     }
 
     /// The crontab line that runs this installation's dispatcher every minute.

@@ -15,6 +15,9 @@ use crate::model::time::Time;
 pub enum Status {
     /// Waiting for its first attempt, or for one asked for by hand.
     Pending,
+    /// Kept, not sent: its endpoint is disabled by the failure rule or by a 410. Re-enabling the
+    /// endpoint sends it (or discards it); after `WEBHOOKS_HOLD_RETENTION` it goes dead.
+    Held,
     Succeeded,
     /// The latest attempt failed; another is scheduled.
     Failed,
@@ -23,11 +26,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Pending, Status::Succeeded, Status::Failed, Status::Dead];
+    pub const ALL: [Status; 5] = [Status::Pending, Status::Held, Status::Succeeded, Status::Failed, Status::Dead];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::Held => "held",
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
             Status::Dead => "dead",

@@ -141,7 +141,7 @@ pub fn check_filters(filters: &[String]) -> Result<Vec<String>> {
             ));
         }
         if !schema::filter_is_known(f) {
-            let known: Vec<&str> = schema::catalog().iter().map(|t| t.name).collect();
+            let known: Vec<&str> = schema::filterable().map(|t| t.name).collect();
             return Err(Error::invalid(
                 "event_types",
                 format!("{f:?} matches no event type (known: {}; wildcards like email.* or *)", known.join(", ")),

@@ -127,11 +127,17 @@ pub fn parse_one(
             );
             None
         }
+        Some(Ok(t)) if schema::OPERATIONAL.contains(&t) => {
+            problem!(
+                schema::child(path, "type"),
+                format!("{t} is an operational event, sent by this system to the operator, never posted")
+            );
+            None
+        }
         Some(Ok(t)) => match schema::find(t) {
             Some(et) => Some(et),
             None => {
-                let known: Vec<&str> =
-                    schema::catalog().iter().map(|t| t.name).filter(|n| *n != "webhook.test").collect();
+                let known: Vec<&str> = schema::intake_types().map(|t| t.name).collect();
                 problem!(
                     schema::child(path, "type"),
                     format!("{t:?} is not an event type (known: {})", known.join(", "))

@@ -29,6 +29,138 @@ pub fn is_stale(last_run_seconds_ago: Option<i64>) -> bool {
     last_run_seconds_ago.is_none_or(|s| s > STALE_AFTER.as_secs() as i64)
 }
 
+// ---- the failure rule (docs/reliability.md, "When an endpoint keeps failing") ---------------
+
+/// How an endpoint stands for its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    #[default]
+    Ok,
+    /// A delivery went dead and no request has succeeded since.
+    Failing,
+    Disabled,
+}
+
+/// Why an endpoint is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// By its owner or an administrator: new events make no deliveries.
+    Manual,
+    /// The receiver answered 410 Gone: new events are held.
+    Gone,
+    /// The failure rule: new events are held.
+    SustainedFailure,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Manual => "manual",
+            DisabledReason::Gone => "gone",
+            DisabledReason::SustainedFailure => "sustained_failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DisabledReason> {
+        [DisabledReason::Manual, DisabledReason::Gone, DisabledReason::SustainedFailure]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// The reason in words, for pages and the CLI.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DisabledReason::Manual => "disabled by hand",
+            DisabledReason::Gone => "the receiver answered 410 Gone",
+            DisabledReason::SustainedFailure => "every delivery failed for too long",
+        }
+    }
+
+    /// True when new events are held for the endpoint rather than dropped.
+    pub fn holds(self) -> bool {
+        self != DisabledReason::Manual
+    }
+}
+
+/// The rule's settings: `WEBHOOKS_DISABLE_AFTER` (`None`: `off`, never disable for failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureRule {
+    pub disable_after: Option<Duration>,
+}
+
+/// Dead deliveries an endpoint must have had before the rule disables it …
+pub const DEAD_TO_DISABLE: u32 = 3;
+/// … with the first and the last at least this far apart, so one burst never disables.
+pub const DEAD_SPAN_TO_DISABLE: Duration = Duration::from_secs(12 * 3600);
+
+/// What an attempt's outcome means for the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// A 2xx: every count starts again.
+    Success,
+    /// A failure that counts.
+    Failure,
+    /// Neither: a 429 (the receiver asked to slow down) leaves the record as it is.
+    Neutral,
+}
+
+/// An endpoint's failure record, kept on its row: when failures began with no 2xx since, and
+/// the deliveries that went dead since then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Failure {
+    pub since: Option<i64>,
+    pub dead: u32,
+    pub first_dead_at: Option<i64>,
+    pub last_dead_at: Option<i64>,
+}
+
+impl Failure {
+    /// Failing: a delivery went dead, and nothing succeeded since.
+    pub fn is_failing(&self) -> bool {
+        self.dead > 0
+    }
+
+    /// The record after an attempt.
+    pub fn after_attempt(self, counted: Counted, now: i64) -> Failure {
+        match counted {
+            Counted::Success => Failure::default(),
+            Counted::Failure => Failure { since: Some(self.since.unwrap_or(now)), ..self },
+            Counted::Neutral => self,
+        }
+    }
+
+    /// The record after one of the endpoint's deliveries went dead on a failure that counts.
+    pub fn after_dead(self, now: i64) -> Failure {
+        Failure {
+            since: Some(self.since.unwrap_or(now)),
+            dead: self.dead + 1,
+            first_dead_at: Some(self.first_dead_at.unwrap_or(now)),
+            last_dead_at: Some(now),
+        }
+    }
+
+    /// When the rule disables the endpoint if nothing succeeds before (and deliveries keep going
+    /// dead): `disable_after` past the first failure, and 12 hours past the first dead delivery.
+    pub fn disable_at(&self, rule: FailureRule) -> Option<i64> {
+        let after = rule.disable_after?.as_millis() as i64;
+        let since = self.since?;
+        let span = DEAD_SPAN_TO_DISABLE.as_millis() as i64;
+        Some((since + after).max(self.first_dead_at.map_or(since, |f| f + span)))
+    }
+
+    /// True when the rule disables the endpoint now.
+    pub fn should_disable(&self, rule: FailureRule, now: i64) -> bool {
+        let span = DEAD_SPAN_TO_DISABLE.as_millis() as i64;
+        let spread = match (self.first_dead_at, self.last_dead_at) {
+            (Some(first), Some(last)) => last - first >= span,
+            _ => false,
+        };
+        self.dead >= DEAD_TO_DISABLE && spread && self.disable_at(rule).is_some_and(|at| now >= at)
+    }
+}
+
 /// How an endpoint stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +218,7 @@ impl EndpointHealth {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub pending: i64,
+    pub held: i64,
     pub succeeded: i64,
     pub failed: i64,
     pub dead: i64,
@@ -138,6 +271,59 @@ pub struct Overview {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const H: i64 = HOUR_MS;
+    const RULE: FailureRule = FailureRule { disable_after: Some(Duration::from_secs(72 * 3600)) };
+
+    /// Always failing, one delivery an hour, each dead 3 hours after its event.
+    fn always_failing(hours: i64, rule: FailureRule) -> (Failure, Option<i64>) {
+        let mut f = Failure::default();
+        for h in 0..=hours {
+            f = f.after_attempt(Counted::Failure, h * H);
+            if h >= 3 {
+                f = f.after_dead(h * H);
+            }
+            if f.should_disable(rule, h * H) {
+                return (f, Some(h));
+            }
+        }
+        (f, None)
+    }
+
+    #[test]
+    fn sustained_failure_disables_after_the_period_and_not_before() {
+        let (f, at) = always_failing(100, RULE);
+        assert_eq!(at, Some(72), "{f:?}");
+        assert_eq!(f.disable_at(RULE), Some(72 * H));
+        assert_eq!(always_failing(100, FailureRule { disable_after: None }).1, None, "off");
+        // A 20-hour outage never reaches 72 hours.
+        assert_eq!(always_failing(20, RULE).1, None);
+    }
+
+    #[test]
+    fn a_success_resets_everything_and_a_429_changes_nothing() {
+        let (f, _) = always_failing(60, RULE);
+        assert!(f.is_failing());
+        let ok = f.after_attempt(Counted::Success, 60 * H);
+        assert_eq!(ok, Failure::default());
+        assert!(!ok.is_failing() && ok.disable_at(RULE).is_none());
+        assert_eq!(f.after_attempt(Counted::Neutral, 61 * H), f);
+    }
+
+    #[test]
+    fn dead_deliveries_within_twelve_hours_do_not_disable() {
+        let mut f = Failure::default().after_attempt(Counted::Failure, 0);
+        for h in [70, 75, 81] {
+            f = f.after_dead(h * H);
+        }
+        assert!(!f.should_disable(RULE, 90 * H), "11 hours apart: {f:?}");
+        f = f.after_dead(82 * H);
+        assert!(f.should_disable(RULE, 82 * H), "12 hours apart and 72 past the first failure");
+        // Three dead deliveries spread out, but the clock started too recently.
+        let g = Failure::default().after_dead(0).after_dead(6 * H).after_dead(13 * H);
+        assert!(!g.should_disable(RULE, 13 * H));
+        assert_eq!(g.disable_at(RULE), Some(72 * H));
+    }
 
     #[test]
     fn health_states_and_rates() {

@@ -19,6 +19,10 @@ const FILES: &[(&str, &str)] = &[
     ("usage.threshold", include_str!("../../schemas/v1/usage.threshold.json")),
     ("usage.over_limit", include_str!("../../schemas/v1/usage.over_limit.json")),
     ("webhook.test", include_str!("../../schemas/v1/webhook.test.json")),
+    ("endpoint.failing", include_str!("../../schemas/v1/endpoint.failing.json")),
+    ("endpoint.disabled", include_str!("../../schemas/v1/endpoint.disabled.json")),
+    ("endpoint.enabled", include_str!("../../schemas/v1/endpoint.enabled.json")),
+    ("delivery.exhausted", include_str!("../../schemas/v1/delivery.exhausted.json")),
 ];
 
 /// Keywords the interpreter understands. Annotations are accepted and ignored.
@@ -69,6 +73,17 @@ pub fn catalog() -> &'static [EventType] {
     })
 }
 
+/// Events about the webhook system itself (docs/event-types.md, "Operational events"): made by
+/// the dispatcher and sent to the operator, never posted by the host application nor delivered
+/// to users' endpoints.
+pub const OPERATIONAL: &[&str] = &["endpoint.failing", "endpoint.disabled", "endpoint.enabled", "delivery.exhausted"];
+
+/// The types the host application posts: the catalog without `webhook.test` (the test button's)
+/// and the operational events.
+pub fn intake_types() -> impl Iterator<Item = &'static EventType> {
+    catalog().iter().filter(|t| t.name != "webhook.test" && !OPERATIONAL.contains(&t.name))
+}
+
 pub fn find(name: &str) -> Option<&'static EventType> {
     catalog().iter().find(|t| t.name == name)
 }
@@ -94,7 +109,12 @@ pub fn filter_matches(filter: &str, event_type: &str) -> bool {
 
 /// Whether a filter names at least one catalog type (so a typo is caught when it is entered).
 pub fn filter_is_known(filter: &str) -> bool {
-    catalog().iter().any(|t| filter_matches(filter, t.name))
+    filterable().any(|t| filter_matches(filter, t.name))
+}
+
+/// The types an endpoint's filters may name: every type but the operational ones.
+pub fn filterable() -> impl Iterator<Item = &'static EventType> {
+    catalog().iter().filter(|t| !OPERATIONAL.contains(&t.name))
 }
 
 pub use crate::model::error::Problem;
@@ -119,6 +139,14 @@ pub fn validate(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem
     if let Some(Value::String(t)) = s.get("type") {
         if !has_type(t, value) {
             push(format!("must be {} {t}, not {}", article(t), type_name(value)));
+            return;
+        }
+    }
+    // A list of types (operational events: `["string", "null"]`).
+    if let Some(Value::Array(types)) = s.get("type") {
+        let names: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
+        if !names.iter().any(|t| has_type(t, value)) {
+            push(format!("must be {}, not {}", names.join(" or "), type_name(value)));
             return;
         }
     }
@@ -266,7 +294,9 @@ pub fn unsupported_keywords(schema: &Value, path: &str, out: &mut Vec<String>) {
                 }
             }
             "items" => unsupported_keywords(v, &format!("{path}/items"), out),
-            "type" if !v.is_string() => out.push(format!("{path}/type (only a single type)")),
+            "type" if !(v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))) => {
+                out.push(format!("{path}/type (a type or a list of types)"))
+            }
             "additionalProperties" if !v.is_boolean() => {
                 out.push(format!("{path}/additionalProperties (only true/false)"))
             }

@@ -61,6 +61,7 @@ pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
         };
         match status {
             Status::Pending => c.pending = n,
+            Status::Held => c.held = n,
             Status::Succeeded => c.succeeded = n,
             Status::Failed => c.failed = n,
             Status::Dead => c.dead = n,

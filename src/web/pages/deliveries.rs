@@ -41,7 +41,7 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     c.insert("deliveries", &rows);
     c.insert("endpoints", &endpoints);
     c.insert("statuses", &Status::ALL);
-    c.insert("types", &schema::catalog().iter().map(|t| t.name).collect::<Vec<_>>());
+    c.insert("types", &schema::filterable().map(|t| t.name).collect::<Vec<_>>());
     c.insert(
         "filter",
         &json!({

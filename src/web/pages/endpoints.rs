@@ -64,7 +64,7 @@ impl EndpointForm {
         c.insert("form", &json!({"url": self.url, "description": self.description, "active": self.active, "all": self.types.is_empty()}));
         let mut groups: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
         // The test event is sent by the test button whatever the filters say.
-        for t in schema::catalog().iter().filter(|t| t.name != "webhook.test") {
+        for t in schema::intake_types() {
             let group = format!("{}.*", t.name.split('.').next().unwrap_or(""));
             let item = json!({"name": t.name, "description": t.description(), "checked": self.types.iter().any(|f| f == t.name || schema::filter_matches(f, t.name) && f != "*")});
             match groups.iter_mut().find(|(g, _)| *g == group) {
