@@ -336,6 +336,15 @@ impl Config {
         crate::model::health::FailureRule { disable_after: self.disable_after }
     }
 
+    /// The rule and the operator channels the dispatcher and re-enabling need.
+    pub fn notify(&self) -> crate::model::health::Notify {
+        crate::model::health::Notify {
+            rule: self.failure_rule(),
+            webhook: self.operator_url.is_some(),
+            email: self.operator_email.is_some(),
+        }
+    }
+
     /// The crontab line that runs this installation's dispatcher every minute.
     pub fn cron_line(&self) -> String {
         format!("* * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", self.root.display())

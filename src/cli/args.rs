@@ -175,8 +175,14 @@ pub enum EndpointCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Enable; for an endpoint the system disabled, --replay sends its held deliveries and the
+    /// dead ones since its failures began, in order, --discard marks the held ones dead.
     Enable {
         id: String,
+        #[arg(long, conflicts_with = "discard")]
+        replay: bool,
+        #[arg(long)]
+        discard: bool,
         #[arg(long)]
         json: bool,
     },

@@ -23,9 +23,11 @@ use crate::config::Config;
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields};
+use crate::model::health::{DisabledReason, Health};
 use crate::model::principal::{check_name, Principal};
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
+use crate::store::endpoints::Backlog;
 use crate::store::{deliveries, endpoints, events, principals, retention, Store};
 
 /// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
@@ -304,10 +306,20 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             e.id,
             e.url,
             e.user,
-            if e.active {
-                "active".to_string()
-            } else {
-                format!("disabled{}", e.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())
+            match (e.health, e.disabled_reason) {
+                (Health::Ok, _) => "active".to_string(),
+                (Health::Failing, _) => format!(
+                    "failing since {}{}",
+                    e.fail_since.map(|t| t.to_string()).unwrap_or_default(),
+                    e.disable_at
+                        .map(|t| format!(", to be disabled at {t} unless a delivery succeeds"))
+                        .unwrap_or_default()
+                ),
+                (Health::Disabled, r) => format!(
+                    "disabled ({}){}",
+                    r.map(DisabledReason::describe).unwrap_or("disabled"),
+                    if e.held > 0 { format!(", {} held", e.held) } else { String::new() }
+                ),
             },
             if e.event_types.is_empty() { "*".into() } else { e.event_types.join(",") },
             e.description
@@ -344,7 +356,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             })
         }
         EndpointCmd::Show { id, json } => {
-            let ep = endpoints::get(store.db(), &id)?;
+            let ep = endpoints::get(store.db(), &id)?.apply_rule(cfg.failure_rule());
             let keys = endpoints::keys(store.db(), &id, time::now_ms())?;
             let mut v = serde_json::to_value(&ep)?;
             v["keys"] = serde_json::to_value(&keys)?;
@@ -372,9 +384,29 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             print(json, &v, |_| human(&ep))
         }
         EndpointCmd::Disable { id, json } => {
-            print(json, &endpoints::set_active(store.db(), &id, false, Some("disabled by an administrator"))?, human)
+            print(json, &endpoints::disable(store.db(), &id, DisabledReason::Manual)?, human)
         }
-        EndpointCmd::Enable { id, json } => print(json, &endpoints::set_active(store.db(), &id, true, None)?, human),
+        EndpointCmd::Enable { id, replay, discard, json } => {
+            let held = endpoints::get(store.db(), &id)?.held;
+            if held > 0 && !replay && !discard {
+                bail!("{id} has {held} held deliveries: choose --replay to send them (and the dead ones since its failures began) or --discard");
+            }
+            let backlog = if discard { Backlog::Discard } else { Backlog::Send };
+            let (retention, notify) = (cfg.payload_retention, cfg.notify());
+            let done = store.write(|db| endpoints::enable(db, &id, backlog, retention, &notify))?;
+            let mut v = serde_json::to_value(&done.endpoint)?;
+            v["replayed"] = json!(done.replayed);
+            v["discarded"] = json!(done.discarded);
+            print(json, &v, |_| {
+                format!(
+                    "{}
+{} deliveries to be sent again, {} discarded",
+                    human(&done.endpoint),
+                    done.replayed,
+                    done.discarded
+                )
+            })
+        }
         EndpointCmd::Delete { id } => {
             store.write(|db| endpoints::delete(db, &id, cfg.payload_retention))?;
             println!("deleted {id}");

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::model::address::{literal_ip, Policy};
 use crate::model::error::{Error, Result};
+use crate::model::health::{DisabledReason, Failure, FailureRule, Health};
 use crate::model::schema;
 use crate::model::time::Time;
 
@@ -27,9 +28,30 @@ pub struct Endpoint {
     pub description: String,
     pub event_types: Vec<String>,
     pub active: bool,
-    pub disabled_reason: Option<String>,
+    /// `ok`, `failing` (a delivery went dead and none has succeeded since) or `disabled`.
+    pub health: Health,
+    /// Why it is disabled: `manual`, `gone` (a 410) or `sustained_failure` (the failure rule).
+    pub disabled_reason: Option<DisabledReason>,
+    pub disabled_at: Option<Time>,
+    /// When its requests began to fail, with none succeeding since.
+    pub fail_since: Option<Time>,
+    /// When the failure rule disables it unless a delivery succeeds first (see [`Endpoint::apply_rule`]).
+    pub disable_at: Option<Time>,
+    /// Deliveries held while it is disabled by the rule or a 410.
+    pub held: i64,
     pub created_at: Time,
     pub updated_at: Time,
+    /// The failure record the rule works from.
+    #[serde(skip)]
+    pub failure: Failure,
+}
+
+impl Endpoint {
+    /// Fills `disable_at` from the installation's rule.
+    pub fn apply_rule(mut self, rule: FailureRule) -> Endpoint {
+        self.disable_at = (self.health == Health::Failing).then(|| self.failure.disable_at(rule)).flatten().map(Time);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

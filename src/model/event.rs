@@ -229,6 +229,19 @@ pub fn request_hash(i: &Intake) -> String {
     format!("{:x}", Sha256::digest(canonical.to_string().as_bytes()))
 }
 
+/// An operational event's envelope (schema v1, `user` the endpoint's owner): the same shape as
+/// every event, with `data` as its JSON Schema in `schemas/v1/` says.
+pub fn operational(id: &str, event_type: &str, user: &str, data: Value, now: i64) -> Value {
+    json!({
+        "id": id,
+        "type": event_type,
+        "schema_version": schema::SCHEMA_VERSION,
+        "created_at": time::rfc3339(now),
+        "user": user,
+        "data": data,
+    })
+}
+
 /// The envelope as delivered (schema v1).
 pub fn envelope(id: &str, i: &Intake, now: i64) -> Value {
     let mut m = Map::new();

@@ -90,6 +90,20 @@ pub struct FailureRule {
     pub disable_after: Option<Duration>,
 }
 
+/// What the dispatcher needs to apply the rule and queue its notices: the rule, and which
+/// operator channels are set up (a notice is queued only for those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notify {
+    pub rule: FailureRule,
+    /// `WEBHOOKS_OPERATOR_URL` is set: every operational event is posted there.
+    pub webhook: bool,
+    /// `WEBHOOKS_OPERATOR_EMAIL` is set: [`EMAILED`] events are mailed there.
+    pub email: bool,
+}
+
+/// The operational events that are also mailed: the two that ask someone to act.
+pub const EMAILED: &[&str] = &["endpoint.failing", "endpoint.disabled"];
+
 /// Dead deliveries an endpoint must have had before the rule disables it …
 pub const DEAD_TO_DISABLE: u32 = 3;
 /// … with the first and the last at least this far apart, so one burst never disables.
@@ -104,6 +118,20 @@ pub enum Counted {
     Failure,
     /// Neither: a 429 (the receiver asked to slow down) leaves the record as it is.
     Neutral,
+}
+
+impl Counted {
+    /// What an attempt's outcome counts as: a 2xx succeeds, a 429 is neutral (the receiver asked
+    /// to slow down, it is not broken), anything else fails.
+    pub fn of(o: &crate::model::delivery::Outcome) -> Counted {
+        if o.delivered() {
+            Counted::Success
+        } else if o.status_code == Some(429) {
+            Counted::Neutral
+        } else {
+            Counted::Failure
+        }
+    }
 }
 
 /// An endpoint's failure record, kept on its row: when failures began with no 2xx since, and
@@ -161,19 +189,9 @@ impl Failure {
     }
 }
 
-/// How an endpoint stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    #[default]
-    Active,
-    Disabled,
-    /// Active, and the latest attempt failed.
-    Failing,
-}
-
+/// An endpoint's last 24 hours: attempts that succeeded and failed, and its latest attempt.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct EndpointHealth {
+pub struct EndpointStats {
     /// Attempts in the last 24 hours that succeeded / failed.
     pub succeeded_24h: i64,
     pub failed_24h: i64,
@@ -182,34 +200,24 @@ pub struct EndpointHealth {
     pub last_delivery_at: Option<Time>,
     pub last_status_code: Option<u16>,
     pub last_error_code: Option<String>,
-    pub state: State,
 }
 
-impl EndpointHealth {
-    /// The health from the 24 hours' counts and the endpoint's latest attempt.
+impl EndpointStats {
+    /// The figures from the 24 hours' counts and the endpoint's latest attempt.
     pub fn of(
-        active: bool,
         (succeeded, failed): (i64, i64),
         last_at: Option<i64>,
         last_status: Option<u16>,
         last_error: Option<String>,
-    ) -> EndpointHealth {
+    ) -> EndpointStats {
         let done = succeeded + failed;
-        let failing = last_at.is_some() && last_error.is_some();
-        EndpointHealth {
+        EndpointStats {
             succeeded_24h: succeeded,
             failed_24h: failed,
             success_rate_24h: (done > 0).then(|| (succeeded as f64 * 1000.0 / done as f64).round() / 10.0),
             last_delivery_at: last_at.map(Time),
             last_status_code: last_status,
             last_error_code: last_error,
-            state: if !active {
-                State::Disabled
-            } else if failing {
-                State::Failing
-            } else {
-                State::Active
-            },
         }
     }
 }
@@ -326,11 +334,10 @@ mod tests {
     }
 
     #[test]
-    fn health_states_and_rates() {
-        let h = EndpointHealth::of(true, (2, 1), Some(5), Some(500), Some("E_HTTP_STATUS".into()));
-        assert_eq!((h.state, h.success_rate_24h), (State::Failing, Some(66.7)));
-        assert_eq!(EndpointHealth::of(false, (0, 0), None, None, None).state, State::Disabled);
-        assert_eq!(EndpointHealth::of(true, (0, 0), None, None, None).success_rate_24h, None);
+    fn stats_and_rates() {
+        let h = EndpointStats::of((2, 1), Some(5), Some(500), Some("E_HTTP_STATUS".into()));
+        assert_eq!(h.success_rate_24h, Some(66.7));
+        assert_eq!(EndpointStats::of((0, 0), None, None, None).success_rate_24h, None);
         assert!(is_stale(None) && is_stale(Some(181)) && !is_stale(Some(180)));
         assert_eq!(empty_hours(DAY_MS * 3 + 90 * 60_000)[23].label, "01:00");
     }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::model::delivery::{decide, FailureCode, Next, Outcome};
 use crate::model::delivery::{random_unit, Schedule};
+use crate::model::health::Notify;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::send::Sender;
@@ -184,6 +185,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
             cfg,
             keyring,
             schedule: cfg.retry(),
+            notify: cfg.notify(),
             run_id: summary.run_id.clone(),
             cursor: None,
             keys: HashMap::new(),
@@ -309,6 +311,7 @@ struct Coordinator<'a> {
     cfg: &'a Config,
     keyring: &'a Keyring,
     schedule: Schedule,
+    notify: Notify,
     run_id: String,
     /// The last user served: the next claim starts after it (round-robin).
     cursor: Option<i64>,
@@ -413,7 +416,7 @@ impl Coordinator<'_> {
                         request_body: self.cfg.log_bodies.then_some(&*job.payload),
                         next,
                     };
-                    queue::record(db, &attempted, now, self.cfg.payload_retention)?;
+                    queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
                     out.push(Some(next));
                 }
                 Done::Released(job) => {

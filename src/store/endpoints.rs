@@ -4,29 +4,49 @@
 use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row};
+use serde_json::json;
 
 use super::{rows, Db};
 use crate::model::address::Policy;
+use crate::model::delivery::FailureCode;
 use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
+use crate::model::health::{DisabledReason, Failure, Health, Notify};
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
 use crate::model::time::{self, Time};
 use crate::model::{Error, Result};
 
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
-                       e.disabled_reason, e.created_at, e.updated_at";
+                       e.disabled_kind, e.created_at, e.updated_at, e.disabled_at, e.fail_since, \
+                       e.dead_count, e.first_dead_at, e.last_dead_at, \
+                       (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held')";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let types: String = r.get(4)?;
+    let active: bool = r.get(5)?;
+    let failure = Failure { since: r.get(10)?, dead: r.get(11)?, first_dead_at: r.get(12)?, last_dead_at: r.get(13)? };
+    let health = if !active {
+        Health::Disabled
+    } else if failure.is_failing() {
+        Health::Failing
+    } else {
+        Health::Ok
+    };
     Ok(Endpoint {
         id: r.get(0)?,
         user: r.get(1)?,
         url: r.get(2)?,
         description: r.get(3)?,
         event_types: serde_json::from_str(&types).unwrap_or_default(),
-        active: r.get(5)?,
-        disabled_reason: r.get(6)?,
+        active,
+        health,
+        disabled_reason: if active { None } else { r.get(6)? },
+        disabled_at: if active { None } else { r.get(9)? },
+        fail_since: failure.since.map(Time),
+        disable_at: None,
+        held: r.get(14)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        failure,
     })
 }
 
@@ -101,14 +121,26 @@ pub fn list(db: Db<'_>, user: Option<&str>) -> Result<Vec<Endpoint>> {
     Ok(found)
 }
 
-/// The active endpoints of a user with their filters, for fan-out.
-pub fn active_for_user(db: Db<'_>, user_id: i64) -> Result<Vec<(String, Vec<String>)>> {
-    let mut stmt = db
-        .conn
-        .prepare_cached("SELECT id, event_types FROM endpoints WHERE user_id = ?1 AND active = 1 ORDER BY id")?;
+/// An endpoint as intake's fan-out sees it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub filters: Vec<String>,
+    /// Disabled by the failure rule or a 410: its deliveries are made `held`, not sent.
+    pub hold: bool,
+}
+
+/// The endpoints of a user that take events: the active ones, and those the system disabled
+/// (their deliveries are held). Manually disabled endpoints take none.
+pub fn targets_of_user(db: Db<'_>, user_id: i64) -> Result<Vec<Target>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, event_types, active FROM endpoints
+         WHERE user_id = ?1 AND (active = 1 OR disabled_kind IN ('gone', 'sustained_failure')) ORDER BY id",
+    )?;
     let found = rows(stmt.query_map([user_id], |r| {
         let types: String = r.get(1)?;
-        Ok((r.get(0)?, serde_json::from_str(&types).unwrap_or_default()))
+        let active: bool = r.get(2)?;
+        Ok(Target { id: r.get(0)?, filters: serde_json::from_str(&types).unwrap_or_default(), hold: !active })
     })?)?;
     Ok(found)
 }
@@ -124,15 +156,142 @@ pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<
 }
 
 /// Enables or disables; `reason` says why when the system (not the user) disabled it.
-pub fn set_active(db: Db<'_>, id: &str, active: bool, reason: Option<&str>) -> Result<Endpoint> {
+/// Disables an endpoint, keeping its failure record (a later re-enable resets it). `Manual`
+/// is a choice of its owner; `Gone` and `SustainedFailure` come from the dispatcher, which writes
+/// the `endpoint.disabled` notice in the same transaction. Disabling a disabled endpoint keeps
+/// its first reason.
+pub fn disable(db: Db<'_>, id: &str, reason: DisabledReason) -> Result<Endpoint> {
+    let now = time::now_ms();
     let n = db.conn.execute(
-        "UPDATE endpoints SET active = ?1, disabled_reason = ?2, updated_at = ?3 WHERE id = ?4",
-        params![active, if active { None } else { reason }, time::now_ms(), id],
+        "UPDATE endpoints SET active = 0, disabled_kind = ?1, disabled_at = ?2, disabled_reason = NULL, updated_at = ?2
+         WHERE id = ?3 AND active = 1",
+        params![reason.as_str(), now, id],
     )?;
     if n == 0 {
-        return Err(Error::not_found(format!("endpoint {id}")));
+        get(db, id)?; // not found, or already disabled
     }
     get(db, id)
+}
+
+/// What to do with the deliveries an endpoint did not get while it was failing or disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// Send the held deliveries, and the dead ones since its failures began, in order.
+    Send,
+    /// Mark the held deliveries dead; leave the dead ones as they are.
+    Discard,
+}
+
+/// What enabling did.
+#[derive(Debug, Clone)]
+pub struct Enabled {
+    pub endpoint: Endpoint,
+    /// Deliveries scheduled to be sent, and held ones discarded.
+    pub replayed: usize,
+    pub discarded: usize,
+    /// The reason it had been disabled for, when it was.
+    pub was: Option<DisabledReason>,
+}
+
+/// Enables an endpoint and resets its failure record, so one failure does not disable it again.
+/// The deliveries it missed are sent or discarded as `backlog` says; events whose last delivery
+/// is discarded keep their body for `payload_retention`. When the system had disabled it, the
+/// `endpoint.enabled` notice is queued. Run it inside one write.
+pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duration, notify: &Notify) -> Result<Enabled> {
+    let before = get(db, id)?;
+    let now = time::now_ms();
+    let since = before.failure.since.or(before.disabled_at.map(Time::ms)).unwrap_or(now);
+    let (replayed, discarded) = match backlog {
+        Backlog::Send => {
+            db.conn.execute(
+                "UPDATE events SET payload_expires_at = NULL WHERE payload IS NOT NULL AND id IN
+                   (SELECT event_id FROM deliveries WHERE endpoint_id = ?1
+                      AND (status = 'held' OR (status = 'dead' AND finished_at >= ?2)))",
+                params![id, since],
+            )?;
+            let n = db.conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, finished_at = NULL
+                 WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
+                   AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
+                params![now, id, since],
+            )?;
+            (n, 0)
+        }
+        Backlog::Discard => {
+            let n = db.conn.execute(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1,
+                        last_error_code = ?2, last_error = 'discarded when the endpoint was enabled again'
+                 WHERE endpoint_id = ?3 AND status = 'held'",
+                params![now, FailureCode::EndpointDisabled, id],
+            )?;
+            db.conn.execute(
+                "UPDATE events SET payload_expires_at = ?1 WHERE payload_expires_at IS NULL AND id IN
+                   (SELECT event_id FROM deliveries WHERE endpoint_id = ?2 AND status = 'dead' AND finished_at = ?3)
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
+                params![now + payload_retention.as_millis() as i64, id, now],
+            )?;
+            (0, n)
+        }
+    };
+    db.conn.execute(
+        "UPDATE endpoints SET active = 1, disabled_kind = NULL, disabled_at = NULL, disabled_reason = NULL,
+                fail_since = NULL, dead_count = 0, first_dead_at = NULL, last_dead_at = NULL, updated_at = ?1
+         WHERE id = ?2",
+        params![now, id],
+    )?;
+    if before.disabled_reason.is_some_and(DisabledReason::holds) {
+        let user_id: i64 =
+            db.conn.prepare_cached("SELECT user_id FROM endpoints WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+        let data = json!({"endpoint_id": id, "url": before.url, "replayed": replayed, "discarded": discarded});
+        let n = super::notices::New { event_type: "endpoint.enabled", user_id, endpoint_id: Some(id), data };
+        super::notices::add(db, notify, n, now)?;
+    }
+    Ok(Enabled { endpoint: get(db, id)?, replayed, discarded, was: before.disabled_reason })
+}
+
+/// Enables an endpoint (its backlog as `backlog` says) or disables it by hand; nothing changes
+/// when it already is so.
+pub fn set_active(
+    db: Db<'_>,
+    id: &str,
+    active: bool,
+    backlog: Backlog,
+    payload_retention: Duration,
+    notify: &Notify,
+) -> Result<Endpoint> {
+    let ep = get(db, id)?;
+    match (active, ep.active) {
+        (true, false) => Ok(enable(db, id, backlog, payload_retention, notify)?.endpoint),
+        (false, true) => disable(db, id, DisabledReason::Manual),
+        _ => Ok(ep),
+    }
+}
+
+/// An endpoint's failure record, whether it is active, and its owner's row id, for the
+/// dispatcher's rule.
+pub fn failure_of(db: Db<'_>, id: &str) -> Result<(Failure, bool, i64)> {
+    Ok(db
+        .conn
+        .prepare_cached(
+            "SELECT fail_since, dead_count, first_dead_at, last_dead_at, active, user_id FROM endpoints WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                Failure { since: r.get(0)?, dead: r.get(1)?, first_dead_at: r.get(2)?, last_dead_at: r.get(3)? },
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?)
+}
+
+/// Writes an endpoint's failure record.
+pub fn set_failure(db: Db<'_>, id: &str, f: &Failure) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "UPDATE endpoints SET fail_since = ?1, dead_count = ?2, first_dead_at = ?3, last_dead_at = ?4 WHERE id = ?5",
+        )?
+        .execute(params![f.since, f.dead, f.first_dead_at, f.last_dead_at, id])?;
+    Ok(())
 }
 
 /// Deletes the endpoint with its keys, deliveries and their attempts. Events whose last
@@ -275,7 +434,7 @@ mod tests {
             update(conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();
         assert_eq!(updated.description, "new");
         assert_eq!(updated.event_types, vec!["email.*"]);
-        let off = set_active(conn, &ep.id, false, Some("410")).unwrap();
+        let off = disable(conn, &ep.id, DisabledReason::Gone).unwrap();
         assert!(!off.active);
         delete(conn, &ep.id, Duration::from_secs(60)).unwrap();
         assert!(find(conn, &ep.id).unwrap().is_none());

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
+use super::endpoints::Target;
 use super::Db;
 use crate::model::delivery::Status;
 use crate::model::event::{envelope, request_hash, Intake, Recorded};
 use crate::model::{schema, time, Error, Result};
 
-/// A user's row id, and its active endpoints with their filters.
-type UserEndpoints = (i64, Vec<(String, Vec<String>)>);
+/// A user's row id, and the endpoints that take its events.
+type UserEndpoints = (i64, Vec<Target>);
 
 /// Records events with their deliveries; an event with no delivery keeps its body for
 /// `payload_retention`. Run it inside one write.
@@ -24,7 +25,7 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
     for intake in intakes {
         if !endpoints_of.contains_key(&intake.user) {
             let uid = super::principals::ensure(db, &intake.user)?;
-            endpoints_of.insert(intake.user.clone(), (uid, super::endpoints::active_for_user(db, uid)?));
+            endpoints_of.insert(intake.user.clone(), (uid, super::endpoints::targets_of_user(db, uid)?));
         }
         let (user_id, endpoints) = &endpoints_of[&intake.user];
         let hash = request_hash(intake);
@@ -52,8 +53,8 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
         }
         let id = time::new_id("evt");
         let payload = envelope(&id, intake, now).to_string();
-        let targets: Vec<&String> =
-            endpoints.iter().filter(|(_, f)| schema::wants(f, &intake.event_type)).map(|(id, _)| id).collect();
+        let targets: Vec<&Target> =
+            endpoints.iter().filter(|t| schema::wants(&t.filters, &intake.event_type)).collect();
         let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
         db.conn
             .prepare_cached(
@@ -63,10 +64,12 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
             .execute(params![id, user_id, intake.event_type, intake.idempotency_key, hash, payload, now, expires])?;
         let mut insert = db.conn.prepare_cached(
             "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for endpoint_id in &targets {
-            insert.execute(params![time::new_id("dlv"), id, endpoint_id, user_id, Status::Pending.as_str(), now])?;
+        for t in &targets {
+            // A held delivery waits for its endpoint to be enabled again: it is not due.
+            let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
+            insert.execute(params![time::new_id("dlv"), id, t.id, user_id, status, due, now])?;
         }
         out.push(Recorded {
             id,

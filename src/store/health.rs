@@ -8,12 +8,12 @@ use rusqlite::{params, OptionalExtension};
 use super::Db;
 use crate::model::delivery::Status;
 use crate::model::health::{
-    empty_hours, first_hour, Counts, EndpointHealth, Hour, Overview, COUNT_CAP, DAY_MS, HOUR_MS,
+    empty_hours, first_hour, Counts, EndpointStats, Hour, Overview, COUNT_CAP, DAY_MS, HOUR_MS,
 };
 use crate::model::{time, Result};
 
 /// An endpoint's health from its own row and at most 24 hourly counters.
-pub fn endpoint(db: Db<'_>, endpoint_id: &str, active: bool, now: i64) -> Result<EndpointHealth> {
+pub fn endpoint(db: Db<'_>, endpoint_id: &str, now: i64) -> Result<EndpointStats> {
     let counts: (i64, i64) = db
         .conn
         .prepare_cached(
@@ -27,7 +27,7 @@ pub fn endpoint(db: Db<'_>, endpoint_id: &str, active: bool, now: i64) -> Result
         .query_row([endpoint_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .unwrap_or((None, None, None));
-    Ok(EndpointHealth::of(active, counts, last_at, last_status, last_error))
+    Ok(EndpointStats::of(counts, last_at, last_status, last_error))
 }
 
 /// Deliveries created in the last 24 hours by status, for one user or everyone, each count

@@ -21,7 +21,7 @@ use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::model::delivery::{FailureCode, Status};
-use crate::model::health::COUNT_CAP;
+use crate::model::health::{DisabledReason, COUNT_CAP};
 use crate::model::time::Time;
 use crate::model::{Error, Result};
 
@@ -29,6 +29,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod notices;
 pub mod observations;
 pub mod principals;
 pub mod queue;
@@ -139,6 +140,14 @@ impl rusqlite::ToSql for Time {
 impl rusqlite::types::FromSql for Time {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
         v.as_i64().map(Time)
+    }
+}
+
+/// Reasons for disabling are stored as their names (`gone`).
+impl rusqlite::types::FromSql for DisabledReason {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        DisabledReason::parse(s).ok_or_else(|| FromSqlError::Other(format!("unknown disabled reason {s:?}").into()))
     }
 }
 

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{rows, Db};
+use serde_json::json;
+
+use super::{endpoints, notices, rows, Db};
 use crate::model::delivery::{FailureCode, Next, Outcome, Status};
-use crate::model::time::hour_of;
+use crate::model::health::{Counted, DisabledReason, Notify};
+use crate::model::time::{self, hour_of};
 use crate::model::Result;
 
 /// What a claim asks for.
@@ -48,8 +51,10 @@ pub struct Due {
 #[derive(Debug, Default)]
 pub struct Claimed {
     pub due: Vec<Due>,
-    /// Deliveries ended without a request (endpoint disabled, body expired).
+    /// Deliveries ended without a request (endpoint disabled by hand, body expired).
     pub unsent: usize,
+    /// Deliveries held because their endpoint was disabled by the failure rule or a 410.
+    pub held: usize,
 }
 
 /// Claims up to `c.slots` due deliveries, user by user in round-robin order starting after
@@ -92,6 +97,18 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
                     "UPDATE deliveries SET next_attempt_at = ?1, lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
                 )?
                 .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
+            if !row.active && row.holds {
+                // Disabled by the system: kept until the endpoint is enabled again.
+                db.conn
+                    .prepare_cached(
+                        "UPDATE deliveries SET status = 'held', next_attempt_at = NULL, lease_until = NULL,
+                                lease_owner = NULL
+                         WHERE id = ?1 AND lease_owner = ?2",
+                    )?
+                    .execute(params![row.due.delivery_id, c.run_id])?;
+                out.held += 1;
+                continue;
+            }
             let unsendable = if !row.active {
                 Some((FailureCode::EndpointDisabled, "the endpoint is disabled"))
             } else if row.due.payload.is_empty() {
@@ -133,13 +150,16 @@ fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
 struct DueRow {
     due: Due,
     active: bool,
+    /// Disabled by the system (its deliveries are held, not ended).
+    holds: bool,
 }
 
 /// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
 /// next_attempt_at)` makes this a seek however many rows are pending.
 fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
     let mut stmt = db.conn.prepare_cached(
-        "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload
+        "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
+                coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0)
          FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
          WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
          ORDER BY d.next_attempt_at LIMIT ?3",
@@ -156,15 +176,16 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
                 payload: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
             },
             active: r.get(5)?,
+            holds: r.get(8)?,
         })
     })?)?;
     Ok(found)
 }
 
 /// Appends the attempt row and applies its decision to the delivery, while `run_id` still holds
-/// the lease; keeps the endpoint's health current and disables it on 410. Returns whether the
-/// delivery was still this run's.
-pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Duration) -> Result<bool> {
+/// the lease; keeps the endpoint's health current and applies the failure rule
+/// ([`apply_rule`]). Returns whether the delivery was still this run's.
+pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Duration, notify: &Notify) -> Result<bool> {
     insert_attempt(db, a)?;
     let (next_at, finished) = match a.next {
         Next::Succeeded | Next::Dead => (None, Some(now)),
@@ -210,15 +231,76 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
              ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = succeeded + ?3, failed = failed + ?4",
         )?
         .execute(params![endpoint_id, hour_of(now), ok, 1 - ok])?;
-    if o.error_code == Some(FailureCode::Gone) {
-        db.conn
-            .prepare_cached("UPDATE endpoints SET active = 0, disabled_reason = ?1, updated_at = ?2 WHERE id = ?3")?
-            .execute(params!["the receiver answered 410 Gone", now, endpoint_id])?;
-    }
+    apply_rule(db, &endpoint_id, a, now, notify)?;
     if finished.is_some() {
         expire_payload_if_done(db, a.delivery_id, now, payload_retention)?;
     }
     Ok(true)
+}
+
+/// The failure rule after one attempt (docs/reliability.md, "When an endpoint keeps failing"):
+/// updates the endpoint's failure record and, on each transition, changes its state and queues
+/// the notice in this same transaction, so a transition is told exactly once.
+/// - a delivery that went dead: `delivery.exhausted`;
+/// - the first dead delivery with no success since: `endpoint.failing`;
+/// - a 410, or the rule's conditions met: the endpoint is disabled, `endpoint.disabled`.
+fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify: &Notify) -> Result<()> {
+    let o = a.outcome;
+    let (old, active, user_id) = endpoints::failure_of(db, endpoint_id)?;
+    let counted = Counted::of(o);
+    let died = a.next == Next::Dead;
+    let mut new = old.after_attempt(counted, now);
+    if died && counted == Counted::Failure {
+        new = new.after_dead(now);
+    }
+    if new != old {
+        endpoints::set_failure(db, endpoint_id, &new)?;
+    }
+    let url = || -> Result<String> {
+        Ok(db.conn.prepare_cached("SELECT url FROM endpoints WHERE id = ?1")?.query_row([endpoint_id], |r| r.get(0))?)
+    };
+    let last = |data: &mut serde_json::Value| {
+        data["last_status_code"] = json!(o.status_code);
+        data["last_error_code"] = json!(o.error_code.map(|c| c.as_str()));
+    };
+    if died {
+        let event_id: String = db
+            .conn
+            .prepare_cached("SELECT event_id FROM deliveries WHERE id = ?1")?
+            .query_row([a.delivery_id], |r| r.get(0))?;
+        let mut data = json!({"delivery_id": a.delivery_id, "event_id": event_id, "endpoint_id": endpoint_id,
+                              "attempts": a.attempt});
+        last(&mut data);
+        let n = notices::New { event_type: "delivery.exhausted", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
+    if !active {
+        return Ok(());
+    }
+    if !old.is_failing() && new.is_failing() {
+        let mut data = json!({"endpoint_id": endpoint_id, "url": url()?,
+                              "fail_since": new.since.map(time::rfc3339),
+                              "disable_at": new.disable_at(notify.rule).map(time::rfc3339)});
+        last(&mut data);
+        let n = notices::New { event_type: "endpoint.failing", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
+    let reason = if o.error_code == Some(FailureCode::Gone) {
+        Some(DisabledReason::Gone)
+    } else if new.should_disable(notify.rule, now) {
+        Some(DisabledReason::SustainedFailure)
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        let ep = endpoints::disable(db, endpoint_id, reason)?;
+        let mut data = json!({"endpoint_id": endpoint_id, "url": ep.url, "reason": reason.as_str(),
+                              "fail_since": new.since.map(time::rfc3339), "held": ep.held});
+        last(&mut data);
+        let n = notices::New { event_type: "endpoint.disabled", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
+    Ok(())
 }
 
 /// Ends a claimed delivery without a request (its endpoint is disabled, its body is gone, it has

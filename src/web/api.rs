@@ -10,8 +10,10 @@ use crate::model::address::Policy;
 use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
 use crate::model::endpoint::{check_grace, Endpoint, Fields};
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
+use crate::model::health::{DisabledReason, FailureRule};
 use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
+use crate::store::endpoints::Backlog;
 use crate::store::{deliveries, endpoints, events, health, principals, Db};
 use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
@@ -117,11 +119,11 @@ impl<'a> Fields422<'a> {
 }
 
 /// The endpoint as the API shows it: fields, signing keys (ids and expiry, never secrets) and health.
-pub fn endpoint_json(db: Db<'_>, ep: &Endpoint) -> Result<Value, HttpError> {
+pub fn endpoint_json(db: Db<'_>, rule: FailureRule, ep: &Endpoint) -> Result<Value, HttpError> {
     let now = time::now_ms();
-    let mut v = serde_json::to_value(ep)?;
+    let mut v = serde_json::to_value(ep.clone().apply_rule(rule))?;
     v["keys"] = serde_json::to_value(endpoints::keys(db, &ep.id, now)?)?;
-    v["health"] = serde_json::to_value(health::endpoint(db, &ep.id, ep.active, now)?)?;
+    v["stats"] = serde_json::to_value(health::endpoint(db, &ep.id, now)?)?;
     Ok(v)
 }
 
@@ -189,9 +191,10 @@ pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         Some(u) => Some(u.to_string()),
         None => ctx.req.query("user"),
     };
+    let rule = ctx.cfg.failure_rule();
     let db = ctx.db()?;
     let list = endpoints::list(db, scope.as_deref())?;
-    let items = list.iter().map(|e| endpoint_json(db, e)).collect::<Result<Vec<_>, _>>()?;
+    let items = list.iter().map(|e| endpoint_json(db, rule, e)).collect::<Result<Vec<_>, _>>()?;
     Ok(Response::json(200, &json!({"endpoints": items})))
 }
 
@@ -212,10 +215,11 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let fields = Fields { url, description, event_types };
     let (ep, secret) = ctx.write(|db| {
         let (ep, secret) = endpoints::add(db, &keyring, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
-        let ep = if active == Some(false) { endpoints::set_active(db, &ep.id, false, None)? } else { ep };
+        let ep = if active == Some(false) { endpoints::disable(db, &ep.id, DisabledReason::Manual)? } else { ep };
         Ok((ep, secret))
     })?;
-    let mut v = endpoint_json(ctx.db()?, &ep)?;
+    let rule = ctx.cfg.failure_rule();
+    let mut v = endpoint_json(ctx.db()?, rule, &ep)?;
     v["secret"] = json!(secret);
     add_warnings(&mut v, &ep.url, &policy);
     Ok(Response::json(201, &v))
@@ -243,28 +247,36 @@ fn add_warnings(v: &mut Value, url: &str, policy: &Policy) {
 
 pub fn get_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
-    Ok(Response::json(200, &endpoint_json(ctx.db()?, &ep)?))
+    let rule = ctx.cfg.failure_rule();
+    Ok(Response::json(200, &endpoint_json(ctx.db()?, rule, &ep)?))
 }
 
 pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
     let body = json_body(ctx)?;
-    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active"]);
+    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active", "backlog"]);
     let fields =
         Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
     let active = f.boolean("active");
-    f.finish()?;
-    let policy = ctx.cfg.policy();
-    let ep = ctx.write(|db| {
-        let mut ep = endpoints::update(db, &policy, &ep.id, &fields)?;
-        if let Some(a) = active {
-            if a != ep.active {
-                ep = endpoints::set_active(db, &ep.id, a, None)?;
-            }
+    let backlog = match f.string("backlog").as_deref() {
+        None | Some("send") => Backlog::Send,
+        Some("discard") => Backlog::Discard,
+        Some(_) => {
+            f.problems.push(problem("$.backlog".into(), "must be send or discard".into()));
+            Backlog::Send
         }
-        Ok(ep)
+    };
+    f.finish()?;
+    let (policy, retention, notify) = (ctx.cfg.policy(), ctx.cfg.payload_retention, ctx.cfg.notify());
+    let ep = ctx.write(|db| {
+        let ep = endpoints::update(db, &policy, &ep.id, &fields)?;
+        match active {
+            Some(a) => endpoints::set_active(db, &ep.id, a, backlog, retention, &notify),
+            None => Ok(ep),
+        }
     })?;
-    let mut v = endpoint_json(ctx.db()?, &ep)?;
+    let rule = ctx.cfg.failure_rule();
+    let mut v = endpoint_json(ctx.db()?, rule, &ep)?;
     if fields.url.is_some() {
         add_warnings(&mut v, &ep.url, &policy);
     }

@@ -1,6 +1,8 @@
 //! The endpoint pages: the list, the form to create one, each endpoint's page with its health,
 //! keys, secret rotation, test button and retry of dead deliveries.
 
+use crate::model::health::DisabledReason;
+use crate::store::endpoints::Backlog;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -97,9 +99,10 @@ fn form_problem(e: Error) -> Result<FormProblem, HttpError> {
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let scope = ctx.viewer().scope().map(String::from);
+    let rule = ctx.cfg.failure_rule();
     let db = ctx.db()?;
     let list = endpoints::list(db, scope.as_deref())?;
-    let items = list.iter().map(|e| api::endpoint_json(db, e)).collect::<Result<Vec<_>, _>>()?;
+    let items = list.iter().map(|e| api::endpoint_json(db, rule, e)).collect::<Result<Vec<_>, _>>()?;
     let mut c = context(ctx, "Endpoints", "endpoints");
     c.insert("endpoints", &items);
     c.insert("limit", &ctx.cfg.max_endpoints_per_user);
@@ -120,7 +123,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let active = form.active;
     let created = ctx.try_write(|db| {
         let (ep, secret) = endpoints::add(db, &keyring, &policy, &user, &fields, cfg.max_endpoints_per_user)?;
-        let ep = if active { ep } else { endpoints::set_active(db, &ep.id, false, None)? };
+        let ep = if active { ep } else { endpoints::disable(db, &ep.id, DisabledReason::Manual)? };
         Ok((ep, secret))
     })?;
     match created {
@@ -153,7 +156,8 @@ fn endpoint_page_with(
     status: u16,
     extra: impl FnOnce(&mut Context),
 ) -> Result<Response, HttpError> {
-    let json = api::endpoint_json(ctx.db()?, ep)?;
+    let rule = ctx.cfg.failure_rule();
+    let json = api::endpoint_json(ctx.db()?, rule, ep)?;
     let mut c = context(ctx, &format!("Endpoint {}", ep.url), "endpoints");
     c.insert("endpoint", &json);
     form.insert(&mut c, errors);
@@ -204,11 +208,10 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let policy = ctx.cfg.policy();
     let fields = form.fields();
     let active = form.active;
+    let (retention, notify) = (ctx.cfg.payload_retention, ctx.cfg.notify());
     let saved = ctx.try_write(|db| {
         let updated = endpoints::update(db, &policy, &ep.id, &fields)?;
-        if updated.active != active {
-            endpoints::set_active(db, &ep.id, active, None)?;
-        }
+        endpoints::set_active(db, &updated.id, active, Backlog::Send, retention, &notify)?;
         Ok(())
     })?;
     match saved {
@@ -220,18 +223,29 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     }
 }
 
-fn set_active(ctx: &mut Ctx<'_>, active: bool) -> Result<Response, HttpError> {
-    let ep = owned_endpoint(ctx)?;
-    ctx.write(|db| endpoints::set_active(db, &ep.id, active, None))?;
-    redirect(ctx, &format!("/endpoints/{}?notice={}", ep.id, if active { "enabled" } else { "disabled" }))
-}
-
+/// Enable: the form's `backlog` says whether the deliveries it missed are sent (`send`, the
+/// default) or discarded (`discard`).
 pub fn enable(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
-    set_active(ctx, true)
+    let ep = owned_endpoint(ctx)?;
+    let backlog = match ctx.req.form().get("backlog") {
+        None | Some("send") => Backlog::Send,
+        Some("discard") => Backlog::Discard,
+        Some(_) => return Err(HttpError::bad_request("the choice is not one of those offered")),
+    };
+    let (retention, notify) = (ctx.cfg.payload_retention, ctx.cfg.notify());
+    let done = ctx.write(|db| endpoints::enable(db, &ep.id, backlog, retention, &notify))?;
+    let notice = match (done.replayed, done.discarded) {
+        (0, 0) => "enabled".to_string(),
+        (n, 0) => format!("enabled&sent={n}"),
+        (_, n) => format!("enabled&discarded={n}"),
+    };
+    redirect(ctx, &format!("/endpoints/{}?notice={notice}", ep.id))
 }
 
 pub fn disable(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
-    set_active(ctx, false)
+    let ep = owned_endpoint(ctx)?;
+    ctx.write(|db| endpoints::disable(db, &ep.id, DisabledReason::Manual))?;
+    redirect(ctx, &format!("/endpoints/{}?notice=disabled", ep.id))
 }
 
 pub fn confirm_delete(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

@@ -1,0 +1,163 @@
+//! `notices`: the outbox of operational events. A notice is written in the transaction that
+//! changes the state it reports, so a transition is told exactly once however many dispatcher
+//! runs race; then each channel (the operator webhook, the mail) takes it from here until it
+//! succeeds, under a lease so that two runs never send the same notice at once.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value;
+
+use super::{rows, Db};
+use crate::model::event::operational;
+use crate::model::health::{Notify, EMAILED};
+use crate::model::time::{self, Time};
+use crate::model::Result;
+
+/// A notice to queue.
+#[derive(Debug)]
+pub struct New<'a> {
+    pub event_type: &'static str,
+    pub user_id: i64,
+    pub endpoint_id: Option<&'a str>,
+    pub data: Value,
+}
+
+/// Queues a notice for the channels `notify` has, and returns its id (`evt_…`, the id its
+/// receivers see).
+pub fn add(db: Db<'_>, notify: &Notify, n: New<'_>, now: i64) -> Result<String> {
+    let user: String =
+        db.conn.prepare_cached("SELECT name FROM users WHERE id = ?1")?.query_row([n.user_id], |r| r.get(0))?;
+    let id = time::new_id("evt");
+    let payload = operational(&id, n.event_type, &user, n.data, now).to_string();
+    let state = |on: bool| if on { "pending" } else { "none" };
+    let email = notify.email && EMAILED.contains(&n.event_type);
+    db.conn
+        .prepare_cached(
+            "INSERT INTO notices (id, type, user_id, endpoint_id, payload, created_at,
+                                  webhook_state, webhook_next_at, email_state, email_next_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?6)",
+        )?
+        .execute(params![
+            id,
+            n.event_type,
+            n.user_id,
+            n.endpoint_id,
+            payload,
+            now,
+            state(notify.webhook),
+            state(email)
+        ])?;
+    Ok(id)
+}
+
+/// A notice a dispatcher run holds, with what is due for it.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub webhook: Option<u32>,
+    pub email: Option<u32>,
+}
+
+/// Leases up to `limit` notices with a channel due at `now` to `run_id` until `lease_until`;
+/// each comes with the attempt number due per channel. Run it inside one write.
+pub fn claim(db: Db<'_>, run_id: &str, now: i64, lease_until: i64, limit: usize) -> Result<Vec<Due>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, type, payload,
+                CASE WHEN webhook_state = 'pending' AND webhook_next_at <= ?1 THEN webhook_attempts + 1 END,
+                CASE WHEN email_state = 'pending' AND email_next_at <= ?1 THEN email_attempts + 1 END
+         FROM notices
+         WHERE ((webhook_state = 'pending' AND webhook_next_at <= ?1) OR (email_state = 'pending' AND email_next_at <= ?1))
+           AND (lease_until IS NULL OR lease_until <= ?1)
+         ORDER BY id LIMIT ?2",
+    )?;
+    let due = rows(stmt.query_map(params![now, limit as i64], |r| {
+        Ok(Due { id: r.get(0)?, event_type: r.get(1)?, payload: r.get(2)?, webhook: r.get(3)?, email: r.get(4)? })
+    })?)?;
+    let mut lease = db.conn.prepare_cached("UPDATE notices SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")?;
+    for d in &due {
+        lease.execute(params![lease_until, run_id, d.id])?;
+    }
+    Ok(due)
+}
+
+/// Which channel a result is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Webhook,
+    Email,
+}
+
+/// Records one channel's attempt at a notice this run holds: sent, or failed with the time of
+/// the next try. Releases the lease.
+pub fn record(
+    db: Db<'_>,
+    id: &str,
+    run_id: &str,
+    channel: Channel,
+    result: std::result::Result<(), (String, i64)>,
+) -> Result<()> {
+    let sql = match channel {
+        Channel::Webhook => {
+            "UPDATE notices SET webhook_attempts = webhook_attempts + 1,
+                    webhook_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
+                    webhook_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, webhook_error = ?3,
+                    lease_until = NULL, lease_owner = NULL
+             WHERE id = ?4 AND lease_owner = ?5"
+        }
+        Channel::Email => {
+            "UPDATE notices SET email_attempts = email_attempts + 1,
+                    email_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
+                    email_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, email_error = ?3,
+                    lease_until = NULL, lease_owner = NULL
+             WHERE id = ?4 AND lease_owner = ?5"
+        }
+    };
+    let (ok, next, error) = match result {
+        Ok(()) => (true, None, None),
+        Err((why, next)) => (false, Some(next), Some(why)),
+    };
+    db.conn.prepare_cached(sql)?.execute(params![ok, next, error, id, run_id])?;
+    Ok(())
+}
+
+/// A notice as `webhooks notices` and the pages list it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notice {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub endpoint_id: Option<String>,
+    pub created_at: Time,
+    pub webhook: String,
+    pub email: String,
+    pub webhook_error: Option<String>,
+    pub email_error: Option<String>,
+}
+
+/// The newest notices of one user, or everyone's.
+pub fn list(db: Db<'_>, user: Option<&str>, limit: usize) -> Result<Vec<Notice>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT n.id, n.type, n.endpoint_id, n.created_at, n.webhook_state, n.email_state, n.webhook_error, n.email_error
+         FROM notices n JOIN users u ON u.id = n.user_id
+         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY n.id DESC LIMIT ?2",
+    )?;
+    let found = rows(stmt.query_map(params![user, limit as i64], |r| {
+        Ok(Notice {
+            id: r.get(0)?,
+            event_type: r.get(1)?,
+            endpoint_id: r.get(2)?,
+            created_at: r.get(3)?,
+            webhook: r.get(4)?,
+            email: r.get(5)?,
+            webhook_error: r.get(6)?,
+            email_error: r.get(7)?,
+        })
+    })?)?;
+    Ok(found)
+}
+
+/// The payload of one notice (what its channels send).
+pub fn payload(db: Db<'_>, id: &str) -> Result<Option<String>> {
+    Ok(db.conn.prepare_cached("SELECT payload FROM notices WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?)
+}
