@@ -304,6 +304,19 @@ impl Config {
                 (!v.is_empty()).then_some(v)
             },
         })
+        .and_then(Config::check_operator)
+    }
+
+    /// The operator webhook is signed: a URL needs its secret.
+    fn check_operator(self) -> Result<Config> {
+        if self.operator_url.is_some() && self.operator_secret.is_none() {
+            return Err(Error::Misconfigured(
+                "WEBHOOKS_OPERATOR_URL is set but WEBHOOKS_OPERATOR_SECRET is not: set it to a whsec_ secret, \
+                 the one the operator receiver verifies with"
+                    .into(),
+            ));
+        }
+        Ok(self)
     }
 
     /// The keys that seal endpoint secrets (and, the current one, sign sessions): an operator
@@ -334,6 +347,15 @@ impl Config {
     /// The failure rule (`WEBHOOKS_DISABLE_AFTER`).
     pub fn failure_rule(&self) -> crate::model::health::FailureRule {
         crate::model::health::FailureRule { disable_after: self.disable_after }
+    }
+
+    /// The retention settings.
+    pub fn retention(&self) -> crate::model::delivery::Retention {
+        crate::model::delivery::Retention {
+            log: self.log_retention,
+            payload: self.payload_retention,
+            hold: self.hold_retention,
+        }
     }
 
     /// The rule and the operator channels the dispatcher and re-enabling need.

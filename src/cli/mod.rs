@@ -235,7 +235,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         }
         Command::RotateKey => setup::rotate_key(cfg),
         Command::Purge { json } => {
-            let p = retention::purge(open(cfg)?.db(), cfg.log_retention, time::now_ms(), usize::MAX)?;
+            let p = retention::purge(open(cfg)?.db(), &cfg.retention(), time::now_ms(), usize::MAX)?;
             print(json, &p, |p| {
                 format!(
                     "purged {} payloads, {} deliveries, {} events, {} runs",

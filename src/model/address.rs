@@ -110,6 +110,16 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Every IPv4 address (0.0.0.0/0).
+    pub fn everything_v4() -> Cidr {
+        Cidr { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 0 }
+    }
+
+    /// Every IPv6 address (::/0).
+    pub fn everything_v6() -> Cidr {
+        Cidr { addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED), prefix: 0 }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

@@ -268,6 +268,17 @@ pub fn decide(schedule: &Schedule, attempt: u32, outcome: &Outcome, now: i64, ji
     }
 }
 
+/// The retention settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `WEBHOOKS_LOG_RETENTION`: deliveries, attempts, events, runs.
+    pub log: Duration,
+    /// `WEBHOOKS_PAYLOAD_RETENTION`: an event body after its last delivery ends.
+    pub payload: Duration,
+    /// `WEBHOOKS_HOLD_RETENTION`: a held delivery, before it goes dead.
+    pub hold: Duration,
+}
+
 // ---- when to try again: the retry schedule as a pure function, and `Retry-After` ----------
 
 /// The longest a receiver's `Retry-After` may push a retry out.

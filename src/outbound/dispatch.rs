@@ -20,6 +20,7 @@ use crate::model::delivery::{random_unit, Schedule};
 use crate::model::health::Notify;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
+use crate::outbound::notify;
 use crate::outbound::send::Sender;
 use crate::outbound::signing;
 use crate::store::queue::Attempted;
@@ -50,6 +51,10 @@ pub struct Summary {
     /// Another process held the database's write lock past the busy timeout: what could not be
     /// written was left for the next run (results not recorded are sent again: at least once).
     pub busy: bool,
+    /// Deliveries held because their endpoint is disabled by the failure rule or a 410.
+    pub held: usize,
+    /// Operational events sent to the operator.
+    pub notices: notify::Sent,
     pub purged: Purged,
 }
 
@@ -62,7 +67,16 @@ impl Summary {
             if failures.is_empty() { String::new() } else { format!(" [{}]", failures.join(" ")) },
             self.duration_ms, self.purged.payloads, self.purged.deliveries, self.purged.events,
             if self.budget_exhausted { "; time budget reached" } else { "" },
-        ) + if self.busy { "; database busy, work left for the next run" } else { "" }
+        ) + &if self.held > 0 { format!("; held {} for disabled endpoints", self.held) } else { String::new() }
+            + &if self.notices.webhooks + self.notices.emails + self.notices.failed > 0 {
+                format!(
+                    "; operator notices: {} posted, {} mailed, {} to try again",
+                    self.notices.webhooks, self.notices.emails, self.notices.failed
+                )
+            } else {
+                String::new()
+            }
+            + if self.busy { "; database busy, work left for the next run" } else { "" }
     }
 }
 
@@ -241,9 +255,13 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         result
     })?;
 
+    if !summary.busy {
+        let sent = notify::send_due(store, cfg, &summary.run_id, deadline);
+        summary.notices = unless_busy(sent, &mut summary)?.unwrap_or_default();
+    }
     let now = time::now_ms();
     if !summary.busy {
-        let purged = retention::purge(store.db(), cfg.log_retention, now, 20);
+        let purged = retention::purge(store.db(), &cfg.retention(), now, 20);
         summary.purged = unless_busy(purged, &mut summary)?.unwrap_or_default();
     }
     store.checkpoint()?;
@@ -338,16 +356,17 @@ impl Coordinator<'_> {
             let cursor = self.cursor;
             let attempt = store.write(|db| {
                 let nexts = self.record(db, &batch)?;
-                let (jobs, unsent) = if slots > 0 { self.claim(db, slots, now)? } else { (Vec::new(), 0) };
-                Ok((nexts, jobs, unsent))
+                let (jobs, unsent, held) = if slots > 0 { self.claim(db, slots, now)? } else { (Vec::new(), 0, 0) };
+                Ok((nexts, jobs, unsent, held))
             });
             match attempt {
-                Ok((nexts, jobs, unsent)) => {
+                Ok((nexts, jobs, unsent, held)) => {
                     for (done, next) in batch.iter().zip(nexts) {
                         tally(summary, done, next);
                     }
                     summary.unsent += unsent;
-                    let progressed = !jobs.is_empty() || unsent > 0;
+                    summary.held += held;
+                    let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
                     return Ok((jobs, progressed));
                 }
                 // Rolled back: the claim's cursor and cached keys are as before.
@@ -360,10 +379,10 @@ impl Coordinator<'_> {
         Ok((Vec::new(), false))
     }
 
-    /// Claims up to `slots` due deliveries (`store::claim`) and makes jobs of them; a delivery
-    /// whose endpoint has no signing key is ended unsent. Returns the jobs and how many
-    /// deliveries were ended unsent.
-    fn claim(&mut self, db: Db<'_>, slots: usize, now: i64) -> Result<(Vec<Job>, usize)> {
+    /// Claims up to `slots` due deliveries (`store::queue`) and makes jobs of them; a delivery
+    /// whose endpoint has no signing key is ended unsent. Returns the jobs, how many deliveries
+    /// were ended unsent and how many were held.
+    fn claim(&mut self, db: Db<'_>, slots: usize, now: i64) -> Result<(Vec<Job>, usize, usize)> {
         let lease_until = now + self.cfg.lease().as_millis() as i64;
         let request = Claim {
             run_id: &self.run_id,
@@ -387,7 +406,7 @@ impl Coordinator<'_> {
             }
             jobs.push(Job::of(due, keys, lease_until));
         }
-        Ok((jobs, unsent))
+        Ok((jobs, unsent, claimed.held))
     }
 
     fn keys_for(&mut self, db: Db<'_>, endpoint_id: &str, now: i64) -> Result<Arc<Vec<SigningKey>>> {

@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 pub mod network;
+pub mod notify;
 pub mod probe;
 pub mod send;
 pub mod signing;

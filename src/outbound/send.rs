@@ -31,6 +31,12 @@ impl Sender {
     }
 
     pub fn with_timeout(cfg: &Config, timeout: Duration) -> Sender {
+        Sender::with_policy(cfg, timeout, cfg.policy())
+    }
+
+    /// A sender whose connections `policy` judges (the operator's own URL is trusted
+    /// configuration, not a user's input: it may be on this machine).
+    pub fn with_policy(cfg: &Config, timeout: Duration, policy: Policy) -> Sender {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -43,7 +49,7 @@ impl Sender {
             .max_idle_connections(cfg.concurrency * 2)
             .max_idle_connections_per_host(cfg.concurrency)
             .build();
-        let policy = Arc::new(cfg.policy());
+        let policy = Arc::new(policy);
         let connector = ureq::unversioned::transport::DefaultConnector::default();
         let agent = ureq::Agent::with_parts(config, connector, GuardedResolver::new(policy.clone()));
         Sender { agent, policy, log_bodies: cfg.log_bodies }

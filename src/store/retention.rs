@@ -3,12 +3,11 @@
 //! `WEBHOOKS_LOG_RETENTION`. Work is done in bounded batches so that one cron run never holds the
 //! write lock for long, and a large backlog is worked off over several runs.
 
-use std::time::Duration;
-
 use rusqlite::params;
 use serde::Serialize;
 
 use super::Db;
+use crate::model::delivery::{FailureCode, Retention};
 use crate::model::health::DAY_MS;
 use crate::model::Result;
 
@@ -16,6 +15,8 @@ pub const BATCH: i64 = 1000;
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Purged {
+    /// Held deliveries that went dead after `WEBHOOKS_HOLD_RETENTION`.
+    pub held_expired: usize,
     pub payloads: usize,
     pub deliveries: usize,
     pub events: usize,
@@ -26,8 +27,9 @@ pub struct Purged {
 /// Applies retention at `now` with `WEBHOOKS_LOG_RETENTION`, at most `max_batches` batches of
 /// [`BATCH`] rows per kind. (Event bodies carry their own expiry, set when their last delivery
 /// ended.)
-pub fn purge(db: Db<'_>, log_retention: Duration, now: i64, max_batches: usize) -> Result<Purged> {
-    let cutoff = now - log_retention.as_millis() as i64;
+pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<Purged> {
+    let cutoff = now - r.log.as_millis() as i64;
+    let held_expired = expire_held(db, r, now, max_batches)?;
     let payloads = batches(
         db,
         max_batches,
@@ -71,7 +73,38 @@ pub fn purge(db: Db<'_>, log_retention: Duration, now: i64, max_batches: usize) 
         "DELETE FROM login_links_used WHERE nonce IN
         (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)",
     )?;
-    Ok(Purged { payloads, deliveries, events, runs, login_links })
+    Ok(Purged { held_expired, payloads, deliveries, events, runs, login_links })
+}
+
+/// Held deliveries older than the hold retention go dead with `E_ENDPOINT_DISABLED`; their
+/// events' bodies are then kept for the payload retention, as after any last delivery.
+fn expire_held(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<usize> {
+    let mut total = 0;
+    for _ in 0..max_batches {
+        let n = db
+            .conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1,
+                        last_error_code = ?2,
+                        last_error = 'held longer than WEBHOOKS_HOLD_RETENTION while its endpoint was disabled'
+                 WHERE id IN (SELECT id FROM deliveries WHERE status = 'held' AND created_at <= ?3 LIMIT ?4)",
+            )?
+            .execute(params![now, FailureCode::EndpointDisabled, now - r.hold.as_millis() as i64, BATCH])?;
+        total += n;
+        if (n as i64) < BATCH {
+            break;
+        }
+    }
+    if total > 0 {
+        db.conn
+            .prepare_cached(
+                "UPDATE events SET payload_expires_at = ?1 WHERE payload_expires_at IS NULL AND id IN
+               (SELECT event_id FROM deliveries WHERE finished_at = ?2 AND status = 'dead' AND last_error_code = ?3)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
+            )?
+            .execute(params![now + r.payload.as_millis() as i64, now, FailureCode::EndpointDisabled])?;
+    }
+    Ok(total)
 }
 
 fn batches(db: Db<'_>, max_batches: usize, at: i64, sql: &str) -> Result<usize> {
