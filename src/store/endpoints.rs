@@ -267,6 +267,38 @@ pub fn set_active(
     }
 }
 
+/// What the banner on a user's pages (or an admin's: everyone's) tells: endpoints failing,
+/// endpoints the system disabled, and deliveries held for them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Trouble {
+    pub failing: i64,
+    pub disabled: i64,
+    pub held: i64,
+}
+
+pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
+    let (failing, disabled): (i64, i64) = db
+        .conn
+        .prepare_cached(
+            "SELECT coalesce(sum(e.active = 1 AND e.dead_count > 0), 0),
+                    coalesce(sum(e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')), 0)
+             FROM endpoints e WHERE ?1 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
+        )?
+        .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let held: i64 = match user {
+        Some(name) => db
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM deliveries WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND status = 'held'",
+            )?
+            .query_row([name], |r| r.get(0))?,
+        None => {
+            db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row([], |r| r.get(0))?
+        }
+    };
+    Ok(Trouble { failing, disabled, held })
+}
+
 /// An endpoint's failure record, whether it is active, and its owner's row id, for the
 /// dispatcher's rule.
 pub fn failure_of(db: Db<'_>, id: &str) -> Result<(Failure, bool, i64)> {

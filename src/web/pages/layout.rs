@@ -1,6 +1,7 @@
 //! What every page shares: the context (title, navigation, viewer, CSRF token, notice),
 //! rendering, redirects, and the stylesheet.
 
+use crate::store::endpoints;
 use serde_json::json;
 use tera::Context;
 
@@ -24,7 +25,7 @@ const NOTICES: &[(&str, &str)] = &[
 ];
 
 /// The context every page shares.
-pub fn context(ctx: &Ctx<'_>, title: &str, nav: &str) -> Context {
+pub fn context(ctx: &mut Ctx<'_>, title: &str, nav: &str) -> Context {
     let mut c = Context::new();
     c.insert("title", title);
     c.insert("nav", nav);
@@ -33,7 +34,27 @@ pub fn context(ctx: &Ctx<'_>, title: &str, nav: &str) -> Context {
     c.insert("csrf", &ctx.csrf());
     c.insert("prefix", &ctx.cfg.header_prefix);
     let notice = ctx.req.query("notice").and_then(|n| NOTICES.iter().find(|(k, _)| *k == n).map(|(_, m)| *m));
+    // After re-enabling, how many deliveries it sends or discarded (numbers only, never echoed text).
+    let count = |k: &str| ctx.req.query(k).and_then(|v| v.parse::<u64>().ok());
+    let notice = match (notice, count("sent"), count("discarded")) {
+        (Some(_), Some(n), _) => Some(format!(
+            "The endpoint is enabled: {n} held or dead deliver{} will be sent again, in order, at the next dispatcher run.",
+            if n == 1 { "y" } else { "ies" }
+        )),
+        (Some(_), None, Some(n)) => Some(format!(
+            "The endpoint is enabled; {n} held deliver{} discarded.",
+            if n == 1 { "y was" } else { "ies were" }
+        )),
+        (n, _, _) => n.map(String::from),
+    };
     c.insert("notice", &notice);
+    // The banner: this viewer's endpoints that are failing or were disabled after failing. A
+    // page that cannot count them is still shown.
+    let scope = ctx.viewer.as_ref().and_then(|v| v.scope().map(String::from));
+    let signed_in = ctx.viewer.is_some();
+    let trouble =
+        if signed_in { ctx.db().ok().and_then(|db| endpoints::trouble(db, scope.as_deref()).ok()) } else { None };
+    c.insert("health_banner", &trouble.filter(|t| t.failing + t.disabled > 0));
     c
 }
 
