@@ -51,6 +51,7 @@ ALTER TABLE endpoints ADD COLUMN fail_since INTEGER;
 ALTER TABLE endpoints ADD COLUMN dead_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN first_dead_at INTEGER;
 ALTER TABLE endpoints ADD COLUMN last_dead_at INTEGER;
+ALTER TABLE endpoints ADD COLUMN last_success_at INTEGER;
 ALTER TABLE endpoints ADD COLUMN disabled_kind TEXT
     CHECK (disabled_kind IN ('manual', 'gone', 'sustained_failure'));
 ALTER TABLE endpoints ADD COLUMN disabled_at INTEGER;

@@ -44,7 +44,8 @@ fn endpoints_crud() {
     let created = conforms(&r, "EndpointWithSecret");
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(created["user"], "alice");
-    assert_eq!(created["health"]["state"], "active");
+    assert_eq!(created["health"], "ok");
+    assert_eq!((created["held"].as_i64(), created["fail_since"].is_null()), (Some(0), true));
     let id = created["id"].as_str().unwrap().to_string();
 
     let list = api(&env, &alice, "GET", "/api/v1/endpoints", None);
@@ -150,11 +151,13 @@ fn secrets_rotation_test_and_dead_letters() {
     env.set("WEBHOOKS_MAX_ATTEMPTS", "1");
     env.emit("alice", "email.received", EVENT);
     env.dispatch();
-    let health = api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None).json()["health"].clone();
-    assert_eq!(health["state"], "failing");
-    assert_eq!((health["failed_24h"].as_i64(), health["succeeded_24h"].as_i64()), (Some(1), Some(0)));
-    assert_eq!(health["last_status_code"], 500);
-    assert_eq!(health["success_rate_24h"], 0.0);
+    let shown = conforms(&api(&env, &alice, "GET", &format!("/api/v1/endpoints/{id}"), None), "Endpoint");
+    assert_eq!(shown["health"], "failing", "its one delivery went dead: {shown}");
+    assert!(shown["fail_since"].is_string() && shown["disable_at"].is_string(), "{shown}");
+    let stats = &shown["stats"];
+    assert_eq!((stats["failed_24h"].as_i64(), stats["succeeded_24h"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(stats["last_status_code"], 500);
+    assert_eq!(stats["success_rate_24h"], 0.0);
     let r = api(&env, &alice, "POST", &format!("/api/v1/endpoints/{id}/retry-dead"), None);
     assert_eq!(r.json()["retried"], 1);
 }

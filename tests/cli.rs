@@ -342,7 +342,7 @@ fn deliveries_json_has_the_documented_fields() {
     }
     assert_eq!(status["pending"], 1);
     let out = env.run(&["deliveries", "--status", "lost"]);
-    assert!(stderr(&out).contains("status: must be one of pending, succeeded, failed, dead"));
+    assert!(stderr(&out).contains("status: must be one of pending, held, succeeded, failed, dead"));
 }
 
 fn env_key(env: &Env, name: &str) -> Option<String> {

@@ -31,7 +31,7 @@ fn env_example_lists_every_key_with_its_default_and_a_comment() {
     assert_eq!(keys, expected, ".env.example and config::KEYS list the same keys in the same order");
     for (i, key, value) in assignments {
         let k = KEYS.iter().find(|k| k.name == key).unwrap();
-        assert_eq!(value, k.default, "{key}: default in .env.example");
+        assert_eq!(value.trim_matches('"'), k.default, "{key}: default in .env.example (quotes are .env syntax)");
         assert!(lines[i - 1].starts_with('#'), "{key} has a comment above it");
     }
     // And the example, as a file, loads to exactly the defaults.

@@ -134,14 +134,15 @@ impl Counted {
     }
 }
 
-/// An endpoint's failure record, kept on its row: when failures began with no 2xx since, and
-/// the deliveries that went dead since then.
+/// An endpoint's failure record, kept on its row: when failures began with no 2xx since, the
+/// deliveries that went dead since then, and when a request last succeeded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Failure {
     pub since: Option<i64>,
     pub dead: u32,
     pub first_dead_at: Option<i64>,
     pub last_dead_at: Option<i64>,
+    pub last_success_at: Option<i64>,
 }
 
 impl Failure {
@@ -153,15 +154,22 @@ impl Failure {
     /// The record after an attempt.
     pub fn after_attempt(self, counted: Counted, now: i64) -> Failure {
         match counted {
-            Counted::Success => Failure::default(),
+            Counted::Success => Failure { last_success_at: Some(now), ..Failure::default() },
             Counted::Failure => Failure { since: Some(self.since.unwrap_or(now)), ..self },
             Counted::Neutral => self,
         }
     }
 
-    /// The record after one of the endpoint's deliveries went dead on a failure that counts.
-    pub fn after_dead(self, now: i64) -> Failure {
+    /// The record after one of the endpoint's deliveries, made at `began`, went dead on a
+    /// failure that counts. It counts only when no request to the endpoint succeeded since it
+    /// began: one payload a receiver keeps refusing while others get through is that payload's
+    /// problem, not the endpoint's.
+    pub fn after_dead(self, now: i64, began: i64) -> Failure {
+        if self.last_success_at.is_some_and(|s| s >= began) {
+            return self;
+        }
         Failure {
+            last_success_at: self.last_success_at,
             since: Some(self.since.unwrap_or(now)),
             dead: self.dead + 1,
             first_dead_at: Some(self.first_dead_at.unwrap_or(now)),
@@ -289,7 +297,7 @@ mod tests {
         for h in 0..=hours {
             f = f.after_attempt(Counted::Failure, h * H);
             if h >= 3 {
-                f = f.after_dead(h * H);
+                f = f.after_dead(h * H, (h - 3) * H);
             }
             if f.should_disable(rule, h * H) {
                 return (f, Some(h));
@@ -313,22 +321,36 @@ mod tests {
         let (f, _) = always_failing(60, RULE);
         assert!(f.is_failing());
         let ok = f.after_attempt(Counted::Success, 60 * H);
-        assert_eq!(ok, Failure::default());
+        assert_eq!(ok, Failure { last_success_at: Some(60 * H), ..Failure::default() });
         assert!(!ok.is_failing() && ok.disable_at(RULE).is_none());
         assert_eq!(f.after_attempt(Counted::Neutral, 61 * H), f);
+    }
+
+    #[test]
+    fn a_dead_delivery_does_not_count_when_others_got_through_meanwhile() {
+        // Each hour one payload is refused (and dies after an hour) while another succeeds.
+        let mut f = Failure::default();
+        for h in 0..100 {
+            f = f.after_attempt(Counted::Success, h * H);
+            f = f.after_attempt(Counted::Failure, h * H + 1);
+            if h > 0 {
+                f = f.after_dead(h * H + 2, (h - 1) * H + 1);
+            }
+            assert!(!f.is_failing() && !f.should_disable(RULE, h * H + 2), "hour {h}: {f:?}");
+        }
     }
 
     #[test]
     fn dead_deliveries_within_twelve_hours_do_not_disable() {
         let mut f = Failure::default().after_attempt(Counted::Failure, 0);
         for h in [70, 75, 81] {
-            f = f.after_dead(h * H);
+            f = f.after_dead(h * H, 0);
         }
         assert!(!f.should_disable(RULE, 90 * H), "11 hours apart: {f:?}");
-        f = f.after_dead(82 * H);
+        f = f.after_dead(82 * H, 0);
         assert!(f.should_disable(RULE, 82 * H), "12 hours apart and 72 past the first failure");
         // Three dead deliveries spread out, but the clock started too recently.
-        let g = Failure::default().after_dead(0).after_dead(6 * H).after_dead(13 * H);
+        let g = Failure::default().after_dead(0, 0).after_dead(6 * H, 0).after_dead(13 * H, 0);
         assert!(!g.should_disable(RULE, 13 * H));
         assert_eq!(g.disable_at(RULE), Some(72 * H));
     }

@@ -21,9 +21,6 @@ use crate::outbound::signing;
 use crate::store::notices::{self, Channel, Due};
 use crate::store::Store;
 
-/// How long sendmail may take to take one message.
-const SENDMAIL_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// What one run sent.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Sent {
@@ -44,29 +41,38 @@ pub fn send_due(store: &mut Store, cfg: &Config, run_id: &str, deadline: i64) ->
         Some(s) => Some(SigningKey { id: "operator".into(), key: secret::decode(s)? }),
         None => None,
     };
+    // One notice at a time: each may take a request and a mail, each bounded by the request
+    // timeout, and none is started that could end after the run's budget.
+    let timeout = cfg.request_timeout.as_millis() as i64;
     loop {
         let now = time::now_ms();
-        let lease = cfg.lease().as_millis() as i64 + SENDMAIL_TIMEOUT.as_millis() as i64;
-        if now + lease > deadline {
+        if now + 2 * timeout > deadline {
             return Ok(sent);
         }
-        let due = store.write(|db| notices::claim(db, run_id, now, now + lease, 10))?;
+        let lease = now + 2 * timeout + cfg.lease().as_millis() as i64;
+        let due = store.write(|db| notices::claim(db, run_id, now, lease, 1))?;
         if due.is_empty() {
             return Ok(sent);
         }
         for n in due {
+            let mut results = Vec::new();
             if let (Some(attempt), Some(url), Some(sender), Some(key)) = (n.webhook, &cfg.operator_url, &sender, &key) {
                 let result = post(sender, &cfg.header_prefix, key, url, &n, attempt);
                 tally(&mut sent, result.is_ok(), Channel::Webhook);
-                let result = result.map_err(|why| (why, retry_at(cfg, attempt)));
-                store.write(|db| notices::record(db, &n.id, run_id, Channel::Webhook, result))?;
+                results.push((Channel::Webhook, result.map_err(|why| (why, retry_at(cfg, attempt)))));
             }
             if let (Some(attempt), Some(to)) = (n.email, &cfg.operator_email) {
-                let result = mail(&cfg.sendmail, to, &n);
+                let result = mail(&cfg.sendmail, cfg.request_timeout, to, &n);
                 tally(&mut sent, result.is_ok(), Channel::Email);
-                let result = result.map_err(|why| (why, retry_at(cfg, attempt)));
-                store.write(|db| notices::record(db, &n.id, run_id, Channel::Email, result))?;
+                results.push((Channel::Email, result.map_err(|why| (why, retry_at(cfg, attempt)))));
             }
+            // Both channels' results, and the end of the lease, in one transaction.
+            store.write(|db| {
+                for (channel, result) in results {
+                    notices::record(db, &n.id, run_id, channel, result)?;
+                }
+                notices::release(db, &n.id, run_id)
+            })?;
         }
     }
 }
@@ -115,7 +121,7 @@ fn post(
 }
 
 /// Hands the notice to sendmail; exit status 0 takes it.
-fn mail(command: &str, to: &str, n: &Due) -> std::result::Result<(), String> {
+fn mail(command: &str, timeout: Duration, to: &str, n: &Due) -> std::result::Result<(), String> {
     let message = message(to, n).map_err(|e| e.to_string())?;
     let mut words = command.split_whitespace();
     let program = words.next().ok_or("WEBHOOKS_SENDMAIL is empty")?;
@@ -140,10 +146,13 @@ fn mail(command: &str, to: &str, n: &Due) -> std::result::Result<(), String> {
                 }
                 return Err(format!("{program} exited with {status}: {}", err.trim()));
             }
-            Ok(None) if started.elapsed() > SENDMAIL_TIMEOUT => {
+            Ok(None) if started.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{program} did not finish within {} s", SENDMAIL_TIMEOUT.as_secs()));
+                return Err(format!(
+                    "{program} did not finish within {} s (WEBHOOKS_REQUEST_TIMEOUT)",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(e.to_string()),

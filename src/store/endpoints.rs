@@ -17,13 +17,19 @@ use crate::model::{Error, Result};
 
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
                        e.disabled_kind, e.created_at, e.updated_at, e.disabled_at, e.fail_since, \
-                       e.dead_count, e.first_dead_at, e.last_dead_at, \
+                       e.dead_count, e.first_dead_at, e.last_dead_at, e.last_success_at, \
                        (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held')";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let types: String = r.get(4)?;
     let active: bool = r.get(5)?;
-    let failure = Failure { since: r.get(10)?, dead: r.get(11)?, first_dead_at: r.get(12)?, last_dead_at: r.get(13)? };
+    let failure = Failure {
+        since: r.get(10)?,
+        dead: r.get(11)?,
+        first_dead_at: r.get(12)?,
+        last_dead_at: r.get(13)?,
+        last_success_at: r.get(14)?,
+    };
     let health = if !active {
         Health::Disabled
     } else if failure.is_failing() {
@@ -41,9 +47,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         health,
         disabled_reason: if active { None } else { r.get(6)? },
         disabled_at: if active { None } else { r.get(9)? },
-        fail_since: failure.since.map(Time),
+        fail_since: if health == Health::Ok { None } else { failure.since.map(Time) },
         disable_at: None,
-        held: r.get(14)?,
+        held: r.get(15)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         failure,
@@ -305,13 +311,20 @@ pub fn failure_of(db: Db<'_>, id: &str) -> Result<(Failure, bool, i64)> {
     Ok(db
         .conn
         .prepare_cached(
-            "SELECT fail_since, dead_count, first_dead_at, last_dead_at, active, user_id FROM endpoints WHERE id = ?1",
+            "SELECT fail_since, dead_count, first_dead_at, last_dead_at, last_success_at, active, user_id
+             FROM endpoints WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
-                Failure { since: r.get(0)?, dead: r.get(1)?, first_dead_at: r.get(2)?, last_dead_at: r.get(3)? },
-                r.get(4)?,
+                Failure {
+                    since: r.get(0)?,
+                    dead: r.get(1)?,
+                    first_dead_at: r.get(2)?,
+                    last_dead_at: r.get(3)?,
+                    last_success_at: r.get(4)?,
+                },
                 r.get(5)?,
+                r.get(6)?,
             ))
         })?)
 }
@@ -320,9 +333,10 @@ pub fn failure_of(db: Db<'_>, id: &str) -> Result<(Failure, bool, i64)> {
 pub fn set_failure(db: Db<'_>, id: &str, f: &Failure) -> Result<()> {
     db.conn
         .prepare_cached(
-            "UPDATE endpoints SET fail_since = ?1, dead_count = ?2, first_dead_at = ?3, last_dead_at = ?4 WHERE id = ?5",
+            "UPDATE endpoints SET fail_since = ?1, dead_count = ?2, first_dead_at = ?3, last_dead_at = ?4,
+                    last_success_at = ?5 WHERE id = ?6",
         )?
-        .execute(params![f.since, f.dead, f.first_dead_at, f.last_dead_at, id])?;
+        .execute(params![f.since, f.dead, f.first_dead_at, f.last_dead_at, f.last_success_at, id])?;
     Ok(())
 }
 

@@ -89,7 +89,7 @@ pub enum Channel {
 }
 
 /// Records one channel's attempt at a notice this run holds: sent, or failed with the time of
-/// the next try. Releases the lease.
+/// the next try. The lease stays until [`release`].
 pub fn record(
     db: Db<'_>,
     id: &str,
@@ -101,15 +101,13 @@ pub fn record(
         Channel::Webhook => {
             "UPDATE notices SET webhook_attempts = webhook_attempts + 1,
                     webhook_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
-                    webhook_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, webhook_error = ?3,
-                    lease_until = NULL, lease_owner = NULL
+                    webhook_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, webhook_error = ?3
              WHERE id = ?4 AND lease_owner = ?5"
         }
         Channel::Email => {
             "UPDATE notices SET email_attempts = email_attempts + 1,
                     email_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
-                    email_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, email_error = ?3,
-                    lease_until = NULL, lease_owner = NULL
+                    email_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, email_error = ?3
              WHERE id = ?4 AND lease_owner = ?5"
         }
     };
@@ -118,6 +116,14 @@ pub fn record(
         Err((why, next)) => (false, Some(next), Some(why)),
     };
     db.conn.prepare_cached(sql)?.execute(params![ok, next, error, id, run_id])?;
+    Ok(())
+}
+
+/// Gives back a notice this run held, once every channel due was tried.
+pub fn release(db: Db<'_>, id: &str, run_id: &str) -> Result<()> {
+    db.conn
+        .prepare_cached("UPDATE notices SET lease_until = NULL, lease_owner = NULL WHERE id = ?1 AND lease_owner = ?2")?
+        .execute(params![id, run_id])?;
     Ok(())
 }
 

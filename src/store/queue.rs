@@ -162,7 +162,7 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
                 coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0)
          FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
          WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
-         ORDER BY d.next_attempt_at LIMIT ?3",
+         ORDER BY d.next_attempt_at, d.id LIMIT ?3",
     )?;
     let found = rows(stmt.query_map(params![user_id, now, limit as i64], |r| {
         Ok(DueRow {
@@ -251,7 +251,11 @@ fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify
     let died = a.next == Next::Dead;
     let mut new = old.after_attempt(counted, now);
     if died && counted == Counted::Failure {
-        new = new.after_dead(now);
+        let began: i64 = db
+            .conn
+            .prepare_cached("SELECT created_at FROM deliveries WHERE id = ?1")?
+            .query_row([a.delivery_id], |r| r.get(0))?;
+        new = new.after_dead(now, began);
     }
     if new != old {
         endpoints::set_failure(db, endpoint_id, &new)?;
@@ -277,14 +281,6 @@ fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify
     if !active {
         return Ok(());
     }
-    if !old.is_failing() && new.is_failing() {
-        let mut data = json!({"endpoint_id": endpoint_id, "url": url()?,
-                              "fail_since": new.since.map(time::rfc3339),
-                              "disable_at": new.disable_at(notify.rule).map(time::rfc3339)});
-        last(&mut data);
-        let n = notices::New { event_type: "endpoint.failing", user_id, endpoint_id: Some(endpoint_id), data };
-        notices::add(db, notify, n, now)?;
-    }
     let reason = if o.error_code == Some(FailureCode::Gone) {
         Some(DisabledReason::Gone)
     } else if new.should_disable(notify.rule, now) {
@@ -292,6 +288,15 @@ fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify
     } else {
         None
     };
+    // Disabled at once (a 410 on the first failure): that one notice says it all.
+    if reason.is_none() && !old.is_failing() && new.is_failing() {
+        let mut data = json!({"endpoint_id": endpoint_id, "url": url()?,
+                              "fail_since": new.since.map(time::rfc3339),
+                              "disable_at": new.disable_at(notify.rule).map(time::rfc3339)});
+        last(&mut data);
+        let n = notices::New { event_type: "endpoint.failing", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
     if let Some(reason) = reason {
         let ep = endpoints::disable(db, endpoint_id, reason)?;
         let mut data = json!({"endpoint_id": endpoint_id, "url": ep.url, "reason": reason.as_str(),

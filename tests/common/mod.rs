@@ -20,6 +20,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub env_file: PathBuf,
     pub vars: BTreeMap<String, String>,
+    /// Added to the programs' clock (test builds only: WEBHOOKS_TEST_CLOCK_OFFSET), in ms.
+    pub clock: std::sync::atomic::AtomicI64,
 }
 
 impl Env {
@@ -27,7 +29,7 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join(".env");
-        let mut env = Env { env_file, dir, vars: BTreeMap::new() };
+        let mut env = Env { env_file, dir, vars: BTreeMap::new(), clock: Default::default() };
         env.set("WEBHOOKS_SECRET_KEY", MASTER_KEY);
         env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
         env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
@@ -39,14 +41,14 @@ impl Env {
 
     pub fn set(&mut self, key: &str, value: &str) -> &mut Env {
         self.vars.insert(key.into(), value.into());
-        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={}\n", quoted(v))).collect();
         std::fs::write(&self.env_file, text).unwrap();
         self
     }
 
     pub fn unset(&mut self, key: &str) -> &mut Env {
         self.vars.remove(key);
-        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let text: String = self.vars.iter().map(|(k, v)| format!("{k}={}\n", quoted(v))).collect();
         std::fs::write(&self.env_file, text).unwrap();
         self
     }
@@ -81,8 +83,27 @@ impl Env {
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("WEBHOOKS_ENV", &self.env_file)
+            .env("WEBHOOKS_TEST_CLOCK_OFFSET", self.clock.load(Ordering::SeqCst).to_string())
             .current_dir(self.dir.path());
         c
+    }
+
+    /// Moves the programs' clock to `at` past the real time (never backwards in a test).
+    pub fn set_clock(&self, at: Duration) {
+        self.clock.store(at.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    /// A stand-in for sendmail that keeps each message it is given as a file in the returned
+    /// folder; operational events are mailed to ops@example.com through it.
+    pub fn stub_sendmail(&mut self) -> PathBuf {
+        let dir = self.dir.path().join("mail");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = self.dir.path().join("sendmail");
+        let text = format!("#!/bin/sh\nf=$(mktemp {}/mail.XXXXXXXX) && cat > \"$f\"\n", dir.display());
+        write_program(&script, &text);
+        self.set("WEBHOOKS_SENDMAIL", &format!("{} -t -i", script.display()));
+        self.set("WEBHOOKS_OPERATOR_EMAIL", "ops@example.com");
+        dir
     }
 
     /// Runs `webhooks ARGS`, asserting nothing.
@@ -226,6 +247,15 @@ impl Env {
     }
 }
 
+/// A `.env` value: quoted when it holds spaces (a command line).
+fn quoted(v: &str) -> String {
+    if v.contains(' ') {
+        format!("\"{v}\"")
+    } else {
+        v.to_string()
+    }
+}
+
 fn dir_of(env: &Env) -> PathBuf {
     env.dir.path().join("var")
 }
@@ -234,6 +264,20 @@ fn dir_of(env: &Env) -> PathBuf {
 /// through a file this test process holds open: another test thread's fork would inherit such a
 /// descriptor, and exec'ing the copy while any child still holds it open for writing fails with
 /// `Text file busy` (ETXTBSY).
+/// Writes an executable script, from a child process for the same reason as [`copy_program`].
+pub fn write_program(path: &Path, text: &str) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("cat > \"$1\" && chmod 755 \"$1\"")
+        .arg("sh")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "writing {}", path.display());
+}
+
 pub fn copy_program(from: &Path, to: &Path) {
     let status = Command::new("cp").arg(from).arg(to).status().expect("cp runs");
     assert!(status.success(), "cp {} {}", from.display(), to.display());
