@@ -126,16 +126,18 @@ fn gone_disables_the_endpoint() {
     assert!(s["dead"].as_u64().unwrap() >= 1);
     let shown = env.json(&["endpoint", "show", &ep]);
     assert_eq!(shown["active"], false);
-    assert!(shown["disabled_reason"].as_str().unwrap().contains("410"));
+    assert_eq!(shown["disabled_reason"], "gone");
     let before = rx.len();
     let ev = env.emit("alice", "email.received", RECEIVED);
-    assert_eq!(ev["deliveries"], 0, "a disabled endpoint gets no new deliveries");
+    assert_eq!(ev["deliveries"], 1, "a disabled endpoint's new events are held, not lost");
     env.make_due();
     env.dispatch();
-    assert_eq!(rx.len(), before);
-    for d in env.deliveries() {
-        assert_eq!(d["status"], "dead");
-    }
+    assert_eq!(rx.len(), before, "and not sent");
+    let all = env.deliveries();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["event_id"], ev["id"], "newest first");
+    assert_eq!(all[0]["status"], "held");
+    assert!(all.iter().all(|d| d["status"] == "dead" || d["status"] == "held"), "{all:?}");
 }
 
 #[test]

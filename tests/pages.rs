@@ -165,7 +165,7 @@ fn create_an_endpoint_with_validation_beside_the_field_and_the_secret_shown_once
     assert!(page.contains("value=\"email.forwarded\" checked") && page.contains("value=\"usage.threshold\" checked"));
     let list = b.get("/endpoints").text();
     assert!(list.contains("https://example.com/hook") && list.contains("email.forwarded, usage.threshold"));
-    assert!(list.contains("class=\"state active\""));
+    assert!(list.contains("class=\"state ok\""));
 
     // The cap.
     b.post("/endpoints/new", &[("url", "https://example.com/2"), ("event_types", "*")]);

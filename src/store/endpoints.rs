@@ -207,8 +207,12 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
     let before = get(db, id)?;
     let now = time::now_ms();
     let since = before.failure.since.or(before.disabled_at.map(Time::ms)).unwrap_or(now);
+    // Only the system holds deliveries: after a manual disable there is no backlog to decide on
+    // (its dead deliveries are retried by hand, as before).
+    let backlog = before.disabled_reason.is_some_and(DisabledReason::holds).then_some(backlog);
     let (replayed, discarded) = match backlog {
-        Backlog::Send => {
+        None => (0, 0),
+        Some(Backlog::Send) => {
             db.conn.execute(
                 "UPDATE events SET payload_expires_at = NULL WHERE payload IS NOT NULL AND id IN
                    (SELECT event_id FROM deliveries WHERE endpoint_id = ?1
@@ -223,7 +227,7 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
             )?;
             (n, 0)
         }
-        Backlog::Discard => {
+        Some(Backlog::Discard) => {
             let n = db.conn.execute(
                 "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1,
                         last_error_code = ?2, last_error = 'discarded when the endpoint was enabled again'
