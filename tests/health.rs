@@ -371,3 +371,64 @@ fn operational_events_cannot_be_posted_and_filters_cannot_name_them() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no event type"));
 }
+
+#[test]
+fn the_pages_mark_failing_and_disabled_endpoints_and_offer_both_re_enable_choices() {
+    let rx = Receiver::always(500);
+    let s = setup(&rx);
+    let mut b = common::Browser::new(&s.env, Some("alice"));
+    s.hour(0);
+    s.hour(1);
+    b.env.set_clock(HOUR);
+    let page = b.get(&format!("/endpoints/{}", s.endpoint)).text();
+    assert!(page.contains("<strong>Failing since"), "{page}");
+    assert!(page.contains("unless a delivery succeeds"));
+    let list = b.get("/endpoints").text();
+    assert!(list.contains("class=\"state failing\"") && list.contains("since <time"), "{list}");
+    assert!(list.contains("1 endpoint failing</strong>"), "the banner: {list}");
+    for h in 2..=74 {
+        s.hour(h);
+    }
+    s.env.set_clock(HOUR * 74);
+    let page = b.get(&format!("/endpoints/{}", s.endpoint)).text();
+    assert!(page.contains("every delivery failed for too long"), "{page}");
+    assert!(page.contains("<strong>3 held</strong>"), "{page}");
+    assert!(page.contains("Re-enable and send 3 held deliveries") && page.contains("Re-enable and discard"));
+    let list = b.get("/endpoints").text();
+    assert!(list.contains("class=\"state disabled\"") && list.contains("3 held"));
+    let dash = b.get("/").text();
+    assert!(dash.contains("1 endpoint disabled</strong> after failing, 3 deliveries held"), "{dash}");
+    // Without a choice the form sends; a choice not offered is refused.
+    let r = b.post(&format!("/endpoints/{}/enable", s.endpoint), &[("backlog", "all")]);
+    assert_eq!(r.status, 400);
+    let r = b.post(&format!("/endpoints/{}/enable", s.endpoint), &[("backlog", "send")]);
+    assert_eq!(r.status, 303);
+    let to = r.header("location").unwrap().to_string();
+    // The 3 held, and the 72 that went dead since its failures began (hours 0 to 71).
+    assert!(to.ends_with("?notice=enabled&sent=75"), "{to}");
+    let page = b.get(to.trim_start_matches("/cgi-bin/webhooks.cgi")).text();
+    assert!(page.contains("75 held or dead deliveries will be sent again, in order"), "{page}");
+    assert!(!page.contains("class=\"banner\""), "no banner once nothing is failing or disabled");
+    assert_eq!(s.notices("endpoint.enabled").len(), 1);
+}
+
+#[test]
+fn the_api_re_enables_with_a_backlog_choice() {
+    let rx = Receiver::always(410);
+    let s = setup(&rx);
+    s.hour(0);
+    s.hour(1);
+    let token = s.env.app_token();
+    let path = format!("/api/v1/endpoints/{}", s.endpoint);
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let shown = s.env.cgi("GET", &path, &headers, b"").json();
+    assert_eq!((shown["health"].as_str(), shown["disabled_reason"].as_str(), shown["held"].as_u64()), (Some("disabled"), Some("gone"), Some(1)));
+    let r = s.env.cgi("PATCH", &path, &headers, br#"{"active":true,"backlog":"later"}"#);
+    assert_eq!((r.status, r.json()["error"]["details"][0]["path"].as_str()), (422, Some("$.backlog")));
+    let r = s.env.cgi("PATCH", &path, &headers, br#"{"active":true,"backlog":"discard"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["health"].as_str(), r.json()["held"].as_u64()), (Some("ok"), Some(0)));
+    let enabled = s.notices("endpoint.enabled");
+    assert_eq!((enabled[0]["data"]["replayed"].as_u64(), enabled[0]["data"]["discarded"].as_u64()), (Some(0), Some(1)));
+}
