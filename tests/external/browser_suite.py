@@ -185,6 +185,50 @@ def run_flows(js):
         shot("not-found")
         check(f"{tag} the 404 page keeps the navigation", page_has('<nav aria-label="Main">') and page_has("Go to the dashboard"))
 
+        # Endpoint health: one endpoint failing (its delivery went dead), one disabled by a 410
+        # with deliveries held; the banner, the list's marks, and re-enabling from its page.
+        endpoint_id = lambda part: [l.split()[0] for l in cli("endpoint", "list").splitlines() if part in l][0]
+        cli("endpoint", "delete", endpoint_id("exmaple.invalid"))  # its host never resolves: it would fail too
+        gone, failing = Receiver(), Receiver()
+        gone.status, failing.status = 410, 500
+        cli("endpoint", "add", "--user", "alice", "--url", f"http://127.0.0.1:{gone.port}/gone", "--description", "retired")
+        cli("endpoint", "add", "--user", "alice", "--url", f"http://127.0.0.1:{failing.port}/down", "--description", "down")
+        event = lambda i: cli("emit", "--user", "alice", "--type", "email.received", "--data",
+                              json.dumps({"alias": "a@x", "message_id": f"<h{i}>", "size_bytes": 1}))
+        event(1)
+        cli("dispatch")
+        event(2)
+        event(3)
+        d.get(base + "/endpoints")
+        shot("endpoints-failing-disabled")
+        check(f"{tag} the banner names a failing and a disabled endpoint",
+              page_has('class="banner"') and page_has("1 endpoint disabled</strong> after failing, 2 deliveries held")
+              and page_has("1 endpoint failing</strong>"), d.page_source[:3000])
+        check(f"{tag} the list marks them", page_has('class="state failing"') and page_has('class="state disabled"')
+              and page_has("2 held"))
+        d.find_element(By.PARTIAL_LINK_TEXT, f"127.0.0.1:{failing.port}").click()
+        shot("endpoint-failing")
+        check(f"{tag} a failing endpoint says since when and until when", page_has("Failing since")
+              and page_has("unless a delivery succeeds"))
+        d.get(base + "/endpoints")
+        d.find_element(By.PARTIAL_LINK_TEXT, f"127.0.0.1:{gone.port}").click()
+        shot("endpoint-disabled")
+        check(f"{tag} a disabled endpoint offers both choices",
+              page_has("the receiver answered 410 Gone") and page_has("<strong>2 held</strong>")
+              and page_has("Re-enable and send 2 held deliveries") and page_has("Re-enable and discard"))
+        gone.status = 200
+        d.find_element(By.XPATH, "//button[starts-with(text(), 'Re-enable and send')]").click()
+        shot("endpoint-re-enabled")
+        check(f"{tag} re-enabled, with what will be sent",
+              page_has("3 held or dead deliveries will be sent again, in order") and page_has('class="state ok"'), d.current_url)
+        cli("dispatch")
+        check(f"{tag} the held deliveries and the dead one went out", gone.count == 4, str(gone.count))
+        d.get(base + "/")
+        shot("dashboard-failing")
+        check(f"{tag} the dashboard keeps the banner while one is failing",
+              page_has("1 endpoint failing</strong>") and not page_has("endpoint disabled"))
+        cli("endpoint", "delete", endpoint_id(f":{failing.port}/"))
+
         # The rest of the pages, for the record.
         for path, name in (("/endpoints", "endpoints"), ("/tokens", "tokens"), ("/docs/verify", "docs-verify"), ("/", "dashboard-after")):
             d.get(base + path)
