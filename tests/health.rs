@@ -423,7 +423,10 @@ fn the_api_re_enables_with_a_backlog_choice() {
     let auth = format!("Bearer {token}");
     let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
     let shown = s.env.cgi("GET", &path, &headers, b"").json();
-    assert_eq!((shown["health"].as_str(), shown["disabled_reason"].as_str(), shown["held"].as_u64()), (Some("disabled"), Some("gone"), Some(1)));
+    assert_eq!(
+        (shown["health"].as_str(), shown["disabled_reason"].as_str(), shown["held"].as_u64()),
+        (Some("disabled"), Some("gone"), Some(1))
+    );
     let r = s.env.cgi("PATCH", &path, &headers, br#"{"active":true,"backlog":"later"}"#);
     assert_eq!((r.status, r.json()["error"]["details"][0]["path"].as_str()), (422, Some("$.backlog")));
     let r = s.env.cgi("PATCH", &path, &headers, br#"{"active":true,"backlog":"discard"}"#);
