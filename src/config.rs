@@ -647,6 +647,36 @@ mod tests {
     }
 
     #[test]
+    fn the_failure_rule_and_the_operator_channels() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            (c.disable_after, c.hold_retention),
+            (Some(Duration::from_secs(72 * 3600)), Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(c.notify(), crate::model::health::Notify { rule: c.failure_rule(), webhook: false, email: false });
+        assert_eq!(load(&[("WEBHOOKS_DISABLE_AFTER", "off")]).unwrap().disable_after, None);
+        for (key, value) in [
+            ("WEBHOOKS_DISABLE_AFTER", "6h"),
+            ("WEBHOOKS_OPERATOR_URL", "ftp://x/"),
+            ("WEBHOOKS_OPERATOR_EMAIL", "ops"),
+            ("WEBHOOKS_OPERATOR_EMAIL", "a@b.c, d@e.f"),
+            ("WEBHOOKS_OPERATOR_SECRET", "hunter2"),
+        ] {
+            let e = load(&[(key, value)]).expect_err(value).to_string();
+            assert!(e.starts_with(key) && !e.contains("hunter2"), "{e}");
+        }
+        let e = load(&[("WEBHOOKS_OPERATOR_URL", "https://ops.example/h")]).unwrap_err().to_string();
+        assert!(e.contains("WEBHOOKS_OPERATOR_SECRET is not"), "a URL needs its secret: {e}");
+        let c = load(&[
+            ("WEBHOOKS_OPERATOR_URL", "https://ops.example/h"),
+            ("WEBHOOKS_OPERATOR_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("WEBHOOKS_OPERATOR_EMAIL", "ops@example.com"),
+        ])
+        .unwrap();
+        assert!(c.notify().webhook && c.notify().email);
+    }
+
+    #[test]
     fn secret_key_is_never_echoed_in_errors() {
         let err = load(&[("WEBHOOKS_SECRET_KEY", "c2VjcmV0LXZhbHVl")]).unwrap_err();
         assert!(!err.to_string().contains("c2VjcmV0LXZhbHVl"));

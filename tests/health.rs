@@ -435,3 +435,20 @@ fn the_api_re_enables_with_a_backlog_choice() {
     let enabled = s.notices("endpoint.enabled");
     assert_eq!((enabled[0]["data"]["replayed"].as_u64(), enabled[0]["data"]["discarded"].as_u64()), (Some(0), Some(1)));
 }
+
+#[test]
+fn notices_every_channel_took_are_purged_with_the_log_and_pending_ones_are_kept() {
+    let operator = Receiver::always(502);
+    let rx = Receiver::always(410);
+    let mut s = setup_with(&rx, operator);
+    s.env.unset("WEBHOOKS_OPERATOR_EMAIL");
+    s.hour(0); // two notices, both refused by the operator
+    s.env.set("WEBHOOKS_OPERATOR_URL", "").set("WEBHOOKS_OPERATOR_SECRET", "");
+    s.hour(1); // a third, for no channel (delivery.exhausted of nothing: the next event is held)
+    assert_eq!(s.env.count("notices"), 2, "a held delivery is not exhausted");
+    s.run_at(31 * 24, Duration::ZERO);
+    assert_eq!(s.env.count("notices"), 2, "still pending for the operator webhook: kept");
+    s.env.db().execute("UPDATE notices SET webhook_state = 'sent'", []).unwrap();
+    s.run_at(31 * 24 + 1, Duration::ZERO);
+    assert_eq!(s.env.count("notices"), 0, "taken, and past WEBHOOKS_LOG_RETENTION");
+}

@@ -50,7 +50,8 @@ pub fn send_due(store: &mut Store, cfg: &Config, run_id: &str, deadline: i64) ->
             return Ok(sent);
         }
         let lease = now + 2 * timeout + cfg.lease().as_millis() as i64;
-        let due = store.write(|db| notices::claim(db, run_id, now, lease, 1))?;
+        let channels = (sender.is_some() && key.is_some(), cfg.operator_email.is_some());
+        let due = store.write(|db| notices::claim(db, run_id, now, lease, 1, channels))?;
         if due.is_empty() {
             return Ok(sent);
         }

@@ -3,13 +3,13 @@
 //! runs race; then each channel (the operator webhook, the mail) takes it from here until it
 //! succeeds, under a lease so that two runs never send the same notice at once.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::{rows, Db};
 use crate::model::event::operational;
 use crate::model::health::{Notify, EMAILED};
-use crate::model::time::{self, Time};
+use crate::model::time;
 use crate::model::Result;
 
 /// A notice to queue.
@@ -60,18 +60,28 @@ pub struct Due {
 }
 
 /// Leases up to `limit` notices with a channel due at `now` to `run_id` until `lease_until`;
-/// each comes with the attempt number due per channel. Run it inside one write.
-pub fn claim(db: Db<'_>, run_id: &str, now: i64, lease_until: i64, limit: usize) -> Result<Vec<Due>> {
+/// each comes with the attempt number due per channel. Only the channels set up now count
+/// (`channels`): a notice pending for one that was since removed waits for it to come back.
+/// Run it inside one write.
+pub fn claim(
+    db: Db<'_>,
+    run_id: &str,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    channels: (bool, bool),
+) -> Result<Vec<Due>> {
     let mut stmt = db.conn.prepare_cached(
         "SELECT id, type, payload,
-                CASE WHEN webhook_state = 'pending' AND webhook_next_at <= ?1 THEN webhook_attempts + 1 END,
-                CASE WHEN email_state = 'pending' AND email_next_at <= ?1 THEN email_attempts + 1 END
+                CASE WHEN ?3 AND webhook_state = 'pending' AND webhook_next_at <= ?1 THEN webhook_attempts + 1 END,
+                CASE WHEN ?4 AND email_state = 'pending' AND email_next_at <= ?1 THEN email_attempts + 1 END
          FROM notices
-         WHERE ((webhook_state = 'pending' AND webhook_next_at <= ?1) OR (email_state = 'pending' AND email_next_at <= ?1))
+         WHERE ((?3 AND webhook_state = 'pending' AND webhook_next_at <= ?1)
+                OR (?4 AND email_state = 'pending' AND email_next_at <= ?1))
            AND (lease_until IS NULL OR lease_until <= ?1)
          ORDER BY id LIMIT ?2",
     )?;
-    let due = rows(stmt.query_map(params![now, limit as i64], |r| {
+    let due = rows(stmt.query_map(params![now, limit as i64, channels.0, channels.1], |r| {
         Ok(Due { id: r.get(0)?, event_type: r.get(1)?, payload: r.get(2)?, webhook: r.get(3)?, email: r.get(4)? })
     })?)?;
     let mut lease = db.conn.prepare_cached("UPDATE notices SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")?;
@@ -125,45 +135,4 @@ pub fn release(db: Db<'_>, id: &str, run_id: &str) -> Result<()> {
         .prepare_cached("UPDATE notices SET lease_until = NULL, lease_owner = NULL WHERE id = ?1 AND lease_owner = ?2")?
         .execute(params![id, run_id])?;
     Ok(())
-}
-
-/// A notice as `webhooks notices` and the pages list it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Notice {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub endpoint_id: Option<String>,
-    pub created_at: Time,
-    pub webhook: String,
-    pub email: String,
-    pub webhook_error: Option<String>,
-    pub email_error: Option<String>,
-}
-
-/// The newest notices of one user, or everyone's.
-pub fn list(db: Db<'_>, user: Option<&str>, limit: usize) -> Result<Vec<Notice>> {
-    let mut stmt = db.conn.prepare_cached(
-        "SELECT n.id, n.type, n.endpoint_id, n.created_at, n.webhook_state, n.email_state, n.webhook_error, n.email_error
-         FROM notices n JOIN users u ON u.id = n.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY n.id DESC LIMIT ?2",
-    )?;
-    let found = rows(stmt.query_map(params![user, limit as i64], |r| {
-        Ok(Notice {
-            id: r.get(0)?,
-            event_type: r.get(1)?,
-            endpoint_id: r.get(2)?,
-            created_at: r.get(3)?,
-            webhook: r.get(4)?,
-            email: r.get(5)?,
-            webhook_error: r.get(6)?,
-            email_error: r.get(7)?,
-        })
-    })?)?;
-    Ok(found)
-}
-
-/// The payload of one notice (what its channels send).
-pub fn payload(db: Db<'_>, id: &str) -> Result<Option<String>> {
-    Ok(db.conn.prepare_cached("SELECT payload FROM notices WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?)
 }

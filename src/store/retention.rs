@@ -66,6 +66,15 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         "DELETE FROM endpoint_stats WHERE (endpoint_id, hour) IN
         (SELECT endpoint_id, hour FROM endpoint_stats WHERE hour <= ?1 LIMIT ?2)",
     )?;
+    // Notices every channel has taken (or has none for), once the log retention has passed.
+    batches(
+        db,
+        max_batches,
+        cutoff,
+        "DELETE FROM notices WHERE id IN
+        (SELECT id FROM notices WHERE created_at <= ?1 AND webhook_state != 'pending' AND email_state != 'pending'
+         LIMIT ?2)",
+    )?;
     let login_links = batches(
         db,
         max_batches,
