@@ -309,41 +309,6 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
     Ok(Trouble { failing, disabled, held })
 }
 
-/// An endpoint's failure record, whether it is active, and its owner's row id, for the
-/// dispatcher's rule.
-pub fn failure_of(db: Db<'_>, id: &str) -> Result<(Failure, bool, i64)> {
-    Ok(db
-        .conn
-        .prepare_cached(
-            "SELECT fail_since, dead_count, first_dead_at, last_dead_at, last_success_at, active, user_id
-             FROM endpoints WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok((
-                Failure {
-                    since: r.get(0)?,
-                    dead: r.get(1)?,
-                    first_dead_at: r.get(2)?,
-                    last_dead_at: r.get(3)?,
-                    last_success_at: r.get(4)?,
-                },
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?)
-}
-
-/// Writes an endpoint's failure record.
-pub fn set_failure(db: Db<'_>, id: &str, f: &Failure) -> Result<()> {
-    db.conn
-        .prepare_cached(
-            "UPDATE endpoints SET fail_since = ?1, dead_count = ?2, first_dead_at = ?3, last_dead_at = ?4,
-                    last_success_at = ?5 WHERE id = ?6",
-        )?
-        .execute(params![f.since, f.dead, f.first_dead_at, f.last_dead_at, f.last_success_at, id])?;
-    Ok(())
-}
-
 /// Deletes the endpoint with its keys, deliveries and their attempts. Events whose last
 /// unfinished delivery goes with it start their payload retention now.
 pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {

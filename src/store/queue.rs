@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{endpoints, notices, rows, Db};
 use crate::model::delivery::{FailureCode, Next, Outcome, Status};
-use crate::model::health::{Counted, DisabledReason, Notify};
+use crate::model::health::{Counted, DisabledReason, Failure, Notify};
 use crate::model::time::{self, hour_of};
 use crate::model::Result;
 
@@ -215,15 +215,55 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
     if changed == 0 {
         return Ok(false);
     }
-    let endpoint_id: String = db
+    // The delivery's endpoint with its failure record, in one read; its new record and latest
+    // attempt in one write (the rule costs no statement of its own on the common path).
+    let e = db
         .conn
-        .prepare_cached("SELECT endpoint_id FROM deliveries WHERE id = ?1")?
-        .query_row([a.delivery_id], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT d.endpoint_id, d.created_at, d.event_id, e.fail_since, e.dead_count, e.first_dead_at,
+                    e.last_dead_at, e.last_success_at, e.active, e.user_id
+             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id = ?1",
+        )?
+        .query_row([a.delivery_id], |r| {
+            Ok(Recorded {
+                endpoint_id: r.get(0)?,
+                began: r.get(1)?,
+                event_id: r.get(2)?,
+                failure: Failure {
+                    since: r.get(3)?,
+                    dead: r.get(4)?,
+                    first_dead_at: r.get(5)?,
+                    last_dead_at: r.get(6)?,
+                    last_success_at: r.get(7)?,
+                },
+                active: r.get(8)?,
+                user_id: r.get(9)?,
+            })
+        })?;
+    let counted = Counted::of(o);
+    let died = a.next == Next::Dead;
+    let mut failure = e.failure.after_attempt(counted, now);
+    if died && counted == Counted::Failure {
+        failure = failure.after_dead(now, e.began);
+    }
     db.conn
         .prepare_cached(
-            "UPDATE endpoints SET last_attempt_at = ?1, last_status_code = ?2, last_error_code = ?3 WHERE id = ?4",
+            "UPDATE endpoints SET last_attempt_at = ?1, last_status_code = ?2, last_error_code = ?3,
+                    fail_since = ?4, dead_count = ?5, first_dead_at = ?6, last_dead_at = ?7, last_success_at = ?8
+             WHERE id = ?9",
         )?
-        .execute(params![now, o.status_code, o.error_code, endpoint_id])?;
+        .execute(params![
+            now,
+            o.status_code,
+            o.error_code,
+            failure.since,
+            failure.dead,
+            failure.first_dead_at,
+            failure.last_dead_at,
+            failure.last_success_at,
+            e.endpoint_id
+        ])?;
+    let endpoint_id = e.endpoint_id.clone();
     let ok = i64::from(o.delivered());
     db.conn
         .prepare_cached(
@@ -231,35 +271,34 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
              ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = succeeded + ?3, failed = failed + ?4",
         )?
         .execute(params![endpoint_id, hour_of(now), ok, 1 - ok])?;
-    apply_rule(db, &endpoint_id, a, now, notify)?;
+    transitions(db, &e, failure, a, now, notify)?;
     if finished.is_some() {
         expire_payload_if_done(db, a.delivery_id, now, payload_retention)?;
     }
     Ok(true)
 }
 
-/// The failure rule after one attempt (docs/reliability.md, "When an endpoint keeps failing"):
-/// updates the endpoint's failure record and, on each transition, changes its state and queues
-/// the notice in this same transaction, so a transition is told exactly once.
+/// What `record` read of a delivery's endpoint.
+struct Recorded {
+    endpoint_id: String,
+    began: i64,
+    event_id: String,
+    failure: Failure,
+    active: bool,
+    user_id: i64,
+}
+
+/// The failure rule's transitions after one attempt (docs/reliability.md, "When an endpoint
+/// keeps failing"), from the record before (`e.failure`) to the one after (`new`, already
+/// written): each changes the endpoint's state and queues its notice in this same transaction,
+/// so a transition is told exactly once.
 /// - a delivery that went dead: `delivery.exhausted`;
-/// - the first dead delivery with no success since: `endpoint.failing`;
+/// - the first dead delivery with no success since it began: `endpoint.failing`;
 /// - a 410, or the rule's conditions met: the endpoint is disabled, `endpoint.disabled`.
-fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify: &Notify) -> Result<()> {
+fn transitions(db: Db<'_>, e: &Recorded, new: Failure, a: &Attempted<'_>, now: i64, notify: &Notify) -> Result<()> {
+    let (old, active, user_id, endpoint_id) = (e.failure, e.active, e.user_id, e.endpoint_id.as_str());
     let o = a.outcome;
-    let (old, active, user_id) = endpoints::failure_of(db, endpoint_id)?;
-    let counted = Counted::of(o);
     let died = a.next == Next::Dead;
-    let mut new = old.after_attempt(counted, now);
-    if died && counted == Counted::Failure {
-        let began: i64 = db
-            .conn
-            .prepare_cached("SELECT created_at FROM deliveries WHERE id = ?1")?
-            .query_row([a.delivery_id], |r| r.get(0))?;
-        new = new.after_dead(now, began);
-    }
-    if new != old {
-        endpoints::set_failure(db, endpoint_id, &new)?;
-    }
     let url = || -> Result<String> {
         Ok(db.conn.prepare_cached("SELECT url FROM endpoints WHERE id = ?1")?.query_row([endpoint_id], |r| r.get(0))?)
     };
@@ -268,11 +307,7 @@ fn apply_rule(db: Db<'_>, endpoint_id: &str, a: &Attempted<'_>, now: i64, notify
         data["last_error_code"] = json!(o.error_code.map(|c| c.as_str()));
     };
     if died {
-        let event_id: String = db
-            .conn
-            .prepare_cached("SELECT event_id FROM deliveries WHERE id = ?1")?
-            .query_row([a.delivery_id], |r| r.get(0))?;
-        let mut data = json!({"delivery_id": a.delivery_id, "event_id": event_id, "endpoint_id": endpoint_id,
+        let mut data = json!({"delivery_id": a.delivery_id, "event_id": e.event_id, "endpoint_id": endpoint_id,
                               "attempts": a.attempt});
         last(&mut data);
         let n = notices::New { event_type: "delivery.exhausted", user_id, endpoint_id: Some(endpoint_id), data };
