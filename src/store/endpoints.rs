@@ -219,10 +219,14 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
                       AND (status = 'held' OR (status = 'dead' AND finished_at >= ?2)))",
                 params![id, since],
             )?;
+            // Due a millisecond apart in creation order (ids sort by it), so that they are claimed
+            // and sent in order: the claim walks the due index by time alone.
             let n = db.conn.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, finished_at = NULL
-                 WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
-                   AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1 + r.n, finished_at = NULL
+                 FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM deliveries
+                       WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
+                         AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)) AS r
+                 WHERE deliveries.id = r.id",
                 params![now, id, since],
             )?;
             (n, 0)

@@ -147,6 +147,14 @@ fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
         .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?)
 }
 
+/// Ordered by the due index alone: a second sort key would make SQLite sort every due row of
+/// the user for each claim (a test reads the plan).
+const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
+        coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0)
+    FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+    WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+    ORDER BY d.next_attempt_at LIMIT ?3";
+
 struct DueRow {
     due: Due,
     active: bool,
@@ -157,13 +165,7 @@ struct DueRow {
 /// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
 /// next_attempt_at)` makes this a seek however many rows are pending.
 fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
-    let mut stmt = db.conn.prepare_cached(
-        "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-                coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0)
-         FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
-         WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
-         ORDER BY d.next_attempt_at, d.id LIMIT ?3",
-    )?;
+    let mut stmt = db.conn.prepare_cached(DUE_FOR_USER)?;
     let found = rows(stmt.query_map(params![user_id, now, limit as i64], |r| {
         Ok(DueRow {
             due: Due {
@@ -447,4 +449,27 @@ pub fn finish_run(db: Db<'_>, id: &str, at: i64, summary: &str) -> Result<()> {
 /// When the latest run started, if any ever did.
 pub fn last_run_started(db: Db<'_>) -> Result<Option<i64>> {
     Ok(db.conn.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn the_claim_walks_the_due_index_without_sorting() {
+        let store = Store::memory();
+        let plan: Vec<String> = rows(
+            store
+                .db()
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {DUE_FOR_USER}"))
+                .unwrap()
+                .query_map(params![1, 0, 10], |r| r.get::<_, String>(3))
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(plan.iter().any(|p| p.contains("USING INDEX deliveries_due")), "{plan:?}");
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "a sort per claim: {plan:?}");
+    }
 }
