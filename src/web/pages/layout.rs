@@ -54,8 +54,27 @@ pub fn context(ctx: &mut Ctx<'_>, title: &str, nav: &str) -> Context {
     let signed_in = ctx.viewer.is_some();
     let trouble =
         if signed_in { ctx.db().ok().and_then(|db| endpoints::trouble(db, scope.as_deref()).ok()) } else { None };
-    c.insert("health_banner", &trouble.filter(|t| t.failing + t.disabled > 0));
+    c.insert("health_banner", &trouble.map(banner).filter(|b| !b.is_empty()));
     c
+}
+
+/// The banner's parts, each a bold phrase and what follows it: "**1 endpoint disabled** after
+/// failing, 2 deliveries held; **1 endpoint failing**".
+fn banner(t: endpoints::Trouble) -> Vec<(String, String)> {
+    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if t.disabled > 0 {
+        let held =
+            if t.held > 0 { format!(", {} held", plural(t.held, "delivery", "deliveries")) } else { String::new() };
+        parts.push((
+            format!("{} disabled", plural(t.disabled, "endpoint", "endpoints")),
+            format!(" after failing{held}"),
+        ));
+    }
+    if t.failing > 0 {
+        parts.push((format!("{} failing", plural(t.failing, "endpoint", "endpoints")), String::new()));
+    }
+    parts
 }
 
 pub fn render(status: u16, template: &str, c: &Context) -> Result<Response, HttpError> {
