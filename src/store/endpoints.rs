@@ -20,16 +20,22 @@ const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.acti
                        e.dead_count, e.first_dead_at, e.last_dead_at, e.last_success_at, \
                        (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held')";
 
+/// The failure record from five columns starting at `first`: `fail_since, dead_count,
+/// first_dead_at, last_dead_at, last_success_at`.
+pub(super) fn failure_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Failure> {
+    Ok(Failure {
+        since: r.get(first)?,
+        dead: r.get(first + 1)?,
+        first_dead_at: r.get(first + 2)?,
+        last_dead_at: r.get(first + 3)?,
+        last_success_at: r.get(first + 4)?,
+    })
+}
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let types: String = r.get(4)?;
     let active: bool = r.get(5)?;
-    let failure = Failure {
-        since: r.get(10)?,
-        dead: r.get(11)?,
-        first_dead_at: r.get(12)?,
-        last_dead_at: r.get(13)?,
-        last_success_at: r.get(14)?,
-    };
+    let failure = failure_at(r, 10)?;
     let health = if !active {
         Health::Disabled
     } else if failure.is_failing() {

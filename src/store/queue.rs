@@ -231,13 +231,7 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
                 endpoint_id: r.get(0)?,
                 began: r.get(1)?,
                 event_id: r.get(2)?,
-                failure: Failure {
-                    since: r.get(3)?,
-                    dead: r.get(4)?,
-                    first_dead_at: r.get(5)?,
-                    last_dead_at: r.get(6)?,
-                    last_success_at: r.get(7)?,
-                },
+                failure: endpoints::failure_at(r, 3)?,
                 active: r.get(8)?,
                 user_id: r.get(9)?,
             })
