@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::model::address::{Cidr, Policy};
+use crate::model::delivery::next_delay;
 use crate::model::secret::{self, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::send::Sender;
@@ -89,8 +90,7 @@ fn tally(sent: &mut Sent, ok: bool, channel: Channel) {
 /// The next try after failed attempt number `attempt`: the retry schedule, its last interval
 /// repeating for as long as it takes.
 fn retry_at(cfg: &Config, attempt: u32) -> i64 {
-    let i = (attempt.max(1) as usize - 1).min(cfg.retry_schedule.len().saturating_sub(1));
-    let wait = cfg.retry_schedule.get(i).copied().unwrap_or(Duration::from_secs(60));
+    let wait = next_delay(&cfg.retry_schedule, attempt, u32::MAX).unwrap_or(Duration::from_secs(60));
     time::now_ms() + wait.as_millis() as i64
 }
 

@@ -194,6 +194,18 @@ pub enum Backlog {
     Discard,
 }
 
+impl Backlog {
+    /// The choice as the API and the pages spell it: `send` (also when none is given) or
+    /// `discard`; `None` for anything else.
+    pub fn parse(choice: Option<&str>) -> Option<Backlog> {
+        match choice {
+            None | Some("send") => Some(Backlog::Send),
+            Some("discard") => Some(Backlog::Discard),
+            Some(_) => None,
+        }
+    }
+}
+
 /// What enabling did.
 #[derive(Debug, Clone)]
 pub struct Enabled {
@@ -244,12 +256,7 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
                  WHERE endpoint_id = ?3 AND status = 'held'",
                 params![now, FailureCode::EndpointDisabled, id],
             )?;
-            db.conn.execute(
-                "UPDATE events SET payload_expires_at = ?1 WHERE payload_expires_at IS NULL AND id IN
-                   (SELECT event_id FROM deliveries WHERE endpoint_id = ?2 AND status = 'dead' AND finished_at = ?3)
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
-                params![now + payload_retention.as_millis() as i64, id, now],
-            )?;
+            super::expire_bodies_of_ended_holds(db, now, payload_retention)?;
             (0, n)
         }
     };

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
 
 use crate::model::delivery::{FailureCode, Status};
 use crate::model::health::{DisabledReason, COUNT_CAP};
@@ -187,6 +187,20 @@ fn bounded_count(db: Db<'_>, sql: &str, params: impl rusqlite::Params, capped: &
         return Ok(COUNT_CAP);
     }
     Ok(n)
+}
+
+/// Held deliveries ended at `at` (discarded on re-enabling, or past the hold retention) are dead
+/// with `E_ENDPOINT_DISABLED`: the events whose last unfinished delivery they were keep their
+/// bodies for `payload_retention` from now on, as after any last delivery.
+fn expire_bodies_of_ended_holds(db: Db<'_>, at: i64, payload_retention: Duration) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "UPDATE events SET payload_expires_at = ?1 WHERE payload_expires_at IS NULL AND id IN
+               (SELECT event_id FROM deliveries WHERE finished_at = ?2 AND status = 'dead' AND last_error_code = ?3)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
+        )?
+        .execute(params![at + payload_retention.as_millis() as i64, at, FailureCode::EndpointDisabled])?;
+    Ok(())
 }
 
 /// Collects mapped rows.

@@ -3,7 +3,6 @@
 //! `WEBHOOKS_LOG_RETENTION`. Work is done in bounded batches so that one cron run never holds the
 //! write lock for long, and a large backlog is worked off over several runs.
 
-use rusqlite::params;
 use serde::Serialize;
 
 use super::Db;
@@ -88,38 +87,34 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
 /// Held deliveries older than the hold retention go dead with `E_ENDPOINT_DISABLED`; their
 /// events' bodies are then kept for the payload retention, as after any last delivery.
 fn expire_held(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<usize> {
-    let mut total = 0;
-    for _ in 0..max_batches {
-        let n = db
-            .conn
-            .prepare_cached(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1,
-                        last_error_code = ?2,
-                        last_error = 'held longer than WEBHOOKS_HOLD_RETENTION while its endpoint was disabled'
-                 WHERE id IN (SELECT id FROM deliveries WHERE status = 'held' AND created_at <= ?3 LIMIT ?4)",
-            )?
-            .execute(params![now, FailureCode::EndpointDisabled, now - r.hold.as_millis() as i64, BATCH])?;
-        total += n;
-        if (n as i64) < BATCH {
-            break;
-        }
-    }
+    let cutoff = now - r.hold.as_millis() as i64;
+    let total = batches_with(
+        db,
+        max_batches,
+        "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1, last_error_code = ?2,
+                last_error = 'held longer than WEBHOOKS_HOLD_RETENTION while its endpoint was disabled'
+         WHERE id IN (SELECT id FROM deliveries WHERE status = 'held' AND created_at <= ?3 LIMIT ?4)",
+        &[&now, &FailureCode::EndpointDisabled, &cutoff],
+    )?;
     if total > 0 {
-        db.conn
-            .prepare_cached(
-                "UPDATE events SET payload_expires_at = ?1 WHERE payload_expires_at IS NULL AND id IN
-               (SELECT event_id FROM deliveries WHERE finished_at = ?2 AND status = 'dead' AND last_error_code = ?3)
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.finished_at IS NULL)",
-            )?
-            .execute(params![now + r.payload.as_millis() as i64, now, FailureCode::EndpointDisabled])?;
+        super::expire_bodies_of_ended_holds(db, now, r.payload)?;
     }
     Ok(total)
 }
 
+/// Runs `sql` (`?1` the time, `?2` the batch size) in batches until one touches fewer rows than
+/// [`BATCH`], at most `max_batches` times.
 fn batches(db: Db<'_>, max_batches: usize, at: i64, sql: &str) -> Result<usize> {
+    batches_with(db, max_batches, sql, &[&at])
+}
+
+/// Runs `sql` with `params` and then the batch size, in batches, as [`batches`] does.
+fn batches_with(db: Db<'_>, max_batches: usize, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize> {
+    let mut all: Vec<&dyn rusqlite::ToSql> = params.to_vec();
+    all.push(&BATCH);
     let mut total = 0;
     for _ in 0..max_batches {
-        let n = db.conn.prepare_cached(sql)?.execute(params![at, BATCH])?;
+        let n = db.conn.prepare_cached(sql)?.execute(&*all)?;
         total += n;
         if (n as i64) < BATCH {
             break;

@@ -258,14 +258,10 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let fields =
         Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
     let active = f.boolean("active");
-    let backlog = match f.string("backlog").as_deref() {
-        None | Some("send") => Backlog::Send,
-        Some("discard") => Backlog::Discard,
-        Some(_) => {
-            f.problems.push(problem("$.backlog".into(), "must be send or discard".into()));
-            Backlog::Send
-        }
-    };
+    let backlog = Backlog::parse(f.string("backlog").as_deref()).unwrap_or_else(|| {
+        f.problems.push(problem("$.backlog".into(), "must be send or discard".into()));
+        Backlog::Send
+    });
     f.finish()?;
     let (policy, retention, notify) = (ctx.cfg.policy(), ctx.cfg.payload_retention, ctx.cfg.notify());
     let ep = ctx.write(|db| {

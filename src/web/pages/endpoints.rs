@@ -227,11 +227,8 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 /// default) or discarded (`discard`).
 pub fn enable(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
-    let backlog = match ctx.req.form().get("backlog") {
-        None | Some("send") => Backlog::Send,
-        Some("discard") => Backlog::Discard,
-        Some(_) => return Err(HttpError::bad_request("the choice is not one of those offered")),
-    };
+    let backlog = Backlog::parse(ctx.req.form().get("backlog"))
+        .ok_or_else(|| HttpError::bad_request("the choice is not one of those offered"))?;
     let (retention, notify) = (ctx.cfg.payload_retention, ctx.cfg.notify());
     let done = ctx.write(|db| endpoints::enable(db, &ep.id, backlog, retention, &notify))?;
     let notice = match (done.replayed, done.discarded) {
