@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod inbound;
 pub mod principal;
 
 pub mod schema;

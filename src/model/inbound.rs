@@ -1,0 +1,881 @@
+//! Inbound sources: webhooks from the host application's providers (docs/inbound.md).
+//!
+//! Verification here is exactly what each provider documents, on the raw bytes and before any
+//! parsing, in constant time, against every active secret and every signature a header carries.
+//! Only a verified body is parsed, for the provider's own event id (the duplicate key) and its
+//! event type. Pure: the caller brings the headers, the body, the secrets, the clock and, for
+//! Circle, the public key.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::model::secret::hex;
+use crate::model::{Error, Result};
+
+type HmacSha256 = Hmac<Sha256>;
+type HmacSha512 = Hmac<Sha512>;
+
+/// Largest body a source may be configured to take (mail with attachments fits).
+pub const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+/// A GitHub or Shopify body seen again under a new (unsigned) delivery id within this window is
+/// flagged as a suspected replay.
+pub const REPLAY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// `source.verification_failing`: at least this many requests in the last hour …
+pub const FAILING_MIN_REQUESTS: i64 = 5;
+/// … of which at least half were rejected.
+pub const FAILING_WINDOW_MS: i64 = 3600 * 1000;
+/// Where Circle publishes its notification keys (`…/{keyId}`), unless a source says otherwise.
+pub const CIRCLE_KEY_URL: &str = "https://api.circle.com/v2/notifications/publicKey";
+/// Longest event type kept from a provider's body or header.
+const KIND_MAX: usize = 100;
+
+/// A provider: how its requests are verified and deduplicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Stripe,
+    Github,
+    Shopify,
+    Slack,
+    Standard,
+    Postmark,
+    Circle,
+    Hmac,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 8] = [
+        Provider::Stripe,
+        Provider::Github,
+        Provider::Shopify,
+        Provider::Slack,
+        Provider::Standard,
+        Provider::Postmark,
+        Provider::Circle,
+        Provider::Hmac,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Github => "github",
+            Provider::Shopify => "shopify",
+            Provider::Slack => "slack",
+            Provider::Standard => "standard",
+            Provider::Postmark => "postmark",
+            Provider::Circle => "circle",
+            Provider::Hmac => "hmac",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            Error::invalid(
+                "provider",
+                format!("unknown provider {s:?}: one of stripe, github, shopify, slack, standard, postmark, circle, hmac"),
+            )
+        })
+    }
+
+    /// Whether the provider hands out the secret (the operator pastes it) rather than this
+    /// program generating one.
+    pub fn secret_from_provider(self) -> bool {
+        matches!(self, Provider::Stripe | Provider::Shopify | Provider::Slack)
+    }
+
+    /// Whether the provider signs with a shared secret at all (Circle signs with its own key pair).
+    pub fn has_secret(self) -> bool {
+        self != Provider::Circle
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What became of an inbound request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Outcome> {
+        match s {
+            "accepted" => Ok(Outcome::Accepted),
+            "duplicate" => Ok(Outcome::Duplicate),
+            "rejected" => Ok(Outcome::Rejected),
+            _ => Err(Error::invalid("outcome", "one of accepted, duplicate, rejected")),
+        }
+    }
+}
+
+/// Why a request was rejected: a stable code, logged with the request and counted per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No signature header (or no credentials) where the provider always sends one.
+    SignatureMissing,
+    /// A signature header that does not parse.
+    SignatureMalformed,
+    /// No active secret produces any of the signatures: a wrong secret or an altered body.
+    SignatureMismatch,
+    TimestampMissing,
+    /// Further than the tolerance from this server's clock, either way.
+    TimestampStale,
+    CredentialsMissing,
+    CredentialsWrong,
+    /// Circle: the key id is neither cached nor known to the key server.
+    KeyUnknown,
+    /// Circle: the key server could not be asked (answered 503 so that Circle retries).
+    KeyUnavailable,
+    /// Over the source's size limit (answered 413).
+    BodyTooLarge,
+    /// The source has no secret (a `hmac` source without its settings, a Circle source without keys).
+    NotConfigured,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::SignatureMissing,
+        Reason::SignatureMalformed,
+        Reason::SignatureMismatch,
+        Reason::TimestampMissing,
+        Reason::TimestampStale,
+        Reason::CredentialsMissing,
+        Reason::CredentialsWrong,
+        Reason::KeyUnknown,
+        Reason::KeyUnavailable,
+        Reason::BodyTooLarge,
+        Reason::NotConfigured,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::SignatureMissing => "signature_missing",
+            Reason::SignatureMalformed => "signature_malformed",
+            Reason::SignatureMismatch => "signature_mismatch",
+            Reason::TimestampMissing => "timestamp_missing",
+            Reason::TimestampStale => "timestamp_stale",
+            Reason::CredentialsMissing => "credentials_missing",
+            Reason::CredentialsWrong => "credentials_wrong",
+            Reason::KeyUnknown => "key_unknown",
+            Reason::KeyUnavailable => "key_unavailable",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::NotConfigured => "not_configured",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The `code` the provider is answered with (DESIGN.md "Inbound sources").
+    pub fn answer_code(self) -> &'static str {
+        match self {
+            Reason::TimestampMissing | Reason::TimestampStale => "E_TIMESTAMP",
+            Reason::CredentialsMissing | Reason::CredentialsWrong => "E_AUTH",
+            Reason::BodyTooLarge => "E_TOO_LARGE",
+            Reason::KeyUnavailable => "E_KEY_UNAVAILABLE",
+            _ => "E_SIGNATURE",
+        }
+    }
+
+    /// The HTTP status the provider sees: 401 for every verification failure (never 403, which
+    /// makes Postmark give up), 413 over the limit, 503 when Circle's key could not be fetched.
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::BodyTooLarge => 413,
+            Reason::KeyUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// What it means, for the pages and the CLI.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Reason::SignatureMissing => "the request carried no signature header",
+            Reason::SignatureMalformed => "the signature header does not have the provider's form",
+            Reason::SignatureMismatch => {
+                "no active secret produces the signature: the secret pasted here differs from the provider's, or the body was changed on the way"
+            }
+            Reason::TimestampMissing => "the signed timestamp header is missing",
+            Reason::TimestampStale => {
+                "the signed timestamp is further from this server's clock than the tolerance (WEBHOOKS_SKEW_TOLERANCE): a replay, or a clock that is off"
+            }
+            Reason::CredentialsMissing => {
+                "no Authorization header reached this program: put the user name and password in the URL given to the provider; under Apache the cgi-bin .htaccess needs `CGIPassAuth On`"
+            }
+            Reason::CredentialsWrong => "the user name or the password in the URL given to the provider is not this source's",
+            Reason::KeyUnknown => "the signing key id is neither stored nor known to the key server",
+            Reason::KeyUnavailable => "the key server could not be reached to fetch the signing key (the provider was told to retry)",
+            Reason::BodyTooLarge => "the body is larger than the source's size limit",
+            Reason::NotConfigured => "the source has no secret or key to verify with yet",
+        }
+    }
+}
+
+/// The settings of a source beyond its secrets (stored as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `postmark`: the user name of the Basic credentials (the password is the secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `circle`: where public keys are fetched (`{key_url}/{keyId}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_url: Option<String>,
+    /// `hmac`: the signature header, e.g. `X-Signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// `hmac`: `sha256` (default) or `sha512`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// `hmac`: `hex` (default) or `base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// `hmac`: text before the signature in the header, e.g. `sha256=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// `hmac`: the header whose value is the provider's event id (unsigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_header: Option<String>,
+    /// `hmac`: a JSON pointer into the (signed) body for the provider's event id, e.g. `/id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_pointer: Option<String>,
+}
+
+impl Settings {
+    /// Checks the settings that `provider` uses and refuses those it does not.
+    pub fn check(&self, provider: Provider) -> Result<()> {
+        let hmac_only = [
+            ("header", &self.header),
+            ("algorithm", &self.algorithm),
+            ("encoding", &self.encoding),
+            ("prefix", &self.prefix),
+            ("id_header", &self.id_header),
+            ("id_pointer", &self.id_pointer),
+        ];
+        for (name, v) in hmac_only {
+            if v.is_some() && provider != Provider::Hmac {
+                return Err(Error::invalid(name, format!("{name} applies to hmac sources only")));
+            }
+        }
+        if self.username.is_some() && provider != Provider::Postmark {
+            return Err(Error::invalid("username", "username applies to postmark sources only"));
+        }
+        if self.key_url.is_some() && provider != Provider::Circle {
+            return Err(Error::invalid("key_url", "key_url applies to circle sources only"));
+        }
+        if let Some(u) = &self.username {
+            if u.is_empty() || u.len() > 100 || u.contains(':') || u.chars().any(|c| c.is_control()) {
+                return Err(Error::invalid("username", "1 to 100 characters, no colon"));
+            }
+        }
+        if let Some(k) = &self.key_url {
+            let ok = url::Url::parse(k).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(Error::invalid("key_url", "an http(s) URL, e.g. https://api.circle.com/v2/notifications/publicKey"));
+            }
+        }
+        if provider == Provider::Hmac {
+            let header = self.header.as_deref().unwrap_or("");
+            if !is_header_name(header) {
+                return Err(Error::invalid("header", "hmac sources need the signature header's name, e.g. X-Signature"));
+            }
+            if !matches!(self.algorithm.as_deref(), None | Some("sha256") | Some("sha512")) {
+                return Err(Error::invalid("algorithm", "sha256 or sha512"));
+            }
+            if !matches!(self.encoding.as_deref(), None | Some("hex") | Some("base64")) {
+                return Err(Error::invalid("encoding", "hex or base64"));
+            }
+            if self.prefix.as_ref().is_some_and(|p| p.len() > 40 || p.chars().any(|c| c.is_control())) {
+                return Err(Error::invalid("prefix", "at most 40 characters"));
+            }
+            if self.id_header.as_deref().is_some_and(|h| !is_header_name(h)) {
+                return Err(Error::invalid("id_header", "a header name, e.g. X-Event-Id"));
+            }
+            if self.id_pointer.as_deref().is_some_and(|p| !(p.starts_with('/') && p.len() <= 200)) {
+                return Err(Error::invalid("id_pointer", "a JSON pointer such as /id or /data/event_id"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 100 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks a secret a provider's operator pasted (or `None` to generate one where we may).
+pub fn check_secret(provider: Provider, secret: &str) -> Result<()> {
+    if secret.is_empty() || secret.len() > 1000 || secret.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid("secret", "1 to 1000 characters, no control characters"));
+    }
+    match provider {
+        Provider::Standard => {
+            crate::model::secret::decode(secret).map(|_| ()).map_err(|_| {
+                Error::invalid("secret", "a Standard Webhooks secret: whsec_ followed by base64 (the sender's signing secret)")
+            })
+        }
+        Provider::Postmark if secret.contains(':') => {
+            Err(Error::invalid("secret", "the Basic-auth password may not contain a colon"))
+        }
+        Provider::Circle => Err(Error::invalid("secret", "circle sources verify with Circle's public keys: give --api-key or a key instead")),
+        _ => Ok(()),
+    }
+}
+
+/// A request as the verifier sees it: header names in lowercase.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl<'a> Incoming<'a> {
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What verification uses besides the request.
+#[derive(Debug, Clone)]
+pub struct Material<'a> {
+    /// Active secrets, newest first.
+    pub secrets: &'a [String],
+    pub settings: &'a Settings,
+    /// Circle: the DER SubjectPublicKeyInfo of the key the request names.
+    pub public_key: Option<&'a [u8]>,
+    /// Unix seconds now, and the tolerance for signed timestamps.
+    pub now_s: i64,
+    pub tolerance_s: i64,
+}
+
+/// The provider's event id: the duplicate key, and whether the provider signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedupe {
+    pub key: String,
+    pub signed: bool,
+}
+
+/// A verified request, with what its body says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub dedupe: Dedupe,
+    /// The provider's event type where it names one (`charge.succeeded`, `push`).
+    pub kind: Option<String>,
+    /// Slack's URL check: the challenge to echo back.
+    pub challenge: Option<String>,
+}
+
+/// Verifies `req` as `provider` documents it; on success, reads the duplicate key and the event
+/// type from the now trusted request.
+pub fn verify(provider: Provider, m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<Verified, Reason> {
+    match provider {
+        Provider::Stripe => verify_stripe(m, req)?,
+        Provider::Github => {
+            let sig = req.header("x-hub-signature-256").ok_or(Reason::SignatureMissing)?;
+            let hex_sig = sig.trim().strip_prefix("sha256=").ok_or(Reason::SignatureMalformed)?;
+            let bytes = decode_hex(hex_sig).ok_or(Reason::SignatureMalformed)?;
+            any_hmac256(m.secrets, &[req.body], &[bytes])?
+        }
+        Provider::Shopify => {
+            let sig = req.header("x-shopify-hmac-sha256").ok_or(Reason::SignatureMissing)?;
+            let bytes = STANDARD.decode(sig.trim()).map_err(|_| Reason::SignatureMalformed)?;
+            any_hmac256(m.secrets, &[req.body], &[bytes])?
+        }
+        Provider::Slack => {
+            let ts = req.header("x-slack-request-timestamp").ok_or(Reason::TimestampMissing)?;
+            let t = check_timestamp(ts, m)?;
+            let sig = req.header("x-slack-signature").ok_or(Reason::SignatureMissing)?;
+            let hex_sig = sig.trim().strip_prefix("v0=").ok_or(Reason::SignatureMalformed)?;
+            let bytes = decode_hex(hex_sig).ok_or(Reason::SignatureMalformed)?;
+            let prefix = format!("v0:{t}:");
+            any_hmac256(m.secrets, &[prefix.as_bytes(), req.body], &[bytes])?
+        }
+        Provider::Standard => verify_standard(m, req)?,
+        Provider::Postmark => verify_basic(m, req)?,
+        Provider::Circle => verify_circle(m, req)?,
+        Provider::Hmac => verify_hmac(m, req)?,
+    }
+    Ok(read_verified(provider, m.settings, req))
+}
+
+/// `Stripe-Signature: t=…,v1=…[,v1=…][,v0=…]`: the timestamp and every `v1` signature.
+pub fn parse_stripe_header(value: &str) -> Option<(i64, Vec<Vec<u8>>)> {
+    let mut t = None;
+    let mut sigs = Vec::new();
+    for part in value.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        match k {
+            "t" => t = Some(parse_seconds(v)?),
+            "v1" => sigs.push(decode_hex(v)?),
+            _ => {} // v0 (test-mode legacy) and future schemes are ignored, as Stripe's libraries do
+        }
+    }
+    Some((t?, sigs))
+}
+
+fn verify_stripe(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
+    let header = req.header("stripe-signature").ok_or(Reason::SignatureMissing)?;
+    let (t, sigs) = parse_stripe_header(header).ok_or(Reason::SignatureMalformed)?;
+    if sigs.is_empty() {
+        return Err(Reason::SignatureMissing);
+    }
+    // The signature first: a stale request with a wrong signature is a signature problem.
+    let prefix = format!("{t}.");
+    any_hmac256(m.secrets, &[prefix.as_bytes(), req.body], &sigs)?;
+    within_tolerance(t, m)
+}
+
+/// Standard Webhooks' `webhook-signature` (or `svix-signature`): space-separated `v1,<base64>`;
+/// other versions are skipped. Returns the signatures, or `None` when nothing parses.
+pub fn parse_standard_signatures(value: &str) -> Option<Vec<Vec<u8>>> {
+    let mut found = Vec::new();
+    let mut any = false;
+    for part in value.split_whitespace() {
+        let (version, sig) = part.split_once(',')?;
+        any = true;
+        if version == "v1" {
+            found.push(STANDARD.decode(sig).ok()?);
+        }
+    }
+    any.then_some(found)
+}
+
+fn verify_standard(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
+    let family = if req.header("webhook-signature").is_some() { "webhook" } else { "svix" };
+    let id = req.header(&format!("{family}-id")).ok_or(Reason::SignatureMissing)?;
+    let ts = req.header(&format!("{family}-timestamp")).ok_or(Reason::TimestampMissing)?;
+    let sig = req.header(&format!("{family}-signature")).ok_or(Reason::SignatureMissing)?;
+    let sigs = parse_standard_signatures(sig).ok_or(Reason::SignatureMalformed)?;
+    let t = parse_seconds(ts.trim()).ok_or(Reason::TimestampMissing)?;
+    let keys: Vec<Vec<u8>> = m.secrets.iter().filter_map(|s| crate::model::secret::decode(s).ok()).collect();
+    let prefix = format!("{id}.{t}.");
+    let mut matched = false;
+    for key in &keys {
+        for sig in &sigs {
+            let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
+            mac.update(prefix.as_bytes());
+            mac.update(req.body);
+            matched |= mac.verify_slice(sig).is_ok();
+        }
+    }
+    if !matched {
+        return Err(if sigs.is_empty() { Reason::SignatureMissing } else { Reason::SignatureMismatch });
+    }
+    within_tolerance(t, m)
+}
+
+/// `Authorization: Basic base64(user:password)` → (user, password).
+pub fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
+    let (u, p) = decoded.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+fn verify_basic(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
+    let header = req.header("authorization").ok_or(Reason::CredentialsMissing)?;
+    let (user, password) = parse_basic(header).ok_or(Reason::CredentialsWrong)?;
+    let want_user = m.settings.username.as_deref().unwrap_or("");
+    // Compare digests, so that neither the lengths nor the contents leak through timing.
+    let digest = |s: &str| Sha256::digest(s.as_bytes());
+    let user_ok = ct_eq(&digest(&user), &digest(want_user));
+    let mut password_ok = false;
+    for secret in m.secrets {
+        password_ok |= ct_eq(&digest(&password), &digest(secret));
+    }
+    if user_ok & password_ok {
+        Ok(())
+    } else {
+        Err(Reason::CredentialsWrong)
+    }
+}
+
+fn verify_circle(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
+    use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::{Signature, VerifyingKey};
+    use p256::pkcs8::DecodePublicKey;
+    let sig = req.header("x-circle-signature").ok_or(Reason::SignatureMissing)?;
+    req.header("x-circle-key-id").ok_or(Reason::SignatureMissing)?;
+    let der = STANDARD.decode(sig.trim()).map_err(|_| Reason::SignatureMalformed)?;
+    let signature = Signature::from_der(&der).map_err(|_| Reason::SignatureMalformed)?;
+    let key_der = m.public_key.ok_or(Reason::KeyUnknown)?;
+    let key = VerifyingKey::from_public_key_der(key_der).map_err(|_| Reason::NotConfigured)?;
+    // ECDSA over SHA-256 of the body; a high-S signature is as valid as its low-S twin here.
+    let signature = signature.normalize_s();
+    key.verify(req.body, &signature).map_err(|_| Reason::SignatureMismatch)
+}
+
+/// Reads a Circle public key as Circle's key server or an operator gives it: base64 of a DER
+/// SubjectPublicKeyInfo, or a PEM block. Returns the DER bytes of a valid P-256 key.
+pub fn parse_public_key(text: &str) -> Result<Vec<u8>> {
+    use p256::pkcs8::DecodePublicKey;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = STANDARD
+        .decode(body)
+        .map_err(|_| Error::invalid("public_key", "base64 of a DER public key, or a PEM block"))?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der)
+        .map_err(|_| Error::invalid("public_key", "not an ECDSA P-256 public key (SubjectPublicKeyInfo)"))?;
+    Ok(der)
+}
+
+fn verify_hmac(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
+    let s = m.settings;
+    let header = s.header.as_deref().ok_or(Reason::NotConfigured)?;
+    let value = req.header(header).ok_or(Reason::SignatureMissing)?;
+    let sigs = parse_hmac_header(value, s).ok_or(Reason::SignatureMalformed)?;
+    let sha512 = s.algorithm.as_deref() == Some("sha512");
+    let mut matched = false;
+    for secret in m.secrets {
+        for sig in &sigs {
+            matched |= if sha512 {
+                let mut mac = HmacSha512::new_from_slice(secret.as_bytes()).expect("any key length");
+                mac.update(req.body);
+                mac.verify_slice(sig).is_ok()
+            } else {
+                let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+                mac.update(req.body);
+                mac.verify_slice(sig).is_ok()
+            };
+        }
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(Reason::SignatureMismatch)
+    }
+}
+
+/// A generic HMAC header: one or more signatures separated by commas or spaces, each after the
+/// optional prefix, in hex or base64.
+pub fn parse_hmac_header(value: &str, s: &Settings) -> Option<Vec<Vec<u8>>> {
+    let prefix = s.prefix.as_deref().unwrap_or("");
+    let base64 = s.encoding.as_deref() == Some("base64");
+    let mut out = Vec::new();
+    for part in value.split([',', ' ']).filter(|p| !p.is_empty()) {
+        let sig = part.strip_prefix(prefix)?;
+        out.push(if base64 { STANDARD.decode(sig).ok()? } else { decode_hex(sig)? });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// True when some secret's HMAC-SHA256 over the concatenated `parts` equals some signature
+/// (compared in constant time by `verify_slice`).
+fn any_hmac256(secrets: &[String], parts: &[&[u8]], sigs: &[Vec<u8>]) -> std::result::Result<(), Reason> {
+    let mut matched = false;
+    for secret in secrets {
+        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+        for p in parts {
+            mac.update(p);
+        }
+        for sig in sigs {
+            matched |= mac.clone().verify_slice(sig).is_ok();
+        }
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(Reason::SignatureMismatch)
+    }
+}
+
+fn check_timestamp(ts: &str, m: &Material<'_>) -> std::result::Result<i64, Reason> {
+    let t = parse_seconds(ts.trim()).ok_or(Reason::TimestampMissing)?;
+    within_tolerance(t, m)?;
+    Ok(t)
+}
+
+fn within_tolerance(t: i64, m: &Material<'_>) -> std::result::Result<(), Reason> {
+    if (m.now_s - t).abs() > m.tolerance_s {
+        Err(Reason::TimestampStale)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whole Unix seconds, at most 12 digits.
+fn parse_seconds(s: &str) -> Option<i64> {
+    (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+}
+
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.len() > 1024 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The SHA-256 of a body, hex: the duplicate key of last resort and the replay fingerprint.
+pub fn body_hash(body: &[u8]) -> String {
+    hex(&Sha256::digest(body))
+}
+
+/// The duplicate key, the event type and Slack's challenge, read from a verified request.
+fn read_verified(provider: Provider, settings: &Settings, req: &Incoming<'_>) -> Verified {
+    let json: Option<Value> = serde_json::from_slice(req.body).ok();
+    let field = |path: &str| json.as_ref().and_then(|v| v.pointer(path)).and_then(id_text);
+    let header = |name: &str| req.header(name).map(str::trim).filter(|v| !v.is_empty() && v.len() <= 200);
+    let signed = |key: Option<String>| key.map(|key| Dedupe { key, signed: true });
+    let unsigned = |key: Option<&str>| key.map(|k| Dedupe { key: k.to_string(), signed: false });
+    let (dedupe, kind) = match provider {
+        Provider::Stripe => (signed(field("/id")), field("/type")),
+        Provider::Github => (unsigned(header("x-github-delivery")), header("x-github-event").map(String::from)),
+        Provider::Shopify => (unsigned(header("x-shopify-webhook-id")), header("x-shopify-topic").map(String::from)),
+        Provider::Slack => (signed(field("/event_id")), field("/event/type").or_else(|| field("/type"))),
+        Provider::Standard => (
+            signed(header("webhook-id").or_else(|| header("svix-id")).map(String::from)),
+            field("/type").or_else(|| field("/eventType")),
+        ),
+        Provider::Postmark => (signed(field("/MessageID")), field("/RecordType")),
+        Provider::Circle => (signed(field("/notificationId")), field("/notificationType")),
+        Provider::Hmac => {
+            let from_header = settings.id_header.as_deref().and_then(|h| unsigned(header(h)));
+            let from_body = settings.id_pointer.as_deref().and_then(|p| signed(field(p)));
+            (from_header.or(from_body), None)
+        }
+    };
+    let dedupe = dedupe.unwrap_or_else(|| Dedupe { key: format!("sha256:{}", body_hash(req.body)), signed: true });
+    let challenge = (provider == Provider::Slack && field("/type").as_deref() == Some("url_verification"))
+        .then(|| field("/challenge"))
+        .flatten();
+    let kind = kind.map(|k| k.chars().filter(|c| !c.is_control()).take(KIND_MAX).collect());
+    Verified { dedupe, kind, challenge }
+}
+
+/// A JSON string or integer as an id, at most 200 characters.
+fn id_text(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty() && s.len() <= 200).then_some(s)
+}
+
+/// Header names whose values are never stored or shown.
+pub const REDACTED_HEADERS: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "x-circle-api-key"];
+
+/// The headers as logged: secrets replaced by `[redacted]`, each value at most 2,000 characters.
+pub fn redact(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let v = if REDACTED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+                match v.split_once(' ') {
+                    Some((scheme, _)) if scheme.len() < 20 => format!("{scheme} [redacted]"),
+                    _ => "[redacted]".into(),
+                }
+            } else {
+                v.chars().take(2000).collect()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// `source.verification_failing`: at least [`FAILING_MIN_REQUESTS`] requests in the last hour,
+/// at least half of them rejected.
+pub fn verification_failing(requests: i64, rejected: i64) -> bool {
+    requests >= FAILING_MIN_REQUESTS && rejected * 2 >= requests
+}
+
+/// `source.silent`: an expected gap is set and nothing was accepted for longer than it (since
+/// the last accepted request, or since the source was created).
+pub fn is_silent(expected_gap_ms: Option<i64>, last_accepted_at: Option<i64>, created_at: i64, now: i64) -> bool {
+    match expected_gap_ms {
+        Some(gap) => now - last_accepted_at.unwrap_or(created_at) > gap,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut m = HmacSha256::new_from_slice(key).unwrap();
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().to_vec()
+    }
+
+    fn material<'a>(secrets: &'a [String], settings: &'a Settings, now_s: i64) -> Material<'a> {
+        Material { secrets, settings, public_key: None, now_s, tolerance_s: 300 }
+    }
+
+    #[test]
+    fn shopify_matches_its_documented_example() {
+        // Shopify's docs compute base64(HMAC-SHA256(client secret, raw body)); this pair is
+        // worked by hand from that rule with the standard library's definition of HMAC.
+        let secret = "hush".to_string();
+        let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
+        let sig = STANDARD.encode(hmac256(secret.as_bytes(), &[body]));
+        let h = headers(&[("x-shopify-hmac-sha256", &sig), ("x-shopify-webhook-id", "b54557e4"), ("x-shopify-topic", "orders/create")]);
+        let secrets = [secret];
+        let s = Settings::default();
+        let v = verify(Provider::Shopify, &material(&secrets, &s, 0), &Incoming { headers: &h, body }).unwrap();
+        assert_eq!(v.dedupe, Dedupe { key: "b54557e4".into(), signed: false });
+        assert_eq!(v.kind.as_deref(), Some("orders/create"));
+        let mut altered = body.to_vec();
+        altered[5] ^= 1;
+        assert_eq!(
+            verify(Provider::Shopify, &material(&secrets, &s, 0), &Incoming { headers: &h, body: &altered }),
+            Err(Reason::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn stripe_checks_every_v1_and_the_timestamp_both_ways() {
+        let secrets = ["whsec_old".to_string(), "whsec_new".to_string()];
+        let s = Settings::default();
+        let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
+        let t = 1_700_000_000;
+        let good = hex(&hmac256(b"whsec_new", &[format!("{t}.").as_bytes(), body]));
+        let header = format!("t={t},v1={},v1={good},v0=abcd", "00".repeat(32));
+        let h = headers(&[("stripe-signature", &header)]);
+        let req = Incoming { headers: &h, body };
+        let v = verify(Provider::Stripe, &material(&secrets, &s, t + 300), &req).unwrap();
+        assert_eq!(v.dedupe, Dedupe { key: "evt_1".into(), signed: true });
+        assert_eq!(v.kind.as_deref(), Some("charge.succeeded"));
+        assert_eq!(verify(Provider::Stripe, &material(&secrets, &s, t + 301), &req), Err(Reason::TimestampStale));
+        assert_eq!(verify(Provider::Stripe, &material(&secrets, &s, t - 301), &req), Err(Reason::TimestampStale));
+        let only_old = ["whsec_old".to_string()];
+        assert_eq!(verify(Provider::Stripe, &material(&only_old, &s, t), &req), Err(Reason::SignatureMismatch));
+    }
+
+    #[test]
+    fn standard_takes_both_header_families() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string();
+        let key = crate::model::secret::decode(&secret).unwrap();
+        let body = br#"{"type":"email.received"}"#;
+        let sig = STANDARD.encode(hmac256(&key, &[b"msg_1.1700000000.", body]));
+        let secrets = [secret];
+        let s = Settings::default();
+        for family in ["webhook", "svix"] {
+            let h = headers(&[
+                (&format!("{family}-id"), "msg_1"),
+                (&format!("{family}-timestamp"), "1700000000"),
+                (&format!("{family}-signature"), &format!("v2,abc v1,{sig}")),
+            ]);
+            let v = verify(Provider::Standard, &material(&secrets, &s, 1_700_000_010), &Incoming { headers: &h, body })
+                .unwrap();
+            assert_eq!(v.dedupe, Dedupe { key: "msg_1".into(), signed: true });
+            assert_eq!(v.kind.as_deref(), Some("email.received"));
+        }
+    }
+
+    #[test]
+    fn postmark_compares_both_credentials() {
+        let secrets = ["pw-new".to_string(), "pw-old".to_string()];
+        let s = Settings { username: Some("postmark".into()), ..Settings::default() };
+        let body = br#"{"MessageID":"a8c1","RecordType":"Inbound"}"#;
+        let auth = |u: &str, p: &str| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")));
+        let check = |value: Option<String>| {
+            let h: Vec<(String, String)> = value.map(|v| ("authorization".to_string(), v)).into_iter().collect();
+            verify(Provider::Postmark, &material(&secrets, &s, 0), &Incoming { headers: &h, body })
+        };
+        assert_eq!(check(Some(auth("postmark", "pw-old"))).unwrap().dedupe.key, "a8c1");
+        assert!(check(Some(auth("postmark", "pw-new"))).is_ok());
+        assert_eq!(check(Some(auth("postmark", "pw-other"))), Err(Reason::CredentialsWrong));
+        assert_eq!(check(Some(auth("someone", "pw-new"))), Err(Reason::CredentialsWrong));
+        assert_eq!(check(None), Err(Reason::CredentialsMissing));
+        assert_eq!(Reason::CredentialsWrong.status(), 401);
+    }
+
+    #[test]
+    fn hmac_settings_choose_the_algorithm_encoding_prefix_and_id() {
+        let s = Settings {
+            header: Some("X-Sig".into()),
+            algorithm: Some("sha512".into()),
+            encoding: Some("base64".into()),
+            prefix: Some("sha512=".into()),
+            id_pointer: Some("/data/id".into()),
+            ..Settings::default()
+        };
+        s.check(Provider::Hmac).unwrap();
+        let body = br#"{"data":{"id":42}}"#;
+        let mut mac = HmacSha512::new_from_slice(b"k").unwrap();
+        mac.update(body);
+        let sig = format!("sha512={}", STANDARD.encode(mac.finalize().into_bytes()));
+        let h = headers(&[("x-sig", &sig)]);
+        let secrets = ["k".to_string()];
+        let v = verify(Provider::Hmac, &material(&secrets, &s, 0), &Incoming { headers: &h, body }).unwrap();
+        assert_eq!(v.dedupe, Dedupe { key: "42".into(), signed: true });
+        let plain = Settings { header: Some("X-Sig".into()), ..Settings::default() };
+        assert_eq!(
+            verify(Provider::Hmac, &material(&secrets, &plain, 0), &Incoming { headers: &h, body }),
+            Err(Reason::SignatureMalformed)
+        );
+        assert!(Settings { header: Some("X-Sig".into()), ..Settings::default() }.check(Provider::Github).is_err());
+        assert!(Settings::default().check(Provider::Hmac).is_err());
+    }
+
+    #[test]
+    fn a_missing_event_id_falls_back_to_the_body_hash() {
+        let secrets = ["s".to_string()];
+        let s = Settings::default();
+        let body = b"token=x&payload=%7B%7D";
+        let ts = "1700000000";
+        let sig = format!("v0={}", hex(&hmac256(b"s", &[b"v0:1700000000:", body])));
+        let h = headers(&[("x-slack-request-timestamp", ts), ("x-slack-signature", &sig)]);
+        let v = verify(Provider::Slack, &material(&secrets, &s, 1_700_000_000), &Incoming { headers: &h, body }).unwrap();
+        assert_eq!(v.dedupe, Dedupe { key: format!("sha256:{}", body_hash(body)), signed: true });
+    }
+
+    #[test]
+    fn headers_are_redacted_with_their_scheme_kept() {
+        let h = redact(&headers(&[("authorization", "Basic dXNlcjpwYXNz"), ("cookie", "a=b"), ("x-a", "1")]));
+        assert_eq!(h[0].1, "Basic [redacted]");
+        assert_eq!(h[1].1, "[redacted]");
+        assert_eq!(h[2].1, "1");
+    }
+
+    #[test]
+    fn alert_rules() {
+        assert!(!verification_failing(4, 4));
+        assert!(verification_failing(5, 3));
+        assert!(verification_failing(6, 3));
+        assert!(!verification_failing(7, 3));
+        assert!(is_silent(Some(1000), None, 0, 1001));
+        assert!(!is_silent(Some(1000), Some(500), 0, 1400));
+        assert!(!is_silent(None, None, 0, i64::MAX));
+    }
+}
