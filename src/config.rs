@@ -75,6 +75,9 @@ pub const KEYS: &[Key] = &[
     },
     Key { name: "WEBHOOKS_DISABLE_AFTER", default: "72h", form: "a duration of at least 12h such as 72h, or off" },
     Key { name: "WEBHOOKS_HOLD_RETENTION", default: "7d", form: "a duration such as 7d" },
+    Key { name: "WEBHOOKS_INBOUND_MAX_BODY", default: "1MiB", form: "a size from 1KiB to 64MiB such as 1MiB" },
+    Key { name: "WEBHOOKS_INBOUND_BODY_RETENTION", default: "30d", form: "a duration such as 30d" },
+    Key { name: "WEBHOOKS_INBOUND_RETENTION", default: "180d", form: "a duration of at least 4d such as 180d" },
     Key { name: "WEBHOOKS_OPERATOR_URL", default: "", form: "an http:// or https:// URL (or empty)" },
     Key { name: "WEBHOOKS_OPERATOR_SECRET", default: "", form: "a secret whsec_ followed by base64 (or empty)" },
     Key {
@@ -125,6 +128,12 @@ pub struct Config {
     pub disable_after: Option<Duration>,
     /// How long deliveries are held for a disabled endpoint before they go dead.
     pub hold_retention: Duration,
+    /// `WEBHOOKS_INBOUND_MAX_BODY`: the largest inbound body a source takes unless it says otherwise.
+    pub inbound_max_body: u64,
+    /// `WEBHOOKS_INBOUND_BODY_RETENTION`: how long inbound request bodies are kept.
+    pub inbound_body_retention: Duration,
+    /// `WEBHOOKS_INBOUND_RETENTION`: inbound request metadata and the duplicate check.
+    pub inbound_retention: Duration,
     /// Where operational events are posted, and the secret they are signed with.
     pub operator_url: Option<String>,
     pub operator_secret: Option<String>,
@@ -269,6 +278,18 @@ impl Config {
                 }
             },
             hold_retention: duration(get("WEBHOOKS_HOLD_RETENTION"), None)?,
+            inbound_max_body: {
+                let (key, v) = get("WEBHOOKS_INBOUND_MAX_BODY");
+                parse_size(&v)
+                    .filter(|n| (1024..=crate::model::inbound::MAX_BODY_LIMIT).contains(n))
+                    .ok_or_else(|| bad(key, &v))?
+            },
+            inbound_body_retention: duration(get("WEBHOOKS_INBOUND_BODY_RETENTION"), None)?,
+            inbound_retention: {
+                // The duplicate check must outlast the providers' retries (Stripe's: 3 days).
+                let range = (Duration::from_secs(4 * 86400), Duration::from_secs(3650 * 86400));
+                duration(get("WEBHOOKS_INBOUND_RETENTION"), Some(range))?
+            },
             operator_url: {
                 let (key, v) = get("WEBHOOKS_OPERATOR_URL");
                 let ok = v.is_empty()
@@ -355,6 +376,8 @@ impl Config {
             log: self.log_retention,
             payload: self.payload_retention,
             hold: self.hold_retention,
+            inbound_body: self.inbound_body_retention,
+            inbound: self.inbound_retention,
         }
     }
 

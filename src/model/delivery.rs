@@ -277,6 +277,10 @@ pub struct Retention {
     pub payload: Duration,
     /// `WEBHOOKS_HOLD_RETENTION`: a held delivery, before it goes dead.
     pub hold: Duration,
+    /// `WEBHOOKS_INBOUND_BODY_RETENTION`: an inbound request's body.
+    pub inbound_body: Duration,
+    /// `WEBHOOKS_INBOUND_RETENTION`: inbound request metadata, the duplicate check, counters.
+    pub inbound: Duration,
 }
 
 // ---- when to try again: the retry schedule as a pure function, and `Retry-After` ----------

@@ -344,6 +344,62 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<()> {
     }
 }
 
+/// A source as stored (its secrets and URL token aside).
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub id: String,
+    pub name: String,
+    pub provider: Provider,
+    /// The user whose endpoints are its forward destinations (`source:{name}`).
+    pub user: String,
+    pub settings: Settings,
+    pub has_api_key: bool,
+    /// Bytes; `None` takes `WEBHOOKS_INBOUND_MAX_BODY`.
+    pub max_body: Option<u64>,
+    pub expected_gap_seconds: Option<i64>,
+    pub active: bool,
+    pub last_accepted_at: Option<i64>,
+    pub last_auth_seen_at: Option<i64>,
+    pub silent_since: Option<i64>,
+    pub failing_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The relay user of a source: a colon no real user name may carry (`principal::check_name`).
+pub fn relay_user(name: &str) -> String {
+    format!("source:{name}")
+}
+
+/// Checks a source's name (the same rule as user names: letters, digits, `._@+-`).
+pub fn check_name(name: &str) -> Result<()> {
+    crate::model::principal::check_name("name", name)
+}
+
+/// One logged inbound request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    pub id: String,
+    pub source_id: String,
+    pub received_at: i64,
+    pub remote_addr: String,
+    /// Redacted ([`redact`]).
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body_size: i64,
+    /// Whether the body is still stored (within the size limit and the body retention).
+    pub body_kept: bool,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub dedupe_signed: bool,
+    pub duplicate_of: Option<String>,
+    pub replay_of: Option<String>,
+    pub kind: Option<String>,
+    pub event_id: Option<String>,
+    pub rechecked_at: Option<i64>,
+}
+
 /// A request as the verifier sees it: header names in lowercase.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {

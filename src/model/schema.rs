@@ -23,6 +23,8 @@ const FILES: &[(&str, &str)] = &[
     ("endpoint.disabled", include_str!("../../schemas/v1/endpoint.disabled.json")),
     ("endpoint.enabled", include_str!("../../schemas/v1/endpoint.enabled.json")),
     ("delivery.exhausted", include_str!("../../schemas/v1/delivery.exhausted.json")),
+    ("source.silent", include_str!("../../schemas/v1/source.silent.json")),
+    ("source.verification_failing", include_str!("../../schemas/v1/source.verification_failing.json")),
 ];
 
 /// Keywords the interpreter understands. Annotations are accepted and ignored.
@@ -76,7 +78,14 @@ pub fn catalog() -> &'static [EventType] {
 /// Events about the webhook system itself (docs/event-types.md, "Operational events"): made by
 /// the dispatcher and sent to the operator, never posted by the host application nor delivered
 /// to users' endpoints.
-pub const OPERATIONAL: &[&str] = &["endpoint.failing", "endpoint.disabled", "endpoint.enabled", "delivery.exhausted"];
+pub const OPERATIONAL: &[&str] = &[
+    "endpoint.failing",
+    "endpoint.disabled",
+    "endpoint.enabled",
+    "delivery.exhausted",
+    "source.silent",
+    "source.verification_failing",
+];
 
 /// The types the host application posts: the catalog without `webhook.test` (the test button's)
 /// and the operational events.

@@ -24,7 +24,7 @@ use crate::outbound::notify;
 use crate::outbound::send::Sender;
 use crate::outbound::signing;
 use crate::store::queue::Attempted;
-use crate::store::queue::{self, Claim, Due};
+use crate::store::queue::{self, Claim, Due, Relay};
 use crate::store::retention::{self, Purged};
 use crate::store::{endpoints, Db, Store};
 
@@ -87,7 +87,8 @@ struct Job {
     event_type: String,
     url: String,
     attempt: u32,
-    payload: Arc<str>,
+    payload: Arc<[u8]>,
+    relay: Option<Relay>,
     keys: Arc<Vec<SigningKey>>,
     /// Until when this run holds the delivery; a request that could outlast it is not started.
     lease_until: i64,
@@ -102,6 +103,7 @@ impl Job {
             url: due.url,
             attempt: due.attempt,
             payload: Arc::from(due.payload),
+            relay: due.relay,
             keys,
             lease_until,
         }
@@ -256,6 +258,11 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     })?;
 
     if !summary.busy {
+        // Inbound sources: silence, and the failing-verification alert's end (its start is
+        // seen by the CGI on the reject that crosses the rule).
+        let notify = cfg.notify();
+        let told = store.write(|db| crate::store::inbound::tick(db, &notify, time::now_ms()));
+        unless_busy(told, &mut summary)?;
         let sent = notify::send_due(store, cfg, &summary.run_id, deadline);
         summary.notices = unless_busy(sent, &mut summary)?.unwrap_or_default();
     }
@@ -305,7 +312,7 @@ fn worker(
             let _ = done.send(Done::Released(job));
             continue;
         }
-        let headers = signing::headers(
+        let mut headers = signing::headers(
             prefix,
             &job.keys,
             &signing::Delivery {
@@ -313,12 +320,15 @@ fn worker(
                 event_type: &job.event_type,
                 attempt: job.attempt,
                 timestamp: now / 1000,
-                body: job.payload.as_bytes(),
+                body: &job.payload,
             },
         );
+        if let Some(r) = &job.relay {
+            signing::relayed(prefix, &mut headers, &r.content_type, &r.source, &r.provider);
+        }
         // A panic here must not lose the job: the coordinator waits for an answer to each one.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sender.post(&job.url, &headers, job.payload.as_bytes())
+            sender.post(&job.url, &headers, &job.payload)
         }))
         .unwrap_or_else(|_| Outcome::failure(FailureCode::Connect, "internal error while sending (logged)"));
         let _ = done.send(Done::Sent { job, outcome, started_at: now });
@@ -426,13 +436,14 @@ impl Coordinator<'_> {
             match done {
                 Done::Sent { job, outcome, started_at } => {
                     let next = decide(&self.schedule, job.attempt, outcome, now, random_unit());
+                    let logged_body = self.cfg.log_bodies.then(|| String::from_utf8_lossy(&job.payload));
                     let attempted = Attempted {
                         delivery_id: &job.delivery_id,
                         attempt: job.attempt,
                         run_id: &self.run_id,
                         started_at: *started_at,
                         outcome,
-                        request_body: self.cfg.log_bodies.then_some(&*job.payload),
+                        request_body: logged_body.as_deref(),
                         next,
                     };
                     queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;

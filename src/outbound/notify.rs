@@ -197,6 +197,29 @@ pub fn message(to: &str, n: &Due) -> Result<String> {
                 text("endpoint_id"),
             ),
         ),
+        "source.silent" => (
+            format!("Inbound source silent: {}", text("name")),
+            format!(
+                "The inbound source {} ({}) has accepted no request since {} (its expected gap is {} seconds). The provider may have stopped sending, or its requests no longer reach this program: check the provider's dashboard and the source's recent requests:\n\n    webhooks inbound --source {}\n",
+                text("name"),
+                text("source_id"),
+                d["last_accepted_at"].as_str().unwrap_or("it was created"),
+                d["expected_gap_seconds"].as_i64().unwrap_or(0),
+                text("source_id"),
+            ),
+        ),
+        "source.verification_failing" => (
+            format!("Inbound source failing verification: {}", text("name")),
+            format!(
+                "{} of {} requests to the inbound source {} ({}) in the last hour were rejected, most often for {}. A secret rotated at the provider and not here is the usual cause; a stored reject can be re-checked after fixing it:\n\n    webhooks inbound --source {} --outcome rejected\n    webhooks inbound recheck REQUEST_ID\n",
+                d["rejected"].as_i64().unwrap_or(0),
+                d["requests"].as_i64().unwrap_or(0),
+                text("name"),
+                text("source_id"),
+                text("top_reason"),
+                text("source_id"),
+            ),
+        ),
         other => (format!("Webhooks: {other}"), format!("{}\n", serde_json::to_string_pretty(&v)?)),
     };
     if to.contains(['\r', '\n']) {

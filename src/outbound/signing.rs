@@ -61,6 +61,19 @@ pub fn headers(prefix: &str, keys: &[SigningKey], d: &Delivery<'_>) -> Vec<(Stri
     ]
 }
 
+/// Makes a delivery's headers those of a relayed inbound request: the provider's content type,
+/// and where it came from (`{prefix}-Source`, `{prefix}-Provider`, `{prefix}-Verified: true`).
+pub fn relayed(prefix: &str, headers: &mut Vec<(String, String)>, content_type: &str, source: &str, provider: &str) {
+    for (k, v) in headers.iter_mut() {
+        if k == "Content-Type" {
+            *v = content_type.to_string();
+        }
+    }
+    headers.push((format!("{prefix}-Source"), source.to_string()));
+    headers.push((format!("{prefix}-Provider"), provider.to_string()));
+    headers.push((format!("{prefix}-Verified"), "true".to_string()));
+}
+
 /// Why a request did not verify. Each message says what to check.
 #[derive(Debug, PartialEq, Eq)]
 pub enum VerifyError {

@@ -73,6 +73,19 @@ pub fn add(
     limit: usize,
 ) -> Result<(Endpoint, String)> {
     crate::model::principal::check_name("user", user)?;
+    add_for(db, keyring, policy, user, fields, limit)
+}
+
+/// [`add`] for a user name the store made itself (an inbound source's relay user,
+/// `source:{name}`, which no real user name can be).
+pub(super) fn add_for(
+    db: Db<'_>,
+    keyring: &Keyring,
+    policy: &Policy,
+    user: &str,
+    fields: &Fields,
+    limit: usize,
+) -> Result<(Endpoint, String)> {
     let checked = fields.check(policy, None)?;
     let user_id = super::principals::ensure(db, user)?;
     let count: i64 = db.conn.query_row("SELECT count(*) FROM endpoints WHERE user_id = ?1", [user_id], |r| r.get(0))?;

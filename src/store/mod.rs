@@ -35,6 +35,8 @@ pub mod principals;
 pub mod queue;
 pub mod retention;
 pub mod sessions;
+pub mod sources;
+pub mod inbound;
 
 /// One open database.
 pub struct Store {
@@ -217,6 +219,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("005_bounded_counts", include_str!("../../sql/005_bounded_counts.sql")),
     ("006_observation_counts", include_str!("../../sql/006_observation_counts.sql")),
     ("007_endpoint_failure", include_str!("../../sql/007_endpoint_failure.sql")),
+    ("008_inbound", include_str!("../../sql/008_inbound.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, OptionalExtension};
 
 use serde_json::json;
@@ -44,7 +45,18 @@ pub struct Due {
     pub url: String,
     /// The number this attempt will have (1 for the first).
     pub attempt: u32,
-    pub payload: String,
+    /// The body as sent: the event's JSON envelope, or a relayed provider body byte for byte.
+    pub payload: Vec<u8>,
+    /// Set for a relayed inbound request.
+    pub relay: Option<Relay>,
+}
+
+/// What a relayed request says about where it came from.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub content_type: String,
+    pub source: String,
+    pub provider: String,
 }
 
 /// What one claim took.
@@ -150,8 +162,9 @@ fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
 /// Ordered by the due index alone: a second sort key would make SQLite sort every due row of
 /// the user for each claim (a test reads the plan).
 const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0)
+        coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0), ev.content_type, s.name, s.provider
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+        LEFT JOIN sources s ON s.id = ev.source_id
     WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
     ORDER BY d.next_attempt_at LIMIT ?3";
 
@@ -175,7 +188,16 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
                 endpoint_id: r.get(3)?,
                 url: r.get(4)?,
                 attempt: r.get::<_, u32>(6)? + 1,
-                payload: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                payload: match r.get_ref(7)? {
+                    ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+                    _ => Vec::new(),
+                },
+                relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
+                    (Some(content_type), Some(source)) => {
+                        Some(Relay { content_type, source, provider: r.get(11)? })
+                    }
+                    _ => None,
+                },
             },
             active: r.get(5)?,
             holds: r.get(8)?,

@@ -21,6 +21,9 @@ pub struct Purged {
     pub events: usize,
     pub runs: usize,
     pub login_links: usize,
+    /// Inbound request bodies dropped, and inbound requests deleted.
+    pub inbound_bodies: usize,
+    pub inbound_requests: usize,
 }
 
 /// Applies retention at `now` with `WEBHOOKS_LOG_RETENTION`, at most `max_batches` batches of
@@ -81,7 +84,29 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         "DELETE FROM login_links_used WHERE nonce IN
         (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)",
     )?;
-    Ok(Purged { held_expired, payloads, deliveries, events, runs, login_links })
+    let inbound_bodies = batches(
+        db,
+        max_batches,
+        now - r.inbound_body.as_millis() as i64,
+        "UPDATE inbound_requests SET body = NULL WHERE id IN
+        (SELECT id FROM inbound_requests WHERE body IS NOT NULL AND received_at <= ?1 LIMIT ?2)",
+    )?;
+    let inbound_cutoff = now - r.inbound.as_millis() as i64;
+    let inbound_requests = batches(
+        db,
+        max_batches,
+        inbound_cutoff,
+        "DELETE FROM inbound_requests WHERE id IN
+        (SELECT id FROM inbound_requests WHERE received_at <= ?1 LIMIT ?2)",
+    )?;
+    batches(
+        db,
+        max_batches,
+        inbound_cutoff,
+        "DELETE FROM source_hours WHERE (source_id, hour, outcome, reason) IN
+        (SELECT source_id, hour, outcome, reason FROM source_hours WHERE hour <= ?1 LIMIT ?2)",
+    )?;
+    Ok(Purged { held_expired, payloads, deliveries, events, runs, login_links, inbound_bodies, inbound_requests })
 }
 
 /// Held deliveries older than the hold retention go dead with `E_ENDPOINT_DISABLED`; their

@@ -1,0 +1,452 @@
+//! `inbound_requests`: the log of every request to a known source, the durable duplicate check
+//! (a unique index over accepted requests' provider ids, kept as long as the metadata), the relay
+//! of an accepted request (an event whose payload is the provider's raw body, with a delivery to
+//! each forward destination), hourly counters, and the two reception alerts.
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde_json::json;
+
+use super::notices::{self, New};
+use super::{rows, Db};
+use crate::model::delivery::Status;
+use crate::model::health::Notify;
+use crate::model::inbound::{
+    body_hash, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
+    REPLAY_WINDOW_MS,
+};
+use crate::model::time::{self, hour_of, HOUR_MS};
+use crate::model::{Error, Result};
+
+/// A request to log, with its verdict.
+#[derive(Debug)]
+pub struct Received<'a> {
+    pub source: &'a Source,
+    pub received_at: i64,
+    pub remote_addr: &'a str,
+    /// Already redacted.
+    pub headers: &'a [(String, String)],
+    pub content_type: Option<&'a str>,
+    /// `None` when it was not read (over the size limit).
+    pub body: Option<&'a [u8]>,
+    pub body_size: i64,
+    pub verdict: std::result::Result<&'a Verified, Reason>,
+}
+
+/// What became of a logged request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub id: String,
+    pub outcome: Outcome,
+    pub reason: Option<Reason>,
+    /// For a duplicate: the accepted request it repeats.
+    pub duplicate_of: Option<String>,
+    pub replay_of: Option<String>,
+    pub event_id: Option<String>,
+    /// Deliveries queued for the forward destinations.
+    pub deliveries: usize,
+}
+
+/// Logs a request and, when it verified and is new, relays it. Run it inside one write.
+pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Duration) -> Result<Logged> {
+    let id = time::new_id("inb");
+    let hash = r.body.map(body_hash);
+    let headers = serde_json::to_string(r.headers)?;
+    let mut logged =
+        Logged { id: id.clone(), outcome: Outcome::Rejected, reason: None, duplicate_of: None, replay_of: None, event_id: None, deliveries: 0 };
+    let (dedupe_key, dedupe_signed, kind) = match r.verdict {
+        Ok(v) => (Some(v.dedupe.key.as_str()), v.dedupe.signed, v.kind.as_deref()),
+        Err(reason) => {
+            logged.reason = Some(reason);
+            (None, true, None)
+        }
+    };
+    if let (Ok(v), Some(body)) = (r.verdict, r.body) {
+        match accepted_with_key(db, &r.source.id, &v.dedupe.key)? {
+            Some(prev) => {
+                logged.outcome = Outcome::Duplicate;
+                logged.duplicate_of = Some(prev);
+            }
+            None => {
+                logged.outcome = Outcome::Accepted;
+                if !v.dedupe.signed {
+                    logged.replay_of =
+                        replay_of(db, &r.source.id, hash.as_deref().unwrap_or(""), &v.dedupe.key, r.received_at)?;
+                }
+                let (event_id, n) = relay(db, r.source, kind, r.content_type, body, r.received_at, payload_retention)?;
+                logged.event_id = Some(event_id);
+                logged.deliveries = n;
+            }
+        }
+    }
+    db.conn
+        .prepare_cached(
+            "INSERT INTO inbound_requests (id, source_id, received_at, remote_addr, headers, content_type, body,
+                 body_size, body_hash, outcome, reason, dedupe_key, dedupe_signed, duplicate_of, replay_of, kind, event_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            id,
+            r.source.id,
+            r.received_at,
+            r.remote_addr,
+            headers,
+            r.content_type,
+            r.body,
+            r.body_size,
+            hash,
+            logged.outcome.as_str(),
+            logged.reason.map(Reason::as_str),
+            dedupe_key,
+            dedupe_signed,
+            logged.duplicate_of,
+            logged.replay_of,
+            kind,
+            logged.event_id
+        ])?;
+    after_logging(db, notify, r.source, &logged, r.received_at, r.headers.iter().any(|(k, _)| k == "authorization"))?;
+    Ok(logged)
+}
+
+/// Counters, the source's last accepted time, and the failing-verification alert.
+fn after_logging(db: Db<'_>, notify: &Notify, source: &Source, l: &Logged, now: i64, auth_seen: bool) -> Result<()> {
+    count(db, &source.id, now, l.outcome, l.reason)?;
+    if auth_seen {
+        db.conn
+            .prepare_cached("UPDATE sources SET last_auth_seen_at = ?1 WHERE id = ?2")?
+            .execute(params![now, source.id])?;
+    }
+    match l.outcome {
+        Outcome::Accepted => {
+            db.conn
+                .prepare_cached("UPDATE sources SET last_accepted_at = ?1, silent_since = NULL WHERE id = ?2")?
+                .execute(params![now, source.id])?;
+        }
+        Outcome::Rejected => failing_alert(db, notify, source, now)?,
+        Outcome::Duplicate => {}
+    }
+    Ok(())
+}
+
+fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option<Reason>) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "INSERT INTO source_hours (source_id, hour, outcome, reason, n) VALUES (?1, ?2, ?3, ?4, 1)
+             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = n + 1",
+        )?
+        .execute(params![source_id, hour_of(now), outcome.as_str(), reason.map(Reason::as_str).unwrap_or("")])?;
+    Ok(())
+}
+
+/// Raises `source.verification_failing` once when the last hour's requests meet the rule.
+fn failing_alert(db: Db<'_>, notify: &Notify, source: &Source, now: i64) -> Result<()> {
+    let already: Option<i64> =
+        db.conn.prepare_cached("SELECT failing_since FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    if already.is_some() {
+        return Ok(());
+    }
+    let (requests, rejected, top) = last_hour(db, &source.id, now)?;
+    if !verification_failing(requests, rejected) {
+        return Ok(());
+    }
+    db.conn.prepare_cached("UPDATE sources SET failing_since = ?1 WHERE id = ?2")?.execute(params![now, source.id])?;
+    let data = json!({
+        "source_id": source.id, "name": source.name, "requests": requests, "rejected": rejected,
+        "top_reason": top.unwrap_or_default(),
+    });
+    add_notice(db, notify, source, "source.verification_failing", data, now)
+}
+
+/// Requests and rejects of the last hour, with the most frequent reject reason.
+fn last_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<(i64, i64, Option<String>)> {
+    let since = now - FAILING_WINDOW_MS;
+    let (requests, rejected): (i64, i64) = db
+        .conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(outcome = 'rejected'), 0) FROM inbound_requests
+             WHERE source_id = ?1 AND received_at > ?2",
+        )?
+        .query_row(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let top: Option<String> = db
+        .conn
+        .prepare_cached(
+            "SELECT reason FROM inbound_requests WHERE source_id = ?1 AND received_at > ?2 AND outcome = 'rejected'
+             GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 1",
+        )?
+        .query_row(params![source_id, since], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok((requests, rejected, top))
+}
+
+fn add_notice(db: Db<'_>, notify: &Notify, source: &Source, kind: &'static str, data: serde_json::Value, now: i64) -> Result<()> {
+    let user_id: i64 =
+        db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    let id = notices::add(db, notify, New { event_type: kind, user_id, endpoint_id: None, data }, now)?;
+    db.conn.prepare_cached("UPDATE notices SET source_id = ?1 WHERE id = ?2")?.execute(params![source.id, id])?;
+    Ok(())
+}
+
+/// The dispatcher's look at every source: `source.silent` once per silence, and the failing
+/// alert cleared once the last hour no longer meets its rule (so that a new episode is told).
+/// Returns how many notices it queued.
+pub fn tick(db: Db<'_>, notify: &Notify, now: i64) -> Result<usize> {
+    let mut told = 0;
+    for s in super::sources::list(db)? {
+        if !s.active {
+            continue;
+        }
+        let gap_ms = s.expected_gap_seconds.map(|g| g * 1000);
+        if s.silent_since.is_none() && is_silent(gap_ms, s.last_accepted_at, s.created_at, now) {
+            db.conn
+                .prepare_cached("UPDATE sources SET silent_since = ?1 WHERE id = ?2")?
+                .execute(params![now, s.id])?;
+            let data = json!({
+                "source_id": s.id, "name": s.name,
+                "last_accepted_at": s.last_accepted_at.map(time::rfc3339),
+                "expected_gap_seconds": s.expected_gap_seconds,
+            });
+            add_notice(db, notify, &s, "source.silent", data, now)?;
+            told += 1;
+        }
+        if s.failing_since.is_some() {
+            let (requests, rejected, _) = last_hour(db, &s.id, now)?;
+            if !verification_failing(requests, rejected) {
+                db.conn.prepare_cached("UPDATE sources SET failing_since = NULL WHERE id = ?1")?.execute([&s.id])?;
+            }
+        }
+    }
+    Ok(told)
+}
+
+fn accepted_with_key(db: Db<'_>, source_id: &str, key: &str) -> Result<Option<String>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT id FROM inbound_requests WHERE source_id = ?1 AND dedupe_key = ?2 AND outcome = 'accepted'")?
+        .query_row(params![source_id, key], |r| r.get(0))
+        .optional()?)
+}
+
+/// An accepted request with the same body under another (unsigned) id within 24 hours.
+fn replay_of(db: Db<'_>, source_id: &str, hash: &str, key: &str, now: i64) -> Result<Option<String>> {
+    Ok(db
+        .conn
+        .prepare_cached(
+            "SELECT id FROM inbound_requests WHERE source_id = ?1 AND body_hash = ?2 AND outcome = 'accepted'
+               AND dedupe_key != ?3 AND received_at > ?4 ORDER BY received_at LIMIT 1",
+        )?
+        .query_row(params![source_id, hash, key, now - REPLAY_WINDOW_MS], |r| r.get(0))
+        .optional()?)
+}
+
+/// The relayed event: the raw body as payload (a BLOB, byte for byte) with its content type, one
+/// delivery per forward destination. Returns its id and how many deliveries.
+fn relay(
+    db: Db<'_>,
+    source: &Source,
+    kind: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    now: i64,
+    payload_retention: Duration,
+) -> Result<(String, usize)> {
+    let user_id: i64 =
+        db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    let targets = super::endpoints::targets_of_user(db, user_id)?;
+    let id = time::new_id("evt");
+    let event_type = kind.map(|k| format!("{}.{k}", source.provider)).unwrap_or_else(|| source.provider.to_string());
+    let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
+    db.conn
+        .prepare_cached(
+            "INSERT INTO events (id, user_id, type, request_hash, payload, created_at, payload_expires_at, content_type, source_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            id,
+            user_id,
+            event_type,
+            body_hash(body),
+            body,
+            now,
+            expires,
+            content_type.unwrap_or("application/octet-stream"),
+            source.id
+        ])?;
+    let mut insert = db.conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for t in &targets {
+        let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
+        insert.execute(params![time::new_id("dlv"), id, t.id, user_id, status, due, now])?;
+    }
+    Ok((id, targets.len()))
+}
+
+const COLUMNS: &str = "id, source_id, received_at, remote_addr, headers, content_type, body_size, body IS NOT NULL,
+    outcome, reason, dedupe_key, dedupe_signed, duplicate_of, replay_of, kind, event_id, rechecked_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
+    let headers: String = r.get(4)?;
+    let outcome: String = r.get(8)?;
+    Ok(Request {
+        id: r.get(0)?,
+        source_id: r.get(1)?,
+        received_at: r.get(2)?,
+        remote_addr: r.get(3)?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        content_type: r.get(5)?,
+        body_size: r.get(6)?,
+        body_kept: r.get(7)?,
+        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Rejected),
+        reason: r.get(9)?,
+        dedupe_key: r.get(10)?,
+        dedupe_signed: r.get(11)?,
+        duplicate_of: r.get(12)?,
+        replay_of: r.get(13)?,
+        kind: r.get(14)?,
+        event_id: r.get(15)?,
+        rechecked_at: r.get(16)?,
+    })
+}
+
+/// Which logged requests to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub source_id: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Only requests with ids below this (paging).
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Request>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM inbound_requests
+         WHERE (?1 IS NULL OR source_id = ?1) AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR id < ?3)
+         ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let found = rows(stmt.query_map(
+        params![f.source_id, f.outcome.map(Outcome::as_str), f.before, f.limit.clamp(1, 1000) as i64],
+        from_row,
+    )?)?;
+    Ok(found)
+}
+
+pub fn get(db: Db<'_>, id: &str) -> Result<Request> {
+    db.conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM inbound_requests WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("inbound request {id}")))
+}
+
+/// The stored body, byte for byte (`None` once expired or when it was over the limit).
+pub fn body(db: Db<'_>, id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT body FROM inbound_requests WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// A rejected request verified again (after its secret was fixed): it becomes accepted (relayed)
+/// or a duplicate; a reject stays a reject with the new reason. Run it inside one write.
+pub fn recheck(
+    db: Db<'_>,
+    source: &Source,
+    req: &Request,
+    body: &[u8],
+    verdict: std::result::Result<&Verified, Reason>,
+    payload_retention: Duration,
+) -> Result<Logged> {
+    if req.outcome != Outcome::Rejected {
+        return Err(Error::conflict("not_rejected", format!("request {} was {}: only rejects are re-checked", req.id, req.outcome.as_str())));
+    }
+    let now = time::now_ms();
+    let mut logged =
+        Logged { id: req.id.clone(), outcome: Outcome::Rejected, reason: None, duplicate_of: None, replay_of: None, event_id: None, deliveries: 0 };
+    match verdict {
+        Err(reason) => {
+            logged.reason = Some(reason);
+            db.conn.execute(
+                "UPDATE inbound_requests SET reason = ?1, rechecked_at = ?2 WHERE id = ?3",
+                params![reason.as_str(), now, req.id],
+            )?;
+        }
+        Ok(v) => {
+            match accepted_with_key(db, &source.id, &v.dedupe.key)? {
+                Some(prev) => {
+                    logged.outcome = Outcome::Duplicate;
+                    logged.duplicate_of = Some(prev);
+                }
+                None => {
+                    logged.outcome = Outcome::Accepted;
+                    if !v.dedupe.signed {
+                        logged.replay_of = replay_of(db, &source.id, &body_hash(body), &v.dedupe.key, now)?;
+                    }
+                    let (event_id, n) =
+                        relay(db, source, v.kind.as_deref(), req.content_type.as_deref(), body, now, payload_retention)?;
+                    logged.event_id = Some(event_id);
+                    logged.deliveries = n;
+                    db.conn
+                        .prepare_cached("UPDATE sources SET last_accepted_at = ?1, silent_since = NULL WHERE id = ?2")?
+                        .execute(params![now, source.id])?;
+                }
+            }
+            db.conn.execute(
+                "UPDATE inbound_requests SET outcome = ?1, reason = NULL, dedupe_key = ?2, dedupe_signed = ?3,
+                     duplicate_of = ?4, replay_of = ?5, kind = ?6, event_id = ?7, rechecked_at = ?8
+                 WHERE id = ?9",
+                params![
+                    logged.outcome.as_str(),
+                    v.dedupe.key,
+                    v.dedupe.signed,
+                    logged.duplicate_of,
+                    logged.replay_of,
+                    v.kind,
+                    logged.event_id,
+                    now,
+                    req.id
+                ],
+            )?;
+            count(db, &source.id, now, logged.outcome, None)?;
+        }
+    }
+    Ok(logged)
+}
+
+/// A source's last 24 hours: requests per outcome and rejects per reason (from the hourly
+/// counters), newest hour last.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub accepted: i64,
+    pub duplicate: i64,
+    pub rejected: i64,
+    /// (reason, count), most frequent first.
+    pub reasons: Vec<(String, i64)>,
+}
+
+pub fn counts_24h(db: Db<'_>, source_id: &str, now: i64) -> Result<Counts> {
+    let since = hour_of(now) - 23 * HOUR_MS;
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT outcome, reason, sum(n) FROM source_hours WHERE source_id = ?1 AND hour >= ?2
+         GROUP BY outcome, reason ORDER BY sum(n) DESC, reason",
+    )?;
+    let found: Vec<(String, String, i64)> =
+        rows(stmt.query_map(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)?;
+    let mut c = Counts::default();
+    for (outcome, reason, n) in found {
+        match outcome.as_str() {
+            "accepted" => c.accepted += n,
+            "duplicate" => c.duplicate += n,
+            _ => {
+                c.rejected += n;
+                c.reasons.push((reason, n));
+            }
+        }
+    }
+    Ok(c)
+}

@@ -1,0 +1,423 @@
+//! `sources`: inbound sources with their secrets (sealed like endpoint secrets, two active during
+//! a rotation), their URL token (looked up by its hash, kept sealed to show the URL again), and
+//! Circle's public keys. A source's forward destinations are the endpoints of its relay user.
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Row};
+use sha2::{Digest, Sha256};
+
+use super::{rows, Db};
+use crate::model::endpoint::Fields;
+use crate::model::inbound::{check_name, check_secret, relay_user, Provider, Settings, Source};
+use crate::model::secret::{self, hex, Keyring};
+use crate::model::{time, Error, Result};
+
+const COLUMNS: &str = "s.id, s.name, s.provider, u.name, s.settings, s.api_key IS NOT NULL, s.max_body,
+    s.expected_gap_ms, s.active, s.last_accepted_at, s.last_auth_seen_at, s.silent_since, s.failing_since,
+    s.created_at, s.updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Source> {
+    let provider: String = r.get(2)?;
+    let settings: String = r.get(4)?;
+    Ok(Source {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        provider: Provider::parse(&provider).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into())
+        })?,
+        user: r.get(3)?,
+        settings: serde_json::from_str(&settings).unwrap_or_default(),
+        has_api_key: r.get(5)?,
+        max_body: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
+        expected_gap_seconds: r.get::<_, Option<i64>>(7)?.map(|ms| ms / 1000),
+        active: r.get(8)?,
+        last_accepted_at: r.get(9)?,
+        last_auth_seen_at: r.get(10)?,
+        silent_since: r.get(11)?,
+        failing_since: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+/// What an operator sets on a source (absent fields keep their value on update).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub name: Option<String>,
+    pub settings: Option<Settings>,
+    /// Circle's key-server API key; `Some("")` removes it.
+    pub api_key: Option<String>,
+    /// `Some(None)` returns to the default.
+    pub max_body: Option<Option<u64>>,
+    pub expected_gap_seconds: Option<Option<i64>>,
+}
+
+/// A new source, with what is shown once.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub source: Source,
+    pub token: String,
+    /// The secret, when this program made it (or echoed, when given).
+    pub secret: Option<String>,
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn check_fields(provider: Provider, f: &Changes) -> Result<()> {
+    if let Some(n) = &f.name {
+        check_name(n)?;
+    }
+    if let Some(s) = &f.settings {
+        s.check(provider)?;
+    }
+    if f.api_key.as_deref().is_some_and(|k| !k.is_empty()) && provider != Provider::Circle {
+        return Err(Error::invalid("api_key", "api_key applies to circle sources only"));
+    }
+    if f.api_key.as_ref().is_some_and(|k| k.len() > 500 || k.chars().any(|c| c.is_control())) {
+        return Err(Error::invalid("api_key", "at most 500 characters"));
+    }
+    if let Some(Some(n)) = f.max_body {
+        if n == 0 || n > crate::model::inbound::MAX_BODY_LIMIT {
+            return Err(Error::invalid("max_body", "1 byte to 64 MiB"));
+        }
+    }
+    if let Some(Some(g)) = f.expected_gap_seconds {
+        if !(60..=90 * 86400).contains(&g) {
+            return Err(Error::invalid("expected_gap", "between 1 minute and 90 days"));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a source. `secret` is the provider's (Stripe, Shopify, Slack hand theirs out and must
+/// be given); otherwise one is generated. Postmark sources get the user name `postmark` unless
+/// settings name another.
+pub fn add(
+    db: Db<'_>,
+    keyring: &Keyring,
+    provider: Provider,
+    fields: &Changes,
+    secret: Option<&str>,
+) -> Result<Created> {
+    let name = fields.name.clone().ok_or_else(|| Error::invalid("name", "a source needs a name"))?;
+    check_fields(provider, fields)?;
+    let mut settings = fields.settings.clone().unwrap_or_default();
+    settings.check(provider)?;
+    if provider == Provider::Postmark && settings.username.is_none() {
+        settings.username = Some("postmark".into());
+    }
+    let secret = match (secret, provider) {
+        (Some(s), _) => {
+            check_secret(provider, s)?;
+            Some(s.to_string())
+        }
+        (None, p) if p.secret_from_provider() => {
+            return Err(Error::invalid(
+                "secret",
+                format!("{p} hands out the signing secret: paste it from the provider's dashboard (--secret)"),
+            ))
+        }
+        (None, Provider::Circle) => None,
+        (None, Provider::Standard) => Some(secret::generate()),
+        (None, _) => Some(hex(&secret::random_bytes::<24>())),
+    };
+    if find_by_name(db, &name)?.is_some() {
+        return Err(Error::conflict("source_exists", format!("a source named {name:?} exists already")));
+    }
+    let user_id = super::principals::ensure(db, &relay_user(&name))?;
+    let id = time::new_id("src");
+    let token = format!("in_{}", hex(&secret::random_bytes::<24>()));
+    let now = time::now_ms();
+    db.conn.execute(
+        "INSERT INTO sources (id, name, provider, user_id, token_hash, token, settings, api_key, max_body,
+                              expected_gap_ms, active, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11)",
+        params![
+            id,
+            name,
+            provider.as_str(),
+            user_id,
+            token_hash(&token),
+            keyring.seal(&format!("{id}/token"), &token),
+            serde_json::to_string(&settings)?,
+            fields.api_key.as_deref().filter(|k| !k.is_empty()).map(|k| keyring.seal(&format!("{id}/api_key"), k)),
+            fields.max_body.flatten().map(|n| n as i64),
+            fields.expected_gap_seconds.flatten().map(|s| s * 1000),
+            now
+        ],
+    )?;
+    if let Some(s) = &secret {
+        insert_key(db, keyring, &id, s, now)?;
+    }
+    Ok(Created { source: get(db, &id)?, token, secret })
+}
+
+fn insert_key(db: Db<'_>, keyring: &Keyring, source_id: &str, secret: &str, now: i64) -> Result<String> {
+    let key_id = time::new_id("key");
+    db.conn.execute(
+        "INSERT INTO source_keys (id, source_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![key_id, source_id, keyring.seal(&key_id, secret), now],
+    )?;
+    Ok(key_id)
+}
+
+pub fn get(db: Db<'_>, id: &str) -> Result<Source> {
+    db.conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("source {id}")))
+}
+
+fn find_by_name(db: Db<'_>, name: &str) -> Result<Option<Source>> {
+    Ok(db
+        .conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s JOIN users u ON u.id = s.user_id WHERE s.name = ?1"))?
+        .query_row([name], from_row)
+        .optional()?)
+}
+
+/// The source a URL token belongs to, active or not.
+pub fn by_token(db: Db<'_>, token: &str) -> Result<Option<Source>> {
+    if token.len() > 200 {
+        return Ok(None);
+    }
+    Ok(db
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM sources s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1"
+        ))?
+        .query_row([token_hash(token)], from_row)
+        .optional()?)
+}
+
+pub fn list(db: Db<'_>) -> Result<Vec<Source>> {
+    let mut stmt = db
+        .conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s JOIN users u ON u.id = s.user_id ORDER BY s.name"))?;
+    let found = rows(stmt.query_map([], from_row)?)?;
+    Ok(found)
+}
+
+/// The URL token, to show the source's URL again.
+pub fn token(db: Db<'_>, keyring: &Keyring, id: &str) -> Result<String> {
+    let sealed: Vec<u8> = db
+        .conn
+        .query_row("SELECT token FROM sources WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("source {id}")))?;
+    keyring.open(&format!("{id}/token"), &sealed)
+}
+
+/// Circle's key-server API key.
+pub fn api_key(db: Db<'_>, keyring: &Keyring, id: &str) -> Result<Option<String>> {
+    let sealed: Option<Vec<u8>> =
+        db.conn.query_row("SELECT api_key FROM sources WHERE id = ?1", [id], |r| r.get(0)).optional()?.flatten();
+    sealed.map(|s| keyring.open(&format!("{id}/api_key"), &s)).transpose()
+}
+
+pub fn update(db: Db<'_>, keyring: &Keyring, id: &str, f: &Changes) -> Result<Source> {
+    let current = get(db, id)?;
+    check_fields(current.provider, f)?;
+    let now = time::now_ms();
+    if let Some(name) = f.name.as_ref().filter(|n| **n != current.name) {
+        if find_by_name(db, name)?.is_some() {
+            return Err(Error::conflict("source_exists", format!("a source named {name:?} exists already")));
+        }
+        if super::principals::find(db, &relay_user(name))?.is_some() {
+            return Err(Error::conflict("source_exists", format!("the relay user {} exists already", relay_user(name))));
+        }
+        db.conn.execute(
+            "UPDATE users SET name = ?1 WHERE id = (SELECT user_id FROM sources WHERE id = ?2)",
+            params![relay_user(name), id],
+        )?;
+        db.conn.execute("UPDATE sources SET name = ?1, updated_at = ?2 WHERE id = ?3", params![name, now, id])?;
+    }
+    if let Some(s) = &f.settings {
+        let mut s = s.clone();
+        if current.provider == Provider::Postmark && s.username.is_none() {
+            s.username = current.settings.username.clone();
+        }
+        db.conn.execute(
+            "UPDATE sources SET settings = ?1, updated_at = ?2 WHERE id = ?3",
+            params![serde_json::to_string(&s)?, now, id],
+        )?;
+    }
+    if let Some(k) = &f.api_key {
+        let sealed = (!k.is_empty()).then(|| keyring.seal(&format!("{id}/api_key"), k));
+        db.conn.execute("UPDATE sources SET api_key = ?1, updated_at = ?2 WHERE id = ?3", params![sealed, now, id])?;
+    }
+    if let Some(m) = f.max_body {
+        db.conn.execute(
+            "UPDATE sources SET max_body = ?1, updated_at = ?2 WHERE id = ?3",
+            params![m.map(|n| n as i64), now, id],
+        )?;
+    }
+    if let Some(g) = f.expected_gap_seconds {
+        db.conn.execute(
+            "UPDATE sources SET expected_gap_ms = ?1, silent_since = NULL, updated_at = ?2 WHERE id = ?3",
+            params![g.map(|s| s * 1000), now, id],
+        )?;
+    }
+    get(db, id)
+}
+
+pub fn set_active(db: Db<'_>, id: &str, active: bool) -> Result<Source> {
+    get(db, id)?;
+    db.conn.execute(
+        "UPDATE sources SET active = ?1, updated_at = ?2 WHERE id = ?3",
+        params![active, time::now_ms(), id],
+    )?;
+    get(db, id)
+}
+
+/// Deletes the source with its keys, its request log and its forward destinations (their
+/// deliveries go with them).
+pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
+    get(db, id)?;
+    let user_id: i64 = db.conn.query_row("SELECT user_id FROM sources WHERE id = ?1", [id], |r| r.get(0))?;
+    let forwards: Vec<String> = rows(
+        db.conn.prepare("SELECT id FROM endpoints WHERE user_id = ?1")?.query_map([user_id], |r| r.get(0))?,
+    )?;
+    for ep in forwards {
+        super::endpoints::delete(db, &ep, payload_retention)?;
+    }
+    db.conn.execute("DELETE FROM sources WHERE id = ?1", [id])?;
+    db.conn.execute("DELETE FROM events WHERE user_id = ?1", [user_id])?;
+    db.conn.execute("DELETE FROM notices WHERE user_id = ?1", [user_id])?;
+    db.conn.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Makes `secret` (or a generated one) primary; the older secrets keep verifying for `grace`.
+/// Returns the new secret and when the old ones stop.
+pub fn rotate_secret(
+    db: Db<'_>,
+    keyring: &Keyring,
+    id: &str,
+    secret: Option<&str>,
+    grace: Duration,
+) -> Result<(String, i64)> {
+    let source = get(db, id)?;
+    if !source.provider.has_secret() {
+        return Err(Error::invalid("secret", "circle sources have no shared secret: add Circle's public key instead"));
+    }
+    let secret = match secret {
+        Some(s) => {
+            check_secret(source.provider, s)?;
+            s.to_string()
+        }
+        None if source.provider.secret_from_provider() => {
+            return Err(Error::invalid(
+                "secret",
+                format!("{} hands out the signing secret: paste the new one from its dashboard", source.provider),
+            ))
+        }
+        None if source.provider == Provider::Standard => secret::generate(),
+        None => hex(&secret::random_bytes::<24>()),
+    };
+    let now = time::now_ms();
+    let until = now + grace.as_millis() as i64;
+    db.conn.execute(
+        "UPDATE source_keys SET expires_at = ?1 WHERE source_id = ?2 AND (expires_at IS NULL OR expires_at > ?1)",
+        params![until, id],
+    )?;
+    insert_key(db, keyring, id, &secret, now)?;
+    db.conn.execute("UPDATE sources SET updated_at = ?1 WHERE id = ?2", params![now, id])?;
+    Ok((secret, until))
+}
+
+/// The secrets that verify now, newest first.
+pub fn secrets(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<Vec<String>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, secret FROM source_keys WHERE source_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+         ORDER BY created_at DESC, rowid DESC",
+    )?;
+    let sealed = rows(stmt.query_map(params![id, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?)?;
+    sealed.iter().map(|(key_id, s)| keyring.open(key_id, s)).collect()
+}
+
+/// How many secrets verify now, and when the older ones stop (during a rotation).
+pub fn key_summary(db: Db<'_>, id: &str, now: i64) -> Result<(i64, Option<i64>)> {
+    Ok(db.conn.prepare_cached(
+        "SELECT count(*), min(expires_at) FROM source_keys WHERE source_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+    )?
+    .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// A stored Circle public key (DER).
+pub fn public_key(db: Db<'_>, source_id: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT public_key FROM source_public_keys WHERE source_id = ?1 AND key_id = ?2")?
+        .query_row(params![source_id, key_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Keeps a Circle public key for good (`fetched` from the key server, or `pasted`).
+pub fn add_public_key(db: Db<'_>, source_id: &str, key_id: &str, der: &[u8], origin: &str) -> Result<()> {
+    if key_id.is_empty() || key_id.len() > 100 || key_id.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid("key_id", "1 to 100 characters"));
+    }
+    db.conn.execute(
+        "INSERT INTO source_public_keys (source_id, key_id, public_key, origin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (source_id, key_id) DO UPDATE SET public_key = excluded.public_key, origin = excluded.origin",
+        params![source_id, key_id, der, origin, time::now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The stored Circle key ids with their origin.
+pub fn public_keys(db: Db<'_>, source_id: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt =
+        db.conn.prepare_cached("SELECT key_id, origin FROM source_public_keys WHERE source_id = ?1 ORDER BY created_at")?;
+    let found = rows(stmt.query_map([source_id], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    Ok(found)
+}
+
+/// Adds a forward destination: an endpoint of the source's relay user (its own signing secret,
+/// shown once).
+pub fn add_forward(
+    db: Db<'_>,
+    keyring: &Keyring,
+    policy: &crate::model::address::Policy,
+    source_id: &str,
+    url: &str,
+    limit: usize,
+) -> Result<(crate::model::endpoint::Endpoint, String)> {
+    let source = get(db, source_id)?;
+    let fields = Fields {
+        url: Some(url.to_string()),
+        description: Some(format!("forward destination of inbound source {}", source.name)),
+        ..Fields::default()
+    };
+    super::endpoints::add_for(db, keyring, policy, &source.user, &fields, limit)
+}
+
+/// Re-seals every source secret, URL token and API key under `new` (see `endpoints::reseal_all`).
+pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
+    let open = |id: &str, sealed: &[u8]| secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed));
+    let keys: Vec<(String, Vec<u8>)> =
+        rows(db.conn.prepare("SELECT id, secret FROM source_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    for (id, sealed) in &keys {
+        let plain = open(id, sealed)?;
+        db.conn.execute("UPDATE source_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
+    }
+    let sources: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = rows(
+        db.conn.prepare("SELECT id, token, api_key FROM sources")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+    )?;
+    for (id, token, api_key) in &sources {
+        let tid = format!("{id}/token");
+        let t = open(&tid, token)?;
+        db.conn.execute("UPDATE sources SET token = ?1 WHERE id = ?2", params![secret::seal(new, &tid, &t), id])?;
+        if let Some(k) = api_key {
+            let kid = format!("{id}/api_key");
+            let plain = open(&kid, k)?;
+            db.conn.execute("UPDATE sources SET api_key = ?1 WHERE id = ?2", params![secret::seal(new, &kid, &plain), id])?;
+        }
+    }
+    Ok(keys.len() + sources.len())
+}
