@@ -132,6 +132,22 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// GETs `url` and reads at most `max` bytes of the answer: (status, body). An error says
+    /// why no answer came (refused, timed out, blocked address).
+    pub fn get(&self, url: &str, headers: &[(String, String)], max: u64) -> std::result::Result<(u16, Vec<u8>), String> {
+        let mut req = self.agent.get(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut resp = req.call().map_err(|e| classify(e).error.unwrap_or_default())?;
+        let status = resp.status().as_u16();
+        let mut buf = Vec::new();
+        resp.body_mut().as_reader().take(max).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        Ok((status, buf))
+    }
+}
+
 /// Keeps at most `max` bytes, cut on a character boundary.
 pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.len() <= max {

@@ -25,6 +25,23 @@ pub struct Request {
     pub script_name: String,
 }
 
+/// The request headers a CGI program sees (`HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`), names
+/// lowercase with dashes, sorted.
+pub fn headers_from_cgi(env: &HashMap<String, String>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone())))
+        .collect();
+    for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
+        if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+            headers.retain(|(k, _)| k != name);
+            headers.push((name.to_string(), v.clone()));
+        }
+    }
+    headers.sort();
+    headers
+}
+
 impl Request {
     /// Query-string parameters, percent-decoded.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
@@ -81,17 +98,7 @@ impl Request {
     /// `max_body`: a longer body is a 413 and is not read.
     pub fn from_cgi(env: &HashMap<String, String>, mut stdin: impl Read, max_body: u64) -> Result<Request, HttpError> {
         let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
-        let mut headers: Vec<(String, String)> = env
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone())))
-            .collect();
-        for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
-            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
-                headers.retain(|(k, _)| k != name);
-                headers.push((name.to_string(), v.clone()));
-            }
-        }
-        headers.sort();
+        let headers = headers_from_cgi(env);
         let mut body = Vec::new();
         match env.get("CONTENT_LENGTH").map(|s| s.trim()).filter(|s| !s.is_empty()) {
             Some(len) => {

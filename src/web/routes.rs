@@ -340,6 +340,10 @@ fn respond(env: &HashMap<String, String>) -> Response {
             return early_error(env, &HttpError::new(500, "misconfigured", message));
         }
     };
+    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+    if crate::web::inbound::is_inbound(path) {
+        return crate::web::inbound::respond(&cfg, env, std::io::stdin().lock());
+    }
     match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
         Ok(req) => handle(&cfg, &req),
         Err(e) => early_error(env, &e),

@@ -1,0 +1,62 @@
+//! Circle's notification keys: fetched from the source's key URL (`{key_url}/{keyId}`, with its
+//! API key as a Bearer token) the first time a key id is seen; the caller keeps them for good.
+//! The key URL is the operator's configuration, not a user's input, so it may be on this machine
+//! (a test's key server, a proxy), like the operator webhook.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::model::address::{Cidr, Policy};
+use crate::model::inbound::parse_public_key;
+use crate::outbound::send::Sender;
+
+/// A key fetch answers within this, so that the provider's request is still answered in time.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The DER SubjectPublicKeyInfo.
+    Key(Vec<u8>),
+    /// The key server does not know the id (404), or answered with no usable key.
+    Unknown(String),
+    /// The key server could not be asked: the provider is told to retry.
+    Unavailable(String),
+}
+
+pub fn fetch(cfg: &Config, key_url: &str, api_key: Option<&str>, key_id: &str) -> Fetched {
+    let id_ok = !key_id.is_empty() && key_id.len() <= 100 && key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !id_ok {
+        return Fetched::Unknown(format!("the key id {key_id:?} is not one Circle issues"));
+    }
+    let everywhere = Policy { allowed: vec![Cidr::everything_v4(), Cidr::everything_v6()] };
+    let sender = Sender::with_policy(cfg, FETCH_TIMEOUT, everywhere);
+    let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
+    if let Some(k) = api_key {
+        headers.push(("Authorization".into(), format!("Bearer {k}")));
+    }
+    let url = format!("{}/{key_id}", key_url.trim_end_matches('/'));
+    match sender.get(&url, &headers, 64 * 1024) {
+        Err(e) => Fetched::Unavailable(format!("the key server {key_url} could not be reached: {e}")),
+        Ok((404, _)) => Fetched::Unknown(format!("the key server does not know key {key_id}")),
+        Ok((status, _)) if status >= 500 || status == 429 => {
+            Fetched::Unavailable(format!("the key server answered {status}"))
+        }
+        // The API key is this installation's problem: Circle retries while the operator fixes it.
+        Ok((status @ (401 | 403), _)) => {
+            Fetched::Unavailable(format!("the key server refused the source's API key ({status})"))
+        }
+        Ok((200, body)) => {
+            let key = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["data"]["publicKey"].as_str().map(String::from))
+                .and_then(|k| parse_public_key(&k).ok());
+            match key {
+                Some(der) => Fetched::Key(der),
+                None => Fetched::Unknown("the key server's answer carries no P-256 data.publicKey".into()),
+            }
+        }
+        Ok((status, _)) => Fetched::Unknown(format!("the key server answered {status}")),
+    }
+}

@@ -1,0 +1,241 @@
+//! `/in/{token}`: where providers post (docs/inbound.md). The source is found by its URL token
+//! before the body is read, so that its own size limit applies; the raw bytes are verified
+//! before anything parses them; every request to a known source is logged, rejects included,
+//! and an accepted one is relayed through the dispatcher. Answers are what providers understand:
+//! 200 accepted or duplicate, 401 for any verification failure (never 403), 404 for an unknown
+//! or disabled source (never 410), 413 over the limit, 503 with `Retry-After` when busy.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use serde_json::json;
+
+use crate::config::Config;
+use crate::model::inbound::{redact, verify, Incoming, Material, Outcome, Provider, Reason, Source, CIRCLE_KEY_URL};
+use crate::model::{time, Error};
+use crate::outbound::keys::{self, Fetched};
+use crate::store::inbound::{self as log, Logged, Received};
+use crate::store::{sources, Store};
+use crate::web::cgi::{headers_from_cgi, Request, Response};
+use crate::web::error::HttpError;
+
+/// Seconds a provider is asked to wait when the database is busy or a key server is down.
+const RETRY_AFTER: &str = "10";
+
+/// Whether a CGI request is for a source's URL.
+pub fn is_inbound(path: &str) -> bool {
+    path.starts_with("/in/")
+}
+
+/// Answers a request to `/in/{token}` from the CGI environment and body stream.
+pub fn respond(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> Response {
+    match receive(cfg, env, stdin) {
+        Ok(r) => r,
+        Err(Error::Busy) => busy(),
+        Err(e) => {
+            let e = HttpError::from(e);
+            answer(e.status, json!({"code": "E_INTERNAL", "message": e.message}))
+        }
+    }
+}
+
+fn answer(status: u16, body: serde_json::Value) -> Response {
+    Response::json(status, &body).with_header("Cache-Control", "no-store")
+}
+
+fn busy() -> Response {
+    answer(503, json!({"code": "E_BUSY", "message": "the database is busy; send again shortly"}))
+        .with_header("Retry-After", RETRY_AFTER)
+}
+
+fn not_found() -> Response {
+    answer(404, json!({"code": "E_NOT_FOUND", "message": "no active source has this address"}))
+}
+
+fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> crate::model::Result<Response> {
+    let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
+    let token = get("PATH_INFO").trim_end_matches('/').strip_prefix("/in/").unwrap_or("");
+    if token.is_empty() || token.contains('/') {
+        return Ok(not_found());
+    }
+    let keyring = cfg.keyring()?;
+    let mut store = Store::open(&cfg.database)?;
+    let Some(source) = sources::by_token(store.db(), token)?.filter(|s| s.active) else {
+        return Ok(not_found());
+    };
+    match get("REQUEST_METHOD") {
+        // Providers check the URL before they send to it (Circle with HEAD, others with GET).
+        "GET" | "HEAD" => return Ok(answer(200, json!({"status": "ok"}))),
+        "POST" => {}
+        _ => {
+            return Ok(answer(405, json!({"code": "E_METHOD", "message": "POST a webhook here"}))
+                .with_header("Allow", "GET, HEAD, POST"))
+        }
+    }
+    let now = time::now_ms();
+    let remote = get("REMOTE_ADDR").to_string();
+    let limit = source.max_body.unwrap_or(cfg.inbound_max_body);
+    let req = match Request::from_cgi(env, stdin, limit) {
+        Ok(r) => r,
+        Err(e) if e.status == 413 => {
+            let size = get("CONTENT_LENGTH").trim().parse::<i64>().unwrap_or(limit as i64 + 1);
+            let headers = redact(&headers_from_cgi(env));
+            let received = Received {
+                source: &source,
+                received_at: now,
+                remote_addr: &remote,
+                headers: &headers,
+                content_type: None,
+                body: None,
+                body_size: size,
+                verdict: Err(Reason::BodyTooLarge),
+            };
+            let logged = store.write(|db| log::log(db, &cfg.notify(), &received, cfg.payload_retention))?;
+            return Ok(rejected(&logged, Reason::BodyTooLarge, Some(limit)));
+        }
+        Err(e) => return Ok(answer(e.status, json!({"code": "E_REQUEST", "message": e.message}))),
+    };
+    let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
+    let incoming = Incoming { headers: &req.headers, body: &req.body };
+    // Circle: the key the request names, from the store or (once) from the key server.
+    let public_key = match source.provider {
+        Provider::Circle => circle_key(cfg, &mut store, &keyring, &source, incoming.header("x-circle-key-id"))?,
+        _ => Ok(None),
+    };
+    let verdict = match &public_key {
+        Err(reason) => Err(*reason),
+        Ok(key) => {
+            let m = Material {
+                secrets: &secrets,
+                settings: &source.settings,
+                public_key: key.as_deref(),
+                now_s: now / 1000,
+                tolerance_s: cfg.skew_tolerance.as_secs() as i64,
+            };
+            verify(source.provider, &m, &incoming)
+        }
+    };
+    let headers = redact(&req.headers);
+    let received = Received {
+        source: &source,
+        received_at: now,
+        remote_addr: &remote,
+        headers: &headers,
+        content_type: req.header("content-type"),
+        body: Some(&req.body),
+        body_size: req.body.len() as i64,
+        verdict: verdict.as_ref().map_err(|r| *r),
+    };
+    let logged = store.write(|db| log::log(db, &cfg.notify(), &received, cfg.payload_retention))?;
+    drop(store);
+    match (&verdict, logged.outcome) {
+        (Err(reason), _) => Ok(rejected(&logged, *reason, None)),
+        (Ok(v), outcome) => {
+            if outcome == Outcome::Accepted && logged.deliveries > 0 && cfg.dispatch_on_intake {
+                // Best effort: cron delivers it otherwise.
+                let _ = crate::outbound::dispatch::start_detached();
+            }
+            let mut body = json!({"status": outcome.as_str(), "id": logged.id});
+            if let Some(c) = &v.challenge {
+                body["challenge"] = json!(c);
+            }
+            Ok(answer(200, body))
+        }
+    }
+}
+
+fn rejected(logged: &Logged, reason: Reason, limit: Option<u64>) -> Response {
+    let message = match limit {
+        Some(n) => format!("the body is larger than this source takes ({n} bytes)"),
+        None => reason.meaning().to_string(),
+    };
+    let r = answer(
+        reason.status(),
+        json!({"code": reason.answer_code(), "reason": reason.as_str(), "message": message, "id": logged.id}),
+    );
+    if reason.status() == 503 {
+        return r.with_header("Retry-After", RETRY_AFTER);
+    }
+    r
+}
+
+/// The DER key a Circle request names: stored, or fetched from the key server and stored for
+/// good. `Err` is the reason to reject with (unknown key, or key server unavailable).
+fn circle_key(
+    cfg: &Config,
+    store: &mut Store,
+    keyring: &crate::model::secret::Keyring,
+    source: &Source,
+    key_id: Option<&str>,
+) -> crate::model::Result<Result<Option<Vec<u8>>, Reason>> {
+    let Some(key_id) = key_id.map(str::trim).filter(|k| !k.is_empty()) else {
+        return Ok(Err(Reason::SignatureMissing));
+    };
+    if let Some(der) = sources::public_key(store.db(), &source.id, key_id)? {
+        return Ok(Ok(Some(der)));
+    }
+    let api_key = sources::api_key(store.db(), keyring, &source.id)?;
+    let url = source.settings.key_url.as_deref().unwrap_or(CIRCLE_KEY_URL);
+    match keys::fetch(cfg, url, api_key.as_deref(), key_id) {
+        Fetched::Key(der) => {
+            store.write(|db| sources::add_public_key(db, &source.id, key_id, &der, "fetched"))?;
+            Ok(Ok(Some(der)))
+        }
+        Fetched::Unknown(why) => {
+            eprintln!("webhooks-cgi: source {}: Circle key {key_id}: {why}", source.name);
+            Ok(Err(Reason::KeyUnknown))
+        }
+        Fetched::Unavailable(why) => {
+            eprintln!("webhooks-cgi: source {}: Circle key {key_id}: {why}", source.name);
+            Ok(Err(Reason::KeyUnavailable))
+        }
+    }
+}
+
+/// Re-verifies a stored reject with the source's current secrets and keys (after the operator
+/// fixed one), at the time it was received, and relays it when it now verifies.
+pub fn recheck(cfg: &Config, store: &mut Store, request_id: &str) -> crate::model::Result<Logged> {
+    let keyring = cfg.keyring()?;
+    let req = log::get(store.db(), request_id)?;
+    let source = sources::get(store.db(), &req.source_id)?;
+    if req.outcome != Outcome::Rejected {
+        return Err(Error::conflict(
+            "not_rejected",
+            format!("request {request_id} was {}: only rejected requests are re-checked", req.outcome.as_str()),
+        ));
+    }
+    let Some(body) = log::body(store.db(), request_id)? else {
+        return Err(Error::conflict(
+            "body_gone",
+            format!("request {request_id} has no stored body (over the size limit, or past WEBHOOKS_INBOUND_BODY_RETENTION)"),
+        ));
+    };
+    if source.provider == Provider::Postmark {
+        return Err(Error::conflict(
+            "credentials_not_stored",
+            "Postmark's credentials are never stored, so its rejects cannot be re-checked; Postmark retries them itself once the password is right",
+        ));
+    }
+    let now = time::now_ms();
+    let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
+    let incoming = Incoming { headers: &req.headers, body: &body };
+    let public_key = match source.provider {
+        Provider::Circle => circle_key(cfg, store, &keyring, &source, incoming.header("x-circle-key-id"))?,
+        _ => Ok(None),
+    };
+    let verdict = match &public_key {
+        Err(reason) => Err(*reason),
+        Ok(key) => {
+            let m = Material {
+                secrets: &secrets,
+                settings: &source.settings,
+                public_key: key.as_deref(),
+                // Timestamps are judged against when the request arrived, not now.
+                now_s: req.received_at / 1000,
+                tolerance_s: cfg.skew_tolerance.as_secs() as i64,
+            };
+            verify(source.provider, &m, &incoming)
+        }
+    };
+    store.write(|db| log::recheck(db, &source, &req, &body, verdict.as_ref().map_err(|r| *r), cfg.payload_retention))
+}
