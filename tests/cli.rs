@@ -369,6 +369,7 @@ fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
     let rx = Receiver::always(200);
     let (ep, secret) = env.endpoint("alice", &rx.url("/"), "");
     env.ok(&["endpoint", "rotate-secret", &ep]);
+    let source = env.json(&["source", "add", "--name", "gh", "--provider", "github", "--secret", "gh-secret"]);
     let sealed_before: Vec<Vec<u8>> = env
         .db()
         .prepare("SELECT secret FROM endpoint_keys")
@@ -378,7 +379,18 @@ fn rotate_key_re_encrypts_every_secret_under_a_new_key() {
         .map(Result::unwrap)
         .collect();
     let out = env.ok(&["rotate-key"]);
-    assert!(out.contains("re-encrypted 2 endpoint secrets"), "{out}");
+    assert!(out.contains("re-encrypted 2 endpoint secrets and 2 inbound source secrets"), "{out}");
+    // The source keeps its URL and its secret under the new key.
+    let shown = env.json(&["source", "show", "gh"]);
+    assert_eq!(shown["url"], source["url"]);
+    let url = source["url"].as_str().unwrap();
+    let path = &url[url.find("/in/").unwrap()..];
+    let body = br#"{"zen":"Keep it logically awesome."}"#;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"gh-secret").unwrap();
+    hmac::Mac::update(&mut mac, body);
+    let sig = format!("sha256={}", webhooks::model::secret::hex(&hmac::Mac::finalize(mac).into_bytes()));
+    let r = env.cgi("POST", path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "1")], body);
+    assert_eq!(r.json()["status"], "accepted", "{}", r.text());
     let new_key = env_key(&env, "WEBHOOKS_SECRET_KEY").unwrap();
     assert_ne!(new_key, common::MASTER_KEY);
     assert!(env_key(&env, "WEBHOOKS_PREVIOUS_SECRET_KEY").is_none(), "the old key is gone when done");

@@ -80,6 +80,25 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Manage inbound sources: provider webhooks verified, logged and relayed (admins).
+    #[command(subcommand)]
+    Source(SourceCmd),
+    /// The inbound request log, newest first; `inbound recheck ID` verifies a reject again.
+    #[command(args_conflicts_with_subcommands = true)]
+    Inbound {
+        #[command(subcommand)]
+        command: Option<InboundCmd>,
+        /// A source's id or name.
+        #[arg(long)]
+        source: Option<String>,
+        /// accepted, duplicate or rejected.
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent copy of the database (safe while the CGI and cron are running).
     Backup {
         /// The new file to write, e.g. var/backup-2026-11-23.db
@@ -226,5 +245,136 @@ pub enum TokenCmd {
     },
     Revoke {
         id: String,
+    },
+}
+
+/// What a source's settings flags set (each applies to some providers only).
+#[derive(clap::Args, Default)]
+pub struct SourceSettings {
+    /// Wait this long without an accepted request before raising source.silent (e.g. 1d); `off` for never.
+    #[arg(long)]
+    pub expected_gap: Option<String>,
+    /// The largest body this source takes (e.g. 25MiB for mail); `default` for WEBHOOKS_INBOUND_MAX_BODY.
+    #[arg(long)]
+    pub max_body: Option<String>,
+    /// postmark: the user name of the Basic credentials (default postmark).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// circle: where public keys are fetched (default https://api.circle.com/v2/notifications/publicKey).
+    #[arg(long)]
+    pub key_url: Option<String>,
+    /// circle: the API key sent to the key server ('' removes it).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// hmac: the signature header, e.g. X-Signature.
+    #[arg(long)]
+    pub header: Option<String>,
+    /// hmac: sha256 (default) or sha512.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// hmac: hex (default) or base64.
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// hmac: text before the signature, e.g. sha256=
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// hmac: the header carrying the provider's event id.
+    #[arg(long)]
+    pub id_header: Option<String>,
+    /// hmac: a JSON pointer to the event id in the body, e.g. /id
+    #[arg(long)]
+    pub id_pointer: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SourceCmd {
+    /// Create a source; prints its id, its URL and (once) its secret.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// stripe, github, shopify, slack, standard, postmark, circle or hmac.
+        #[arg(long)]
+        provider: String,
+        /// The provider's signing secret (required for stripe, shopify, slack; generated otherwise).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Where accepted requests are relayed; repeat for several.
+        #[arg(long = "forward-url")]
+        forward_url: Vec<String>,
+        #[command(flatten)]
+        settings: SourceSettings,
+        /// The CGI's public URL, to print the source's URL, e.g. https://example.com/cgi-bin/webhooks.cgi
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A source with its URL, forward destinations, secrets in use and last 24 hours.
+    Show {
+        id: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Add a forward destination (prints its signing secret once).
+        #[arg(long = "add-forward")]
+        add_forward: Vec<String>,
+        #[command(flatten)]
+        settings: SourceSettings,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Circle: store a public key (base64 DER or PEM: @file, - or the value) under its key id.
+    AddKey {
+        id: String,
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        public_key: String,
+    },
+    /// A new secret (given, or generated where the provider lets us); the old ones keep verifying for the grace period.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long, value_parser = config::duration_arg)]
+        grace: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    /// Delete the source with its request log and forward destinations.
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum InboundCmd {
+    /// One request: redacted headers, the body, the verification result.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a rejected request again with the source's current secrets; relay it if it now verifies.
+    Recheck {
+        id: String,
+        #[arg(long)]
+        json: bool,
     },
 }

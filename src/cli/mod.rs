@@ -10,6 +10,7 @@ pub mod args;
 pub mod doctor;
 pub mod serve;
 pub mod setup;
+pub mod sources;
 
 use std::io::Read;
 
@@ -227,6 +228,10 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             })
         }
         Command::Token(cmd) => token_cmd(cfg, cmd),
+        Command::Source(cmd) => sources::source_cmd(cfg, cmd),
+        Command::Inbound { command, source, outcome, limit, json } => {
+            sources::inbound_cmd(cfg, command, source, outcome, limit, json)
+        }
         Command::Backup { to } => {
             open(cfg)?.backup(&to)?;
             setup::restrict(&to)?;
@@ -238,8 +243,8 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let p = retention::purge(open(cfg)?.db(), &cfg.retention(), time::now_ms(), usize::MAX)?;
             print(json, &p, |p| {
                 format!(
-                    "purged {} payloads, {} deliveries, {} events, {} runs",
-                    p.payloads, p.deliveries, p.events, p.runs
+                    "purged {} payloads, {} deliveries, {} events, {} runs, {} inbound bodies, {} inbound requests",
+                    p.payloads, p.deliveries, p.events, p.runs, p.inbound_bodies, p.inbound_requests
                 )
             })
         }

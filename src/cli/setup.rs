@@ -62,10 +62,12 @@ pub fn rotate_key(cfg: &Config) -> Result<()> {
     let b64 = |k: &[u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
     let retiring = previous.unwrap_or(old);
     set_env_keys(&env_path, &b64(&new), Some(&b64(&retiring)))?;
-    let n = Store::open(&cfg.database)?.write(|db| endpoints::reseal_all(db, &new, &retiring))?;
+    let (n, m) = Store::open(&cfg.database)?.write(|db| {
+        Ok((endpoints::reseal_all(db, &new, &retiring)?, crate::store::sources::reseal_all(db, &new, &retiring)?))
+    })?;
     set_env_keys(&env_path, &b64(&new), None)?;
     println!(
-        "re-encrypted {n} endpoint secrets under a new WEBHOOKS_SECRET_KEY in {}; signed-in users must sign in again",
+        "re-encrypted {n} endpoint secrets and {m} inbound source secrets, URL tokens and API keys under a new WEBHOOKS_SECRET_KEY in {}; signed-in users must sign in again",
         env_path.display()
     );
     Ok(())

@@ -400,6 +400,82 @@ pub struct Request {
     pub rechecked_at: Option<i64>,
 }
 
+/// A source's last 24 hours: requests per outcome and rejects per reason.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub accepted: i64,
+    pub duplicate: i64,
+    pub rejected: i64,
+    /// (reason, count), most frequent first.
+    pub reasons: Vec<(String, i64)>,
+}
+
+/// Everything the detail views (page, API, CLI) show of a source.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub source: Source,
+    /// The URL token (`/in/{token}`).
+    pub token: String,
+    pub forwards: Vec<crate::model::endpoint::Endpoint>,
+    /// Secrets verifying now, and when the older ones stop (during a rotation).
+    pub secrets: i64,
+    pub rotation_ends_at: Option<i64>,
+    /// Circle: (key id, `fetched` | `pasted`).
+    pub public_keys: Vec<(String, String)>,
+    pub counts: Counts,
+}
+
+impl Detail {
+    /// The source's URL below the CGI's public URL.
+    pub fn url(&self, base: &str) -> String {
+        format!("{}/in/{}", base.trim_end_matches('/'), self.token)
+    }
+
+    /// The URL to paste into the provider's dashboard: Postmark's carries the Basic credentials.
+    pub fn provider_url(&self, base: &str, secret: Option<&str>) -> String {
+        let url = self.url(base);
+        match (self.source.provider, secret, self.source.settings.username.as_deref()) {
+            (Provider::Postmark, Some(p), Some(u)) => match url.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://{}:{}@{rest}", enc(u), enc(p)),
+                None => url,
+            },
+            _ => url,
+        }
+    }
+
+    /// The JSON the API and `--json` print.
+    pub fn to_json(&self, base: &str) -> Value {
+        let s = &self.source;
+        let t = |ms: Option<i64>| ms.map(crate::model::time::rfc3339);
+        serde_json::json!({
+            "id": s.id,
+            "name": s.name,
+            "provider": s.provider,
+            "url": self.url(base),
+            "active": s.active,
+            "relay_user": s.user,
+            "settings": s.settings,
+            "has_api_key": s.has_api_key,
+            "max_body": s.max_body,
+            "expected_gap_seconds": s.expected_gap_seconds,
+            "last_accepted_at": t(s.last_accepted_at),
+            "silent": s.silent_since.is_some(),
+            "verification_failing": s.failing_since.is_some(),
+            "secrets": self.secrets,
+            "rotation_ends_at": t(self.rotation_ends_at),
+            "public_keys": self.public_keys.iter().map(|(id, origin)| serde_json::json!({"key_id": id, "origin": origin})).collect::<Vec<_>>(),
+            "forwards": self.forwards.iter().map(|e| serde_json::json!({"endpoint_id": e.id, "url": e.url, "active": e.active})).collect::<Vec<_>>(),
+            "counts_24h": self.counts,
+            "created_at": t(Some(s.created_at)),
+            "updated_at": t(Some(s.updated_at)),
+        })
+    }
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
 /// A request as the verifier sees it: header names in lowercase.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {

@@ -13,7 +13,7 @@ use super::{rows, Db};
 use crate::model::delivery::Status;
 use crate::model::health::Notify;
 use crate::model::inbound::{
-    body_hash, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
+    body_hash, Counts, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
     REPLAY_WINDOW_MS,
 };
 use crate::model::time::{self, hour_of, HOUR_MS};
@@ -416,17 +416,6 @@ pub fn recheck(
         }
     }
     Ok(logged)
-}
-
-/// A source's last 24 hours: requests per outcome and rejects per reason (from the hourly
-/// counters), newest hour last.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Counts {
-    pub accepted: i64,
-    pub duplicate: i64,
-    pub rejected: i64,
-    /// (reason, count), most frequent first.
-    pub reasons: Vec<(String, i64)>,
 }
 
 pub fn counts_24h(db: Db<'_>, source_id: &str, now: i64) -> Result<Counts> {

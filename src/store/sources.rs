@@ -421,3 +421,28 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
     }
     Ok(keys.len() + sources.len())
 }
+
+/// A source with everything its detail views show.
+pub fn detail(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<crate::model::inbound::Detail> {
+    let source = get(db, id)?;
+    let token = token(db, keyring, id)?;
+    let forwards = super::endpoints::list(db, Some(&source.user))?;
+    let (secrets, rotation_ends_at) = key_summary(db, id, now)?;
+    Ok(crate::model::inbound::Detail {
+        public_keys: public_keys(db, id)?,
+        counts: super::inbound::counts_24h(db, id, now)?,
+        source,
+        token,
+        forwards,
+        secrets,
+        rotation_ends_at,
+    })
+}
+
+/// A source by id, or by name.
+pub fn resolve(db: Db<'_>, id_or_name: &str) -> Result<Source> {
+    match find_by_name(db, id_or_name)? {
+        Some(s) => Ok(s),
+        None => get(db, id_or_name),
+    }
+}

@@ -1,0 +1,359 @@
+//! Inbound sources end to end through the real binaries: a provider's request to the CGI's
+//! `/in/{token}`, verified, logged, deduplicated and relayed by the dispatcher to a loopback
+//! receiver. Signatures here are made with the providers' documented rules; the providers' own
+//! libraries sign the same cases in tests/external/inbound_providers.py.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// An installation with one source; returns its JSON (`url`, `secret`, `forwards`).
+fn source(env: &Env, args: &[&str]) -> Value {
+    let mut a = vec!["source", "add"];
+    a.extend_from_slice(args);
+    env.json(&a)
+}
+
+fn token(source: &Value) -> String {
+    let url = source["url"].as_str().unwrap();
+    url[url.find("/in/").unwrap()..].to_string()
+}
+
+fn post(env: &Env, path: &str, headers: &[(&str, &str)], body: &[u8]) -> CgiResponse {
+    env.cgi("POST", path, headers, body)
+}
+
+fn stripe_header(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", hex(&hmac256(secret.as_bytes(), &[format!("{t}.").as_bytes(), body])))
+}
+
+fn setup() -> (Env, Receiver) {
+    let env = Env::new();
+    env.init();
+    (env, Receiver::always(200))
+}
+
+fn requests(env: &Env, outcome: &str) -> i64 {
+    env.db()
+        .query_row("SELECT count(*) FROM inbound_requests WHERE outcome = ?1", [outcome], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn stripe_accepts_dedupes_and_relays_the_raw_body_once() {
+    let (env, recv) = setup();
+    let secret = "whsec_stripe_test_secret";
+    let s = source(&env, &["--name", "stripe", "--provider", "stripe", "--secret", secret, "--forward-url", &recv.url("/relay")]);
+    let path = token(&s);
+    // Whitespace and key order exactly as sent: the relay must carry these bytes.
+    let body = b"{\n  \"id\": \"evt_1NG8Du2eZvKYlo2CUI79vXWy\",\n  \"type\": \"charge.succeeded\",\n  \"data\": {\"amount\": 2000}\n}";
+    let t = now_s();
+    let sig = stripe_header(secret, t, body);
+    let headers = [("Content-Type", "application/json; charset=utf-8"), ("Stripe-Signature", sig.as_str())];
+
+    let first = post(&env, &path, &headers, body);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["status"], "accepted");
+    let again = post(&env, &path, &headers, body);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["status"], "duplicate");
+
+    let mut flipped = body.to_vec();
+    flipped[20] ^= 0x01;
+    let bad = post(&env, &path, &headers, &flipped);
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["code"], "E_SIGNATURE");
+    let wrong = stripe_header("whsec_not_it", t, body);
+    let r = post(&env, &path, &[("Stripe-Signature", wrong.as_str())], body);
+    assert_eq!((r.status, r.json()["code"].as_str().unwrap()), (401, "E_SIGNATURE"));
+    for off in [301, -301] {
+        let stale = stripe_header(secret, t + off, body);
+        let r = post(&env, &path, &[("Stripe-Signature", stale.as_str())], body);
+        assert_eq!((r.status, r.json()["code"].as_str().unwrap()), (401, "E_TIMESTAMP"), "{off} s off");
+    }
+    assert_eq!((requests(&env, "accepted"), requests(&env, "duplicate"), requests(&env, "rejected")), (1, 1, 4));
+
+    env.dispatch();
+    let got = recv.received();
+    assert_eq!(got.len(), 1, "one relay for the event, not one per request");
+    let relayed = &got[0];
+    assert_eq!(relayed.body, body.to_vec(), "the provider's body byte for byte");
+    assert_eq!(relayed.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(relayed.header("x-qsm-source"), Some("stripe"));
+    assert_eq!(relayed.header("x-qsm-provider"), Some("stripe"));
+    assert_eq!(relayed.header("x-qsm-verified"), Some("true"));
+    assert_eq!(relayed.header("x-qsm-event"), Some("stripe.charge.succeeded"));
+    let event_id: String = env
+        .db()
+        .query_row("SELECT event_id FROM inbound_requests WHERE outcome = 'accepted'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(relayed.header("webhook-id"), Some(event_id.as_str()), "webhook-id is the relayed event's id");
+    // The relay verifies with the forward destination's own secret.
+    let fwd_secret = s["forwards"][0]["secret"].as_str().unwrap();
+    let key = STANDARD.decode(fwd_secret.trim_start_matches("whsec_")).unwrap();
+    let ts = relayed.header("webhook-timestamp").unwrap();
+    let expect = STANDARD.encode(hmac256(&key, &[format!("{event_id}.{ts}.").as_bytes(), body]));
+    assert_eq!(relayed.header("webhook-signature"), Some(format!("v1,{expect}").as_str()));
+}
+
+#[test]
+fn unknown_disabled_and_url_checks() {
+    let (env, _recv) = setup();
+    let s = source(&env, &["--name", "gh", "--provider", "github"]);
+    let path = token(&s);
+    assert_eq!(env.cgi("GET", &path, &[], b"").status, 200);
+    assert_eq!(env.cgi("HEAD", &path, &[], b"").status, 200);
+    assert_eq!(env.cgi("PUT", &path, &[], b"").status, 405);
+    let unknown = post(&env, "/in/in_nosuchtoken", &[], b"{}");
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["code"], "E_NOT_FOUND");
+    env.ok(&["source", "disable", "gh"]);
+    assert_eq!(post(&env, &path, &[], b"{}").status, 404, "a disabled source answers 404, never 410");
+    assert_eq!(env.cgi("GET", &path, &[], b"").status, 404);
+    assert_eq!(env.count("inbound_requests"), 0, "requests to no active source are not logged");
+}
+
+#[test]
+fn rotation_keeps_both_secrets_and_a_fixed_reject_is_rechecked_and_relayed() {
+    let (env, recv) = setup();
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "old-secret", "--forward-url", &recv.url("/r")]);
+    let path = token(&s);
+    let sign = |secret: &str, body: &[u8]| format!("sha256={}", hex(&hmac256(secret.as_bytes(), &[body])));
+    let post_gh = |secret: &str, id: &str, body: &[u8]| {
+        let sig = sign(secret, body);
+        post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", id), ("X-GitHub-Event", "push")], body)
+    };
+    // The provider already signs with a secret this source does not know yet.
+    let early = post_gh("new-secret", "d-1", br#"{"ref":"refs/heads/main","n":1}"#);
+    assert_eq!(early.status, 401);
+    let reject_id = early.json()["id"].as_str().unwrap().to_string();
+
+    let rotated = env.json(&["source", "rotate-secret", "gh", "--secret", "new-secret"]);
+    assert!(rotated["previous_secrets_verify_until"].is_string());
+    assert_eq!(post_gh("old-secret", "d-2", br#"{"n":2}"#).json()["status"], "accepted");
+    assert_eq!(post_gh("new-secret", "d-3", br#"{"n":3}"#).json()["status"], "accepted");
+
+    let re = env.json(&["inbound", "recheck", &reject_id]);
+    assert_eq!(re["outcome"], "accepted");
+    assert_eq!(re["deliveries"], 1);
+    let again = env.run(&["inbound", "recheck", &reject_id]);
+    assert!(!again.status.success(), "an accepted request is not re-checked twice");
+    env.dispatch();
+    let bodies: Vec<Vec<u8>> = recv.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies.contains(&br#"{"ref":"refs/heads/main","n":1}"#.to_vec()), "the rechecked request is relayed");
+}
+
+#[test]
+fn a_github_replay_under_a_new_unsigned_id_is_accepted_but_flagged() {
+    let (env, _recv) = setup();
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k"]);
+    let path = token(&s);
+    let body = br#"{"action":"opened"}"#;
+    let sig = format!("sha256={}", hex(&hmac256(b"k", &[body])));
+    let send = |id: &str| post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", id)], body);
+    assert_eq!(send("72d3162e-1").json()["status"], "accepted");
+    assert_eq!(send("72d3162e-1").json()["status"], "duplicate", "same delivery id: a retry");
+    let replay = send("72d3162e-2");
+    assert_eq!(replay.json()["status"], "accepted");
+    let listed = env.json(&["inbound", "--source", "gh", "--outcome", "accepted"]);
+    let flagged: Vec<&Value> = listed.as_array().unwrap().iter().filter(|r| r["replay_of"].is_string()).collect();
+    assert_eq!(flagged.len(), 1, "{listed:#}");
+    assert_eq!(flagged[0]["dedupe_key"], "72d3162e-2");
+    assert_eq!(flagged[0]["dedupe_signed"], false);
+}
+
+#[test]
+fn postmark_credentials_oversize_bodies_and_slack_challenges() {
+    let (env, _recv) = setup();
+    let s = source(&env, &["--name", "mail", "--provider", "postmark", "--max-body", "2KiB"]);
+    let path = token(&s);
+    let password = s["secret"].as_str().unwrap();
+    assert!(s["provider_url"].as_str().unwrap().contains(&format!("postmark:{password}@")));
+    let auth = |u: &str, p: &str| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")));
+    let body = br#"{"MessageID":"b7bc2f4a-e38e-4336-af7d-e6c392c2f817","From":"a@example.net"}"#;
+    let good = auth("postmark", password);
+    let r = post(&env, &path, &[("Authorization", good.as_str())], body);
+    assert_eq!(r.json()["status"], "accepted");
+    let bad = auth("postmark", "guess");
+    let r = post(&env, &path, &[("Authorization", bad.as_str())], body);
+    assert_eq!((r.status, r.json()["code"].as_str().unwrap()), (401, "E_AUTH"), "401, never 403");
+    let r = post(&env, &path, &[], body);
+    assert_eq!(r.json()["reason"], "credentials_missing");
+    let big = vec![b'x'; 3000];
+    let r = post(&env, &path, &[("Authorization", good.as_str())], &big);
+    assert_eq!(r.status, 413);
+    let logged: (String, Option<String>, i64, bool) = env
+        .db()
+        .query_row(
+            "SELECT outcome, reason, body_size, body IS NULL FROM inbound_requests WHERE reason = 'body_too_large'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(logged, ("rejected".into(), Some("body_too_large".into()), 3000, true));
+    // Headers are stored redacted.
+    let stored: String = env.db().query_row("SELECT headers FROM inbound_requests LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert!(!stored.contains(password) && stored.contains("Basic [redacted]"), "{stored}");
+
+    let slack = source(&env, &["--name", "slack", "--provider", "slack", "--secret", "8f742231b10e8888abcd99yyyzzz85a5"]);
+    let body = br#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let ts = now_s().to_string();
+    let sig = format!("v0={}", hex(&hmac256(b"8f742231b10e8888abcd99yyyzzz85a5", &[format!("v0:{ts}:").as_bytes(), body])));
+    let r = post(&env, &token(&slack), &[("X-Slack-Request-Timestamp", ts.as_str()), ("X-Slack-Signature", sig.as_str())], body);
+    assert_eq!(r.json()["challenge"], "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
+}
+
+#[test]
+fn circle_fetches_each_key_once_and_answers_503_when_the_key_server_is_down() {
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::EncodePublicKey;
+    let key = SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let der = key.verifying_key().to_public_key_der().unwrap();
+    let public = STANDARD.encode(der.as_bytes());
+    let answer = format!(
+        r#"{{"data":{{"id":"a1b2c3d4-0000-4000-8000-000000000001","algorithm":"ECDSA_SHA_256","publicKey":"{public}","createdDate":"2026-01-01T00:00:00Z"}}}}"#
+    );
+    let keys = Receiver::start(move |_, r| {
+        if r.header("authorization") == Some("Bearer TEST_API_KEY:abc") {
+            Reply::Body(200, answer.clone())
+        } else {
+            Reply::Status(401)
+        }
+    });
+    let (env, _recv) = setup();
+    let key_url = keys.url("/v2/notifications/publicKey");
+    let s = source(&env, &["--name", "circle", "--provider", "circle", "--key-url", &key_url, "--api-key", "TEST_API_KEY:abc"]);
+    let path = token(&s);
+    let sign = |body: &[u8]| {
+        let sig: Signature = key.sign(body);
+        STANDARD.encode(sig.to_der().as_bytes())
+    };
+    let send = |id: &str, key_id: &str| {
+        let body = format!(r#"{{"subscriptionId":"s","notificationId":"{id}","notificationType":"transfers","notification":{{}}}}"#);
+        let sig = sign(body.as_bytes());
+        post(&env, &path, &[("X-Circle-Signature", sig.as_str()), ("X-Circle-Key-Id", key_id)], body.as_bytes())
+    };
+    let kid = "a1b2c3d4-0000-4000-8000-000000000001";
+    assert_eq!(send("n-1", kid).json()["status"], "accepted");
+    assert_eq!(send("n-2", kid).json()["status"], "accepted");
+    assert_eq!(keys.len(), 1, "the key server is asked once for two requests");
+    assert_eq!(send("n-2", kid).json()["status"], "duplicate");
+    drop(keys);
+    std::thread::sleep(Duration::from_millis(50));
+    let r = send("n-3", "ffffffff-0000-4000-8000-00000000000f");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(r.json()["reason"], "key_unavailable");
+    // A stored key still verifies without the key server.
+    assert_eq!(send("n-4", kid).json()["status"], "accepted");
+}
+
+#[test]
+fn verification_failing_and_silence_are_each_told_once() {
+    let (mut env, _recv) = setup();
+    let mail = env.stub_sendmail();
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k", "--expected-gap", "1h"]);
+    let path = token(&s);
+    for i in 0..8 {
+        let r = post(&env, &path, &[("X-Hub-Signature-256", "sha256=not-hex"), ("X-GitHub-Delivery", &format!("d{i}"))], b"{}");
+        assert_eq!(r.status, 401);
+    }
+    let told = |kind: &str| -> i64 {
+        env.db().query_row("SELECT count(*) FROM notices WHERE type = ?1", [kind], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(told("source.verification_failing"), 1, "raised once, not on each reject");
+    let payload: String = env
+        .db()
+        .query_row("SELECT payload FROM notices WHERE type = 'source.verification_failing'", [], |r| r.get(0))
+        .unwrap();
+    let v: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["data"]["top_reason"], "signature_malformed");
+    assert_eq!(v["data"]["rejected"], 5, "raised when the fifth request met the rule");
+    env.dispatch();
+    assert_eq!(told("source.silent"), 0, "not silent within the gap");
+    env.set_clock(Duration::from_secs(2 * 3600));
+    env.dispatch();
+    env.dispatch();
+    assert_eq!(told("source.silent"), 1, "silent once, however many runs");
+    let mails: Vec<String> =
+        std::fs::read_dir(&mail).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert!(mails.iter().any(|m| m.contains("Subject: Inbound source silent: gh")), "{mails:#?}");
+    assert!(mails.iter().any(|m| m.contains("Subject: Inbound source failing verification: gh")));
+    // The failing alert ended with its hour: a new episode is told again.
+    let sig = format!("sha256={}", hex(&hmac256(b"k", &[b"{}"])));
+    assert_eq!(post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "ok")], b"{}").status, 200);
+    let silent: Option<i64> = env.db().query_row("SELECT silent_since FROM sources", [], |r| r.get(0)).unwrap();
+    assert_eq!(silent, None, "an accepted request ends the silence");
+}
+
+#[test]
+fn bodies_and_metadata_expire_on_their_own_keys() {
+    let (mut env, _recv) = setup();
+    env.set("WEBHOOKS_INBOUND_BODY_RETENTION", "1d");
+    env.set("WEBHOOKS_INBOUND_RETENTION", "5d");
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k"]);
+    let sig = format!("sha256={}", hex(&hmac256(b"k", &[b"{}"])));
+    post(&env, &token(&s), &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "a")], b"{}");
+    let bodies = || -> i64 {
+        env.db().query_row("SELECT count(*) FROM inbound_requests WHERE body IS NOT NULL", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(bodies(), 1);
+    env.set_clock(Duration::from_secs(2 * 86400));
+    env.ok(&["purge"]);
+    assert_eq!((bodies(), env.count("inbound_requests")), (0, 1), "the body goes first");
+    // Within the metadata retention the duplicate check still holds.
+    let r = post(&env, &token(&s), &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "a")], b"{}");
+    assert_eq!(r.json()["status"], "duplicate");
+    env.set_clock(Duration::from_secs(8 * 86400));
+    env.ok(&["purge"]);
+    assert_eq!(env.count("inbound_requests"), 0);
+}
+
+#[test]
+fn bad_source_settings_are_refused_and_change_nothing() {
+    let (env, _recv) = setup();
+    let cases: &[&[&str]] = &[
+        &["--name", "s", "--provider", "paypal"],
+        &["--name", "s", "--provider", "stripe"],
+        &["--name", "bad name", "--provider", "github"],
+        &["--name", "s", "--provider", "hmac"],
+        &["--name", "s", "--provider", "github", "--header", "X-Sig"],
+        &["--name", "s", "--provider", "standard", "--secret", "not-whsec"],
+        &["--name", "s", "--provider", "github", "--forward-url", "http://10.0.0.1/x"],
+    ];
+    for args in cases {
+        let mut a = vec!["source", "add"];
+        a.extend_from_slice(args);
+        let out = env.run(&a);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    assert_eq!(env.count("sources"), 0);
+    assert_eq!(env.count("endpoints"), 0);
+}
