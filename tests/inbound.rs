@@ -57,16 +57,17 @@ fn setup() -> (Env, Receiver) {
 }
 
 fn requests(env: &Env, outcome: &str) -> i64 {
-    env.db()
-        .query_row("SELECT count(*) FROM inbound_requests WHERE outcome = ?1", [outcome], |r| r.get(0))
-        .unwrap()
+    env.db().query_row("SELECT count(*) FROM inbound_requests WHERE outcome = ?1", [outcome], |r| r.get(0)).unwrap()
 }
 
 #[test]
 fn stripe_accepts_dedupes_and_relays_the_raw_body_once() {
     let (env, recv) = setup();
     let secret = "whsec_stripe_test_secret";
-    let s = source(&env, &["--name", "stripe", "--provider", "stripe", "--secret", secret, "--forward-url", &recv.url("/relay")]);
+    let s = source(
+        &env,
+        &["--name", "stripe", "--provider", "stripe", "--secret", secret, "--forward-url", &recv.url("/relay")],
+    );
     let path = token(&s);
     // Whitespace and key order exactly as sent: the relay must carry these bytes.
     let body = b"{\n  \"id\": \"evt_1NG8Du2eZvKYlo2CUI79vXWy\",\n  \"type\": \"charge.succeeded\",\n  \"data\": {\"amount\": 2000}\n}";
@@ -139,12 +140,20 @@ fn unknown_disabled_and_url_checks() {
 #[test]
 fn rotation_keeps_both_secrets_and_a_fixed_reject_is_rechecked_and_relayed() {
     let (env, recv) = setup();
-    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "old-secret", "--forward-url", &recv.url("/r")]);
+    let s = source(
+        &env,
+        &["--name", "gh", "--provider", "github", "--secret", "old-secret", "--forward-url", &recv.url("/r")],
+    );
     let path = token(&s);
     let sign = |secret: &str, body: &[u8]| format!("sha256={}", hex(&hmac256(secret.as_bytes(), &[body])));
     let post_gh = |secret: &str, id: &str, body: &[u8]| {
         let sig = sign(secret, body);
-        post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", id), ("X-GitHub-Event", "push")], body)
+        post(
+            &env,
+            &path,
+            &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", id), ("X-GitHub-Event", "push")],
+            body,
+        )
     };
     // The provider already signs with a secret this source does not know yet.
     let early = post_gh("new-secret", "d-1", br#"{"ref":"refs/heads/main","n":1}"#);
@@ -219,11 +228,18 @@ fn postmark_credentials_oversize_bodies_and_slack_challenges() {
     let stored: String = env.db().query_row("SELECT headers FROM inbound_requests LIMIT 1", [], |r| r.get(0)).unwrap();
     assert!(!stored.contains(password) && stored.contains("Basic [redacted]"), "{stored}");
 
-    let slack = source(&env, &["--name", "slack", "--provider", "slack", "--secret", "8f742231b10e8888abcd99yyyzzz85a5"]);
+    let slack =
+        source(&env, &["--name", "slack", "--provider", "slack", "--secret", "8f742231b10e8888abcd99yyyzzz85a5"]);
     let body = br#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let ts = now_s().to_string();
-    let sig = format!("v0={}", hex(&hmac256(b"8f742231b10e8888abcd99yyyzzz85a5", &[format!("v0:{ts}:").as_bytes(), body])));
-    let r = post(&env, &token(&slack), &[("X-Slack-Request-Timestamp", ts.as_str()), ("X-Slack-Signature", sig.as_str())], body);
+    let sig =
+        format!("v0={}", hex(&hmac256(b"8f742231b10e8888abcd99yyyzzz85a5", &[format!("v0:{ts}:").as_bytes(), body])));
+    let r = post(
+        &env,
+        &token(&slack),
+        &[("X-Slack-Request-Timestamp", ts.as_str()), ("X-Slack-Signature", sig.as_str())],
+        body,
+    );
     assert_eq!(r.json()["challenge"], "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
 }
 
@@ -247,14 +263,19 @@ fn circle_fetches_each_key_once_and_answers_503_when_the_key_server_is_down() {
     });
     let (env, _recv) = setup();
     let key_url = keys.url("/v2/notifications/publicKey");
-    let s = source(&env, &["--name", "circle", "--provider", "circle", "--key-url", &key_url, "--api-key", "TEST_API_KEY:abc"]);
+    let s = source(
+        &env,
+        &["--name", "circle", "--provider", "circle", "--key-url", &key_url, "--api-key", "TEST_API_KEY:abc"],
+    );
     let path = token(&s);
     let sign = |body: &[u8]| {
         let sig: Signature = key.sign(body);
         STANDARD.encode(sig.to_der().as_bytes())
     };
     let send = |id: &str, key_id: &str| {
-        let body = format!(r#"{{"subscriptionId":"s","notificationId":"{id}","notificationType":"transfers","notification":{{}}}}"#);
+        let body = format!(
+            r#"{{"subscriptionId":"s","notificationId":"{id}","notificationType":"transfers","notification":{{}}}}"#
+        );
         let sig = sign(body.as_bytes());
         post(&env, &path, &[("X-Circle-Signature", sig.as_str()), ("X-Circle-Key-Id", key_id)], body.as_bytes())
     };
@@ -280,7 +301,12 @@ fn verification_failing_and_silence_are_each_told_once() {
     let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k", "--expected-gap", "1h"]);
     let path = token(&s);
     for i in 0..8 {
-        let r = post(&env, &path, &[("X-Hub-Signature-256", "sha256=not-hex"), ("X-GitHub-Delivery", &format!("d{i}"))], b"{}");
+        let r = post(
+            &env,
+            &path,
+            &[("X-Hub-Signature-256", "sha256=not-hex"), ("X-GitHub-Delivery", &format!("d{i}"))],
+            b"{}",
+        );
         assert_eq!(r.status, 401);
     }
     let told = |kind: &str| -> i64 {
@@ -306,7 +332,10 @@ fn verification_failing_and_silence_are_each_told_once() {
     assert!(mails.iter().any(|m| m.contains("Subject: Inbound source failing verification: gh")));
     // The failing alert ended with its hour: a new episode is told again.
     let sig = format!("sha256={}", hex(&hmac256(b"k", &[b"{}"])));
-    assert_eq!(post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "ok")], b"{}").status, 200);
+    assert_eq!(
+        post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "ok")], b"{}").status,
+        200
+    );
     let silent: Option<i64> = env.db().query_row("SELECT silent_since FROM sources", [], |r| r.get(0)).unwrap();
     assert_eq!(silent, None, "an accepted request ends the silence");
 }

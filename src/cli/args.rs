@@ -82,7 +82,7 @@ pub enum Command {
     Token(TokenCmd),
     /// Manage inbound sources: provider webhooks verified, logged and relayed (admins).
     #[command(subcommand)]
-    Source(SourceCmd),
+    Source(Box<SourceCmd>),
     /// The inbound request log, newest first; `inbound recheck ID` verifies a reject again.
     #[command(args_conflicts_with_subcommands = true)]
     Inbound {

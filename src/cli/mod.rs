@@ -228,7 +228,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             })
         }
         Command::Token(cmd) => token_cmd(cfg, cmd),
-        Command::Source(cmd) => sources::source_cmd(cfg, cmd),
+        Command::Source(cmd) => sources::source_cmd(cfg, *cmd),
         Command::Inbound { command, source, outcome, limit, json } => {
             sources::inbound_cmd(cfg, command, source, outcome, limit, json)
         }

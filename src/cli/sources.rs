@@ -34,7 +34,9 @@ fn changes(s: &SourceSettings, current: &Settings, name: Option<String>) -> Resu
     let expected_gap_seconds = match s.expected_gap.as_deref() {
         None => None,
         Some("off") => Some(None),
-        Some(v) => Some(Some(crate::config::duration_arg(v).map_err(|e| anyhow::anyhow!("--expected-gap: {e}"))?.as_secs() as i64)),
+        Some(v) => Some(Some(
+            crate::config::duration_arg(v).map_err(|e| anyhow::anyhow!("--expected-gap: {e}"))?.as_secs() as i64,
+        )),
     };
     let max_body = match s.max_body.as_deref() {
         None => None,
@@ -43,7 +45,13 @@ fn changes(s: &SourceSettings, current: &Settings, name: Option<String>) -> Resu
             parse_size(v).ok_or_else(|| anyhow::anyhow!("--max-body: {v:?} is not a size such as 1MiB or 25MiB"))?,
         )),
     };
-    Ok(Changes { name, settings: touched.then_some(settings), api_key: s.api_key.clone(), max_body, expected_gap_seconds })
+    Ok(Changes {
+        name,
+        settings: touched.then_some(settings),
+        api_key: s.api_key.clone(),
+        max_body,
+        expected_gap_seconds,
+    })
 }
 
 fn human_detail(d: &Detail, base: &str) -> String {
@@ -58,10 +66,7 @@ fn human_detail(d: &Detail, base: &str) -> String {
             d.counts.rejected,
             d.counts.reasons.iter().map(|(r, n)| format!(" ({r}: {n})")).collect::<String>()
         ),
-        format!(
-            "last accepted: {}",
-            s.last_accepted_at.map(time::rfc3339).unwrap_or_else(|| "never".into())
-        ),
+        format!("last accepted: {}", s.last_accepted_at.map(time::rfc3339).unwrap_or_else(|| "never".into())),
     ];
     if s.provider.has_secret() {
         out.push(match d.rotation_ends_at {
@@ -107,8 +112,14 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
                 let created = sources::add(db, &keyring, provider, &ch, secret.as_deref())?;
                 let mut forwards = Vec::new();
                 for url in &forward_url {
-                    let (ep, secret) =
-                        sources::add_forward(db, &keyring, &policy, &created.source.id, url, cfg.max_endpoints_per_user)?;
+                    let (ep, secret) = sources::add_forward(
+                        db,
+                        &keyring,
+                        &policy,
+                        &created.source.id,
+                        url,
+                        cfg.max_endpoints_per_user,
+                    )?;
                     forwards.push(json!({"endpoint_id": ep.id, "url": ep.url, "secret": secret}));
                 }
                 Ok((created, forwards))
@@ -292,12 +303,15 @@ pub fn inbound_cmd(
             let v = json!({"id": l.id, "outcome": l.outcome, "reason": l.reason.map(|r| r.as_str()),
                            "event_id": l.event_id, "deliveries": l.deliveries, "duplicate_of": l.duplicate_of});
             print(json, &v, |_| match l.outcome {
-                Outcome::Rejected => format!(
-                    "still rejected: {}",
-                    l.reason.map(|r| r.meaning()).unwrap_or("")
+                Outcome::Rejected => format!("still rejected: {}", l.reason.map(|r| r.meaning()).unwrap_or("")),
+                Outcome::Accepted => format!(
+                    "accepted now; relayed as {} to {} destinations",
+                    l.event_id.clone().unwrap_or_default(),
+                    l.deliveries
                 ),
-                Outcome::Accepted => format!("accepted now; relayed as {} to {} destinations", l.event_id.clone().unwrap_or_default(), l.deliveries),
-                Outcome::Duplicate => format!("verifies now, but repeats {}", l.duplicate_of.clone().unwrap_or_default()),
+                Outcome::Duplicate => {
+                    format!("verifies now, but repeats {}", l.duplicate_of.clone().unwrap_or_default())
+                }
             })?;
             if l.outcome == Outcome::Rejected {
                 bail!("request {id} is still rejected");

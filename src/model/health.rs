@@ -102,8 +102,7 @@ pub struct Notify {
 }
 
 /// The operational events that are also mailed: those that ask someone to act.
-pub const EMAILED: &[&str] =
-    &["endpoint.failing", "endpoint.disabled", "source.silent", "source.verification_failing"];
+pub const EMAILED: &[&str] = &["endpoint.failing", "endpoint.disabled", "source.silent", "source.verification_failing"];
 
 /// Dead deliveries an endpoint must have had before the rule disables it …
 pub const DEAD_TO_DISABLE: u32 = 3;

@@ -78,7 +78,9 @@ impl Provider {
         Provider::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
             Error::invalid(
                 "provider",
-                format!("unknown provider {s:?}: one of stripe, github, shopify, slack, standard, postmark, circle, hmac"),
+                format!(
+                    "unknown provider {s:?}: one of stripe, github, shopify, slack, standard, postmark, circle, hmac"
+                ),
             )
         })
     }
@@ -293,13 +295,19 @@ impl Settings {
         if let Some(k) = &self.key_url {
             let ok = url::Url::parse(k).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
-                return Err(Error::invalid("key_url", "an http(s) URL, e.g. https://api.circle.com/v2/notifications/publicKey"));
+                return Err(Error::invalid(
+                    "key_url",
+                    "an http(s) URL, e.g. https://api.circle.com/v2/notifications/publicKey",
+                ));
             }
         }
         if provider == Provider::Hmac {
             let header = self.header.as_deref().unwrap_or("");
             if !is_header_name(header) {
-                return Err(Error::invalid("header", "hmac sources need the signature header's name, e.g. X-Signature"));
+                return Err(Error::invalid(
+                    "header",
+                    "hmac sources need the signature header's name, e.g. X-Signature",
+                ));
             }
             if !matches!(self.algorithm.as_deref(), None | Some("sha256") | Some("sha512")) {
                 return Err(Error::invalid("algorithm", "sha256 or sha512"));
@@ -331,15 +339,19 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<()> {
         return Err(Error::invalid("secret", "1 to 1000 characters, no control characters"));
     }
     match provider {
-        Provider::Standard => {
-            crate::model::secret::decode(secret).map(|_| ()).map_err(|_| {
-                Error::invalid("secret", "a Standard Webhooks secret: whsec_ followed by base64 (the sender's signing secret)")
-            })
-        }
+        Provider::Standard => crate::model::secret::decode(secret).map(|_| ()).map_err(|_| {
+            Error::invalid(
+                "secret",
+                "a Standard Webhooks secret: whsec_ followed by base64 (the sender's signing secret)",
+            )
+        }),
         Provider::Postmark if secret.contains(':') => {
             Err(Error::invalid("secret", "the Basic-auth password may not contain a colon"))
         }
-        Provider::Circle => Err(Error::invalid("secret", "circle sources verify with Circle's public keys: give --api-key or a key instead")),
+        Provider::Circle => Err(Error::invalid(
+            "secret",
+            "circle sources verify with Circle's public keys: give --api-key or a key instead",
+        )),
         _ => Ok(()),
     }
 }
@@ -760,7 +772,7 @@ fn parse_seconds(s: &str) -> Option<i64> {
 }
 
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 1024 {
+    if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -880,7 +892,11 @@ mod tests {
         let secret = "hush".to_string();
         let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
         let sig = STANDARD.encode(hmac256(secret.as_bytes(), &[body]));
-        let h = headers(&[("x-shopify-hmac-sha256", &sig), ("x-shopify-webhook-id", "b54557e4"), ("x-shopify-topic", "orders/create")]);
+        let h = headers(&[
+            ("x-shopify-hmac-sha256", &sig),
+            ("x-shopify-webhook-id", "b54557e4"),
+            ("x-shopify-topic", "orders/create"),
+        ]);
         let secrets = [secret];
         let s = Settings::default();
         let v = verify(Provider::Shopify, &material(&secrets, &s, 0), &Incoming { headers: &h, body }).unwrap();
@@ -988,7 +1004,8 @@ mod tests {
         let ts = "1700000000";
         let sig = format!("v0={}", hex(&hmac256(b"s", &[b"v0:1700000000:", body])));
         let h = headers(&[("x-slack-request-timestamp", ts), ("x-slack-signature", &sig)]);
-        let v = verify(Provider::Slack, &material(&secrets, &s, 1_700_000_000), &Incoming { headers: &h, body }).unwrap();
+        let v =
+            verify(Provider::Slack, &material(&secrets, &s, 1_700_000_000), &Incoming { headers: &h, body }).unwrap();
         assert_eq!(v.dedupe, Dedupe { key: format!("sha256:{}", body_hash(body)), signed: true });
     }
 

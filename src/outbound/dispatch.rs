@@ -327,10 +327,9 @@ fn worker(
             signing::relayed(prefix, &mut headers, &r.content_type, &r.source, &r.provider);
         }
         // A panic here must not lose the job: the coordinator waits for an answer to each one.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sender.post(&job.url, &headers, &job.payload)
-        }))
-        .unwrap_or_else(|_| Outcome::failure(FailureCode::Connect, "internal error while sending (logged)"));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sender.post(&job.url, &headers, &job.payload)))
+                .unwrap_or_else(|_| Outcome::failure(FailureCode::Connect, "internal error while sending (logged)"));
         let _ = done.send(Done::Sent { job, outcome, started_at: now });
     }
 }

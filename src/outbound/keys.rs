@@ -26,7 +26,8 @@ pub enum Fetched {
 }
 
 pub fn fetch(cfg: &Config, key_url: &str, api_key: Option<&str>, key_id: &str) -> Fetched {
-    let id_ok = !key_id.is_empty() && key_id.len() <= 100 && key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let id_ok =
+        !key_id.is_empty() && key_id.len() <= 100 && key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !id_ok {
         return Fetched::Unknown(format!("the key id {key_id:?} is not one Circle issues"));
     }

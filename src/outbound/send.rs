@@ -135,7 +135,12 @@ impl Sender {
 impl Sender {
     /// GETs `url` and reads at most `max` bytes of the answer: (status, body). An error says
     /// why no answer came (refused, timed out, blocked address).
-    pub fn get(&self, url: &str, headers: &[(String, String)], max: u64) -> std::result::Result<(u16, Vec<u8>), String> {
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        max: u64,
+    ) -> std::result::Result<(u16, Vec<u8>), String> {
         let mut req = self.agent.get(url);
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());

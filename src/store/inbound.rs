@@ -13,10 +13,10 @@ use super::{rows, Db};
 use crate::model::delivery::Status;
 use crate::model::health::Notify;
 use crate::model::inbound::{
-    body_hash, Counts, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
+    body_hash, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
     REPLAY_WINDOW_MS,
 };
-use crate::model::time::{self, hour_of, HOUR_MS};
+use crate::model::time::{self, hour_of};
 use crate::model::{Error, Result};
 
 /// A request to log, with its verdict.
@@ -53,8 +53,15 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
     let id = time::new_id("inb");
     let hash = r.body.map(body_hash);
     let headers = serde_json::to_string(r.headers)?;
-    let mut logged =
-        Logged { id: id.clone(), outcome: Outcome::Rejected, reason: None, duplicate_of: None, replay_of: None, event_id: None, deliveries: 0 };
+    let mut logged = Logged {
+        id: id.clone(),
+        outcome: Outcome::Rejected,
+        reason: None,
+        duplicate_of: None,
+        replay_of: None,
+        event_id: None,
+        deliveries: 0,
+    };
     let (dedupe_key, dedupe_signed, kind) = match r.verdict {
         Ok(v) => (Some(v.dedupe.key.as_str()), v.dedupe.signed, v.kind.as_deref()),
         Err(reason) => {
@@ -141,8 +148,10 @@ fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option
 
 /// Raises `source.verification_failing` once when the last hour's requests meet the rule.
 fn failing_alert(db: Db<'_>, notify: &Notify, source: &Source, now: i64) -> Result<()> {
-    let already: Option<i64> =
-        db.conn.prepare_cached("SELECT failing_since FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    let already: Option<i64> = db
+        .conn
+        .prepare_cached("SELECT failing_since FROM sources WHERE id = ?1")?
+        .query_row([&source.id], |r| r.get(0))?;
     if already.is_some() {
         return Ok(());
     }
@@ -180,7 +189,14 @@ fn last_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<(i64, i64, Option<
     Ok((requests, rejected, top))
 }
 
-fn add_notice(db: Db<'_>, notify: &Notify, source: &Source, kind: &'static str, data: serde_json::Value, now: i64) -> Result<()> {
+fn add_notice(
+    db: Db<'_>,
+    notify: &Notify,
+    source: &Source,
+    kind: &'static str,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<()> {
     let user_id: i64 =
         db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
     let id = notices::add(db, notify, New { event_type: kind, user_id, endpoint_id: None, data }, now)?;
@@ -223,7 +239,9 @@ pub fn tick(db: Db<'_>, notify: &Notify, now: i64) -> Result<usize> {
 fn accepted_with_key(db: Db<'_>, source_id: &str, key: &str) -> Result<Option<String>> {
     Ok(db
         .conn
-        .prepare_cached("SELECT id FROM inbound_requests WHERE source_id = ?1 AND dedupe_key = ?2 AND outcome = 'accepted'")?
+        .prepare_cached(
+            "SELECT id FROM inbound_requests WHERE source_id = ?1 AND dedupe_key = ?2 AND outcome = 'accepted'",
+        )?
         .query_row(params![source_id, key], |r| r.get(0))
         .optional()?)
 }
@@ -363,11 +381,21 @@ pub fn recheck(
     payload_retention: Duration,
 ) -> Result<Logged> {
     if req.outcome != Outcome::Rejected {
-        return Err(Error::conflict("not_rejected", format!("request {} was {}: only rejects are re-checked", req.id, req.outcome.as_str())));
+        return Err(Error::conflict(
+            "not_rejected",
+            format!("request {} was {}: only rejects are re-checked", req.id, req.outcome.as_str()),
+        ));
     }
     let now = time::now_ms();
-    let mut logged =
-        Logged { id: req.id.clone(), outcome: Outcome::Rejected, reason: None, duplicate_of: None, replay_of: None, event_id: None, deliveries: 0 };
+    let mut logged = Logged {
+        id: req.id.clone(),
+        outcome: Outcome::Rejected,
+        reason: None,
+        duplicate_of: None,
+        replay_of: None,
+        event_id: None,
+        deliveries: 0,
+    };
     match verdict {
         Err(reason) => {
             logged.reason = Some(reason);
@@ -387,8 +415,15 @@ pub fn recheck(
                     if !v.dedupe.signed {
                         logged.replay_of = replay_of(db, &source.id, &body_hash(body), &v.dedupe.key, now)?;
                     }
-                    let (event_id, n) =
-                        relay(db, source, v.kind.as_deref(), req.content_type.as_deref(), body, now, payload_retention)?;
+                    let (event_id, n) = relay(
+                        db,
+                        source,
+                        v.kind.as_deref(),
+                        req.content_type.as_deref(),
+                        body,
+                        now,
+                        payload_retention,
+                    )?;
                     logged.event_id = Some(event_id);
                     logged.deliveries = n;
                     db.conn
@@ -416,26 +451,4 @@ pub fn recheck(
         }
     }
     Ok(logged)
-}
-
-pub fn counts_24h(db: Db<'_>, source_id: &str, now: i64) -> Result<Counts> {
-    let since = hour_of(now) - 23 * HOUR_MS;
-    let mut stmt = db.conn.prepare_cached(
-        "SELECT outcome, reason, sum(n) FROM source_hours WHERE source_id = ?1 AND hour >= ?2
-         GROUP BY outcome, reason ORDER BY sum(n) DESC, reason",
-    )?;
-    let found: Vec<(String, String, i64)> =
-        rows(stmt.query_map(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)?;
-    let mut c = Counts::default();
-    for (outcome, reason, n) in found {
-        match outcome.as_str() {
-            "accepted" => c.accepted += n,
-            "duplicate" => c.duplicate += n,
-            _ => {
-                c.rejected += n;
-                c.reasons.push((reason, n));
-            }
-        }
-    }
-    Ok(c)
 }

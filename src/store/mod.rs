@@ -29,6 +29,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod notices;
 pub mod observations;
 pub mod principals;
@@ -36,7 +37,6 @@ pub mod queue;
 pub mod retention;
 pub mod sessions;
 pub mod sources;
-pub mod inbound;
 
 /// One open database.
 pub struct Store {

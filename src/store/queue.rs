@@ -193,9 +193,7 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
                     _ => Vec::new(),
                 },
                 relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
-                    (Some(content_type), Some(source)) => {
-                        Some(Relay { content_type, source, provider: r.get(11)? })
-                    }
+                    (Some(content_type), Some(source)) => Some(Relay { content_type, source, provider: r.get(11)? }),
                     _ => None,
                 },
             },

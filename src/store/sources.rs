@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::{rows, Db};
 use crate::model::endpoint::Fields;
-use crate::model::inbound::{check_name, check_secret, relay_user, Provider, Settings, Source};
+use crate::model::inbound::{check_name, check_secret, relay_user, Counts, Provider, Settings, Source};
 use crate::model::secret::{self, hex, Keyring};
+use crate::model::time::{hour_of, HOUR_MS};
 use crate::model::{time, Error, Result};
 
 const COLUMNS: &str = "s.id, s.name, s.provider, u.name, s.settings, s.api_key IS NOT NULL, s.max_body,
@@ -228,7 +229,10 @@ pub fn update(db: Db<'_>, keyring: &Keyring, id: &str, f: &Changes) -> Result<So
             return Err(Error::conflict("source_exists", format!("a source named {name:?} exists already")));
         }
         if super::principals::find(db, &relay_user(name))?.is_some() {
-            return Err(Error::conflict("source_exists", format!("the relay user {} exists already", relay_user(name))));
+            return Err(Error::conflict(
+                "source_exists",
+                format!("the relay user {} exists already", relay_user(name)),
+            ));
         }
         db.conn.execute(
             "UPDATE users SET name = ?1 WHERE id = (SELECT user_id FROM sources WHERE id = ?2)",
@@ -279,9 +283,8 @@ pub fn set_active(db: Db<'_>, id: &str, active: bool) -> Result<Source> {
 pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
     get(db, id)?;
     let user_id: i64 = db.conn.query_row("SELECT user_id FROM sources WHERE id = ?1", [id], |r| r.get(0))?;
-    let forwards: Vec<String> = rows(
-        db.conn.prepare("SELECT id FROM endpoints WHERE user_id = ?1")?.query_map([user_id], |r| r.get(0))?,
-    )?;
+    let forwards: Vec<String> =
+        rows(db.conn.prepare("SELECT id FROM endpoints WHERE user_id = ?1")?.query_map([user_id], |r| r.get(0))?)?;
     for ep in forwards {
         super::endpoints::delete(db, &ep, payload_retention)?;
     }
@@ -372,8 +375,9 @@ pub fn add_public_key(db: Db<'_>, source_id: &str, key_id: &str, der: &[u8], ori
 
 /// The stored Circle key ids with their origin.
 pub fn public_keys(db: Db<'_>, source_id: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt =
-        db.conn.prepare_cached("SELECT key_id, origin FROM source_public_keys WHERE source_id = ?1 ORDER BY created_at")?;
+    let mut stmt = db
+        .conn
+        .prepare_cached("SELECT key_id, origin FROM source_public_keys WHERE source_id = ?1 ORDER BY created_at")?;
     let found = rows(stmt.query_map([source_id], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
     Ok(found)
 }
@@ -399,15 +403,20 @@ pub fn add_forward(
 
 /// Re-seals every source secret, URL token and API key under `new` (see `endpoints::reseal_all`).
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
-    let open = |id: &str, sealed: &[u8]| secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed));
+    let open = |id: &str, sealed: &[u8]| {
+        secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))
+    };
     let keys: Vec<(String, Vec<u8>)> =
         rows(db.conn.prepare("SELECT id, secret FROM source_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
     for (id, sealed) in &keys {
         let plain = open(id, sealed)?;
-        db.conn.execute("UPDATE source_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
+        db.conn
+            .execute("UPDATE source_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
     }
     let sources: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = rows(
-        db.conn.prepare("SELECT id, token, api_key FROM sources")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+        db.conn
+            .prepare("SELECT id, token, api_key FROM sources")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
     )?;
     for (id, token, api_key) in &sources {
         let tid = format!("{id}/token");
@@ -416,7 +425,10 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
         if let Some(k) = api_key {
             let kid = format!("{id}/api_key");
             let plain = open(&kid, k)?;
-            db.conn.execute("UPDATE sources SET api_key = ?1 WHERE id = ?2", params![secret::seal(new, &kid, &plain), id])?;
+            db.conn.execute(
+                "UPDATE sources SET api_key = ?1 WHERE id = ?2",
+                params![secret::seal(new, &kid, &plain), id],
+            )?;
         }
     }
     Ok(keys.len() + sources.len())
@@ -430,7 +442,7 @@ pub fn detail(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<crate
     let (secrets, rotation_ends_at) = key_summary(db, id, now)?;
     Ok(crate::model::inbound::Detail {
         public_keys: public_keys(db, id)?,
-        counts: super::inbound::counts_24h(db, id, now)?,
+        counts: counts_24h(db, id, now)?,
         source,
         token,
         forwards,
@@ -445,4 +457,27 @@ pub fn resolve(db: Db<'_>, id_or_name: &str) -> Result<Source> {
         Some(s) => Ok(s),
         None => get(db, id_or_name),
     }
+}
+
+/// A source's last 24 hours from its hourly counters: requests per outcome, rejects per reason.
+pub fn counts_24h(db: Db<'_>, source_id: &str, now: i64) -> Result<Counts> {
+    let since = hour_of(now) - 23 * HOUR_MS;
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT outcome, reason, sum(n) FROM source_hours WHERE source_id = ?1 AND hour >= ?2
+         GROUP BY outcome, reason ORDER BY sum(n) DESC, reason",
+    )?;
+    let found: Vec<(String, String, i64)> =
+        rows(stmt.query_map(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)?;
+    let mut c = Counts::default();
+    for (outcome, reason, n) in found {
+        match outcome.as_str() {
+            "accepted" => c.accepted += n,
+            "duplicate" => c.duplicate += n,
+            _ => {
+                c.rejected += n;
+                c.reasons.push((reason, n));
+            }
+        }
+    }
+    Ok(c)
 }
