@@ -386,3 +386,70 @@ fn bad_source_settings_are_refused_and_change_nothing() {
     assert_eq!(env.count("sources"), 0);
     assert_eq!(env.count("endpoints"), 0);
 }
+
+#[test]
+fn the_api_manages_sources_and_reads_the_log_for_admins_only() {
+    let (env, recv) = setup();
+    let app = env.app_token();
+    let create = format!(
+        r#"{{"name":"shop","provider":"shopify","secret":"shpss_123","forward_urls":["{}"],"expected_gap_seconds":3600}}"#,
+        recv.url("/shop")
+    );
+    let r = api(&env, &app, "POST", "/api/v1/sources", Some(&create));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["secret"], "shpss_123");
+    assert!(created["forwards"][0]["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["expected_gap_seconds"], 3600);
+
+    // Refusals change nothing.
+    let before = env.count("sources");
+    for bad in [
+        r#"{"name":"x","provider":"stripe"}"#,
+        r#"{"name":"x","provider":"nope","secret":"s"}"#,
+        r#"{"name":"shop","provider":"github"}"#,
+        r#"{"name":"x","provider":"github","settings":{"header":"X-Sig"}}"#,
+        r#"{"provider":"github"}"#,
+    ] {
+        let r = api(&env, &app, "POST", "/api/v1/sources", Some(bad));
+        assert!(matches!(r.status, 409 | 422), "{bad}: {} {}", r.status, r.text());
+    }
+    assert_eq!(env.count("sources"), before);
+    let user = env.user_token("alice");
+    assert_eq!(api(&env, &user, "GET", "/api/v1/sources", None).status, 403);
+    assert_eq!(api(&env, &user, "GET", "/api/v1/inbound", None).status, 403);
+
+    let url = created["url"].as_str().unwrap();
+    let path = &url[url.find("/in/").unwrap()..];
+    let body = br#"{"id":820982911946154508}"#;
+    let sig = STANDARD.encode(hmac256(b"shpss_123", &[body]));
+    let headers = [
+        ("X-Shopify-Hmac-Sha256", sig.as_str()),
+        ("X-Shopify-Webhook-Id", "w-1"),
+        ("X-Shopify-Topic", "orders/create"),
+    ];
+    assert_eq!(post(&env, path, &headers, body).json()["status"], "accepted");
+    assert_eq!(post(&env, path, &[("X-Shopify-Hmac-Sha256", "AAAA")], body).status, 401);
+
+    let list = api(&env, &app, "GET", &format!("/api/v1/inbound?source={id}&outcome=rejected"), None).json();
+    let rejected = &list["requests"][0];
+    assert_eq!(rejected["reason"], "signature_mismatch");
+    let one = api(&env, &app, "GET", &format!("/api/v1/inbound/{}", rejected["id"].as_str().unwrap()), None).json();
+    assert_eq!(one["body_text"], std::str::from_utf8(body).unwrap());
+    let re = api(&env, &app, "POST", &format!("/api/v1/inbound/{}/recheck", rejected["id"].as_str().unwrap()), None);
+    assert_eq!((re.status, re.json()["outcome"].as_str().unwrap()), (200, "rejected"), "still the wrong signature");
+
+    let shown = api(&env, &app, "GET", &format!("/api/v1/sources/{id}"), None).json();
+    assert_eq!(shown["counts_24h"]["accepted"], 1);
+    assert_eq!(shown["counts_24h"]["rejected"], 1);
+    let rotated =
+        api(&env, &app, "POST", &format!("/api/v1/sources/{id}/rotate-secret"), Some(r#"{"secret":"shpss_456"}"#));
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    assert_eq!(rotated.json()["secrets"], 2);
+    let off = api(&env, &app, "PATCH", &format!("/api/v1/sources/{id}"), Some(r#"{"active":false}"#));
+    assert_eq!(off.json()["active"], false);
+    assert_eq!(post(&env, path, &headers, body).status, 404);
+    assert_eq!(api(&env, &app, "DELETE", &format!("/api/v1/sources/{id}"), None).status, 200);
+    assert_eq!((env.count("sources"), env.count("inbound_requests"), env.count("endpoints")), (0, 0, 0));
+}

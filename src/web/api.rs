@@ -22,7 +22,7 @@ use crate::web::error::HttpError;
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// A JSON request body (an empty body counts as `{}`).
-fn json_body(ctx: &Ctx<'_>) -> Result<Value, HttpError> {
+pub(crate) fn json_body(ctx: &Ctx<'_>) -> Result<Value, HttpError> {
     if ctx.req.body.is_empty() {
         return Ok(json!({}));
     }
@@ -32,18 +32,18 @@ fn json_body(ctx: &Ctx<'_>) -> Result<Value, HttpError> {
     serde_json::from_slice(&ctx.req.body).map_err(|e| HttpError::malformed_json(&e))
 }
 
-fn problem(path: String, message: String) -> Problem {
+pub(crate) fn problem(path: String, message: String) -> Problem {
     Problem { path, message }
 }
 
 /// Reads optional typed fields, collecting every problem with its JSON path.
-struct Fields422<'a> {
+pub(crate) struct Fields422<'a> {
     body: &'a Value,
     problems: Vec<Problem>,
 }
 
 impl<'a> Fields422<'a> {
-    fn new(body: &'a Value, allowed: &[&str]) -> Self {
+    pub(crate) fn new(body: &'a Value, allowed: &[&str]) -> Self {
         let mut f = Fields422 { body, problems: Vec::new() };
         match body.as_object() {
             None => f.problems.push(problem("$".into(), "must be a JSON object".into())),
@@ -59,7 +59,7 @@ impl<'a> Fields422<'a> {
         f
     }
 
-    fn string(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, name: &str) -> Option<String> {
         match self.body.get(name) {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -71,7 +71,7 @@ impl<'a> Fields422<'a> {
         }
     }
 
-    fn strings(&mut self, name: &str) -> Option<Vec<String>> {
+    pub(crate) fn strings(&mut self, name: &str) -> Option<Vec<String>> {
         match self.body.get(name) {
             None => None,
             Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
@@ -84,7 +84,7 @@ impl<'a> Fields422<'a> {
         }
     }
 
-    fn boolean(&mut self, name: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, name: &str) -> Option<bool> {
         match self.body.get(name) {
             None => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -96,7 +96,7 @@ impl<'a> Fields422<'a> {
         }
     }
 
-    fn uint(&mut self, name: &str) -> Option<u64> {
+    pub(crate) fn uint(&mut self, name: &str) -> Option<u64> {
         match self.body.get(name) {
             None => None,
             Some(v) => match v.as_u64() {
@@ -109,7 +109,16 @@ impl<'a> Fields422<'a> {
         }
     }
 
-    fn finish(self) -> Result<(), HttpError> {
+    /// A field's raw value, for the caller to read (it records its own problems).
+    pub(crate) fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.body.get(name)
+    }
+
+    pub(crate) fn push(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(problem(path.into(), message.into()));
+    }
+
+    pub(crate) fn finish(self) -> Result<(), HttpError> {
         if self.problems.is_empty() {
             Ok(())
         } else {

@@ -74,7 +74,8 @@ impl<'a> Ctx<'a> {
         Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, store: None }
     }
 
-    fn store(&mut self) -> Result<&mut Store, HttpError> {
+    /// The store itself, for operations that manage their own transactions.
+    pub fn store(&mut self) -> Result<&mut Store, HttpError> {
         if self.store.is_none() {
             self.store = Some(Store::open(&self.cfg.database)?);
         }

@@ -84,6 +84,16 @@ impl Request {
             .map(|(_, v)| v.trim().to_string())
     }
 
+    /// This script's own public URL (`https://example.com/cgi-bin/webhooks.cgi`), from the
+    /// request's Host header.
+    pub fn script_url(&self) -> String {
+        let host = self
+            .header("host")
+            .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"', '<', '>']))
+            .unwrap_or("localhost");
+        format!("{}://{host}{}", if self.https { "https" } else { "http" }, self.script_name)
+    }
+
     /// The URL of a path below this script (`/endpoints` → `/cgi-bin/webhooks.cgi/endpoints`).
     pub fn link(&self, path: &str) -> String {
         format!("{}{path}", self.script_name)

@@ -7,6 +7,7 @@
 //! this list. Uses `outbound`, `store`, `model` and `config`.
 
 pub mod api;
+pub mod api_inbound;
 pub mod auth;
 pub mod cgi;
 pub mod error;
