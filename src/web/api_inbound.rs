@@ -76,7 +76,7 @@ pub fn create_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let forward_urls = f.strings("forward_urls").unwrap_or_default();
     let changes = read_changes(&mut f, name.clone());
     for (field, v) in [("name", &name), ("provider", &provider)] {
-        if v.is_none() && !f.raw(field).is_some_and(|v| !v.is_string()) {
+        if v.is_none() && f.raw(field).is_none_or(|v| v.is_string()) {
             f.push(&format!("$.{field}"), "is required");
         }
     }
