@@ -453,3 +453,71 @@ fn the_api_manages_sources_and_reads_the_log_for_admins_only() {
     assert_eq!(api(&env, &app, "DELETE", &format!("/api/v1/sources/{id}"), None).status, 200);
     assert_eq!((env.count("sources"), env.count("inbound_requests"), env.count("endpoints")), (0, 0, 0));
 }
+
+#[test]
+fn the_pages_create_a_source_show_its_requests_and_recheck_a_reject() {
+    let (mut env, recv) = setup();
+    env.set("WEBHOOKS_ADMINS", "root");
+    let mut alice = Browser::new(&env, Some("alice"));
+    assert_eq!(alice.get("/sources").status, 403, "sources are for admins");
+    assert!(!alice.get("/").text().contains("/sources\""), "no Sources link for users");
+
+    let mut root = Browser::new(&env, Some("root"));
+    assert!(root.get("/").text().contains("Sources</a>"));
+    assert_eq!(root.get("/sources/new").status, 200);
+    let bad = root.post("/sources/new", &[("name", "pm"), ("provider", "stripe")]);
+    assert_eq!(bad.status, 422);
+    assert!(bad.text().contains("hands out the signing secret"), "{}", bad.text());
+    assert_eq!(env.count("sources"), 0);
+
+    let created =
+        root.post("/sources/new", &[("name", "pm"), ("provider", "postmark"), ("forward_url", &recv.url("/mail"))]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let html = created.text();
+    // The address to paste into Postmark carries the generated password, shown once.
+    let start = html.find("//postmark:").expect("the provider URL with its credentials") + "//postmark:".len();
+    let password = html[start..start + html[start..].find('@').unwrap()].to_string();
+    let source = env.json(&["source", "show", "pm"]);
+    let id = source["id"].as_str().unwrap().to_string();
+    let path = token(&source);
+
+    // Postmark without the Authorization header (Apache without CGIPassAuth On).
+    let body = br#"{"MessageID":"m-1","Subject":"<script>alert(1)</script>"}"#;
+    assert_eq!(post(&env, &path, &[], body).status, 401);
+    let page = root.get(&format!("/sources/{id}")).text();
+    assert!(page.contains("No request to this source has carried credentials"), "the page says so");
+    assert!(page.contains("add <code>CGIPassAuth On</code>"), "and how to fix it");
+    let auth = format!("Basic {}", STANDARD.encode(format!("postmark:{password}")));
+    assert_eq!(post(&env, &path, &[("Authorization", auth.as_str())], body).json()["status"], "accepted");
+    let page = root.get(&format!("/sources/{id}")).text();
+    assert!(!page.contains("No request to this source has carried credentials"), "credentials arrived since");
+    assert!(page.contains("<strong>1</strong> accepted") && page.contains("<strong>1</strong> rejected"), "{page}");
+    let accepted: String =
+        env.db().query_row("SELECT id FROM inbound_requests WHERE outcome = 'accepted'", [], |r| r.get(0)).unwrap();
+    let request = root.get(&format!("/inbound/{accepted}")).text();
+    assert!(request.contains("Basic [redacted]") && !request.contains(&password));
+    assert!(request.contains("&lt;script&gt;") && !request.contains("<script>alert"), "the body is escaped");
+
+    // A GitHub reject, fixed by rotating to the provider's secret, then re-checked from its page.
+    let gh = root.post("/sources/new", &[("name", "gh"), ("provider", "github"), ("forward_url", &recv.url("/gh"))]);
+    assert_eq!(gh.status, 201);
+    let gh = env.json(&["source", "show", "gh"]);
+    let gh_id = gh["id"].as_str().unwrap().to_string();
+    let body = br#"{"zen":"Design for failure."}"#;
+    let sig = format!("sha256={}", hex(&hmac256(b"the-real-secret", &[body])));
+    let r = post(&env, &token(&gh), &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "g-1")], body);
+    let reject = r.json()["id"].as_str().unwrap().to_string();
+    assert!(root.get(&format!("/inbound/{reject}")).text().contains("Re-check with the current secrets"));
+    root.get(&format!("/sources/{gh_id}"));
+    let rotated =
+        root.post(&format!("/sources/{gh_id}/rotate-secret"), &[("secret", "the-real-secret"), ("grace", "0")]);
+    assert_eq!(rotated.status, 200);
+    root.get(&format!("/inbound/{reject}"));
+    let re = root.post(&format!("/inbound/{reject}/recheck"), &[]);
+    assert!(re.text().contains("It verifies now: accepted, and relayed to 1 destination"), "{}", re.text());
+    root.get(&format!("/sources/{gh_id}"));
+    assert_eq!(root.post(&format!("/sources/{gh_id}/disable"), &[]).status, 303);
+    assert_eq!(post(&env, &token(&gh), &[], body).status, 404);
+    env.dispatch();
+    assert_eq!(recv.len(), 2, "the Postmark mail and the re-checked GitHub event");
+}

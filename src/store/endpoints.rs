@@ -314,6 +314,8 @@ pub struct Trouble {
     pub failing: i64,
     pub disabled: i64,
     pub held: i64,
+    /// Admins only (`user` is `None`): inbound sources that are silent or failing verification.
+    pub sources: i64,
 }
 
 pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
@@ -336,7 +338,16 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row([], |r| r.get(0))?
         }
     };
-    Ok(Trouble { failing, disabled, held })
+    let sources: i64 = match user {
+        Some(_) => 0,
+        None => db
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM sources WHERE active = 1 AND (silent_since IS NOT NULL OR failing_since IS NOT NULL)",
+            )?
+            .query_row([], |r| r.get(0))?,
+    };
+    Ok(Trouble { failing, disabled, held, sources })
 }
 
 /// Deletes the endpoint with its keys, deliveries and their attempts. Events whose last

@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("tokens.html", include_str!("../../templates/tokens.html")),
     ("docs_verify.html", include_str!("../../templates/docs_verify.html")),
     ("signed_out.html", include_str!("../../templates/signed_out.html")),
+    ("sources.html", include_str!("../../templates/sources.html")),
+    ("source_new.html", include_str!("../../templates/source_new.html")),
+    ("source.html", include_str!("../../templates/source.html")),
+    ("inbound_request.html", include_str!("../../templates/inbound_request.html")),
 ];
 
 /// The templates `name` needs: itself, the base it extends, and what it includes.

@@ -22,6 +22,9 @@ const NOTICES: &[(&str, &str)] = &[
     ("retried", "The delivery will be sent again at the next dispatcher run."),
     ("retried-dead", "The endpoint's dead deliveries will be sent again at the next dispatcher run."),
     ("revoked", "The token was revoked."),
+    ("key-added", "The public key was stored."),
+    ("source-enabled", "The source is enabled: its address takes requests again."),
+    ("source-disabled", "The source is disabled: its address answers 404."),
 ];
 
 /// The context every page shares.
@@ -73,6 +76,12 @@ fn banner(t: endpoints::Trouble) -> Vec<(String, String)> {
     }
     if t.failing > 0 {
         parts.push((format!("{} failing", plural(t.failing, "endpoint", "endpoints")), String::new()));
+    }
+    if t.sources > 0 {
+        parts.push((
+            plural(t.sources, "inbound source", "inbound sources"),
+            " silent or failing verification (see Sources)".into(),
+        ));
     }
     parts
 }

@@ -9,5 +9,6 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod layout;
 pub mod signin;
+pub mod sources;
 pub mod tokens;
 pub mod verify;
