@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use webhooks::config::Config;
 use webhooks::model::event;
+use webhooks::model::inbound;
 use webhooks::model::principal::Principal;
 use webhooks::model::schema;
 use webhooks::outbound::signing::{self, SigningKey};
@@ -31,6 +32,8 @@ struct World {
     alice: String,
     endpoint: String,
     delivery: String,
+    /// The `/in/{token}` paths of a GitHub, a Stripe and a Postmark source.
+    inbound: Vec<String>,
 }
 
 fn world() -> &'static World {
@@ -42,10 +45,29 @@ fn world() -> &'static World {
         env.emit("alice", "email.received", r#"{"alias":"a@x","message_id":"<1@x>","size_bytes":1}"#);
         let delivery = env.deliveries()[0]["id"].as_str().unwrap().to_string();
         let (app, alice) = (env.app_token(), env.user_token("alice"));
+        let inbound = [("gh", "github", "s"), ("st", "stripe", "whsec_x"), ("pm", "postmark", "pw")]
+            .iter()
+            .map(|(name, provider, secret)| {
+                let v = env.json(&[
+                    "source",
+                    "add",
+                    "--name",
+                    name,
+                    "--provider",
+                    provider,
+                    "--secret",
+                    secret,
+                    "--max-body",
+                    "2KiB",
+                ]);
+                let url = v["url"].as_str().unwrap().to_string();
+                url[url.find("/in/").unwrap()..].to_string()
+            })
+            .collect();
         let mut raw: BTreeMap<String, String> = env.vars.clone();
         raw.insert("WEBHOOKS_TEST_TIMEOUT".into(), "1s".into());
         let cfg = Config::from_raw(&raw, Some(env.env_file.clone()), env.dir.path().to_path_buf()).unwrap();
-        World { _env: env, cfg, app, alice, endpoint, delivery }
+        World { _env: env, cfg, app, alice, endpoint, delivery, inbound }
     })
 }
 
@@ -404,5 +426,67 @@ proptest! {
         let mut other_key = key.clone();
         other_key[0] ^= 0x80;
         prop_assert!(signing::verify("X-QSM", &headers, &body, &[other_key], 300, ts).is_err());
+    }
+
+    /// The inbound signature-header parsers take any text without panicking, and read back
+    /// exactly what a well-formed header carries.
+    #[test]
+    fn inbound_header_parsers_take_anything_and_read_well_formed_headers(
+        junk in ".{0,200}",
+        t in 0i64..100_000_000_000,
+        sigs in prop::collection::vec(prop::collection::vec(any::<u8>(), 32), 0..4),
+        user in "[a-zA-Z0-9._-]{0,20}",
+        password in "[ -~]{0,30}",
+    ) {
+        let _ = inbound::parse_stripe_header(&junk);
+        let _ = inbound::parse_standard_signatures(&junk);
+        let _ = inbound::parse_basic(&junk);
+        let _ = inbound::decode_hex(&junk);
+        let _ = inbound::parse_public_key(&junk);
+        for s in [inbound::Settings::default(), inbound::Settings { encoding: Some("base64".into()), prefix: Some("sha256=".into()), ..Default::default() }] {
+            let _ = inbound::parse_hmac_header(&junk, &s);
+        }
+        let hex = |b: &[u8]| webhooks::model::secret::hex(b);
+        let stripe: Vec<String> = std::iter::once(format!("t={t}")).chain(sigs.iter().map(|s| format!("v1={}", hex(s)))).chain(std::iter::once("v0=00ff".to_string())).collect();
+        prop_assert_eq!(inbound::parse_stripe_header(&stripe.join(",")), Some((t, sigs.clone())));
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let standard: Vec<String> = sigs.iter().map(|s| format!("v1,{}", b64(s))).chain(std::iter::once("v1a,xyz".to_string())).collect();
+        prop_assert_eq!(inbound::parse_standard_signatures(&standard.join(" ")), Some(sigs.clone()));
+        let basic = format!("Basic {}", b64(format!("{user}:{password}").as_bytes()));
+        prop_assert_eq!(inbound::parse_basic(&basic), Some((user.clone(), password.clone())));
+        if !sigs.is_empty() {
+            let s = inbound::Settings { prefix: Some("sha256=".into()), ..Default::default() };
+            let header: Vec<String> = sigs.iter().map(|x| format!("sha256={}", hex(x))).collect();
+            prop_assert_eq!(inbound::parse_hmac_header(&header.join(", "), &s), Some(sigs.clone()));
+        }
+    }
+
+    /// Any request to a source's address gets one of the answers providers understand, and
+    /// never a panic or a 5xx: 200, 401 (never 403), 404 (never 410), 405 or 413.
+    #[test]
+    fn any_request_to_a_source_gets_an_answer_providers_understand(
+        which in 0usize..4,
+        method in prop::sample::select(vec!["POST", "POST", "POST", "GET", "HEAD", "PUT"]),
+        headers in prop::collection::vec((prop::sample::select(vec![
+            "HTTP_STRIPE_SIGNATURE", "HTTP_X_HUB_SIGNATURE_256", "HTTP_X_GITHUB_DELIVERY", "HTTP_AUTHORIZATION",
+            "CONTENT_TYPE", "HTTP_WEBHOOK_ID", "HTTP_X_FORWARDED_FOR"]), ".{0,120}"), 0..5),
+        body in prop::collection::vec(any::<u8>(), 0..3000),
+        junk_token in "[^/]{0,30}",
+    ) {
+        let w = world();
+        let path = if which < 3 { w.inbound[which].clone() } else { format!("/in/{junk_token}") };
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("REQUEST_METHOD".to_string(), method.to_string()),
+            ("PATH_INFO".to_string(), path),
+            ("CONTENT_LENGTH".to_string(), body.len().to_string()),
+            ("REMOTE_ADDR".to_string(), "127.0.0.1".to_string()),
+        ]);
+        for (k, v) in headers {
+            env.insert(k.to_string(), v);
+        }
+        let r = webhooks::web::inbound::respond(&w.cfg, &env, body.as_slice());
+        prop_assert!([200, 401, 404, 405, 413].contains(&r.status), "{} for {:?}", r.status, env);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        prop_assert!(v.is_object());
     }
 }
