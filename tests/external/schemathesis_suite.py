@@ -47,6 +47,12 @@ def main():
     # A user token: what a user's own scripts hold. (With an application token, `user` is
     # required in bodies, which the document can only say in words.)
     token = json.loads(cli("token", "create", "--user", "alice", "--json"))["token"]
+    app = json.loads(cli("token", "create", "--app", "--json"))["token"]
+    # An inbound source with a logged reject, so that the inbound routes have something to show.
+    source = json.loads(cli("source", "add", "--name", "seed", "--provider", "github", "--secret", "s", "--json"))
+    cgi_env = dict(env, REQUEST_METHOD="POST", PATH_INFO=source["url"].split("8080", 1)[1], CONTENT_LENGTH="2",
+                   REMOTE_ADDR="127.0.0.1", HTTP_X_HUB_SIGNATURE_256="sha256=00")
+    subprocess.run([os.path.join(BIN, "webhooks-cgi")], env=cgi_env, cwd=work, input="{}", capture_output=True, text=True, check=True)
 
     port = free_port()
     server = subprocess.Popen([os.path.join(BIN, "webhooks"), "serve", "--addr", f"127.0.0.1:{port}",
@@ -61,22 +67,31 @@ def main():
             except OSError:
                 time.sleep(0.1)
         report = os.path.join(work, "report")
-        cmd = [
-            "schemathesis", "--config-file", os.path.join(ROOT, "tests", "external", "schemathesis.toml"),
-            "run", os.path.join(ROOT, "docs", "openapi.json"),
-            "--url", base,
-            "--header", f"Authorization: Bearer {token}",
-            # Revoking a token is left out: the run would revoke its own credential (listed by
-            # GET /api/v1/tokens) and see nothing but 401 after; tests/api.rs covers revocation.
-            "--exclude-path-regex", "^/api/v1/tokens/",
-            "--max-time", MAX_SECONDS,
-            "--workers", "2",
-            "--report", "junit", "--report-dir", report,
-            "--seed", str(int(time.time())),
+        code = 0
+        # Two passes over the document: a user token over the user's API (the admin-only
+        # inbound routes would only answer 403 to it), and an application token over the
+        # inbound sources and their request log.
+        passes = [
+            ("user token", token, ["--exclude-path-regex", "^/api/v1/(tokens/|sources|inbound)"], int(MAX_SECONDS) * 2 // 3),
+            ("application token", app, ["--include-path-regex", "^/api/v1/(sources|inbound)"], int(MAX_SECONDS) // 3),
         ]
-        print("$", " ".join(c if "Bearer" not in c else "Authorization: Bearer …" for c in cmd), flush=True)
-        result = subprocess.run(cmd, cwd=work)
-        code = result.returncode
+        for name, credential, paths, seconds in passes:
+            cmd = [
+                "schemathesis", "--config-file", os.path.join(ROOT, "tests", "external", "schemathesis.toml"),
+                "run", os.path.join(ROOT, "docs", "openapi.json"),
+                "--url", base,
+                "--header", f"Authorization: Bearer {credential}",
+                # Revoking a token is left out: the run would revoke its own credential (listed by
+                # GET /api/v1/tokens) and see nothing but 401 after; tests/api.rs covers revocation.
+                *paths,
+                "--max-time", str(seconds),
+                "--workers", "2",
+                "--report", "junit", "--report-dir", os.path.join(report, name.replace(" ", "-")),
+                "--seed", str(int(time.time())),
+            ]
+            print(f"$ ({name})", " ".join(c if "Bearer" not in c else "Authorization: Bearer …" for c in cmd), flush=True)
+            result = subprocess.run(cmd, cwd=work)
+            code = code or result.returncode
     finally:
         server.terminate()
         _, err = server.communicate(timeout=10)
