@@ -116,7 +116,7 @@ fn htaccess_passes_authorization_and_denies_everything_else() {
     assert_eq!(exprs.len(), 2, "{protected:?}");
     assert!(exprs.iter().all(|e| !e.contains('\\')), "no backslash in an expression: {exprs:?}");
     let path_expr = exprs[0];
-    for path in ["api/", "login$", "static/"] {
+    for path in ["api/", "in/", "login$", "static/"] {
         assert!(path_expr.contains(path), "{path_expr}");
     }
 }
@@ -138,6 +138,26 @@ fn docs_list_every_key_failure_code_and_event_type() {
         let columns: Vec<String> = row.split(" | ").map(|c| c.replace('`', "")).collect();
         assert_eq!(columns[1], meaning, "{code}: the docs and FailureCode::meaning say the same");
         assert!(columns.len() == 3 && columns[2].len() > 10, "{code} says what to do");
+    }
+    let inbound = repo("docs/inbound.md");
+    for reason in webhooks::model::inbound::Reason::ALL {
+        let row = inbound.lines().find(|l| l.starts_with(&format!("| `{}` |", reason.as_str())));
+        let row = row.unwrap_or_else(|| panic!("docs/inbound.md lacks the reject reason {}", reason.as_str()));
+        let columns: Vec<String> = row.split(" | ").map(|c| c.replace('`', "")).collect();
+        assert_eq!(
+            columns[1],
+            reason.meaning().replace('`', ""),
+            "{}: the docs and Reason::meaning say the same",
+            reason.as_str()
+        );
+        assert!(columns[2].starts_with(&reason.status().to_string()), "{}: the docs give its status", reason.as_str());
+    }
+    for p in webhooks::model::inbound::Provider::ALL {
+        assert!(inbound.contains(&format!("| `{p}` |")), "docs/inbound.md lacks {p}");
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/inbound/{p}.md")).exists(),
+            "docs/inbound/{p}.md"
+        );
     }
     let types = repo("docs/event-types.md");
     for t in webhooks::model::schema::catalog() {
