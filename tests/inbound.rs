@@ -30,6 +30,14 @@ fn now_s() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
+/// Unix seconds just after a second began: a request signed 301 s ahead of it reaches the server
+/// while the server's clock still reads the same second (else 301 s could shrink to 300).
+fn at_a_fresh_second() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos())));
+    now_s()
+}
+
 /// An installation with one source; returns its JSON (`url`, `secret`, `forwards`).
 fn source(env: &Env, args: &[&str]) -> Value {
     let mut a = vec!["source", "add"];
@@ -91,7 +99,7 @@ fn stripe_accepts_dedupes_and_relays_the_raw_body_once() {
     let r = post(&env, &path, &[("Stripe-Signature", wrong.as_str())], body);
     assert_eq!((r.status, r.json()["code"].as_str().unwrap()), (401, "E_SIGNATURE"));
     for off in [301, -301] {
-        let stale = stripe_header(secret, t + off, body);
+        let stale = stripe_header(secret, at_a_fresh_second() + off, body);
         let r = post(&env, &path, &[("Stripe-Signature", stale.as_str())], body);
         assert_eq!((r.status, r.json()["code"].as_str().unwrap()), (401, "E_TIMESTAMP"), "{off} s off");
     }

@@ -106,6 +106,13 @@ def post(url, headers, body):
             return e.code, None
 
 
+def at_a_fresh_second():
+    """Unix seconds just after a second began, so that a request signed 301 s ahead reaches the
+    server before its clock turns (else 301 s could shrink to 300)."""
+    time.sleep(1 - (time.time() % 1))
+    return int(time.time())
+
+
 def flip(body):
     b = bytearray(body)
     b[len(b) // 2] ^= 0x01
@@ -194,7 +201,7 @@ def run(webhooks, base, rport):
     stripe_sig = lambda b, sec=secret, t=None: {"Content-Type": "application/json; charset=utf-8",
                                                  "Stripe-Signature": node("stripe", sec, body_file(b), str(t or int(time.time())))}
     provider_cases("stripe", s["url"], stripe_sig, body, lambda b: stripe_sig(b, "whsec_wrong"),
-                   stale=lambda b, off: stripe_sig(b, t=int(time.time()) + off))
+                   stale=lambda b, off: stripe_sig(b, t=at_a_fresh_second() + off))
 
     # GitHub: npm @octokit/webhooks-methods' sign; the delivery id is not signed.
     s = source(webhooks, base, rport, "github", "github", "--secret", "gh-suite-secret")
@@ -228,7 +235,7 @@ def run(webhooks, base, rport):
         sig = SignatureVerifier(sec).generate_signature(timestamp=ts, body=b.decode())
         return {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig}
     provider_cases("slack", s["url"], slack, body, lambda b: slack(b, "wrong-secret"),
-                   stale=lambda b, off: slack(b, ts=int(time.time()) + off))
+                   stale=lambda b, off: slack(b, ts=at_a_fresh_second() + off))
 
     # Standard Webhooks: both libraries, both header families.
     s = source(webhooks, base, rport, "standard", "standard")
@@ -236,7 +243,7 @@ def run(webhooks, base, rport):
     body = json.dumps({"type": "invoice.paid", "data": {"n": 1}}).encode()
 
     def standard(b, sec=std_secret, msg="msg_suite_1", off=0):
-        ts = datetime.datetime.fromtimestamp(int(time.time()) + off, tz=datetime.timezone.utc)
+        ts = datetime.datetime.fromtimestamp((at_a_fresh_second() if off else int(time.time())) + off, tz=datetime.timezone.utc)
         sig = standardwebhooks.webhooks.Webhook(sec).sign(msg, ts, b.decode())
         return {"Content-Type": "application/json", "webhook-id": msg, "webhook-timestamp": str(int(ts.timestamp())), "webhook-signature": sig}
     other = "whsec_" + base64.b64encode(b"x" * 32).decode()
@@ -244,7 +251,7 @@ def run(webhooks, base, rport):
                    stale=lambda b, off: standard(b, off=off))
 
     def svix_headers(b, sec=std_secret, msg="msg_suite_svix", off=0):
-        ts = datetime.datetime.fromtimestamp(int(time.time()) + off, tz=datetime.timezone.utc)
+        ts = datetime.datetime.fromtimestamp((at_a_fresh_second() if off else int(time.time())) + off, tz=datetime.timezone.utc)
         sig = svix.webhooks.Webhook(sec).sign(msg, ts, b.decode())
         return {"Content-Type": "application/json", "svix-id": msg, "svix-timestamp": str(int(ts.timestamp())), "svix-signature": sig}
     provider_cases("standard (svix-*)", s["url"], svix_headers, body, lambda b: svix_headers(b, other),
