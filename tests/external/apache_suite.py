@@ -7,6 +7,8 @@ the unpacked release tarball, or a tree assembled from target/)
 Prints 'N passed, M failed'; exits 1 on any failure. Needs root (Apache runs as a test user).
 """
 import base64
+import hashlib
+import hmac
 import http.client
 from html import unescape as html_unescape
 import json
@@ -315,6 +317,56 @@ def run_mode(module, mpm):
         check(f"{tag} a forged session is refused by the program and cleared",
               status == 401 and any(c.startswith("qsm_session=;") and "Max-Age=0" in c for c in headers.get("Set-Cookie", "").splitlines()), f"{status} {headers}")
 
+        # Inbound sources through Apache: the providers' addresses pass without the site password,
+        # Postmark's own Basic credentials reach the program (CGIPassAuth On), chunked bodies are
+        # read, and the dispatcher relays each accepted event once, signed for its destination.
+        relay_pm, relay_gh = Receiver(), Receiver()
+        public = f"http://127.0.0.1:{apache.port}{base}"
+        added = []
+        for name, provider, relay, extra in (("postmark", "postmark", relay_pm, ["--max-body", "4KiB"]),
+                                             ("github", "github", relay_gh, ["--secret", "gh-apache-secret"])):
+            out = as_user([f"{install_root}/bin/webhooks", "source", "add", "--name", name, "--provider", provider,
+                           "--forward-url", f"http://127.0.0.1:{relay.port}/{name}", "--base", public, *extra, "--json"], home)
+            check(f"{tag} inbound: source {name} added", out.returncode == 0, out.stderr)
+            added.append(json.loads(out.stdout))
+            relay.secret = added[-1]["forwards"][0]["secret"]
+        pm, gh = added
+        pm_path, gh_path = urllib.parse.urlparse(pm["url"]).path, urllib.parse.urlparse(gh["url"]).path
+        password = urllib.parse.unquote(urllib.parse.urlparse(pm["provider_url"]).password)
+        status, headers, body = apache.request("HEAD", pm_path)
+        check(f"{tag} inbound: HEAD on a source's address answers 200 without the site password", status == 200, f"{status} {headers}")
+        mail = json.dumps({"MessageID": "0f5a6c1e-apache", "From": "a@example.net", "Subject": "Hi"})
+        pm_headers = {"Content-Type": "application/json", **basic("postmark", password)}
+        status, headers, body = apache.request("POST", pm_path, body=mail, headers=pm_headers)
+        check(f"{tag} inbound: Postmark's Basic credentials reach the program, accepted", status == 200 and json.loads(body)["status"] == "accepted", f"{status} {body}")
+        status, headers, body = apache.request("POST", pm_path, body=mail, headers=pm_headers)
+        check(f"{tag} inbound: Postmark's retry is a duplicate", status == 200 and json.loads(body)["status"] == "duplicate", f"{status} {body}")
+        status, headers, body = apache.request("POST", pm_path, body=mail, headers={"Content-Type": "application/json", **basic("postmark", "wrong")})
+        check(f"{tag} inbound: wrong credentials → the program's 401 E_AUTH, not Apache's",
+              status == 401 and json.loads(body)["code"] == "E_AUTH" and "WWW-Authenticate" not in headers, f"{status} {headers} {body}")
+        status, _, body = apache.request("POST", pm_path, body="x" * 5000, headers=pm_headers)
+        check(f"{tag} inbound: a body over the source's limit → 413", status == 413 and json.loads(body)["code"] == "E_TOO_LARGE", f"{status} {body}")
+        push = json.dumps({"ref": "refs/heads/main", "zen": "Anything added dilutes everything else."}).encode()
+        sig = "sha256=" + hmac.new(b"gh-apache-secret", push, hashlib.sha256).hexdigest()
+        gh_headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sig, "X-GitHub-Delivery": "apache-1", "X-GitHub-Event": "push"}
+        status, _, body = apache.request("POST", gh_path, body=push, headers=gh_headers, chunked=True)
+        check(f"{tag} inbound: a chunked GitHub request verifies and is accepted", status == 200 and json.loads(body)["status"] == "accepted", f"{status} {body}")
+        status, _, body = apache.request("POST", gh_path, body=push[:-1] + b" ", headers=gh_headers)
+        check(f"{tag} inbound: an altered body → 401 E_SIGNATURE", status == 401 and json.loads(body)["code"] == "E_SIGNATURE", f"{status} {body}")
+        for _ in range(3):
+            subprocess.run(["su", "-s", "/bin/sh", USER, "-c", cron_cmd], check=True, env={"PATH": "/usr/bin:/bin", "HOME": home})
+            if relay_pm.deliveries and relay_gh.deliveries:
+                break
+            time.sleep(1)
+        check(f"{tag} inbound: each accepted event relayed once",
+              [len(relay_pm.deliveries), len(relay_gh.deliveries)] == [1, 1], f"{len(relay_pm.deliveries)} {len(relay_gh.deliveries)}")
+        check(f"{tag} inbound: the relays verify with standardwebhooks and svix, bodies as sent",
+              all(v["standardwebhooks"] and v["svix"] for r in (relay_pm, relay_gh) for _, v in r.deliveries)
+              and relay_gh.deliveries and relay_gh.deliveries[0][0] == json.loads(push),
+              str([r.deliveries for r in (relay_pm, relay_gh)]))
+        status, _, html = apache.request("GET", f"{base}/sources", headers=alice)
+        check(f"{tag} inbound: the sources page is for admins only (403 to alice)", status == 403, f"{status}")
+
         status, _, body = apache.request("GET", f"{base}/.htaccess")
         status2, _, _ = apache.request("GET", f"/cgi-bin/.htaccess")
         check(f"{tag} nothing in cgi-bin but the CGI is served", status2 in (403, 404), str(status2))
@@ -328,6 +380,9 @@ def run_mode(module, mpm):
             status, _, body = apache.request("GET", f"{base}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"})
         check(f"{tag} without CGIPassAuth the API answers 401 naming the fix",
               status == 401 and "CGIPassAuth On" in body, f"{status} {body[:300]}")
+        status, headers, body = apache.request("POST", pm_path, body=mail.replace("apache", "apache-2"), headers=pm_headers)
+        check(f"{tag} without CGIPassAuth a Postmark request is refused as credentials_missing",
+              status == 401 and json.loads(body)["reason"] == "credentials_missing" and "CGIPassAuth On" in body, f"{status} {body[:300]}")
         out = as_user([f"{install_root}/bin/webhooks", "doctor"], home)
         check(f"{tag} webhooks doctor reports the missing CGIPassAuth",
               out.returncode == 1 and "PROBLEM  the last 3 API requests" in out.stdout and "CGIPassAuth On" in out.stdout, out.stdout)
