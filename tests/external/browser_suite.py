@@ -7,6 +7,8 @@ every page goes to SCREENSHOT_DIR (CI keeps it as an artifact).
 Usage: browser_suite.py BIN_DIR SCREENSHOT_DIR
 Prints 'N passed, M failed'; exits 1 on any failure.
 """
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -16,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium import webdriver
@@ -271,6 +275,47 @@ def run_flows(js):
             shot("dashboard-stale-admin")
             check(f"{tag} an admin sees this installation's crontab line",
                   page_has(f"* * * * * cd {work} &amp;&amp; bin/webhooks dispatch"), d.page_source[:2000])
+
+            # Inbound sources (admins): create one, see a reject with its reason, paste the
+            # provider's secret, re-check the stored request.
+            d.find_element(By.LINK_TEXT, "Sources").click()
+            d.find_element(By.LINK_TEXT, "New source").click()
+            d.find_element(By.ID, "name").send_keys("github")
+            Select(d.find_element(By.ID, "provider")).select_by_value("github")
+            d.find_element(By.ID, "forward_url").send_keys(f"http://127.0.0.1:{good.port}/relay")
+            d.find_element(By.XPATH, "//button[text()='Create source']").click()
+            shot("source-created")
+            address = d.find_element(By.CSS_SELECTOR, "pre.copy.url").text
+            check(f"{tag} a source is created, its secret shown once with its address",
+                  page_has("Give it to the provider now") and "/in/in_" in address, address)
+            body = b'{"zen":"Half measures are as bad as nothing at all."}'
+            sig = "sha256=" + hmac.new(b"the-provider-secret", body, hashlib.sha256).hexdigest()
+            req = urllib.request.Request(address, data=body, method="POST", headers={
+                "Content-Type": "application/json", "X-Hub-Signature-256": sig, "X-GitHub-Delivery": "browser-1"})
+            try:
+                status = urllib.request.urlopen(req, timeout=10).status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            check(f"{tag} a request signed with another secret is refused (401)", status == 401, str(status))
+            d.find_element(By.LINK_TEXT, "Sources").click()
+            d.find_element(By.LINK_TEXT, "github").click()
+            shot("source-with-reject")
+            check(f"{tag} the source's page counts the reject and says why",
+                  page_has("<strong>1</strong> rejected") and page_has("<code>signature_mismatch</code>"))
+            d.find_element(By.CSS_SELECTOR, "a[href*='/inbound/inb_']").click()
+            shot("inbound-request")
+            check(f"{tag} the request's page shows its headers, body and reason",
+                  page_has("x-github-delivery: browser-1") and page_has("Half measures") and page_has("no active secret produces the signature"))
+            request_page = d.current_url
+            d.back()
+            d.find_element(By.ID, "new-secret").send_keys("the-provider-secret")
+            d.find_element(By.XPATH, "//button[text()='Rotate secret']").click()
+            shot("source-rotated")
+            check(f"{tag} the provider's secret pasted, the old one still verifying", page_has("New secret") and page_has("keeps verifying until"))
+            d.get(request_page)
+            d.find_element(By.XPATH, "//button[text()='Re-check with the current secrets']").click()
+            shot("inbound-rechecked")
+            check(f"{tag} re-checked: accepted and relayed", page_has("It verifies now: accepted, and relayed to 1 destination"))
         finally:
             admin.terminate()
             admin.wait(timeout=10)
