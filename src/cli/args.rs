@@ -330,6 +330,8 @@ pub enum SourceCmd {
         add_forward: Vec<String>,
         #[command(flatten)]
         settings: SourceSettings,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
         #[arg(long)]
         json: bool,
     },

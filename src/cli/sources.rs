@@ -181,7 +181,7 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             let d = sources::detail(store.db(), &keyring, &id, now)?;
             print(json, &d.to_json(&base), |_| human_detail(&d, &base))
         }
-        SourceCmd::Update { id, name, add_forward, settings, json } => {
+        SourceCmd::Update { id, name, add_forward, settings, base, json } => {
             let current = sources::resolve(store.db(), &id)?;
             let ch = changes(&settings, &current.settings, name)?;
             let policy = cfg.policy();
@@ -196,7 +196,7 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
                 Ok(forwards)
             })?;
             let d = sources::detail(store.db(), &keyring, &current.id, now)?;
-            let mut v = d.to_json("http://127.0.0.1:8080");
+            let mut v = d.to_json(&base);
             v["added_forwards"] = Value::Array(forwards.clone());
             print(json, &v, |_| {
                 let mut lines = vec![format!("updated {}", d.source.id)];

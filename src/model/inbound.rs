@@ -815,7 +815,10 @@ fn read_verified(provider: Provider, settings: &Settings, req: &Incoming<'_>) ->
     let challenge = (provider == Provider::Slack && field("/type").as_deref() == Some("url_verification"))
         .then(|| field("/challenge"))
         .flatten();
-    let kind = kind.map(|k| k.chars().filter(|c| !c.is_control()).take(KIND_MAX).collect());
+    // It becomes part of a header (`X-QSM-Event`): printable ASCII only.
+    let kind = kind
+        .map(|k| k.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(KIND_MAX).collect::<String>())
+        .filter(|k| !k.trim().is_empty());
     Verified { dedupe, kind, challenge }
 }
 
@@ -827,6 +830,14 @@ fn id_text(v: &Value) -> Option<String> {
         _ => return None,
     };
     (!s.is_empty() && s.len() <= 200).then_some(s)
+}
+
+/// The content type a relay is sent with: the provider's, when it is a plain header value.
+pub fn relay_content_type(header: Option<&str>) -> Option<String> {
+    header
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        .map(String::from)
 }
 
 /// Header names whose values are never stored or shown.
@@ -1015,6 +1026,21 @@ mod tests {
         assert_eq!(h[0].1, "Basic [redacted]");
         assert_eq!(h[1].1, "[redacted]");
         assert_eq!(h[2].1, "1");
+    }
+
+    #[test]
+    fn event_types_and_content_types_are_safe_header_values() {
+        let secrets = ["k".to_string()];
+        let s = Settings::default();
+        let body = "{\"id\":\"evt_1\",\"type\":\"caf\u{e9}.cr\u{e9}\u{e9}\\r\\nX-Evil: 1\"}".as_bytes();
+        let t = 1_700_000_000;
+        let sig = hex(&hmac256(b"k", &[format!("{t}.").as_bytes(), body]));
+        let h = headers(&[("stripe-signature", &format!("t={t},v1={sig}"))]);
+        let v = verify(Provider::Stripe, &material(&secrets, &s, t), &Incoming { headers: &h, body }).unwrap();
+        assert_eq!(v.kind.as_deref(), Some("caf.crX-Evil: 1"));
+        assert_eq!(relay_content_type(Some("message/rfc822")), Some("message/rfc822".into()));
+        assert_eq!(relay_content_type(Some("text/plain\u{e9}")), None);
+        assert_eq!(relay_content_type(Some("  ")), None);
     }
 
     #[test]

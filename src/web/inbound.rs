@@ -11,7 +11,7 @@ use std::io::Read;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::model::inbound::{redact, verify, Incoming, Material, Outcome, Provider, Reason, Source, CIRCLE_KEY_URL};
+use crate::model::inbound::{redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source, CIRCLE_KEY_URL};
 use crate::model::{time, Error};
 use crate::outbound::keys::{self, Fetched};
 use crate::store::inbound::{self as log, Logged, Received};
@@ -116,12 +116,13 @@ fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> cra
         }
     };
     let headers = redact(&req.headers);
+    let content_type = relay_content_type(req.header("content-type"));
     let received = Received {
         source: &source,
         received_at: now,
         remote_addr: &remote,
         headers: &headers,
-        content_type: req.header("content-type"),
+        content_type: content_type.as_deref(),
         body: Some(&req.body),
         body_size: req.body.len() as i64,
         verdict: verdict.as_ref().map_err(|r| *r),
