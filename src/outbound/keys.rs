@@ -12,8 +12,9 @@ use crate::model::address::{Cidr, Policy};
 use crate::model::inbound::parse_public_key;
 use crate::outbound::send::Sender;
 
-/// A key fetch answers within this, so that the provider's request is still answered in time.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// A key fetch gives up after this, so that Circle's request is still answered within a second
+/// (then 503: Circle retries, and the key is fetched once it answers in time).
+pub const FETCH_TIMEOUT: Duration = Duration::from_millis(800);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fetched {
