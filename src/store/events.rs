@@ -62,15 +62,7 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![id, user_id, intake.event_type, intake.idempotency_key, hash, payload, now, expires])?;
-        let mut insert = db.conn.prepare_cached(
-            "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for t in &targets {
-            // A held delivery waits for its endpoint to be enabled again: it is not due.
-            let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
-            insert.execute(params![time::new_id("dlv"), id, t.id, user_id, status, due, now])?;
-        }
+        fan_out(db, &id, *user_id, &targets, now)?;
         out.push(Recorded {
             id,
             event_type: intake.event_type.clone(),
@@ -80,6 +72,21 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
         });
     }
     Ok(out)
+}
+
+/// One delivery of event `event_id` per target: `pending` and due now, or `held` (not due) for
+/// an endpoint the system disabled.
+pub(super) fn fan_out(db: Db<'_>, event_id: &str, user_id: i64, targets: &[&Target], now: i64) -> Result<()> {
+    let mut insert = db.conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for t in targets {
+        // A held delivery waits for its endpoint to be enabled again: it is not due.
+        let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
+        insert.execute(params![time::new_id("dlv"), event_id, t.id, user_id, status, due, now])?;
+    }
+    Ok(())
 }
 
 fn find_by_key(db: Db<'_>, user_id: i64, key: &str) -> Result<Option<(String, String)>> {

@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::notices::{self, New};
 use super::{rows, Db};
-use crate::model::delivery::Status;
 use crate::model::health::Notify;
 use crate::model::inbound::{
     body_hash, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
@@ -70,22 +69,7 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
         }
     };
     if let (Ok(v), Some(body)) = (r.verdict, r.body) {
-        match accepted_with_key(db, &r.source.id, &v.dedupe.key)? {
-            Some(prev) => {
-                logged.outcome = Outcome::Duplicate;
-                logged.duplicate_of = Some(prev);
-            }
-            None => {
-                logged.outcome = Outcome::Accepted;
-                if !v.dedupe.signed {
-                    logged.replay_of =
-                        replay_of(db, &r.source.id, hash.as_deref().unwrap_or(""), &v.dedupe.key, r.received_at)?;
-                }
-                let (event_id, n) = relay(db, r.source, kind, r.content_type, body, r.received_at, payload_retention)?;
-                logged.event_id = Some(event_id);
-                logged.deliveries = n;
-            }
-        }
+        accept(db, r.source, v, r.content_type, body, r.received_at, payload_retention, &mut logged)?;
     }
     db.conn
         .prepare_cached(
@@ -125,14 +109,47 @@ fn after_logging(db: Db<'_>, notify: &Notify, source: &Source, l: &Logged, now: 
             .execute(params![now, source.id])?;
     }
     match l.outcome {
-        Outcome::Accepted => {
-            db.conn
-                .prepare_cached("UPDATE sources SET last_accepted_at = ?1, silent_since = NULL WHERE id = ?2")?
-                .execute(params![now, source.id])?;
-        }
+        Outcome::Accepted => mark_accepted(db, &source.id, now)?,
         Outcome::Rejected => failing_alert(db, notify, source, now)?,
         Outcome::Duplicate => {}
     }
+    Ok(())
+}
+
+/// A verified request: a duplicate of the accepted request with its provider event id, or
+/// accepted (flagged when an unsigned id carries a body accepted under another id within 24
+/// hours) and relayed.
+#[allow(clippy::too_many_arguments)]
+fn accept(
+    db: Db<'_>,
+    source: &Source,
+    v: &Verified,
+    content_type: Option<&str>,
+    body: &[u8],
+    now: i64,
+    payload_retention: Duration,
+    logged: &mut Logged,
+) -> Result<()> {
+    if let Some(prev) = accepted_with_key(db, &source.id, &v.dedupe.key)? {
+        logged.outcome = Outcome::Duplicate;
+        logged.duplicate_of = Some(prev);
+        return Ok(());
+    }
+    logged.outcome = Outcome::Accepted;
+    if !v.dedupe.signed {
+        logged.replay_of = replay_of(db, &source.id, &body_hash(body), &v.dedupe.key, now)?;
+    }
+    let (event_id, n) = relay(db, source, v.kind.as_deref(), content_type, body, now, payload_retention)?;
+    logged.event_id = Some(event_id);
+    logged.deliveries = n;
+    Ok(())
+}
+
+/// The source's last accepted request, which also ends a silence.
+fn mark_accepted(db: Db<'_>, source_id: &str, now: i64) -> Result<()> {
+    db.conn
+        .prepare_cached("UPDATE sources SET last_accepted_at = ?1, silent_since = NULL WHERE id = ?2")?
+        .execute(params![now, source_id])?;
     Ok(())
 }
 
@@ -291,14 +308,7 @@ fn relay(
             content_type.unwrap_or("application/octet-stream"),
             source.id
         ])?;
-    let mut insert = db.conn.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for t in &targets {
-        let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
-        insert.execute(params![time::new_id("dlv"), id, t.id, user_id, status, due, now])?;
-    }
+    super::events::fan_out(db, &id, user_id, &targets.iter().collect::<Vec<_>>(), now)?;
     Ok((id, targets.len()))
 }
 
@@ -405,31 +415,9 @@ pub fn recheck(
             )?;
         }
         Ok(v) => {
-            match accepted_with_key(db, &source.id, &v.dedupe.key)? {
-                Some(prev) => {
-                    logged.outcome = Outcome::Duplicate;
-                    logged.duplicate_of = Some(prev);
-                }
-                None => {
-                    logged.outcome = Outcome::Accepted;
-                    if !v.dedupe.signed {
-                        logged.replay_of = replay_of(db, &source.id, &body_hash(body), &v.dedupe.key, now)?;
-                    }
-                    let (event_id, n) = relay(
-                        db,
-                        source,
-                        v.kind.as_deref(),
-                        req.content_type.as_deref(),
-                        body,
-                        now,
-                        payload_retention,
-                    )?;
-                    logged.event_id = Some(event_id);
-                    logged.deliveries = n;
-                    db.conn
-                        .prepare_cached("UPDATE sources SET last_accepted_at = ?1, silent_since = NULL WHERE id = ?2")?
-                        .execute(params![now, source.id])?;
-                }
+            accept(db, source, v, req.content_type.as_deref(), body, now, payload_retention, &mut logged)?;
+            if logged.outcome == Outcome::Accepted {
+                mark_accepted(db, &source.id, now)?;
             }
             db.conn.execute(
                 "UPDATE inbound_requests SET outcome = ?1, reason = NULL, dedupe_key = ?2, dedupe_signed = ?3,

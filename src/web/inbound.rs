@@ -11,7 +11,9 @@ use std::io::Read;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::model::inbound::{redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source, CIRCLE_KEY_URL};
+use crate::model::inbound::{
+    redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source, Verified, CIRCLE_KEY_URL,
+};
 use crate::model::{time, Error};
 use crate::outbound::keys::{self, Fetched};
 use crate::store::inbound::{self as log, Logged, Received};
@@ -97,24 +99,7 @@ fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> cra
     };
     let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
     let incoming = Incoming { headers: &req.headers, body: &req.body };
-    // Circle: the key the request names, from the store or (once) from the key server.
-    let public_key = match source.provider {
-        Provider::Circle => circle_key(cfg, &mut store, &keyring, &source, incoming.header("x-circle-key-id"))?,
-        _ => Ok(None),
-    };
-    let verdict = match &public_key {
-        Err(reason) => Err(*reason),
-        Ok(key) => {
-            let m = Material {
-                secrets: &secrets,
-                settings: &source.settings,
-                public_key: key.as_deref(),
-                now_s: now / 1000,
-                tolerance_s: cfg.skew_tolerance.as_secs() as i64,
-            };
-            verify(source.provider, &m, &incoming)
-        }
-    };
+    let verdict = judge(cfg, &mut store, &keyring, &source, &incoming, &secrets, now / 1000)?;
     let headers = redact(&req.headers);
     let content_type = relay_content_type(req.header("content-type"));
     let received = Received {
@@ -158,6 +143,35 @@ fn rejected(logged: &Logged, reason: Reason, limit: Option<u64>) -> Response {
         return r.with_header("Retry-After", RETRY_AFTER);
     }
     r
+}
+
+/// Verifies a request as its source's provider documents, at `at_s` (Unix seconds): with the
+/// source's secrets and, for Circle, the key the request names (from the store, or once from the
+/// key server).
+fn judge(
+    cfg: &Config,
+    store: &mut Store,
+    keyring: &crate::model::secret::Keyring,
+    source: &Source,
+    incoming: &Incoming<'_>,
+    secrets: &[String],
+    at_s: i64,
+) -> crate::model::Result<Result<Verified, Reason>> {
+    let public_key = match source.provider {
+        Provider::Circle => match circle_key(cfg, store, keyring, source, incoming.header("x-circle-key-id"))? {
+            Ok(key) => key,
+            Err(reason) => return Ok(Err(reason)),
+        },
+        _ => None,
+    };
+    let m = Material {
+        secrets,
+        settings: &source.settings,
+        public_key: public_key.as_deref(),
+        now_s: at_s,
+        tolerance_s: cfg.skew_tolerance.as_secs() as i64,
+    };
+    Ok(verify(source.provider, &m, incoming))
 }
 
 /// The DER key a Circle request names: stored, or fetched from the key server and stored for
@@ -220,23 +234,7 @@ pub fn recheck(cfg: &Config, store: &mut Store, request_id: &str) -> crate::mode
     let now = time::now_ms();
     let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
     let incoming = Incoming { headers: &req.headers, body: &body };
-    let public_key = match source.provider {
-        Provider::Circle => circle_key(cfg, store, &keyring, &source, incoming.header("x-circle-key-id"))?,
-        _ => Ok(None),
-    };
-    let verdict = match &public_key {
-        Err(reason) => Err(*reason),
-        Ok(key) => {
-            let m = Material {
-                secrets: &secrets,
-                settings: &source.settings,
-                public_key: key.as_deref(),
-                // Timestamps are judged against when the request arrived, not now.
-                now_s: req.received_at / 1000,
-                tolerance_s: cfg.skew_tolerance.as_secs() as i64,
-            };
-            verify(source.provider, &m, &incoming)
-        }
-    };
+    // Timestamps are judged against when the request arrived, not now.
+    let verdict = judge(cfg, store, &keyring, &source, &incoming, &secrets, req.received_at / 1000)?;
     store.write(|db| log::recheck(db, &source, &req, &body, verdict.as_ref().map_err(|r| *r), cfg.payload_retention))
 }
