@@ -86,6 +86,21 @@ fn human_detail(d: &Detail, base: &str) -> String {
     out.join("\n")
 }
 
+/// The lines that show new forward destinations' secrets, once.
+fn forward_lines(forwards: &[Value]) -> Vec<String> {
+    forwards
+        .iter()
+        .map(|f| {
+            format!(
+                "forward {} → {} signs with {} (shown only now)",
+                f["endpoint_id"].as_str().unwrap_or(""),
+                f["url"].as_str().unwrap_or(""),
+                f["secret"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 fn request_line(r: &Request) -> String {
     format!(
         "{}  {}  {}  {}{}  {} bytes  {}",
@@ -137,14 +152,7 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
                 if let Some(s) = &created.secret {
                     lines.push(format!("secret: {s} (shown only now)"));
                 }
-                for f in &forwards {
-                    lines.push(format!(
-                        "forward {} → {} signs with {} (shown only now)",
-                        f["endpoint_id"].as_str().unwrap_or(""),
-                        f["url"].as_str().unwrap_or(""),
-                        f["secret"].as_str().unwrap_or("")
-                    ));
-                }
+                lines.extend(forward_lines(&forwards));
                 lines.join("\n")
             })
         }
@@ -200,14 +208,7 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             v["added_forwards"] = Value::Array(forwards.clone());
             print(json, &v, |_| {
                 let mut lines = vec![format!("updated {}", d.source.id)];
-                for f in &forwards {
-                    lines.push(format!(
-                        "forward {} → {} signs with {} (shown only now)",
-                        f["endpoint_id"].as_str().unwrap_or(""),
-                        f["url"].as_str().unwrap_or(""),
-                        f["secret"].as_str().unwrap_or("")
-                    ));
-                }
+                lines.extend(forward_lines(&forwards));
                 lines.join("\n")
             })
         }

@@ -259,17 +259,22 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     redirect(ctx, "/endpoints?notice=deleted")
 }
 
+/// A rotation form's grace period (`grace`, seconds, one of the offered choices), or the default.
+pub fn grace_of(ctx: &Ctx<'_>) -> Result<Duration, HttpError> {
+    match ctx.req.form().get("grace") {
+        None => Ok(ctx.cfg.rotation_grace),
+        Some(g) => g
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_ROTATION_GRACE.as_secs())
+            .map(Duration::from_secs)
+            .ok_or_else(|| HttpError::bad_request("the grace period is not one of the offered choices")),
+    }
+}
+
 pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
-    let grace = match ctx.req.form().get("grace") {
-        None => ctx.cfg.rotation_grace,
-        Some(g) => Duration::from_secs(
-            g.parse::<u64>()
-                .ok()
-                .filter(|s| *s <= MAX_ROTATION_GRACE.as_secs())
-                .ok_or_else(|| HttpError::bad_request("the grace period is not one of the offered choices"))?,
-        ),
-    };
+    let grace = grace_of(ctx)?;
     let keyring = ctx.keyring()?;
     let (secret, _, until) = ctx.write(|db| endpoints::rotate_secret(db, &keyring, &ep.id, grace))?;
     let until = (!grace.is_zero()).then(|| time::rfc3339(until));

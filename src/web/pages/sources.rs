@@ -3,13 +3,11 @@
 //! and disable/enable; and one request's page with its redacted headers, body and re-check.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tera::Context;
 
 use super::layout::{context, redirect, render};
-use crate::model::endpoint::MAX_ROTATION_GRACE;
 use crate::model::inbound::{parse_public_key, Outcome, Provider, Reason, Settings};
 use crate::model::{time, Error};
 use crate::store::inbound::{self as log, Filter};
@@ -183,15 +181,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let id = ctx.param().to_string();
     let f = ctx.req.form();
     let secret = f.get("secret").map(str::trim).filter(|s| !s.is_empty()).map(String::from);
-    let grace = match f.get("grace") {
-        None => ctx.cfg.rotation_grace,
-        Some(g) => Duration::from_secs(
-            g.parse::<u64>()
-                .ok()
-                .filter(|s| *s <= MAX_ROTATION_GRACE.as_secs())
-                .ok_or_else(|| HttpError::bad_request("the grace period is not one of the offered choices"))?,
-        ),
-    };
+    let grace = super::endpoints::grace_of(ctx)?;
     let keyring = ctx.keyring()?;
     let rotated = ctx.try_write(|db| sources::rotate_secret(db, &keyring, &id, secret.as_deref(), grace))?;
     match rotated {
