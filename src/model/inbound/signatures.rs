@@ -381,9 +381,10 @@ mod tests {
     }
 
     #[test]
-    fn shopify_matches_its_documented_example() {
-        // Shopify's docs compute base64(HMAC-SHA256(client secret, raw body)); this pair is
-        // worked by hand from that rule with the standard library's definition of HMAC.
+    fn shopify_is_base64_hmac_of_the_raw_body() {
+        // Shopify's documented rule: base64(HMAC-SHA256(client secret, raw body)). The signature
+        // here is made by the hmac crate from that rule; tests/external/inbound_providers.py
+        // makes it with Python's standard library as Shopify's example code does.
         let secret = "hush".to_string();
         let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
         let sig = STANDARD.encode(hmac256(secret.as_bytes(), &[body]));
