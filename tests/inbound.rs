@@ -529,3 +529,52 @@ fn the_pages_create_a_source_show_its_requests_and_recheck_a_reject() {
     env.dispatch();
     assert_eq!(recv.len(), 2, "the Postmark mail and the re-checked GitHub event");
 }
+
+#[test]
+fn unknown_circle_keys_are_not_fetched_again_and_fetches_are_capped_per_minute() {
+    let keys = Receiver::always(404);
+    let (env, _recv) = setup();
+    let key_url = keys.url("/v2/notifications/publicKey");
+    let s = source(&env, &["--name", "circle", "--provider", "circle", "--key-url", &key_url]);
+    let path = token(&s);
+    let body = br#"{"notificationId":"n-1","notificationType":"transfers"}"#;
+    let send =
+        |key_id: &str| post(&env, &path, &[("X-Circle-Signature", "MEUCIQDx"), ("X-Circle-Key-Id", key_id)], body);
+    let kid = "0b0e6a2c-0000-4000-8000-000000000001";
+    assert_eq!(send(kid).status, 401);
+    assert_eq!(send(kid).status, 401);
+    assert_eq!(keys.len(), 1, "a key id the server did not know is not asked for again at once");
+    assert_eq!(send("not a key id/../x").status, 401);
+    assert_eq!(keys.len(), 1, "a key id that is not Circle's form never reaches the key server");
+    // Made-up ids, each new: at most 10 requests to the key server in a minute, then 503.
+    let mut statuses = Vec::new();
+    for i in 2..=12 {
+        statuses.push(send(&format!("0b0e6a2c-0000-4000-8000-{i:012}")).status);
+    }
+    assert_eq!(keys.len(), 10, "{statuses:?}");
+    assert_eq!(&statuses[9..], &[503, 503], "past the cap: try again later, not a request");
+}
+
+#[test]
+fn doctor_names_sources_that_relay_nowhere_or_never_see_credentials() {
+    let (env, recv) = setup();
+    let s = source(&env, &["--name", "pm", "--provider", "postmark"]);
+    let path = token(&s);
+    for i in 0..3 {
+        let body = format!(r#"{{"MessageID":"m-{i}"}}"#);
+        assert_eq!(post(&env, &path, &[], body.as_bytes()).status, 401);
+    }
+    let out = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success());
+    assert!(text.contains("PROBLEM  inbound source pm relays nowhere"), "{text}");
+    assert!(text.contains("PROBLEM  3 requests to inbound source pm arrived without credentials"), "{text}");
+    assert!(text.contains("CGIPassAuth On"), "{text}");
+    env.ok(&["source", "update", "pm", "--add-forward", &recv.url("/mail")]);
+    let password = s["secret"].as_str().unwrap();
+    let auth = format!("Basic {}", STANDARD.encode(format!("postmark:{password}")));
+    assert_eq!(post(&env, &path, &[("Authorization", auth.as_str())], br#"{"MessageID":"m-9"}"#).status, 200);
+    let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).to_string();
+    assert!(!text.contains("inbound source pm"), "{text}");
+    assert!(text.contains("ok       1 inbound source(s): each relays somewhere and none needs attention"), "{text}");
+}

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::model::health::STALE_AFTER;
+use crate::model::inbound::{Provider, Reason};
 use crate::model::time;
 use crate::store::observations::{self, AUTH_MISSING, AUTH_PRESENT, MISSING_AUTH_STREAK};
 use crate::store::{self, queue, Store};
@@ -142,6 +143,56 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         (None, Some(_)) => ok("API requests arrive with their Authorization header"),
         (None, None) => ok("no API request seen yet"),
     });
+    out.extend(sources(db.db(), now));
+    out
+}
+
+/// Inbound sources: each one relays somewhere, reaches the program with its credentials, hears
+/// from its provider and verifies what it hears.
+fn sources(db: store::Db<'_>, now: i64) -> Vec<Finding> {
+    let Ok(list) = store::sources::list(db) else {
+        return vec![problem("cannot read the inbound sources", "restore a backup")];
+    };
+    let mut out = Vec::new();
+    for s in list.iter().filter(|s| s.active) {
+        let name = &s.name;
+        let forwards = store::endpoints::list(db, Some(&s.user)).map(|l| l.len()).unwrap_or(0);
+        if forwards == 0 {
+            out.push(problem(
+                format!("inbound source {name} relays nowhere: its accepted requests are logged and dropped"),
+                format!("webhooks source update {name} --add-forward https://…"),
+            ));
+        }
+        let missing = store::sources::rejects_for(db, &s.id, Reason::CredentialsMissing.as_str()).unwrap_or(0);
+        if s.provider == Provider::Postmark && s.last_auth_seen_at.is_none() && missing >= MISSING_AUTH_STREAK {
+            out.push(problem(
+                format!("{missing} requests to inbound source {name} arrived without credentials, and none with them"),
+                "Postmark sends Basic credentials: add `CGIPassAuth On` to the .htaccess of the cgi-bin directory \
+                 (Apache 2.4.13+), and give Postmark the URL with user:password@ (webhooks source show)",
+            ));
+        }
+        if let Some(since) = s.silent_since {
+            out.push(problem(
+                format!(
+                    "inbound source {name} has accepted nothing for longer than its expected gap ({} min since the alert)",
+                    (now - since).max(0) / 60_000
+                ),
+                format!("check the provider's dashboard, then `webhooks inbound --source {name}`"),
+            ));
+        }
+        if s.failing_since.is_some() {
+            out.push(problem(
+                format!("most requests to inbound source {name} in the last hour were rejected"),
+                format!(
+                    "`webhooks inbound --source {name} --outcome rejected` says why; after pasting the provider's \
+                     current secret (`webhooks source rotate-secret {name} --secret …`), re-check them"
+                ),
+            ));
+        }
+    }
+    if !list.is_empty() && out.is_empty() {
+        out.push(ok(format!("{} inbound source(s): each relays somewhere and none needs attention", list.len())));
+    }
     out
 }
 

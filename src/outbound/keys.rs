@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::model::address::{Cidr, Policy};
-use crate::model::inbound::parse_public_key;
+use crate::model::inbound::{is_circle_key_id, parse_public_key};
 use crate::outbound::send::Sender;
 
 /// A key fetch gives up after this, so that Circle's request is still answered within a second
@@ -27,9 +27,7 @@ pub enum Fetched {
 }
 
 pub fn fetch(cfg: &Config, key_url: &str, api_key: Option<&str>, key_id: &str) -> Fetched {
-    let id_ok =
-        !key_id.is_empty() && key_id.len() <= 100 && key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !id_ok {
+    if !is_circle_key_id(key_id) {
         return Fetched::Unknown(format!("the key id {key_id:?} is not one Circle issues"));
     }
     let everywhere = Policy { allowed: vec![Cidr::everything_v4(), Cidr::everything_v6()] };

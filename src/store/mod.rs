@@ -220,6 +220,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("006_observation_counts", include_str!("../../sql/006_observation_counts.sql")),
     ("007_endpoint_failure", include_str!("../../sql/007_endpoint_failure.sql")),
     ("008_inbound", include_str!("../../sql/008_inbound.sql")),
+    ("009_key_misses", include_str!("../../sql/009_key_misses.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

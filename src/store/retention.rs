@@ -106,6 +106,14 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         "DELETE FROM source_hours WHERE (source_id, hour, outcome, reason) IN
         (SELECT source_id, hour, outcome, reason FROM source_hours WHERE hour <= ?1 LIMIT ?2)",
     )?;
+    // Circle key misses are only worth remembering for a day.
+    batches(
+        db,
+        max_batches,
+        now - DAY_MS,
+        "DELETE FROM source_key_misses WHERE (source_id, key_id) IN
+        (SELECT source_id, key_id FROM source_key_misses WHERE at <= ?1 LIMIT ?2)",
+    )?;
     Ok(Purged { held_expired, payloads, deliveries, events, runs, login_links, inbound_bodies, inbound_requests })
 }
 

@@ -360,6 +360,38 @@ pub fn public_key(db: Db<'_>, source_id: &str, key_id: &str) -> Result<Option<Ve
         .optional()?)
 }
 
+/// When the key server last said it does not know `key_id` (Unix ms), if it did.
+pub fn key_miss(db: Db<'_>, source_id: &str, key_id: &str) -> Result<Option<i64>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT at FROM source_key_misses WHERE source_id = ?1 AND key_id = ?2")?
+        .query_row(params![source_id, key_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Notes that the key server does not know `key_id`.
+pub fn add_key_miss(db: Db<'_>, source_id: &str, key_id: &str, at: i64) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "INSERT INTO source_key_misses (source_id, key_id, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source_id, key_id) DO UPDATE SET at = excluded.at",
+        )?
+        .execute(params![source_id, key_id, at])?;
+    Ok(())
+}
+
+/// How many times the key server was asked for this source's keys since `since`: the keys it
+/// gave and the ids it did not know.
+pub fn key_fetches_since(db: Db<'_>, source_id: &str, since: i64) -> Result<i64> {
+    Ok(db
+        .conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM source_public_keys WHERE source_id = ?1 AND origin = 'fetched' AND created_at > ?2)
+                  + (SELECT count(*) FROM source_key_misses WHERE source_id = ?1 AND at > ?2)",
+        )?
+        .query_row(params![source_id, since], |r| r.get(0))?)
+}
+
 /// Keeps a Circle public key for good (`fetched` from the key server, or `pasted`).
 pub fn add_public_key(db: Db<'_>, source_id: &str, key_id: &str, der: &[u8], origin: &str) -> Result<()> {
     if key_id.is_empty() || key_id.len() > 100 || key_id.chars().any(|c| c.is_control()) {
@@ -449,6 +481,14 @@ pub fn detail(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result<crate
         secrets,
         rotation_ends_at,
     })
+}
+
+/// How many of a source's requests were rejected for `reason` (within the counters' retention).
+pub fn rejects_for(db: Db<'_>, source_id: &str, reason: &str) -> Result<i64> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT coalesce(sum(n), 0) FROM source_hours WHERE source_id = ?1 AND reason = ?2")?
+        .query_row(params![source_id, reason], |r| r.get(0))?)
 }
 
 /// A source by id, or by name.

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::model::inbound::{
-    redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source, Verified, CIRCLE_KEY_URL,
+    is_circle_key_id, redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source,
+    Verified, CIRCLE_KEY_URL, KEY_FETCHES_PER_MINUTE, KEY_MISS_TTL_MS,
 };
 use crate::model::{time, Error};
 use crate::outbound::keys::{self, Fetched};
@@ -186,8 +187,21 @@ fn circle_key(
     let Some(key_id) = key_id.map(str::trim).filter(|k| !k.is_empty()) else {
         return Ok(Err(Reason::SignatureMissing));
     };
+    if !is_circle_key_id(key_id) {
+        return Ok(Err(Reason::KeyUnknown));
+    }
     if let Some(der) = sources::public_key(store.db(), &source.id, key_id)? {
         return Ok(Ok(Some(der)));
+    }
+    // A key id the server did not know a few minutes ago is not asked for again, and a flood of
+    // made-up ids is not a flood of requests to the key server.
+    let now = time::now_ms();
+    if sources::key_miss(store.db(), &source.id, key_id)?.is_some_and(|at| now - at < KEY_MISS_TTL_MS) {
+        return Ok(Err(Reason::KeyUnknown));
+    }
+    if sources::key_fetches_since(store.db(), &source.id, now - 60_000)? >= KEY_FETCHES_PER_MINUTE {
+        eprintln!("webhooks-cgi: source {}: more than {KEY_FETCHES_PER_MINUTE} key fetches in a minute; key {key_id} refused for now", source.name);
+        return Ok(Err(Reason::KeyUnavailable));
     }
     let api_key = sources::api_key(store.db(), keyring, &source.id)?;
     let url = source.settings.key_url.as_deref().unwrap_or(CIRCLE_KEY_URL);
@@ -198,6 +212,7 @@ fn circle_key(
         }
         Fetched::Unknown(why) => {
             eprintln!("webhooks-cgi: source {}: Circle key {key_id}: {why}", source.name);
+            store.write(|db| sources::add_key_miss(db, &source.id, key_id, now))?;
             Ok(Err(Reason::KeyUnknown))
         }
         Fetched::Unavailable(why) => {

@@ -32,6 +32,17 @@ pub const REPLAY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 pub const FAILING_MIN_REQUESTS: i64 = 5;
 /// … of which at least half were rejected.
 pub const FAILING_WINDOW_MS: i64 = 3600 * 1000;
+/// A key id the key server did not know is refused without asking again for this long.
+pub const KEY_MISS_TTL_MS: i64 = 10 * 60 * 1000;
+/// At most this many key-server requests per source per minute; past it, an unknown key id is
+/// answered 503 (the provider retries) instead of a request to the key server.
+pub const KEY_FETCHES_PER_MINUTE: i64 = 10;
+/// Whether a key id has the form Circle's do (a UUID: letters, digits and dashes), so that
+/// nothing else is ever sent to the key server or remembered.
+pub fn is_circle_key_id(key_id: &str) -> bool {
+    !key_id.is_empty() && key_id.len() <= 100 && key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Where Circle publishes its notification keys (`…/{keyId}`), unless a source says otherwise.
 pub const CIRCLE_KEY_URL: &str = "https://api.circle.com/v2/notifications/publicKey";
 /// Longest event type kept from a provider's body or header.
