@@ -8,6 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::model::error::{Error, Result};
 
@@ -62,6 +64,37 @@ impl std::fmt::Debug for SigningKey {
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes from hexadecimal (either case); `None` for an odd length or a non-hex digit.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The signature scheme (docs/signing.md, the same as Standard Webhooks'): HMAC-SHA256 with the
+/// decoded secret over `{id}.{timestamp}.{body}`.
+fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    m
+}
+
+/// The raw signature of `{id}.{timestamp}.{body}`.
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+    mac(key, id, timestamp, body).finalize().into_bytes().into()
+}
+
+/// Whether `signature` is that of `{id}.{timestamp}.{body}` under `key`, compared in constant
+/// time (`Mac::verify_slice`).
+pub fn signature_matches(key: &[u8], id: &str, timestamp: i64, body: &[u8], signature: &[u8]) -> bool {
+    mac(key, id, timestamp, body).verify_slice(signature).is_ok()
 }
 
 /// The master keys endpoint secrets are sealed with: `WEBHOOKS_SECRET_KEY`, and while

@@ -9,29 +9,11 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-pub use crate::model::secret::{hex, SigningKey};
-
-type HmacSha256 = Hmac<Sha256>;
+pub use crate::model::secret::{hex, sign, SigningKey};
+use crate::model::secret::{signature_matches, unhex};
 
 pub const USER_AGENT: &str = concat!("qsm-webhooks/", env!("CARGO_PKG_VERSION"));
-
-fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(id.as_bytes());
-    m.update(b".");
-    m.update(timestamp.to_string().as_bytes());
-    m.update(b".");
-    m.update(body);
-    m
-}
-
-/// The raw HMAC-SHA256 of `{id}.{timestamp}.{body}`.
-pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
-    mac(key, id, timestamp, body).finalize().into_bytes().into()
-}
 
 /// What a delivery request carries besides its body.
 pub struct Delivery<'a> {
@@ -136,7 +118,7 @@ pub fn verify(
         let id = get(&id_h).ok_or(VerifyError::MissingHeader(id_h))?;
         let ts = get(&ts_h).ok_or(VerifyError::MissingHeader(ts_h))?;
         let sigs: Vec<Vec<u8>> =
-            sig.split_whitespace().filter_map(|s| s.strip_prefix("v1=")).filter_map(decode_hex).collect();
+            sig.split_whitespace().filter_map(|s| s.strip_prefix("v1=")).filter_map(unhex).collect();
         (Family::Qsm, id, ts, sigs)
     } else if let Some(sig) = get("webhook-signature") {
         let id = get("webhook-id").ok_or(VerifyError::MissingHeader("webhook-id".into()))?;
@@ -165,19 +147,12 @@ pub fn verify(
     }
     for key in keys {
         for sig in &sigs {
-            if mac(key, id, ts, body).verify_slice(sig).is_ok() {
+            if signature_matches(key, id, ts, body, sig) {
                 return Ok(family);
             }
         }
     }
     Err(VerifyError::Mismatch)
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

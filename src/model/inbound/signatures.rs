@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{Provider, Reason, Settings, KIND_MAX};
-use crate::model::secret::hex;
+use crate::model::secret::{self, hex};
 use crate::model::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -140,15 +140,11 @@ fn verify_standard(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<
     let sig = req.header(&format!("{family}-signature")).ok_or(Reason::SignatureMissing)?;
     let sigs = parse_standard_signatures(sig).ok_or(Reason::SignatureMalformed)?;
     let t = parse_seconds(ts.trim()).ok_or(Reason::TimestampMissing)?;
-    let keys: Vec<Vec<u8>> = m.secrets.iter().filter_map(|s| crate::model::secret::decode(s).ok()).collect();
-    let prefix = format!("{id}.{t}.");
+    let keys: Vec<Vec<u8>> = m.secrets.iter().filter_map(|s| secret::decode(s).ok()).collect();
     let mut matched = false;
     for key in &keys {
         for sig in &sigs {
-            let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
-            mac.update(prefix.as_bytes());
-            mac.update(req.body);
-            matched |= mac.verify_slice(sig).is_ok();
+            matched |= secret::signature_matches(key, id, t, req.body, sig);
         }
     }
     if !matched {
@@ -298,11 +294,12 @@ fn parse_seconds(s: &str) -> Option<i64> {
     (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
 }
 
+/// Hex signature bytes, at most 512 of them.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 1024 {
+    if s.len() > 1024 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+    secret::unhex(s)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
