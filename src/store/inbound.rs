@@ -47,20 +47,35 @@ pub struct Logged {
     pub deliveries: usize,
 }
 
+impl Logged {
+    /// A request not (yet) accepted: where a verdict starts.
+    fn rejected(id: String) -> Logged {
+        Logged {
+            id,
+            outcome: Outcome::Rejected,
+            reason: None,
+            duplicate_of: None,
+            replay_of: None,
+            event_id: None,
+            deliveries: 0,
+        }
+    }
+}
+
+/// A verified body about to be relayed: its bytes, their SHA-256 (computed once, for the log,
+/// the replay check and the event) and the content type it is relayed with.
+struct Body<'a> {
+    bytes: &'a [u8],
+    hash: &'a str,
+    content_type: Option<&'a str>,
+}
+
 /// Logs a request and, when it verified and is new, relays it. Run it inside one write.
 pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Duration) -> Result<Logged> {
     let id = time::new_id("inb");
     let hash = r.body.map(body_hash);
     let headers = serde_json::to_string(r.headers)?;
-    let mut logged = Logged {
-        id: id.clone(),
-        outcome: Outcome::Rejected,
-        reason: None,
-        duplicate_of: None,
-        replay_of: None,
-        event_id: None,
-        deliveries: 0,
-    };
+    let mut logged = Logged::rejected(id.clone());
     let (dedupe_key, dedupe_signed, kind) = match r.verdict {
         Ok(v) => (Some(v.dedupe.key.as_str()), v.dedupe.signed, v.kind.as_deref()),
         Err(reason) => {
@@ -68,8 +83,9 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
             (None, true, None)
         }
     };
-    if let (Ok(v), Some(body)) = (r.verdict, r.body) {
-        accept(db, r.source, v, r.content_type, body, r.received_at, payload_retention, &mut logged)?;
+    if let (Ok(v), Some(bytes), Some(hash)) = (r.verdict, r.body, hash.as_deref()) {
+        let body = Body { bytes, hash, content_type: r.content_type };
+        accept(db, r.source, v, &body, r.received_at, payload_retention, &mut logged)?;
     }
     db.conn
         .prepare_cached(
@@ -119,13 +135,11 @@ fn after_logging(db: Db<'_>, notify: &Notify, source: &Source, l: &Logged, now: 
 /// A verified request: a duplicate of the accepted request with its provider event id, or
 /// accepted (flagged when an unsigned id carries a body accepted under another id within 24
 /// hours) and relayed.
-#[allow(clippy::too_many_arguments)]
 fn accept(
     db: Db<'_>,
     source: &Source,
     v: &Verified,
-    content_type: Option<&str>,
-    body: &[u8],
+    body: &Body<'_>,
     now: i64,
     payload_retention: Duration,
     logged: &mut Logged,
@@ -137,9 +151,9 @@ fn accept(
     }
     logged.outcome = Outcome::Accepted;
     if !v.dedupe.signed {
-        logged.replay_of = replay_of(db, &source.id, &body_hash(body), &v.dedupe.key, now)?;
+        logged.replay_of = replay_of(db, &source.id, body.hash, &v.dedupe.key, now)?;
     }
-    let (event_id, n) = relay(db, source, v.kind.as_deref(), content_type, body, now, payload_retention)?;
+    let (event_id, n) = relay(db, source, v.kind.as_deref(), body, now, payload_retention)?;
     logged.event_id = Some(event_id);
     logged.deliveries = n;
     Ok(())
@@ -214,8 +228,7 @@ fn add_notice(
     data: serde_json::Value,
     now: i64,
 ) -> Result<()> {
-    let user_id: i64 =
-        db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    let user_id = super::sources::relay_user_id(db, &source.id)?;
     let id = notices::add(db, notify, New { event_type: kind, user_id, endpoint_id: None, data }, now)?;
     db.conn.prepare_cached("UPDATE notices SET source_id = ?1 WHERE id = ?2")?.execute(params![source.id, id])?;
     Ok(())
@@ -281,13 +294,11 @@ fn relay(
     db: Db<'_>,
     source: &Source,
     kind: Option<&str>,
-    content_type: Option<&str>,
-    body: &[u8],
+    body: &Body<'_>,
     now: i64,
     payload_retention: Duration,
 ) -> Result<(String, usize)> {
-    let user_id: i64 =
-        db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([&source.id], |r| r.get(0))?;
+    let user_id = super::sources::relay_user_id(db, &source.id)?;
     let targets = super::endpoints::targets_of_user(db, user_id)?;
     let id = time::new_id("evt");
     let event_type = kind.map(|k| format!("{}.{k}", source.provider)).unwrap_or_else(|| source.provider.to_string());
@@ -301,11 +312,11 @@ fn relay(
             id,
             user_id,
             event_type,
-            body_hash(body),
-            body,
+            body.hash,
+            body.bytes,
             now,
             expires,
-            content_type.unwrap_or("application/octet-stream"),
+            body.content_type.unwrap_or("application/octet-stream"),
             source.id
         ])?;
     super::events::fan_out(db, &id, user_id, &targets.iter().collect::<Vec<_>>(), now)?;
@@ -390,22 +401,19 @@ pub fn recheck(
     verdict: std::result::Result<&Verified, Reason>,
     payload_retention: Duration,
 ) -> Result<Logged> {
-    if req.outcome != Outcome::Rejected {
+    // Read again inside this write: another re-check may have accepted it since `req` was read.
+    let outcome: String = db
+        .conn
+        .prepare_cached("SELECT outcome FROM inbound_requests WHERE id = ?1")?
+        .query_row([&req.id], |r| r.get(0))?;
+    if outcome != Outcome::Rejected.as_str() {
         return Err(Error::conflict(
             "not_rejected",
-            format!("request {} was {}: only rejects are re-checked", req.id, req.outcome.as_str()),
+            format!("request {} was {outcome}: only rejects are re-checked", req.id),
         ));
     }
     let now = time::now_ms();
-    let mut logged = Logged {
-        id: req.id.clone(),
-        outcome: Outcome::Rejected,
-        reason: None,
-        duplicate_of: None,
-        replay_of: None,
-        event_id: None,
-        deliveries: 0,
-    };
+    let mut logged = Logged::rejected(req.id.clone());
     match verdict {
         Err(reason) => {
             logged.reason = Some(reason);
@@ -415,7 +423,9 @@ pub fn recheck(
             )?;
         }
         Ok(v) => {
-            accept(db, source, v, req.content_type.as_deref(), body, now, payload_retention, &mut logged)?;
+            let hash = body_hash(body);
+            let body = Body { bytes: body, hash: &hash, content_type: req.content_type.as_deref() };
+            accept(db, source, v, &body, now, payload_retention, &mut logged)?;
             if logged.outcome == Outcome::Accepted {
                 mark_accepted(db, &source.id, now)?;
             }

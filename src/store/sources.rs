@@ -110,21 +110,7 @@ pub fn add(
     if provider == Provider::Postmark && settings.username.is_none() {
         settings.username = Some("postmark".into());
     }
-    let secret = match (secret, provider) {
-        (Some(s), _) => {
-            check_secret(provider, s)?;
-            Some(s.to_string())
-        }
-        (None, p) if p.secret_from_provider() => {
-            return Err(Error::invalid(
-                "secret",
-                format!("{p} hands out the signing secret: paste it from the provider's dashboard (--secret)"),
-            ))
-        }
-        (None, Provider::Circle) => None,
-        (None, Provider::Standard) => Some(secret::generate()),
-        (None, _) => Some(hex(&secret::random_bytes::<24>())),
-    };
+    let secret = secret_for(provider, secret)?;
     if find_by_name(db, &name)?.is_some() {
         return Err(Error::conflict("source_exists", format!("a source named {name:?} exists already")));
     }
@@ -154,6 +140,25 @@ pub fn add(
         insert_key(db, keyring, &id, s, now)?;
     }
     Ok(Created { source: get(db, &id)?, token, secret })
+}
+
+/// The secret a source verifies with: the one given (checked), or one made where the provider
+/// lets this program make it (Standard Webhooks: a `whsec_` secret; others: 48 hex digits).
+/// `None` for Circle, which signs with its own key pair.
+fn secret_for(provider: Provider, given: Option<&str>) -> Result<Option<String>> {
+    match (given, provider) {
+        (Some(s), _) => {
+            check_secret(provider, s)?;
+            Ok(Some(s.to_string()))
+        }
+        (None, p) if p.secret_from_provider() => Err(Error::invalid(
+            "secret",
+            format!("{p} hands out the signing secret: paste it from the provider's dashboard (--secret)"),
+        )),
+        (None, Provider::Circle) => Ok(None),
+        (None, Provider::Standard) => Ok(Some(secret::generate())),
+        (None, _) => Ok(Some(hex(&secret::random_bytes::<24>()))),
+    }
 }
 
 fn insert_key(db: Db<'_>, keyring: &Keyring, source_id: &str, secret: &str, now: i64) -> Result<String> {
@@ -282,7 +287,7 @@ pub fn set_active(db: Db<'_>, id: &str, active: bool) -> Result<Source> {
 /// deliveries go with them).
 pub fn delete(db: Db<'_>, id: &str, payload_retention: Duration) -> Result<()> {
     get(db, id)?;
-    let user_id: i64 = db.conn.query_row("SELECT user_id FROM sources WHERE id = ?1", [id], |r| r.get(0))?;
+    let user_id = relay_user_id(db, id)?;
     let forwards: Vec<String> =
         rows(db.conn.prepare("SELECT id FROM endpoints WHERE user_id = ?1")?.query_map([user_id], |r| r.get(0))?)?;
     for ep in forwards {
@@ -305,23 +310,12 @@ pub fn rotate_secret(
     grace: Duration,
 ) -> Result<(String, i64)> {
     let source = get(db, id)?;
+    let no_secret =
+        || Error::invalid("secret", "circle sources have no shared secret: add Circle's public key instead");
     if !source.provider.has_secret() {
-        return Err(Error::invalid("secret", "circle sources have no shared secret: add Circle's public key instead"));
+        return Err(no_secret());
     }
-    let secret = match secret {
-        Some(s) => {
-            check_secret(source.provider, s)?;
-            s.to_string()
-        }
-        None if source.provider.secret_from_provider() => {
-            return Err(Error::invalid(
-                "secret",
-                format!("{} hands out the signing secret: paste the new one from its dashboard", source.provider),
-            ))
-        }
-        None if source.provider == Provider::Standard => secret::generate(),
-        None => hex(&secret::random_bytes::<24>()),
-    };
+    let secret = secret_for(source.provider, secret)?.ok_or_else(no_secret)?;
     let now = time::now_ms();
     let until = now + grace.as_millis() as i64;
     db.conn.execute(
@@ -433,6 +427,18 @@ pub fn add_forward(
     super::endpoints::add_for(db, keyring, policy, &source.user, &fields, limit)
 }
 
+/// Adds a forward destination for each URL, in order ([`add_forward`]).
+pub fn add_forwards(
+    db: Db<'_>,
+    keyring: &Keyring,
+    policy: &crate::model::address::Policy,
+    source_id: &str,
+    urls: &[String],
+    limit: usize,
+) -> Result<Vec<(crate::model::endpoint::Endpoint, String)>> {
+    urls.iter().map(|url| add_forward(db, keyring, policy, source_id, url, limit)).collect()
+}
+
 /// Re-seals every source secret, URL token and API key under `new` (see `endpoints::reseal_all`).
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
     let open = |id: &str, sealed: &[u8]| {
@@ -489,6 +495,12 @@ pub fn rejects_for(db: Db<'_>, source_id: &str, reason: &str) -> Result<i64> {
         .conn
         .prepare_cached("SELECT coalesce(sum(n), 0) FROM source_hours WHERE source_id = ?1 AND reason = ?2")?
         .query_row(params![source_id, reason], |r| r.get(0))?)
+}
+
+/// The row id of a source's relay user (the owner of its forward destinations, its relayed
+/// events and its notices).
+pub(super) fn relay_user_id(db: Db<'_>, source_id: &str) -> Result<i64> {
+    Ok(db.conn.prepare_cached("SELECT user_id FROM sources WHERE id = ?1")?.query_row([source_id], |r| r.get(0))?)
 }
 
 /// A source by id, or by name.
