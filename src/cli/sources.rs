@@ -7,7 +7,7 @@ use super::{open, print, read_arg};
 use crate::cli::args::{InboundCmd, SourceCmd, SourceSettings};
 use crate::config::{parse_size, Config};
 use crate::model::endpoint::check_grace;
-use crate::model::inbound::{parse_public_key, Detail, Outcome, Provider, Request, Settings};
+use crate::model::inbound::{forward_json, parse_public_key, Detail, Outcome, Provider, Request, Settings};
 use crate::model::time;
 use crate::store::inbound::{self as log, Filter};
 use crate::store::sources::{self, Changes};
@@ -125,20 +125,17 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             let policy = cfg.policy();
             let (created, forwards) = store.write(|db| {
                 let created = sources::add(db, &keyring, provider, &ch, secret.as_deref())?;
-                let mut forwards = Vec::new();
-                for url in &forward_url {
-                    let (ep, secret) = sources::add_forward(
-                        db,
-                        &keyring,
-                        &policy,
-                        &created.source.id,
-                        url,
-                        cfg.max_endpoints_per_user,
-                    )?;
-                    forwards.push(json!({"endpoint_id": ep.id, "url": ep.url, "secret": secret}));
-                }
-                Ok((created, forwards))
+                let added = sources::add_forwards(
+                    db,
+                    &keyring,
+                    &policy,
+                    &created.source.id,
+                    &forward_url,
+                    cfg.max_endpoints_per_user,
+                )?;
+                Ok((created, added))
             })?;
+            let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
             let d = sources::detail(store.db(), &keyring, &created.source.id, now)?;
             let mut v = d.to_json(&base);
             v["secret"] = json!(created.secret);
@@ -195,14 +192,9 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             let policy = cfg.policy();
             let forwards = store.write(|db| {
                 sources::update(db, &keyring, &current.id, &ch)?;
-                let mut forwards = Vec::new();
-                for url in &add_forward {
-                    let (ep, secret) =
-                        sources::add_forward(db, &keyring, &policy, &current.id, url, cfg.max_endpoints_per_user)?;
-                    forwards.push(json!({"endpoint_id": ep.id, "url": ep.url, "secret": secret}));
-                }
-                Ok(forwards)
+                sources::add_forwards(db, &keyring, &policy, &current.id, &add_forward, cfg.max_endpoints_per_user)
             })?;
+            let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
             let d = sources::detail(store.db(), &keyring, &current.id, now)?;
             let mut v = d.to_json(&base);
             v["added_forwards"] = Value::Array(forwards.clone());

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::model::endpoint::check_grace;
-use crate::model::inbound::{parse_public_key, Outcome, Provider, Request, Settings};
+use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Request, Settings};
 use crate::model::{time, Error};
 use crate::store::inbound::{self as log, Filter};
 use crate::store::sources::{self, Changes};
@@ -85,14 +85,17 @@ pub fn create_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
     let (created, forwards) = ctx.write(|db| {
         let created = sources::add(db, &keyring, provider, &changes, secret.as_deref())?;
-        let mut forwards = Vec::new();
-        for url in &forward_urls {
-            let (ep, secret) =
-                sources::add_forward(db, &keyring, &policy, &created.source.id, url, cfg.max_endpoints_per_user)?;
-            forwards.push(json!({"endpoint_id": ep.id, "url": ep.url, "active": ep.active, "secret": secret}));
-        }
-        Ok((created, forwards))
+        let added = sources::add_forwards(
+            db,
+            &keyring,
+            &policy,
+            &created.source.id,
+            &forward_urls,
+            cfg.max_endpoints_per_user,
+        )?;
+        Ok((created, added))
     })?;
+    let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
     let base = ctx.req.script_url();
     let d = sources::detail(ctx.db()?, &keyring, &created.source.id, time::now_ms())?;
     let mut v = d.to_json(&base);
@@ -167,7 +170,7 @@ pub fn add_forward(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let url = url.unwrap_or_default();
     let (ep, secret) =
         ctx.write(|db| sources::add_forward(db, &keyring, &policy, &id, &url, cfg.max_endpoints_per_user))?;
-    Ok(Response::json(201, &json!({"endpoint_id": ep.id, "url": ep.url, "active": ep.active, "secret": secret})))
+    Ok(Response::json(201, &forward_json(&ep, Some(&secret))))
 }
 
 pub fn add_public_key(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

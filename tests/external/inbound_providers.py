@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from slack_sdk.signature import SignatureVerifier
 
-from common import free_port
+from common import free_port, start_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -136,16 +136,7 @@ def main():
         return json.loads(out.stdout) if "--json" in args else out.stdout
 
     webhooks("init")
-    port = free_port()
-    server = subprocess.Popen([os.path.join(BIN, "webhooks"), "serve", "--addr", f"127.0.0.1:{port}", "--dispatch-every", "1h"],
-                              env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/api/v1/event-types", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    server, base = start_serve(BIN, env, work)
     try:
         run(webhooks, base, rport)
     finally:

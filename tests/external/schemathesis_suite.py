@@ -11,10 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import json
 
-from common import free_port
+from common import start_serve
 
 BIN = os.path.abspath(sys.argv[1])
 MAX_SECONDS = sys.argv[2] if len(sys.argv) > 2 else "240"
@@ -54,18 +53,8 @@ def main():
                    REMOTE_ADDR="127.0.0.1", HTTP_X_HUB_SIGNATURE_256="sha256=00")
     subprocess.run([os.path.join(BIN, "webhooks-cgi")], env=cgi_env, cwd=work, input="{}", capture_output=True, text=True, check=True)
 
-    port = free_port()
-    server = subprocess.Popen([os.path.join(BIN, "webhooks"), "serve", "--addr", f"127.0.0.1:{port}",
-                               "--dispatch-every", "1h"], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serve(BIN, env, work, stderr=subprocess.PIPE)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/api/v1/event-types", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         report = os.path.join(work, "report")
         code = 0
         # Two passes over the document: a user token over the user's API (the admin-only

@@ -489,12 +489,21 @@ impl Detail {
             "secrets": self.secrets,
             "rotation_ends_at": t(self.rotation_ends_at),
             "public_keys": self.public_keys.iter().map(|(id, origin)| serde_json::json!({"key_id": id, "origin": origin})).collect::<Vec<_>>(),
-            "forwards": self.forwards.iter().map(|e| serde_json::json!({"endpoint_id": e.id, "url": e.url, "active": e.active})).collect::<Vec<_>>(),
+            "forwards": self.forwards.iter().map(|e| forward_json(e, None)).collect::<Vec<_>>(),
             "counts_24h": self.counts,
             "created_at": t(Some(s.created_at)),
             "updated_at": t(Some(s.updated_at)),
         })
     }
+}
+
+/// A forward destination as the API and `--json` show it; its signing secret only when just made.
+pub fn forward_json(ep: &crate::model::endpoint::Endpoint, secret: Option<&str>) -> Value {
+    let mut v = serde_json::json!({"endpoint_id": ep.id, "url": ep.url, "active": ep.active});
+    if let Some(s) = secret {
+        v["secret"] = serde_json::json!(s);
+    }
+    v
 }
 
 fn enc(s: &str) -> String {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tera::Context;
 
 use super::layout::{context, redirect, render};
-use crate::model::inbound::{parse_public_key, Outcome, Provider, Reason, Settings};
+use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Reason, Settings};
 use crate::model::{time, Error};
 use crate::store::inbound::{self as log, Filter};
 use crate::store::sources::{self, Changes};
@@ -126,7 +126,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
             source_page(ctx, &id, 201, |c, d| {
                 c.insert("secret", &created.secret);
                 c.insert("provider_url", &d.provider_url(&base, created.secret.as_deref()));
-                c.insert("forward_secret", &fwd.map(|(ep, s)| json!({"url": ep.url, "secret": s})));
+                c.insert("forward_secret", &fwd.map(|(ep, s)| forward_json(&ep, Some(&s))));
             })
         }
         Err(e) => {
@@ -210,7 +210,7 @@ pub fn add_forward(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         ctx.try_write(|db| sources::add_forward(db, &keyring, &policy, &id, &url, cfg.max_endpoints_per_user))?;
     match added {
         Ok((ep, secret)) => source_page(ctx, &id, 200, |c, _| {
-            c.insert("forward_secret", &json!({"url": ep.url, "secret": secret}));
+            c.insert("forward_secret", &forward_json(&ep, Some(&secret)));
         }),
         Err(Error::Invalid { message, problems }) => {
             let why = problems.first().map(|p| p.message.clone()).unwrap_or(message);
