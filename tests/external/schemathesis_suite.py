@@ -74,7 +74,11 @@ def main():
                 # GET /api/v1/tokens) and see nothing but 401 after; tests/api.rs covers revocation.
                 *paths,
                 "--max-time", str(seconds),
-                "--workers", "2",
+                # One worker: with two, hypothesis describes strategies from two threads at once,
+                # and CPython 3.11's ast module then fails now and then with "AST constructor
+                # recursion depth mismatch" (python/cpython#106905), an error of the runner, not
+                # of this program (seen in 2 of about 8 runs on this suite).
+                "--workers", "1",
                 "--report", "junit", "--report-dir", os.path.join(report, name.replace(" ", "-")),
                 "--seed", str(int(time.time())),
             ]
