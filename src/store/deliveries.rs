@@ -2,7 +2,7 @@
 //! delivery and its attempts, manual retries, and the queue's figures. Claiming and recording
 //! attempts is `queue`.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 
 use super::{rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
@@ -15,7 +15,7 @@ const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d
         d.next_attempt_at, d.finished_at, d.lease_until, ev.payload IS NOT NULL
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id";
 
-fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
+fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
     let lease: Option<i64> = r.get(14)?;
     let in_flight = lease.is_some_and(|l| l > now);
     Ok(Delivery {
@@ -159,7 +159,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
     let now = time::now_ms();
     let limit = if exact { i64::MAX } else { COUNT_CAP + 1 };
     let mut capped = false;
-    let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+    let mut count = |sql: &str, p: &[&dyn super::sql::ToSql]| -> Result<i64> {
         if exact {
             Ok(db.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
         } else {
@@ -177,11 +177,11 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
     let oldest: Option<i64> = db
         .conn
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
-        .query_row([], |r| r.get(0))?;
+        .query_row(params![], |r| r.get(0))?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn
-        .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", [], |r| {
+        .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", params![], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 use serde_json::json;
 
 use super::{rows, Db};
@@ -22,7 +22,7 @@ const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.acti
 
 /// The failure record from five columns starting at `first`: `fail_since, dead_count,
 /// first_dead_at, last_dead_at, last_success_at`.
-pub(super) fn failure_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Failure> {
+pub(super) fn failure_at(r: &Row<'_>, first: usize) -> sql::Result<Failure> {
     Ok(Failure {
         since: r.get(first)?,
         dead: r.get(first + 1)?,
@@ -32,7 +32,7 @@ pub(super) fn failure_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Failure>
     })
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+fn from_row(r: &Row<'_>) -> sql::Result<Endpoint> {
     let types: String = r.get(4)?;
     let active: bool = r.get(5)?;
     let failure = failure_at(r, 10)?;
@@ -335,7 +335,7 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             )?
             .query_row([name], |r| r.get(0))?,
         None => {
-            db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row([], |r| r.get(0))?
+            db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row(params![], |r| r.get(0))?
         }
     };
     let sources: i64 = match user {
@@ -345,7 +345,7 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             .prepare_cached(
                 "SELECT count(*) FROM sources WHERE active = 1 AND (silent_since IS NOT NULL OR failing_since IS NOT NULL)",
             )?
-            .query_row([], |r| r.get(0))?,
+            .query_row(params![], |r| r.get(0))?,
     };
     Ok(Trouble { failing, disabled, held, sources })
 }
@@ -432,8 +432,11 @@ pub fn signing_keys(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result
 /// Re-seals every endpoint secret under `new`; each opens with `new` (already re-sealed by an
 /// interrupted run) or `retiring`. Returns how many. Run it inside one write.
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
-    let sealed: Vec<(String, Vec<u8>)> =
-        rows(db.conn.prepare("SELECT id, secret FROM endpoint_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    let sealed: Vec<(String, Vec<u8>)> = rows(
+        db.conn
+            .prepare("SELECT id, secret FROM endpoint_keys")?
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    )?;
     for (id, sealed) in &sealed {
         let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
         db.conn.execute(
@@ -494,7 +497,7 @@ mod tests {
         assert!(!off.active);
         delete(conn, &ep.id, Duration::from_secs(60)).unwrap();
         assert!(find(conn, &ep.id).unwrap().is_none());
-        let keys: i64 = conn.conn.query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get(0)).unwrap();
+        let keys: i64 = conn.conn.query_row("SELECT count(*) FROM endpoint_keys", params![], |r| r.get(0)).unwrap();
         assert_eq!(keys, 0, "the keys went with the endpoint");
     }
 }

@@ -3,7 +3,7 @@
 //! a page costs the same with 100 or 100,000 deliveries; counts by status that stop at
 //! `COUNT_CAP`. Delivery ids sort by creation time, so "the last 24 hours" is an index range.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::Db;
 use crate::model::delivery::Status;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 use serde_json::json;
 
 use super::notices::{self, New};
@@ -326,7 +326,7 @@ fn relay(
 const COLUMNS: &str = "id, source_id, received_at, remote_addr, headers, content_type, body_size, body IS NOT NULL,
     outcome, reason, dedupe_key, dedupe_signed, duplicate_of, replay_of, kind, event_id, rechecked_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
+fn from_row(r: &Row<'_>) -> sql::Result<Request> {
     let headers: String = r.get(4)?;
     let outcome: String = r.get(8)?;
     Ok(Request {

@@ -3,7 +3,7 @@
 //! runs race; then each channel (the operator webhook, the mail) takes it from here until it
 //! succeeds, under a lease so that two runs never send the same notice at once.
 
-use rusqlite::params;
+use super::sql::params;
 use serde_json::Value;
 
 use super::{rows, Db};

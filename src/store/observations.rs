@@ -2,7 +2,7 @@
 //! reports (whether API requests arrive with their Authorization header). Best effort: a failed
 //! write must never break the request that noticed.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::Db;
 use crate::model::Result;

@@ -1,7 +1,7 @@
 //! `users` and `tokens`: who acts (`model::principal`). A user's row is made on first sight; a
 //! token is stored as its hash.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::{rows, Db};
 use crate::model::principal::{self, Created, Principal, TokenInfo};
@@ -12,10 +12,10 @@ pub fn ensure(db: Db<'_>, name: &str) -> Result<i64> {
     if let Some(id) = find(db, name)? {
         return Ok(id);
     }
-    db.conn
-        .prepare_cached("INSERT INTO users (name, created_at) VALUES (?1, ?2)")?
-        .execute(params![name, time::now_ms()])?;
-    Ok(db.conn.last_insert_rowid())
+    Ok(db
+        .conn
+        .prepare_cached("INSERT INTO users (name, created_at) VALUES (?1, ?2) RETURNING id")?
+        .query_row(params![name, time::now_ms()], |r| r.get(0))?)
 }
 
 pub fn find(db: Db<'_>, name: &str) -> Result<Option<i64>> {
@@ -111,7 +111,8 @@ mod tests {
         assert_eq!(authenticate_token(db, &app.token).unwrap(), Some(Principal::App));
         assert_eq!(authenticate_token(db, &alice.token).unwrap(), Some(Principal::User("alice".into())));
         assert_eq!(authenticate_token(db, "qsm_nope").unwrap(), None);
-        let stored: String = db.conn.query_row("SELECT group_concat(hash) FROM tokens", [], |r| r.get(0)).unwrap();
+        let stored: String =
+            db.conn.query_row("SELECT group_concat(hash) FROM tokens", params![], |r| r.get(0)).unwrap();
         assert!(!stored.contains(&app.token[4..]));
         assert!(revoke_token(db, &alice.id, Some("bob")).is_err(), "not bob's");
         revoke_token(db, &alice.id, Some("alice")).unwrap();

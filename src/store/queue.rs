@@ -10,8 +10,7 @@
 
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use serde_json::json;
 
@@ -188,10 +187,7 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
                 endpoint_id: r.get(3)?,
                 url: r.get(4)?,
                 attempt: r.get::<_, u32>(6)? + 1,
-                payload: match r.get_ref(7)? {
-                    ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
-                    _ => Vec::new(),
-                },
+                payload: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
                 relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
                     (Some(content_type), Some(source)) => Some(Relay { content_type, source, provider: r.get(11)? }),
                     _ => None,
@@ -462,7 +458,7 @@ pub fn finish_run(db: Db<'_>, id: &str, at: i64, summary: &str) -> Result<()> {
 
 /// When the latest run started, if any ever did.
 pub fn last_run_started(db: Db<'_>) -> Result<Option<i64>> {
-    Ok(db.conn.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0))?)
+    Ok(db.conn.query_row("SELECT max(started_at) FROM runs", params![], |r| r.get(0))?)
 }
 
 #[cfg(test)]
