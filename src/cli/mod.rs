@@ -49,7 +49,7 @@ pub fn main() -> i32 {
 
 fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
-        Some(Error::Busy) => EXIT_BUSY,
+        Some(Error::Busy | Error::Unavailable(_)) => EXIT_BUSY,
         _ => 1,
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::{self, Config};
 use crate::model::secret;
-use crate::store::{self, endpoints, Store};
+use crate::store::{endpoints, Store};
 
 /// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
 /// directory) gets a secret key if it has none, and the database is created and migrated.
@@ -24,19 +24,22 @@ pub fn init_with(extra: &[&str]) -> Result<()> {
     let created = ensure_env_file(&env_path, extra)?;
     // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
     let cfg = Config::load()?;
-    if let Some(dir) = cfg.database.parent() {
+    let file = cfg.database.file();
+    if let Some(dir) = file.and_then(Path::parent) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let existed = cfg.database.exists();
-    drop(Store::open(&cfg.database)?);
-    restrict(&cfg.database)?;
+    let existed = file.is_none_or(Path::exists);
+    let store = Store::open(&cfg.database)?;
+    if let Some(path) = file {
+        restrict(path)?;
+    }
     println!(
         "{} {}\n{} {} (schema version {})",
         if created { "created" } else { "kept" },
         env_path.display(),
         if existed { "migrated" } else { "created" },
-        cfg.database.display(),
-        store::latest_version()
+        cfg.database,
+        store.latest_version()
     );
     Ok(())
 }

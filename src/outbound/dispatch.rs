@@ -140,7 +140,7 @@ pub fn start_detached() -> Result<()> {
 /// nothing it can send is due — checked after the lock is released, so that an event that
 /// arrived while a second start was turned away is not left for cron — at most a few runs.
 pub fn on_intake(cfg: &Config) -> Result<()> {
-    let lock_path = cfg.database.with_file_name("dispatch-on-intake.lock");
+    let lock_path = cfg.lock_file("dispatch-on-intake.lock");
     for _ in 0..5 {
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -177,6 +177,13 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
     let mut summary =
         Summary { run_id: time::new_id("run"), started_at: time::rfc3339(start_ms), ..Summary::default() };
+    // On PostgreSQL leases are in the database's time, the same for every dispatcher whatever
+    // its own clock says: the run works on its clock plus this difference.
+    let skew = match store.clock_skew() {
+        Ok(s) => s,
+        Err(Error::Busy) => 0,
+        Err(e) => return Err(e),
+    };
     let registered = queue::start_run(store.db(), &summary.run_id, start_ms);
     if unless_busy(registered, &mut summary)?.is_none() {
         // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up
@@ -203,6 +210,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
             schedule: cfg.retry(),
             notify: cfg.notify(),
             run_id: summary.run_id.clone(),
+            skew,
             cursor: None,
             keys: HashMap::new(),
         };
@@ -229,7 +237,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     summary.claimed += 1;
                     job_tx.send(job).expect("workers live until the job channel closes");
                 }
-                if !can_start && !summary.budget_exhausted && (outstanding > 0 || queue::any_due(store.db(), now)?) {
+                if !can_start && !summary.budget_exhausted && (outstanding > 0 || queue::any_due(store.db(), now + skew)?) {
                     summary.budget_exhausted = true;
                 }
                 if outstanding == 0 {
@@ -340,6 +348,8 @@ struct Coordinator<'a> {
     schedule: Schedule,
     notify: Notify,
     run_id: String,
+    /// The database's clock minus this machine's (0 on SQLite), in ms.
+    skew: i64,
     /// The last user served: the next claim starts after it (round-robin).
     cursor: Option<i64>,
     /// Signing keys per endpoint, read once per run.
@@ -363,7 +373,7 @@ impl Coordinator<'_> {
         }
         for _ in 0..3 {
             let cursor = self.cursor;
-            let attempt = store.write(|db| {
+            let attempt = store.work(|db| {
                 let nexts = self.record(db, &batch)?;
                 let (jobs, unsent, held) = if slots > 0 { self.claim(db, slots, now)? } else { (Vec::new(), 0, 0) };
                 Ok((nexts, jobs, unsent, held))
@@ -391,7 +401,8 @@ impl Coordinator<'_> {
     /// Claims up to `slots` due deliveries (`store::queue`) and makes jobs of them; a delivery
     /// whose endpoint has no signing key is ended unsent. Returns the jobs, how many deliveries
     /// were ended unsent and how many were held.
-    fn claim(&mut self, db: Db<'_>, slots: usize, now: i64) -> Result<(Vec<Job>, usize, usize)> {
+    fn claim(&mut self, db: Db<'_>, slots: usize, local_now: i64) -> Result<(Vec<Job>, usize, usize)> {
+        let now = local_now + self.skew;
         let lease_until = now + self.cfg.lease().as_millis() as i64;
         let request = Claim {
             run_id: &self.run_id,
@@ -413,7 +424,8 @@ impl Coordinator<'_> {
                 unsent += 1;
                 continue;
             }
-            jobs.push(Job::of(due, keys, lease_until));
+            // The workers compare the lease with this machine's clock.
+            jobs.push(Job::of(due, keys, lease_until - self.skew));
         }
         Ok((jobs, unsent, claimed.held))
     }
@@ -429,7 +441,7 @@ impl Coordinator<'_> {
 
     /// Applies a batch of results: an attempt row each and the delivery's next state.
     fn record(&self, db: Db<'_>, batch: &[Done]) -> Result<Vec<Option<Next>>> {
-        let now = time::now_ms();
+        let now = time::now_ms() + self.skew;
         let mut out = Vec::with_capacity(batch.len());
         for done in batch {
             match done {

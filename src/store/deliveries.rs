@@ -167,13 +167,13 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         }
     };
     let pending =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped", &[&limit])?;
     let due =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2) AS capped", &[&now, &limit])?;
     let in_flight =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped", &[&now, &limit])?;
     let dead =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2)", &[&Status::Dead, &limit])?;
+        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped", &[&Status::Dead, &limit])?;
     let oldest: Option<i64> = db
         .conn
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?

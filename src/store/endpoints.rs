@@ -322,8 +322,9 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
     let (failing, disabled): (i64, i64) = db
         .conn
         .prepare_cached(
-            "SELECT coalesce(sum(e.active = 1 AND e.dead_count > 0), 0),
-                    coalesce(sum(e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')), 0)
+            "SELECT coalesce(sum(CASE WHEN e.active = 1 AND e.dead_count > 0 THEN 1 ELSE 0 END), 0),
+                    coalesce(sum(CASE WHEN e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')
+                                      THEN 1 ELSE 0 END), 0)
              FROM endpoints e WHERE ?1 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
         )?
         .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -48,13 +48,13 @@ pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
         let n = match user_id {
             Some(uid) => super::bounded_count(
                 db,
-                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4)",
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4) AS capped",
                 params![uid, status, since, COUNT_CAP + 1],
                 &mut c.capped,
             )?,
             None => super::bounded_count(
                 db,
-                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3)",
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3) AS capped",
                 params![status, since, COUNT_CAP + 1],
                 &mut c.capped,
             )?,

@@ -171,7 +171,7 @@ fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option
     db.conn
         .prepare_cached(
             "INSERT INTO source_hours (source_id, hour, outcome, reason, n) VALUES (?1, ?2, ?3, ?4, 1)
-             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = n + 1",
+             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = source_hours.n + 1",
         )?
         .execute(params![source_id, hour_of(now), outcome.as_str(), reason.map(Reason::as_str).unwrap_or("")])?;
     Ok(())
@@ -204,7 +204,7 @@ fn last_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<(i64, i64, Option<
     let (requests, rejected): (i64, i64) = db
         .conn
         .prepare_cached(
-            "SELECT count(*), coalesce(sum(outcome = 'rejected'), 0) FROM inbound_requests
+            "SELECT count(*), coalesce(sum(CASE WHEN outcome = 'rejected' THEN 1 ELSE 0 END), 0) FROM inbound_requests
              WHERE source_id = ?1 AND received_at > ?2",
         )?
         .query_row(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -14,6 +14,7 @@
 //! A second backend (PostgreSQL) implements the same operations in a sibling module and makes
 //! `Db` choose between them; `web/`, `cli/` and `outbound/` do not change. Uses `model` only.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 
 use crate::model::delivery::FailureCode;
 use crate::model::health::COUNT_CAP;
+pub use crate::model::location::Location;
 use crate::model::{Error, Result};
 
 pub mod deliveries;
@@ -30,6 +32,7 @@ pub mod health;
 pub mod inbound;
 pub mod notices;
 pub mod observations;
+pub mod postgres;
 pub mod principals;
 pub mod queue;
 pub mod retention;
@@ -58,18 +61,29 @@ impl Db<'_> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
-        let store = Store::open_unmigrated(path)?;
-        migrate(store.sqlite()).map_err(|e| match e {
-            Error::Internal(m) => Error::Internal(format!("cannot migrate the database {}: {m}", path.display())),
+    /// Opens (creating a SQLite file if needed) the database and brings its schema up to date.
+    pub fn open(at: &Location) -> Result<Store> {
+        let mut store = Store::open_unmigrated(at)?;
+        let migrated = match &mut store.conn {
+            Conn::Sqlite(c) => migrate(c),
+            Conn::Postgres(c) => postgres::migrate(c.get_mut()),
+        };
+        migrated.map_err(|e| match e {
+            Error::Internal(m) => Error::Internal(format!("cannot migrate the database {at}: {m}")),
             other => other,
         })?;
         Ok(store)
     }
 
     /// Opens without migrating: for `doctor`-style checks that must not change anything.
-    pub fn open_unmigrated(path: &Path) -> Result<Store> {
+    pub fn open_unmigrated(at: &Location) -> Result<Store> {
+        let path = match at {
+            Location::File(p) => p,
+            Location::Postgres(url) => {
+                let client = postgres::connect(url)?;
+                return Ok(Store { conn: Conn::Postgres(Box::new(RefCell::new(client))) });
+            }
+        };
         let conn = Connection::open(path).map_err(|e| {
             Error::Misconfigured(format!(
                 "cannot open the database {} (does its directory exist and is it writable? see WEBHOOKS_DATABASE): {e}",
@@ -87,6 +101,28 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
         migrate(&conn).expect("migrations apply");
         Store { conn: Conn::Sqlite(conn) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
+    }
+
+    /// The database's clock minus this machine's, in ms: 0 for SQLite, whose clock is this
+    /// machine's. Dispatchers add it to their own clock so that leases on PostgreSQL are in
+    /// the database's time, the same for every machine.
+    pub fn clock_skew(&self) -> Result<i64> {
+        match &self.conn {
+            Conn::Sqlite(_) => Ok(0),
+            Conn::Postgres(c) => postgres::clock_skew(&mut c.borrow_mut()),
+        }
+    }
+
+    /// The schema version this program brings the database to.
+    pub fn latest_version(&self) -> u32 {
+        match &self.conn {
+            Conn::Sqlite(_) => latest_version(),
+            Conn::Postgres(_) => postgres::latest_version(),
+        }
     }
 
     fn sqlite(&self) -> &Connection {
@@ -135,12 +171,20 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<u32> {
-        schema_version(self.sqlite())
+        match &self.conn {
+            Conn::Sqlite(c) => schema_version(c),
+            Conn::Postgres(c) => postgres::schema_version(&mut c.borrow_mut()),
+        }
     }
 
     /// Writes a consistent copy of the live database to `to` (SQLite's `VACUUM INTO`: safe while
     /// the CGI and the dispatcher keep writing). `to` must not exist yet.
     pub fn backup(&self, to: &Path) -> Result<()> {
+        if self.is_postgres() {
+            return Err(Error::Misconfigured(
+                "on PostgreSQL, back up with pg_dump (docs/postgres.md, \"Backup\")".to_string(),
+            ));
+        }
         if to.exists() {
             return Err(Error::invalid("backup", format!("{} already exists: choose a new file name", to.display())));
         }
@@ -156,6 +200,18 @@ impl Store {
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(sql::SqlError::from)?;
         }
         Ok(())
+    }
+}
+
+/// A bare connection, not migrated: for tests and tools that look at the tables themselves.
+pub fn connect(at: &Location) -> Result<Conn> {
+    match at {
+        Location::File(p) => {
+            let c = Connection::open(p)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            Ok(Conn::Sqlite(c))
+        }
+        Location::Postgres(url) => Ok(Conn::Postgres(Box::new(RefCell::new(postgres::connect(url)?)))),
     }
 }
 
@@ -318,22 +374,22 @@ mod tests {
     fn a_database_newer_than_the_program_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
         store.sqlite().pragma_update(None, "user_version", latest_version() + 1).unwrap();
         drop(store);
-        let err = Store::open(&path).err().unwrap();
+        let err = Store::open(&Location::File(path.clone())).err().unwrap();
         assert!(err.to_string().contains("newer than this program"), "{err}");
     }
 
     #[test]
     fn backups_are_consistent_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        let store = Store::open(&Location::File(dir.path().join("w.db"))).unwrap();
         principals::ensure(store.db(), "alice").unwrap();
         let copy = dir.path().join("copy.db");
         store.backup(&copy).unwrap();
         assert!(store.backup(&copy).is_err(), "never overwrites");
-        let restored = Store::open(&copy).unwrap();
+        let restored = Store::open(&Location::File(copy.clone())).unwrap();
         assert!(principals::find(restored.db(), "alice").unwrap().is_some());
     }
 
@@ -361,7 +417,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
         let count = |sql: &str| -> i64 { store.sqlite().query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM attempts"), 1, "no cascade from the rebuild");
         assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
@@ -383,10 +439,10 @@ mod tests {
     fn migrate_is_idempotent_and_sets_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
         assert_eq!(store.schema_version().unwrap(), latest_version());
         drop(store);
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
         let conn = store.sqlite();
         assert_eq!(schema_version(conn).unwrap(), latest_version());
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();

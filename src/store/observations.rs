@@ -21,7 +21,7 @@ pub fn note(db: Db<'_>, name: &str, at: i64) -> Result<()> {
     db.conn
         .prepare_cached(
             "INSERT INTO observations (name, at, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (name) DO UPDATE SET at = ?2, count = count + 1",
+             ON CONFLICT (name) DO UPDATE SET at = ?2, count = observations.count + 1",
         )?
         .execute(params![name, at])?;
     Ok(())

@@ -89,6 +89,16 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         }
         first_visited.get_or_insert(user_id);
         after = Some(user_id);
+        // PostgreSQL, with many dispatchers: the user is locked first (another dispatcher
+        // claiming for them now is skipped, not waited for), and the live leases are counted in
+        // a later statement, whose snapshot (READ COMMITTED) then holds every lease committed by
+        // whoever had the lock before; counting in the locking statement would see the older
+        // snapshot and overrun the cap. SQLite's write lock already serialises claims.
+        if db.is_postgres()
+            && !db.conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1 FOR NO KEY UPDATE SKIP LOCKED")?.exists([user_id])?
+        {
+            continue;
+        }
         let leased: i64 = db
             .conn
             .prepare_cached("SELECT count(*) FROM deliveries WHERE user_id = ?1 AND lease_until > ?2")?
@@ -161,11 +171,21 @@ fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
 /// Ordered by the due index alone: a second sort key would make SQLite sort every due row of
 /// the user for each claim (a test reads the plan).
 const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        coalesce(e.disabled_kind IN ('gone', 'sustained_failure'), 0), ev.content_type, s.name, s.provider
+        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id
     WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
     ORDER BY d.next_attempt_at LIMIT ?3";
+
+const DUE_FOR_USER_POSTGRES: &str = concat!(
+    "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
+        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider
+    FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+        LEFT JOIN sources s ON s.id = ev.source_id
+    WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+    ORDER BY d.next_attempt_at LIMIT ?3",
+    " FOR UPDATE OF d SKIP LOCKED"
+);
 
 struct DueRow {
     due: Due,
@@ -177,7 +197,13 @@ struct DueRow {
 /// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
 /// next_attempt_at)` makes this a seek however many rows are pending.
 fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
-    let mut stmt = db.conn.prepare_cached(DUE_FOR_USER)?;
+    let mut stmt = if db.is_postgres() {
+        // Rows another transaction holds (a page retrying one, a slow dispatcher recording
+        // one) are left for the next claim rather than waited for.
+        db.conn.prepare_cached(DUE_FOR_USER_POSTGRES)?
+    } else {
+        db.conn.prepare_cached(DUE_FOR_USER)?
+    };
     let found = rows(stmt.query_map(params![user_id, now, limit as i64], |r| {
         Ok(DueRow {
             due: Due {
@@ -200,11 +226,11 @@ fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<
     Ok(found)
 }
 
-/// Appends the attempt row and applies its decision to the delivery, while `run_id` still holds
-/// the lease; keeps the endpoint's health current and applies the failure rule
-/// ([`apply_rule`]). Returns whether the delivery was still this run's.
+/// Applies an attempt's decision to the delivery and appends its attempt row, while `run_id`
+/// still holds the lease; keeps the endpoint's health current and applies the failure rule
+/// ([`transitions`]). Returns whether the delivery was still this run's: a run whose lease ran
+/// out and was claimed by another (fenced) changes nothing, the new holder's record stands.
 pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Duration, notify: &Notify) -> Result<bool> {
-    insert_attempt(db, a)?;
     let (next_at, finished) = match a.next {
         Next::Succeeded | Next::Dead => (None, Some(now)),
         Next::RetryAt(t) => (Some(t), None),
@@ -233,14 +259,19 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
     if changed == 0 {
         return Ok(false);
     }
+    insert_attempt(db, a)?;
     // The delivery's endpoint with its failure record, in one read; its new record and latest
     // attempt in one write (the rule costs no statement of its own on the common path).
     let e = db
         .conn
         .prepare_cached(
-            "SELECT d.endpoint_id, d.created_at, d.event_id, e.fail_since, e.dead_count, e.first_dead_at,
-                    e.last_dead_at, e.last_success_at, e.active, e.user_id
-             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id = ?1",
+            if db.is_postgres() {
+                // Dispatchers record at once: the endpoint's failure record is read to be
+                // rewritten, so it is locked for that.
+                RECORDED_POSTGRES
+            } else {
+                RECORDED
+            },
         )?
         .query_row([a.delivery_id], |r| {
             Ok(Recorded {
@@ -280,7 +311,7 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
     db.conn
         .prepare_cached(
             "INSERT INTO endpoint_stats (endpoint_id, hour, succeeded, failed) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = succeeded + ?3, failed = failed + ?4",
+             ON CONFLICT (endpoint_id, hour) DO UPDATE SET succeeded = endpoint_stats.succeeded + ?3, failed = endpoint_stats.failed + ?4",
         )?
         .execute(params![endpoint_id, hour_of(now), ok, 1 - ok])?;
     transitions(db, &e, failure, a, now, notify)?;
@@ -289,6 +320,17 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
     }
     Ok(true)
 }
+
+const RECORDED: &str = "SELECT d.endpoint_id, d.created_at, d.event_id, e.fail_since, e.dead_count, e.first_dead_at,
+        e.last_dead_at, e.last_success_at, e.active, e.user_id
+    FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id = ?1";
+
+const RECORDED_POSTGRES: &str = concat!(
+    "SELECT d.endpoint_id, d.created_at, d.event_id, e.fail_since, e.dead_count, e.first_dead_at,
+        e.last_dead_at, e.last_success_at, e.active, e.user_id
+    FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id = ?1",
+    " FOR UPDATE OF e"
+);
 
 /// What `record` read of a delivery's endpoint.
 struct Recorded {

@@ -236,11 +236,22 @@ impl Params for &[&dyn ToSql] {
     }
 }
 
-impl<T: ToSql, const N: usize> Params for [T; N] {
+impl Params for [&dyn ToSql; 0] {
     fn values(&self) -> Vec<Value<'_>> {
-        self.iter().map(|p| p.to_value()).collect()
+        Vec::new()
     }
 }
+
+macro_rules! array_params {
+    ($($n:literal),*) => {$(
+        impl<T: ToSql> Params for [T; $n] {
+            fn values(&self) -> Vec<Value<'_>> {
+                self.iter().map(|p| p.to_value()).collect()
+            }
+        }
+    )*};
+}
+array_params!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
 
 impl Params for Vec<Value<'_>> {
     fn values(&self) -> Vec<Value<'_>> {
@@ -522,11 +533,30 @@ impl PgClient {
         PgClient { client, statements: HashMap::new() }
     }
 
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
+    /// The statement for `sql`, prepared on first use. PostgreSQL infers each parameter's type
+    /// from where it stands; where that says nothing (`?1 IS NULL OR …`), the values' own types
+    /// (bigint, text, bytea, double) are given instead.
+    fn statement(&mut self, sql: &str, values: &[Value<'_>]) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(&to_postgres(sql))?;
+        let text = to_postgres(sql);
+        let s = match self.client.prepare(&text) {
+            Ok(s) => s,
+            Err(e) if e.code() == Some(&postgres::error::SqlState::INDETERMINATE_DATATYPE) => {
+                let types: Vec<Type> = values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(_) => Type::INT8,
+                        Value::Real(_) => Type::FLOAT8,
+                        Value::Blob(_) => Type::BYTEA,
+                        Value::Text(_) | Value::Null => Type::TEXT,
+                    })
+                    .collect();
+                self.client.prepare_typed(&text, &types)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
     }
@@ -537,13 +567,13 @@ impl PgClient {
 /// An open connection to either engine.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<PgClient>),
+    Postgres(Box<RefCell<PgClient>>),
 }
 
 /// A prepared statement on either engine.
 pub enum Statement<'c> {
     Sqlite(rusqlite::CachedStatement<'c>),
-    Postgres(&'c RefCell<PgClient>, postgres::Statement),
+    Postgres(&'c RefCell<PgClient>, String),
 }
 
 /// One result row.
@@ -576,6 +606,12 @@ impl Row<'_> {
     }
 }
 
+fn pg_query(c: &RefCell<PgClient>, sql: &str, values: &[Value<'_>]) -> Result<Vec<postgres::Row>> {
+    let mut c = c.borrow_mut();
+    let s = c.statement(sql, values)?;
+    Ok(c.client.query(&s, &pg_values(values))?)
+}
+
 fn pg_values<'v>(values: &'v [Value<'v>]) -> Vec<&'v (dyn postgres::types::ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect()
 }
@@ -586,7 +622,11 @@ impl Statement<'_> {
         let values = params.values();
         match self {
             Statement::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
-            Statement::Postgres(c, s) => Ok(c.borrow_mut().client.execute(s, &pg_values(&values))? as usize),
+            Statement::Postgres(c, sql) => {
+                let mut c = c.borrow_mut();
+                let s = c.statement(sql, &values)?;
+                Ok(c.client.execute(&s, &pg_values(&values))? as usize)
+            }
         }
     }
 
@@ -601,8 +641,8 @@ impl Statement<'_> {
                     None => Err(SqlError::NoRows),
                 }
             }
-            Statement::Postgres(c, s) => {
-                let rows = c.borrow_mut().client.query(s, &pg_values(&values))?;
+            Statement::Postgres(c, sql) => {
+                let rows = pg_query(c, sql, &values)?;
                 match rows.first() {
                     Some(r) => f(&Row::Postgres(r)),
                     None => Err(SqlError::NoRows),
@@ -626,8 +666,8 @@ impl Statement<'_> {
                     out.push(f(&Row::Sqlite(r)));
                 }
             }
-            Statement::Postgres(c, s) => {
-                for r in c.borrow_mut().client.query(s, &pg_values(&values))? {
+            Statement::Postgres(c, sql) => {
+                for r in pg_query(c, sql, &values)? {
                     out.push(f(&Row::Postgres(&r)));
                 }
             }
@@ -650,10 +690,8 @@ impl Conn {
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         match self {
             Conn::Sqlite(c) => Ok(Statement::Sqlite(c.prepare_cached(sql)?)),
-            Conn::Postgres(c) => {
-                let s = c.borrow_mut().statement(sql)?;
-                Ok(Statement::Postgres(c, s))
-            }
+            // Prepared at its first run, when its parameters' values are known.
+            Conn::Postgres(c) => Ok(Statement::Postgres(c, sql.to_string())),
         }
     }
 

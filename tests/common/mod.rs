@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use webhooks::model::location::Location;
+use webhooks::store::sql::Conn;
 
 pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
@@ -22,6 +24,45 @@ pub struct Env {
     pub vars: BTreeMap<String, String>,
     /// Added to the programs' clock (test builds only: WEBHOOKS_TEST_CLOCK_OFFSET), in ms.
     pub clock: std::sync::atomic::AtomicI64,
+    /// The PostgreSQL database made for this installation, when the suite runs on PostgreSQL.
+    pub pg_database: Option<String>,
+}
+
+/// The suite runs on PostgreSQL when `WEBHOOKS_TEST_POSTGRES` holds the URL of a role that may
+/// create databases (`.ci/postgres start DIR` prints one): each installation gets a database of
+/// its own, dropped afterwards. Without it, on SQLite.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("WEBHOOKS_TEST_POSTGRES").ok().filter(|v| !v.is_empty())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A fresh, empty PostgreSQL database: its name.
+pub fn create_pg_database(admin: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("t_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let admin_db = webhooks::store::connect(&Location::Postgres(admin.to_string())).unwrap();
+    admin_db.execute_batch(&format!("CREATE DATABASE {name}")).unwrap();
+    name
+}
+
+pub fn drop_pg_database(admin: &str, name: &str) {
+    if let Ok(c) = webhooks::store::connect(&Location::Postgres(admin.to_string())) {
+        let _ = c.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let (Some(admin), Some(name)) = (postgres_admin_url(), &self.pg_database) {
+            drop_pg_database(&admin, name);
+        }
+    }
 }
 
 impl Env {
@@ -29,9 +70,18 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join(".env");
-        let mut env = Env { env_file, dir, vars: BTreeMap::new(), clock: Default::default() };
+        let mut env = Env { env_file, dir, vars: BTreeMap::new(), clock: Default::default(), pg_database: None };
         env.set("WEBHOOKS_SECRET_KEY", MASTER_KEY);
-        env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
+        match postgres_admin_url() {
+            Some(admin) => {
+                let name = create_pg_database(&admin);
+                env.set("WEBHOOKS_DATABASE", &with_database(&admin, &name));
+                env.pg_database = Some(name);
+            }
+            None => {
+                env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
+            }
+        }
         env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
         env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
         env.set("WEBHOOKS_TIME_BUDGET", "20s");
@@ -57,7 +107,27 @@ impl Env {
         self.dir.path().join("var/webhooks.db")
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
+    /// Whether this installation runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg_database.is_some()
+    }
+
+    /// Where this installation's data is.
+    pub fn location(&self) -> Location {
+        match postgres_admin_url().zip(self.pg_database.as_ref()) {
+            Some((admin, name)) => Location::Postgres(with_database(&admin, name)),
+            None => Location::File(self.db_path()),
+        }
+    }
+
+    /// A connection to the installation's database (SQLite or PostgreSQL), to look at its tables.
+    pub fn db(&self) -> Conn {
+        webhooks::store::connect(&self.location()).unwrap()
+    }
+
+    /// A SQLite connection, for the tests of what only SQLite has (its file, its write lock).
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        assert!(!self.is_postgres(), "a SQLite-only check on PostgreSQL");
         let c = rusqlite::Connection::open(self.db_path()).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
         c
@@ -237,7 +307,7 @@ impl Env {
         self.db()
             .execute(
                 "UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL",
-                [],
+                webhooks::sql_params![],
             )
             .unwrap();
     }
