@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::model::address::{Cidr, Policy};
-use crate::model::location::Location;
 use crate::model::delivery::Schedule;
+use crate::model::location::Location;
 use crate::model::secret::Keyring;
 use crate::model::{Error, Result};
 

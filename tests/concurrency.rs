@@ -67,8 +67,7 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
         let (env, posted) = (env.clone(), posted.clone());
         std::thread::spawn(move || {
             common::wait_until(Duration::from_secs(120), || posted.load(Ordering::SeqCst) >= WRITERS * EVENTS_EACH / 2);
-            let db = env.db();
-            db.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let db = env.hold_write_lock();
             std::thread::sleep(Duration::from_millis(6500));
             db.execute_batch("ROLLBACK").unwrap();
         })

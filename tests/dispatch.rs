@@ -698,8 +698,7 @@ fn a_database_locked_past_the_busy_timeout_skips_the_run_and_loses_nothing() {
     let rx = Receiver::always(200);
     env.endpoint("alice", &rx.url("/"), "");
     env.emit("alice", "email.received", RECEIVED);
-    let blocker = env.db();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = env.hold_write_lock();
     let out = env.run(&["dispatch", "--json"]);
     assert!(out.status.success(), "a busy database is not a failed cron run: {}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::{self, Config};
+use crate::model::location::Location;
 use crate::model::secret;
 use crate::store::{endpoints, Store};
 
@@ -79,24 +80,56 @@ pub fn rotate_key(cfg: &Config) -> Result<()> {
 /// Rewrites the `.env` atomically (temporary file, then rename) with these key lines, keeping
 /// every other line as it was.
 fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()> {
+    let mut add = vec![format!("WEBHOOKS_SECRET_KEY={current}")];
+    if let Some(p) = previous {
+        add.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
+    }
+    set_env_lines(path, &["WEBHOOKS_SECRET_KEY", "WEBHOOKS_PREVIOUS_SECRET_KEY"], &add)
+}
+
+/// Rewrites the `.env` without the lines setting `remove`, with `add` at its end, atomically
+/// (a new file renamed over the old, mode 0600).
+fn set_env_lines(path: &Path, remove: &[&str], add: &[String]) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| {
             let t = l.trim_start().trim_start_matches("export ");
-            !t.starts_with("WEBHOOKS_SECRET_KEY=") && !t.starts_with("WEBHOOKS_PREVIOUS_SECRET_KEY=")
+            !remove.iter().any(|k| t.starts_with(&format!("{k}=")))
         })
         .map(String::from)
         .collect();
-    lines.push(format!("WEBHOOKS_SECRET_KEY={current}"));
-    if let Some(p) = previous {
-        lines.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
-    }
+    lines.extend(add.iter().cloned());
     let tmp = path.with_extension("rotating");
     let _ = std::fs::remove_file(&tmp);
     write_private(&tmp, format!("{}\n", lines.join("\n")).as_bytes(), false)?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// `webhooks migrate-store --to URL`: copies this SQLite installation into the empty PostgreSQL
+/// database at `to` (`store::moving`), then points the `.env` at it. Returns what was copied.
+pub fn migrate_store(cfg: &Config, to: &str) -> Result<(crate::store::moving::Copied, bool)> {
+    let target = Location::parse(to, &cfg.root);
+    if target.file().is_some() {
+        bail!("--to must be a postgres:// or postgresql:// URL (got {to:?})");
+    }
+    if cfg.database.file().is_none() {
+        bail!("WEBHOOKS_DATABASE is PostgreSQL already ({}): migrate-store copies a SQLite installation", cfg.database);
+    }
+    let mut from = Store::open(&cfg.database)?;
+    let mut into = Store::open(&target)?;
+    let copied = crate::store::moving::copy(&mut from, &mut into)?;
+    // The SQLite file now refuses writes: the .env names the new store at once (unless the
+    // process environment sets WEBHOOKS_DATABASE, which would override it anyway).
+    let switched = match (&cfg.env_file, std::env::var_os("WEBHOOKS_DATABASE")) {
+        (Some(path), None) => {
+            set_env_lines(path, &["WEBHOOKS_DATABASE"], &[format!("WEBHOOKS_DATABASE={to}")])?;
+            true
+        }
+        _ => false,
+    };
+    Ok((copied, switched))
 }
 
 /// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether

@@ -92,9 +92,7 @@ impl fmt::Display for Error {
             Error::Forbidden(message)
             | Error::Misconfigured(message)
             | Error::Internal(message)
-            | Error::Unavailable(message) => {
-                f.write_str(message)
-            }
+            | Error::Unavailable(message) => f.write_str(message),
             Error::Busy => f.write_str("the database is busy; try again shortly"),
         }
     }

@@ -51,4 +51,3 @@ pub fn redacted(url: &str) -> String {
         Err(_) => "(an unreadable postgres:// URL)".to_string(),
     }
 }
-

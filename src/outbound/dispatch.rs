@@ -237,7 +237,10 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     summary.claimed += 1;
                     job_tx.send(job).expect("workers live until the job channel closes");
                 }
-                if !can_start && !summary.budget_exhausted && (outstanding > 0 || queue::any_due(store.db(), now + skew)?) {
+                if !can_start
+                    && !summary.budget_exhausted
+                    && (outstanding > 0 || queue::any_due(store.db(), now + skew)?)
+                {
                     summary.budget_exhausted = true;
                 }
                 if outstanding == 0 {

@@ -41,13 +41,13 @@ fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
 /// The log, newest first.
 pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
     let sql = format!(
-        "{SELECT} WHERE (?1 IS NULL OR d.status = ?1)
-           AND (?2 IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
-           AND (?3 IS NULL OR d.endpoint_id = ?3)
-           AND (?4 IS NULL OR ev.type = ?4)
-           AND (?5 IS NULL OR d.id < ?5)
-           AND (?7 IS NULL OR d.id >= ?7)
-           AND (?8 IS NULL OR d.id < ?8)
+        "{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR d.status = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
+           AND (CAST(?3 AS TEXT) IS NULL OR d.endpoint_id = ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR ev.type = ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR d.id < ?5)
+           AND (CAST(?7 AS TEXT) IS NULL OR d.id >= ?7)
+           AND (CAST(?8 AS TEXT) IS NULL OR d.id < ?8)
          ORDER BY d.id DESC LIMIT ?6"
     );
     let now = time::now_ms();
@@ -166,14 +166,22 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
             super::bounded_count(db, sql, p, &mut capped)
         }
     };
-    let pending =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped", &[&limit])?;
-    let due =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2) AS capped", &[&now, &limit])?;
-    let in_flight =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped", &[&now, &limit])?;
-    let dead =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped", &[&Status::Dead, &limit])?;
+    let pending = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
+        &[&limit],
+    )?;
+    let due = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2) AS capped",
+        &[&now, &limit],
+    )?;
+    let in_flight = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
+        &[&now, &limit],
+    )?;
+    let dead = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
+        &[&Status::Dead, &limit],
+    )?;
     let oldest: Option<i64> = db
         .conn
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?

@@ -140,7 +140,7 @@ pub fn get_owned(db: Db<'_>, id: &str, user: Option<&str>) -> Result<Endpoint> {
 pub fn list(db: Db<'_>, user: Option<&str>) -> Result<Vec<Endpoint>> {
     let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
+         WHERE CAST(?1 AS TEXT) IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
     ))?;
     let found = rows(stmt.query_map([user], from_row)?)?;
     Ok(found)
@@ -325,7 +325,7 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             "SELECT coalesce(sum(CASE WHEN e.active = 1 AND e.dead_count > 0 THEN 1 ELSE 0 END), 0),
                     coalesce(sum(CASE WHEN e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')
                                       THEN 1 ELSE 0 END), 0)
-             FROM endpoints e WHERE ?1 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
+             FROM endpoints e WHERE CAST(?1 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
         )?
         .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let held: i64 = match user {

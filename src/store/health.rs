@@ -76,7 +76,7 @@ pub fn hourly_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Vec<Hour>>
     let mut out: Vec<Hour> = empty_hours(now);
     let mut stmt = db.conn.prepare_cached(
         "SELECT s.hour, sum(s.succeeded), sum(s.failed) FROM endpoint_stats s JOIN endpoints e ON e.id = s.endpoint_id
-         WHERE s.hour >= ?1 AND (?2 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
+         WHERE s.hour >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
          GROUP BY s.hour",
     )?;
     let found =

@@ -363,7 +363,7 @@ pub struct Filter {
 pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Request>> {
     let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM inbound_requests
-         WHERE (?1 IS NULL OR source_id = ?1) AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR id < ?3)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR source_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR outcome = ?2) AND (CAST(?3 AS TEXT) IS NULL OR id < ?3)
          ORDER BY id DESC LIMIT ?4"
     ))?;
     let found = rows(stmt.query_map(

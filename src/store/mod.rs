@@ -30,6 +30,7 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod inbound;
+pub mod moving;
 pub mod notices;
 pub mod observations;
 pub mod postgres;
@@ -64,6 +65,11 @@ impl Store {
     /// Opens (creating a SQLite file if needed) the database and brings its schema up to date.
     pub fn open(at: &Location) -> Result<Store> {
         let mut store = Store::open_unmigrated(at)?;
+        if let Conn::Sqlite(c) = &store.conn {
+            if schema_version(c)? == moving::MOVED {
+                return Err(moved());
+            }
+        }
         let migrated = match &mut store.conn {
             Conn::Sqlite(c) => migrate(c),
             Conn::Postgres(c) => postgres::migrate(c.get_mut()),
@@ -160,6 +166,14 @@ impl Store {
             (Conn::Postgres(_), false) => "BEGIN",
         };
         self.conn.execute_batch(begin)?;
+        if let Conn::Sqlite(c) = &self.conn {
+            // Moved to PostgreSQL while this process had the file open (`migrate-store` marks
+            // it inside the write lock this transaction now holds): nothing may land here.
+            if schema_version(c)? == moving::MOVED {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(moved());
+            }
+        }
         let out = f(Db { conn: &self.conn }).and_then(|v| {
             self.conn.execute_batch("COMMIT")?;
             Ok(v)
@@ -201,6 +215,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+fn moved() -> Error {
+    Error::Unavailable(
+        "this SQLite database was moved to PostgreSQL by `webhooks migrate-store`: set WEBHOOKS_DATABASE \
+         in .env to the postgres:// URL it was moved to"
+            .to_string(),
+    )
 }
 
 /// A bare connection, not migrated: for tests and tools that look at the tables themselves.

@@ -69,7 +69,9 @@ pub fn connect(url: &str) -> Result<PgClient> {
         "require" => Some(root_cert.is_some()),
         "verify-ca" | "verify-full" => {
             if root_cert.is_none() {
-                return Err(bad(format!("sslmode={mode} needs sslrootcert=FILE, the CA certificate to check the server's against")));
+                return Err(bad(format!(
+                    "sslmode={mode} needs sslrootcert=FILE, the CA certificate to check the server's against"
+                )));
             }
             Some(true)
         }
@@ -90,7 +92,13 @@ pub fn connect(url: &str) -> Result<PgClient> {
             config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
         }
     };
-    let client = connected.map_err(|e| Error::Unavailable(format!("cannot connect to {shown}: {}", SqlError::from(e))))?;
+    let mut client =
+        connected.map_err(|e| Error::Unavailable(format!("cannot connect to {shown}: {}", SqlError::from(e))))?;
+    // Waiting for a lock ends as SQLite's busy timeout does: Error::Busy after the same time.
+    // (Set once per session, not as a startup option: pgbouncer refuses unknown ones.)
+    client
+        .batch_execute(&format!("SET lock_timeout = '{}ms'", super::BUSY_TIMEOUT.as_millis()))
+        .map_err(|e| Error::Unavailable(format!("cannot set up the session on {shown}: {}", SqlError::from(e))))?;
     Ok(PgClient::new(client))
 }
 
@@ -105,7 +113,10 @@ fn tls_config(check: bool, root_cert: Option<&str>) -> std::result::Result<rustl
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     if !check {
-        return Ok(builder.dangerous().with_custom_certificate_verifier(Arc::new(Unchecked(provider()))).with_no_client_auth());
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unchecked(provider())))
+            .with_no_client_auth());
     }
     use rustls::pki_types::pem::PemObject;
     let path = root_cert.unwrap_or_default();
@@ -166,10 +177,7 @@ pub fn latest_version() -> u32 {
 
 /// The schema version, 0 for an empty database.
 pub fn schema_version(client: &mut PgClient) -> Result<u32> {
-    let rows = client
-        .client
-        .query("SELECT to_regclass('webhooks_schema') IS NOT NULL", &[])
-        .map_err(SqlError::from)?;
+    let rows = client.client.query("SELECT to_regclass('webhooks_schema') IS NOT NULL", &[]).map_err(SqlError::from)?;
     let exists: bool = rows[0].get(0);
     if !exists {
         return Ok(0);
@@ -201,7 +209,8 @@ pub fn migrate(client: &mut PgClient) -> Result<()> {
             tx.batch_execute(sql).map_err(|e| {
                 Error::Internal(format!("migration sql/postgres/{name}.sql failed: {}", SqlError::from(e)))
             })?;
-            tx.execute("INSERT INTO webhooks_schema (version) VALUES ($1)", &[&i64::from(v)]).map_err(SqlError::from)?;
+            tx.execute("INSERT INTO webhooks_schema (version) VALUES ($1)", &[&i64::from(v)])
+                .map_err(SqlError::from)?;
         }
     }
     tx.commit().map_err(SqlError::from)?;

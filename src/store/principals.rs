@@ -67,7 +67,7 @@ pub fn list_tokens(db: Db<'_>, user: Option<&str>) -> Result<Vec<TokenInfo>> {
     let mut stmt = db.conn.prepare(
         "SELECT t.id, u.name, t.label, t.created_at, t.last_used_at, t.revoked_at
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id",
+         WHERE CAST(?1 AS TEXT) IS NULL OR u.name = ?1 ORDER BY t.id",
     )?;
     let it = stmt.query_map([user], |r| {
         let user: Option<String> = r.get(1)?;
@@ -88,7 +88,7 @@ pub fn list_tokens(db: Db<'_>, user: Option<&str>) -> Result<Vec<TokenInfo>> {
 pub fn revoke_token(db: Db<'_>, id: &str, user: Option<&str>) -> Result<()> {
     let n = db.conn.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
-         AND (?3 IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))",
+         AND (CAST(?3 AS TEXT) IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))",
         params![time::now_ms(), id, user],
     )?;
     if n == 0 {

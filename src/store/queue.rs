@@ -95,7 +95,10 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         // whoever had the lock before; counting in the locking statement would see the older
         // snapshot and overrun the cap. SQLite's write lock already serialises claims.
         if db.is_postgres()
-            && !db.conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1 FOR NO KEY UPDATE SKIP LOCKED")?.exists([user_id])?
+            && !db
+                .conn
+                .prepare_cached("SELECT 1 FROM users WHERE id = ?1 FOR NO KEY UPDATE SKIP LOCKED")?
+                .exists([user_id])?
         {
             continue;
         }
@@ -264,15 +267,13 @@ pub fn record(db: Db<'_>, a: &Attempted<'_>, now: i64, payload_retention: Durati
     // attempt in one write (the rule costs no statement of its own on the common path).
     let e = db
         .conn
-        .prepare_cached(
-            if db.is_postgres() {
-                // Dispatchers record at once: the endpoint's failure record is read to be
-                // rewritten, so it is locked for that.
-                RECORDED_POSTGRES
-            } else {
-                RECORDED
-            },
-        )?
+        .prepare_cached(if db.is_postgres() {
+            // Dispatchers record at once: the endpoint's failure record is read to be
+            // rewritten, so it is locked for that.
+            RECORDED_POSTGRES
+        } else {
+            RECORDED
+        })?
         .query_row([a.delivery_id], |r| {
             Ok(Recorded {
                 endpoint_id: r.get(0)?,

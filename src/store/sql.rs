@@ -533,30 +533,14 @@ impl PgClient {
         PgClient { client, statements: HashMap::new() }
     }
 
-    /// The statement for `sql`, prepared on first use. PostgreSQL infers each parameter's type
-    /// from where it stands; where that says nothing (`?1 IS NULL OR …`), the values' own types
-    /// (bigint, text, bytea, double) are given instead.
-    fn statement(&mut self, sql: &str, values: &[Value<'_>]) -> Result<postgres::Statement> {
+    /// The statement for `sql`, prepared on first use. (A parameter PostgreSQL cannot type from
+    /// where it stands, as in `?1 IS NULL OR …`, is written `CAST(?1 AS TEXT) IS NULL`: a failed
+    /// prepare would abort the transaction it ran in.)
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let text = to_postgres(sql);
-        let s = match self.client.prepare(&text) {
-            Ok(s) => s,
-            Err(e) if e.code() == Some(&postgres::error::SqlState::INDETERMINATE_DATATYPE) => {
-                let types: Vec<Type> = values
-                    .iter()
-                    .map(|v| match v {
-                        Value::Int(_) => Type::INT8,
-                        Value::Real(_) => Type::FLOAT8,
-                        Value::Blob(_) => Type::BYTEA,
-                        Value::Text(_) | Value::Null => Type::TEXT,
-                    })
-                    .collect();
-                self.client.prepare_typed(&text, &types)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let s = self.client.prepare(&to_postgres(sql))?;
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
     }
@@ -608,7 +592,7 @@ impl Row<'_> {
 
 fn pg_query(c: &RefCell<PgClient>, sql: &str, values: &[Value<'_>]) -> Result<Vec<postgres::Row>> {
     let mut c = c.borrow_mut();
-    let s = c.statement(sql, values)?;
+    let s = c.statement(sql)?;
     Ok(c.client.query(&s, &pg_values(values))?)
 }
 
@@ -624,7 +608,7 @@ impl Statement<'_> {
             Statement::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
             Statement::Postgres(c, sql) => {
                 let mut c = c.borrow_mut();
-                let s = c.statement(sql, &values)?;
+                let s = c.statement(sql)?;
                 Ok(c.client.execute(&s, &pg_values(&values))? as usize)
             }
         }
