@@ -1415,10 +1415,12 @@ fn queued_on(bins: &Bins, url: Option<&str>, extra: &str, port: u16, n: usize) -
 /// `procs` dispatcher processes at once until the queue is empty: (deliveries/s, CPU s in all).
 fn dispatch_parallel(install: &Install, procs: usize, n: usize) -> (f64, f64) {
     let started = Instant::now();
-    let runs: Vec<_> = (0..procs).map(|_| {
-        let cmd = install.command(&["dispatch", "--json"]);
-        std::thread::spawn(move || probed(&cmd, b""))
-    }).collect();
+    let runs: Vec<_> = (0..procs)
+        .map(|_| {
+            let cmd = install.command(&["dispatch", "--json"]);
+            std::thread::spawn(move || probed(&cmd, b""))
+        })
+        .collect();
     let mut cpu = 0.0;
     let mut sent = 0;
     for r in runs {
@@ -1481,8 +1483,22 @@ fn postgres(t: &mut Table, bins: &Bins) {
     let (lite_rate, lite_cpu) = dispatch_parallel(&lite, 1, n);
     let pg = queued_on(bins, Some(&pg_database(&admin)), "", port, n);
     let (pg_rate, pg_cpu) = dispatch_parallel(&pg, 1, n);
-    t.add(s, format!("dispatcher, {n} deliveries, one process (deliveries/s)"), pg_rate, Some(lite_rate), "the same on SQLite", "");
-    t.add(s, "  CPU per delivery, the dispatcher's own (µs)", pg_cpu / n as f64 * 1e6, Some(lite_cpu / n as f64 * 1e6), "the same on SQLite", "");
+    t.add(
+        s,
+        format!("dispatcher, {n} deliveries, one process (deliveries/s)"),
+        pg_rate,
+        Some(lite_rate),
+        "the same on SQLite",
+        "",
+    );
+    t.add(
+        s,
+        "  CPU per delivery, the dispatcher's own (µs)",
+        pg_cpu / n as f64 * 1e6,
+        Some(lite_cpu / n as f64 * 1e6),
+        "the same on SQLite",
+        "",
+    );
     // Database-bound: no network at all (every endpoint refused before connecting), so each
     // delivery is only claimed, recorded and rescheduled; 1 and 4 processes.
     for procs in [1, 4] {
@@ -1492,7 +1508,17 @@ fn postgres(t: &mut Table, bins: &Bins) {
             .execute("UPDATE endpoints SET url = 'http://127.0.0.2:9/hook'", [])
             .unwrap();
         let (rate, _) = dispatch_parallel(&pg, procs, n);
-        t.add(s, format!("database-bound claims, no network, {procs} process{} (claims/s)", if procs == 1 { "" } else { "es" }), rate, None, "", "");
+        t.add(
+            s,
+            format!(
+                "database-bound claims, no network, {procs} process{} (claims/s)",
+                if procs == 1 { "" } else { "es" }
+            ),
+            rate,
+            None,
+            "",
+            "",
+        );
     }
     let _ = rx.kill();
     let _ = rx.wait();
@@ -1515,7 +1541,10 @@ fn postgres(t: &mut Table, bins: &Bins) {
         }
         t.add(
             s,
-            format!("{procs} dispatcher process{}, 20 ms receivers, {m} deliveries (deliveries/s)", if procs == 1 { "" } else { "es" }),
+            format!(
+                "{procs} dispatcher process{}, 20 ms receivers, {m} deliveries (deliveries/s)",
+                if procs == 1 { "" } else { "es" }
+            ),
             rate,
             Some(one * procs as f64),
             "one process × the number of processes (linear)",

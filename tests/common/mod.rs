@@ -534,7 +534,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Receiver::start_on("127.0.0.1", script)
+    }
+
+    /// A receiver listening on `addr` (`0.0.0.0` for every interface, as for test hosts in
+    /// network namespaces).
+    pub fn start_on(addr: &str, script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = TcpListener::bind((addr, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
@@ -574,7 +580,7 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
     }
 }
 
