@@ -171,7 +171,8 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         &[&limit],
     )?;
     let due = count(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2) AS capped",
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
+            AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped",
         &[&now, &limit],
     )?;
     let in_flight = count(
@@ -182,10 +183,15 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
         &[&Status::Dead, &limit],
     )?;
+    // In index order, stepping over the live leases (at most the caps): a seek at any backlog.
     let oldest: Option<i64> = db
         .conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
-        .query_row(params![], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT next_attempt_at FROM deliveries WHERE next_attempt_at IS NOT NULL
+               AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_attempt_at LIMIT 1",
+        )?
+        .query_row([now], |r| r.get(0))
+        .optional()?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn

@@ -165,7 +165,11 @@ impl Store {
             (Conn::Postgres(_), true) => "BEGIN; SELECT pg_advisory_xact_lock(7147)",
             (Conn::Postgres(_), false) => "BEGIN",
         };
-        self.conn.execute_batch(begin)?;
+        if let Err(e) = self.conn.execute_batch(begin) {
+            // PostgreSQL: BEGIN went through and the lock after it timed out; close it.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
         if let Conn::Sqlite(c) = &self.conn {
             // Moved to PostgreSQL while this process had the file open (`migrate-store` marks
             // it inside the write lock this transaction now holds): nothing may land here.

@@ -4,9 +4,10 @@
 //! and the `runs` heartbeat. The claim and the recording of a batch run in one of the
 //! coordinator's write transactions.
 //!
-//! A lease is `lease_until` and `lease_owner` (the run id); a claim also moves `next_attempt_at`
-//! to the lease's end, so a killed run's deliveries become due again when their lease runs out.
-//! Results are applied only while their run still owns the lease.
+//! A lease is `lease_until` and `lease_owner` (the run id). A claim writes only those two (and
+//! so touches one index, `deliveries_leased`): a delivery is due when `next_attempt_at` has
+//! come and it holds no live lease, so a killed run's deliveries become due again when their
+//! lease runs out. Results are applied only while their run still owns the lease (fencing).
 
 use std::time::Duration;
 
@@ -118,7 +119,7 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         for row in found {
             db.conn
                 .prepare_cached(
-                    "UPDATE deliveries SET next_attempt_at = ?1, lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
+                    "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
                 )?
                 .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
             if !row.active && row.holds {
@@ -152,12 +153,14 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
     Ok(out)
 }
 
-/// Whether any delivery is due at `now` (leased ones are not: their next attempt is the lease's
-/// end).
+/// Whether any delivery is due at `now` (leased ones are not until their lease runs out).
 pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
     Ok(db
         .conn
-        .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+        .prepare_cached(
+            "SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+               AND (lease_until IS NULL OR lease_until <= ?1) LIMIT 1",
+        )?
         .query_row([now], |_| Ok(()))
         .optional()?
         .is_some())
@@ -178,6 +181,7 @@ const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.u
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id
     WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+        AND (d.lease_until IS NULL OR d.lease_until <= ?2)
     ORDER BY d.next_attempt_at LIMIT ?3";
 
 const DUE_FOR_USER_POSTGRES: &str = concat!(
@@ -186,6 +190,7 @@ const DUE_FOR_USER_POSTGRES: &str = concat!(
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id
     WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
+        AND (d.lease_until IS NULL OR d.lease_until <= ?2)
     ORDER BY d.next_attempt_at LIMIT ?3",
     " FOR UPDATE OF d SKIP LOCKED"
 );
@@ -198,7 +203,8 @@ struct DueRow {
 }
 
 /// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
-/// next_attempt_at)` makes this a seek however many rows are pending.
+/// next_attempt_at)` makes this a seek however many rows are pending (the live leases it
+/// steps over are at most the user's cap).
 fn due_for_user(db: Db<'_>, user_id: i64, now: i64, limit: usize) -> Result<Vec<DueRow>> {
     let mut stmt = if db.is_postgres() {
         // Rows another transaction holds (a page retrying one, a slow dispatcher recording
@@ -330,7 +336,7 @@ const RECORDED_POSTGRES: &str = concat!(
     "SELECT d.endpoint_id, d.created_at, d.event_id, e.fail_since, e.dead_count, e.first_dead_at,
         e.last_dead_at, e.last_success_at, e.active, e.user_id
     FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id = ?1",
-    " FOR UPDATE OF e"
+    " FOR NO KEY UPDATE OF e"
 );
 
 /// What `record` read of a delivery's endpoint.

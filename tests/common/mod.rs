@@ -159,7 +159,7 @@ impl Env {
         let c = self.db();
         if self.is_postgres() {
             c.execute_batch(
-                "BEGIN; SELECT pg_advisory_xact_lock(7147);
+                "SET lock_timeout = 0; BEGIN; SELECT pg_advisory_xact_lock(7147);
                  LOCK TABLE users, tokens, endpoints, endpoint_keys, events, deliveries, attempts, runs
                      IN SHARE ROW EXCLUSIVE MODE",
             )
