@@ -31,6 +31,9 @@ use crate::store::{endpoints, Db, Store};
 /// How long the coordinator waits to gather results into one transaction.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
 
+/// How often a dispatcher on PostgreSQL looks again for work while others hold it.
+const HELP_POLL: Duration = Duration::from_millis(50);
+
 /// What one run did; printed as the summary line.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -220,7 +223,9 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         // out before it could finish is released at pick-up, see `worker`).
         // Measured (docs/benchmarks.md): a queue of 4 × concurrency recorded in batches of up
         // to `concurrency` results sends 20-40% more per second than 2 × and a half.
-        let capacity = cfg.concurrency * 4;
+        // On PostgreSQL other dispatchers share the users' caps: leases parked in this run's
+        // queue would keep them idle, so the queue is shorter there.
+        let capacity = cfg.concurrency * if store.is_postgres() { 2 } else { 4 };
         let gather = cfg.concurrency.max(1);
         let mut outstanding = 0usize;
         let mut batch: Vec<Done> = Vec::new();
@@ -246,6 +251,12 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                 if outstanding == 0 {
                     if progressed && can_start {
                         continue; // only ended unsendable deliveries: claim again
+                    }
+                    // PostgreSQL: what is due may be leased by other dispatchers right now (or
+                    // their leases fill its users' caps); keep helping until none is due.
+                    if store.is_postgres() && can_start && queue::any_due_or_leased(store.db(), now + skew)? {
+                        std::thread::sleep(HELP_POLL);
+                        continue;
                     }
                     return Ok(());
                 }

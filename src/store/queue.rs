@@ -118,9 +118,7 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         }
         for row in found {
             db.conn
-                .prepare_cached(
-                    "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3",
-                )?
+                .prepare_cached("UPDATE deliveries SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")?
                 .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
             if !row.active && row.holds {
                 // Disabled by the system: kept until the endpoint is enabled again.
@@ -164,6 +162,15 @@ pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
         .query_row([now], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Whether any delivery's time has come at `now`, leased or not: whether there is work that
+/// this or another dispatcher is still to do now.
+pub fn any_due_or_leased(db: Db<'_>, now: i64) -> Result<bool> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
+        .exists([now])?)
 }
 
 /// The next user (by id, after `after`) with unfinished deliveries: one index seek.
