@@ -444,10 +444,12 @@ impl Hosts {
     /// `n` hosts; host `i` is 10.77.{i+1}.2 and sees this namespace as 10.77.{i+1}.1, its
     /// default route. `None` where namespaces cannot be made (not root, no `ip`).
     fn make(n: usize) -> Option<Hosts> {
-        let tag = std::process::id() % 10_000;
         let mut hosts = Hosts { names: Vec::new() };
         for i in 0..n {
-            let (ns, here, there) = (format!("qsm{tag}h{i}"), format!("q{tag}h{i}a"), format!("q{tag}h{i}b"));
+            let (ns, here, there) = (format!("qsmtest-h{i}"), format!("qsmt-h{i}a"), format!("qsmt-h{i}b"));
+            // Left over by a run that was killed (deleting the namespace deletes its veth pair).
+            let _ = std::process::Command::new("ip").args(["netns", "delete", &ns]).stderr(Stdio::null()).status();
+            let _ = std::process::Command::new("ip").args(["link", "delete", &here]).stderr(Stdio::null()).status();
             let net = i + 1;
             let steps: Vec<Vec<String>> = vec![
                 vec!["netns".into(), "add".into(), ns.clone()],

@@ -252,9 +252,10 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     if progressed && can_start {
                         continue; // only ended unsendable deliveries: claim again
                     }
-                    // PostgreSQL: what is due may be leased by other dispatchers right now (or
-                    // their leases fill its users' caps); keep helping until none is due.
-                    if store.is_postgres() && can_start && queue::any_due_or_leased(store.db(), now + skew)? {
+                    // PostgreSQL: deliveries are due that this run may not claim, their users'
+                    // caps being full with other dispatchers' leases: keep helping until none
+                    // is due (work leased by others is theirs, or due again when they die).
+                    if store.is_postgres() && can_start && queue::any_due(store.db(), now + skew)? {
                         std::thread::sleep(HELP_POLL);
                         continue;
                     }

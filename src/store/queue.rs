@@ -164,15 +164,6 @@ pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
         .is_some())
 }
 
-/// Whether any delivery's time has come at `now`, leased or not: whether there is work that
-/// this or another dispatcher is still to do now.
-pub fn any_due_or_leased(db: Db<'_>, now: i64) -> Result<bool> {
-    Ok(db
-        .conn
-        .prepare_cached("SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 LIMIT 1")?
-        .exists([now])?)
-}
-
 /// The next user (by id, after `after`) with unfinished deliveries: one index seek.
 fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
     Ok(db
