@@ -624,23 +624,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
 /// An installation with 20 users, one endpoint each at the receiver, and `n` due deliveries
 /// queued through the CGI in batches of 1,000.
 fn queued_install(bins: &Bins, concurrency: usize, port: u16, n: usize) -> Install {
-    let d = Install::new(&bins.webhooks, &format!("WEBHOOKS_CONCURRENCY={concurrency}\nWEBHOOKS_TIME_BUDGET=10m\n"));
-    let users = 20;
-    for u in 0..users {
-        d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
-    }
-    let token = d.token();
-    let mut queued = 0;
-    while queued < n {
-        let k = 1000.min(n - queued);
-        let body = format!(
-            "[{}]",
-            (0..k).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(",")
-        );
-        cgi_request(&bins.cgi, &d, &token, body.as_bytes());
-        queued += k;
-    }
-    d
+    queued_on(bins, None, &format!("WEBHOOKS_CONCURRENCY={concurrency}\n"), port, n)
 }
 
 /// CPU seconds (user + system) a running process has used so far, from /proc.

@@ -175,16 +175,13 @@ pub fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-/// The schema version, 0 for an empty database.
+/// The schema version, 0 for an empty database. One round trip (every CGI request asks).
 pub fn schema_version(client: &mut PgClient) -> Result<u32> {
-    let rows = client.client.query("SELECT to_regclass('webhooks_schema') IS NOT NULL", &[]).map_err(SqlError::from)?;
-    let exists: bool = rows[0].get(0);
-    if !exists {
-        return Ok(0);
+    match client.client.query_one("SELECT max(version) FROM webhooks_schema", &[]) {
+        Ok(row) => Ok(row.get::<_, Option<i64>>(0).unwrap_or(0) as u32),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => Ok(0),
+        Err(e) => Err(SqlError::from(e).into()),
     }
-    let rows = client.client.query("SELECT max(version) FROM webhooks_schema", &[]).map_err(SqlError::from)?;
-    let v: Option<i64> = rows[0].get(0);
-    Ok(v.unwrap_or(0) as u32)
 }
 
 /// Applies pending migrations in one transaction under an advisory lock, re-reading the

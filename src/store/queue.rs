@@ -77,16 +77,21 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
     let mut out = Claimed::default();
     let mut first_visited: Option<i64> = None;
     let mut after = *cursor;
+    let mut wrapped = false;
     while out.due.len() < c.slots {
         let Some(user_id) = next_user(db, after)? else {
-            if after.is_none() {
-                break; // nothing pending at all
+            if after.is_none() || wrapped {
+                break; // nothing pending at all, or the end reached a second time
             }
             after = None; // wrap around
+            wrapped = true;
             continue;
         };
-        if first_visited == Some(user_id) {
-            break; // every user with pending work visited once
+        // Every user with pending work visited once. (Not `== first`: on PostgreSQL each
+        // statement sees what other dispatchers committed meanwhile, so the first user may have
+        // no pending work any more when the walk comes round to it.)
+        if wrapped && first_visited.is_some_and(|first| user_id >= first) {
+            break;
         }
         first_visited.get_or_insert(user_id);
         after = Some(user_id);
