@@ -75,25 +75,24 @@ pub struct Claimed {
 /// (dead, unsent) instead of claimed.
 pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Claimed> {
     let mut out = Claimed::default();
-    let mut first_visited: Option<i64> = None;
-    let mut after = *cursor;
+    // The walk: the users after the cursor, then (wrapped round) those up to it, each once. It
+    // is bounded by the cursor, not by the users met on the way: on PostgreSQL each statement
+    // sees what other dispatchers committed meanwhile, so users come and go during the walk.
+    let start = *cursor;
+    let mut after = start;
     let mut wrapped = false;
     while out.due.len() < c.slots {
         let Some(user_id) = next_user(db, after)? else {
-            if after.is_none() || wrapped {
-                break; // nothing pending at all, or the end reached a second time
+            if wrapped || start.is_none() {
+                break; // every user with pending work visited once
             }
             after = None; // wrap around
             wrapped = true;
             continue;
         };
-        // Every user with pending work visited once. (Not `== first`: on PostgreSQL each
-        // statement sees what other dispatchers committed meanwhile, so the first user may have
-        // no pending work any more when the walk comes round to it.)
-        if wrapped && first_visited.is_some_and(|first| user_id >= first) {
-            break;
+        if wrapped && start.is_some_and(|s| user_id > s) {
+            break; // came round past where the walk began
         }
-        first_visited.get_or_insert(user_id);
         after = Some(user_id);
         // PostgreSQL, with many dispatchers: the user is locked first (another dispatcher
         // claiming for them now is skipped, not waited for), and the live leases are counted in
