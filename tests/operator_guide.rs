@@ -55,8 +55,10 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     std::fs::set_permissions(tools.join("crontab"), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap_or_default());
+    // Traced (`-x`, to stderr, shown only on failure): the guide's script has failed now and
+    // then under load with nothing on stderr, right after `init`; the trace names the command.
     let out = Command::new("bash")
-        .arg("-c")
+        .args(["-x", "-c"])
         .arg(&script)
         .env_clear()
         .env("HOME", home.path())
