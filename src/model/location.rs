@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Where the data lives: `WEBHOOKS_DATABASE`, a SQLite file or a PostgreSQL URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     File(PathBuf),
     Postgres(String),
@@ -25,6 +25,16 @@ impl Location {
         match self {
             Location::File(p) => Some(p),
             Location::Postgres(_) => None,
+        }
+    }
+}
+
+/// Never with the password, in `{:?}` either (`Config` derives `Debug`).
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(p) => f.debug_tuple("File").field(p).finish(),
+            Location::Postgres(url) => f.debug_tuple("Postgres").field(&redacted(url)).finish(),
         }
     }
 }
@@ -49,5 +59,17 @@ pub fn redacted(url: &str) -> String {
             u.to_string()
         }
         Err(_) => "(an unreadable postgres:// URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password_in_every_form() {
+        let at = Location::parse("postgres://app:s3cret@db/webhooks", Path::new("/srv"));
+        assert!(!format!("{at}").contains("s3cret") && !format!("{at:?}").contains("s3cret"), "{at:?}");
+        assert_eq!(Location::parse("var/w.db", Path::new("/srv")), Location::File(PathBuf::from("/srv/var/w.db")));
     }
 }
