@@ -125,6 +125,42 @@ fn the_per_user_cap_holds_for_sixteen_claimers_in_four_processes() {
 }
 
 #[test]
+fn four_dispatchers_recording_at_once_never_find_the_database_busy() {
+    // Results of many endpoints in every batch, in each run's own order: the failure records,
+    // hourly counters and fanned-out events they rewrite are shared by the four runs.
+    let Some(admin) = postgres() else { return };
+    let mut env = Env::on_postgres(&admin);
+    env.set("WEBHOOKS_CONCURRENCY", "8").set("WEBHOOKS_CONCURRENCY_PER_USER", "6").set("WEBHOOKS_TIME_BUDGET", "50s");
+    let (ok, failing) = (Receiver::always(200), Receiver::always(500));
+    let users: Vec<String> = (0..8).map(|u| format!("u{u}")).collect();
+    for u in &users {
+        env.endpoint(u, &ok.url("/a"), "");
+        env.endpoint(u, &failing.url("/b"), "");
+        env.endpoint(u, &ok.url("/c"), "");
+    }
+    let token = env.app_token();
+    let events: Vec<Value> = (0..100).flat_map(|i| users.iter().map(move |u| event(u, i))).collect();
+    post_all(&env, &token, &events);
+    let runs: Vec<Child> = (0..4).map(|_| spawn_dispatch(&env)).collect();
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !err.contains("busy"), "{err}");
+    }
+    let deliveries = 800 * 3;
+    assert_eq!(env.count("deliveries"), deliveries);
+    assert_eq!(env.count("attempts"), deliveries, "each delivery tried once, every result recorded");
+    assert_eq!(env.count("deliveries WHERE status = 'succeeded'"), 1600);
+    assert_eq!(env.count("deliveries WHERE status = 'failed' AND next_attempt_at IS NOT NULL"), 800);
+    assert_eq!(env.count("deliveries WHERE lease_owner IS NOT NULL"), 0);
+    let counted: i64 =
+        env.db().query_row("SELECT sum(succeeded + failed) FROM endpoint_stats", [], |r| r.get(0)).unwrap();
+    assert_eq!(counted, deliveries, "the hourly counters hold every attempt");
+    assert_eq!(env.count("endpoints WHERE fail_since IS NOT NULL"), 8, "the failing endpoints' records");
+    assert_eq!((ok.received().len(), failing.received().len()), (1600, 800));
+}
+
+#[test]
 fn a_heavy_user_does_not_hold_up_twenty_light_ones() {
     let Some(admin) = postgres() else { return };
     let mut env = Env::on_postgres(&admin);
@@ -261,6 +297,7 @@ fn an_outcome_recorded_under_a_lease_another_run_has_since_claimed_changes_nothi
     let record = |store: &mut Store, run_id: &str| {
         let attempted = Attempted {
             delivery_id: &a.due[0].delivery_id,
+            endpoint_id: &a.due[0].endpoint_id,
             attempt: 1,
             run_id,
             started_at: t,
@@ -272,13 +309,13 @@ fn an_outcome_recorded_under_a_lease_another_run_has_since_claimed_changes_nothi
             .work(|db| {
                 queue::record(
                     db,
-                    &attempted,
+                    std::slice::from_ref(&attempted),
                     t + 2_500,
                     Duration::from_secs(3600),
                     &Notify { rule: FailureRule { disable_after: None }, webhook: false, email: false },
                 )
             })
-            .unwrap()
+            .unwrap()[0]
     };
     assert!(!record(&mut store, "run_a"), "the stale lease is refused");
     assert_eq!(env.count("attempts"), 0, "and leaves no attempt");

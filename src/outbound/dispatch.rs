@@ -88,6 +88,7 @@ struct Job {
     delivery_id: String,
     event_id: String,
     event_type: String,
+    endpoint_id: String,
     url: String,
     attempt: u32,
     payload: Arc<[u8]>,
@@ -103,6 +104,7 @@ impl Job {
             delivery_id: due.delivery_id,
             event_id: due.event_id,
             event_type: due.event_type,
+            endpoint_id: due.endpoint_id,
             url: due.url,
             attempt: due.attempt,
             payload: Arc::from(due.payload),
@@ -454,34 +456,44 @@ impl Coordinator<'_> {
         Ok(k)
     }
 
-    /// Applies a batch of results: an attempt row each and the delivery's next state.
+    /// Applies a batch of results: the attempts together (`queue::record`), then the releases.
     fn record(&self, db: Db<'_>, batch: &[Done]) -> Result<Vec<Option<Next>>> {
         let now = time::now_ms() + self.skew;
-        let mut out = Vec::with_capacity(batch.len());
-        for done in batch {
-            match done {
-                Done::Sent { job, outcome, started_at } => {
+        let decided: Vec<Option<(Next, Option<String>)>> = batch
+            .iter()
+            .map(|done| match done {
+                Done::Sent { job, outcome, .. } => {
                     let next = decide(&self.schedule, job.attempt, outcome, now, random_unit());
-                    let logged_body = self.cfg.log_bodies.then(|| String::from_utf8_lossy(&job.payload));
-                    let attempted = Attempted {
-                        delivery_id: &job.delivery_id,
-                        attempt: job.attempt,
-                        run_id: &self.run_id,
-                        started_at: *started_at,
-                        outcome,
-                        request_body: logged_body.as_deref(),
-                        next,
-                    };
-                    queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
-                    out.push(Some(next));
+                    let logged_body = self.cfg.log_bodies.then(|| String::from_utf8_lossy(&job.payload).into_owned());
+                    Some((next, logged_body))
                 }
-                Done::Released(job) => {
-                    queue::release(db, &job.delivery_id, &self.run_id, now)?;
-                    out.push(None);
-                }
+                Done::Released(_) => None,
+            })
+            .collect();
+        let attempted: Vec<Attempted<'_>> = batch
+            .iter()
+            .zip(&decided)
+            .filter_map(|(done, decided)| match (done, decided) {
+                (Done::Sent { job, outcome, started_at }, Some((next, logged_body))) => Some(Attempted {
+                    delivery_id: &job.delivery_id,
+                    endpoint_id: &job.endpoint_id,
+                    attempt: job.attempt,
+                    run_id: &self.run_id,
+                    started_at: *started_at,
+                    outcome,
+                    request_body: logged_body.as_deref(),
+                    next: *next,
+                }),
+                _ => None,
+            })
+            .collect();
+        queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
+        for done in batch {
+            if let Done::Released(job) = done {
+                queue::release(db, &job.delivery_id, &self.run_id, now)?;
             }
         }
-        Ok(out)
+        Ok(decided.into_iter().map(|d| d.map(|(next, _)| next)).collect())
     }
 }
 
