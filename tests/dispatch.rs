@@ -778,3 +778,23 @@ fn dispatch_on_intake_delivers_within_a_second_without_holding_the_request() {
         .unwrap();
     assert_eq!(overlapping, 0, "background runs never overlapped");
 }
+
+#[test]
+fn a_response_with_nul_bytes_is_recorded_with_them_replaced() {
+    // PostgreSQL's text holds no NUL: a receiver answering with one must not stop the record
+    // (on either store the log shows U+FFFD in its place).
+    let mut env = Env::new();
+    env.set("WEBHOOKS_LOG_BODIES", "true");
+    let rx = Receiver::start(|_, _| Reply::Body(500, "bad\0body".into()));
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let summary = env.dispatch();
+    assert_eq!(summary["sent"], 1, "{summary}");
+    let (snippet, body): (String, Option<String>) = env
+        .db()
+        .query_row("SELECT response_snippet, response_body FROM attempts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(snippet, "bad\u{FFFD}body");
+    assert_eq!(body.as_deref(), Some("bad\u{FFFD}body"));
+    assert_eq!(only_delivery(&env)["status"], "failed");
+}

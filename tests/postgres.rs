@@ -625,3 +625,15 @@ fn dispatchers_on_two_machines_keep_the_cap_fairness_and_every_delivery() {
         assert!(first < 36, "{u} first served at {first}, after the first 10 % of 360");
     }
 }
+
+#[test]
+fn text_with_a_nul_is_stored_with_u_fffd_in_its_place() {
+    // What SQLite's text holds and PostgreSQL's cannot must not fail a statement.
+    let Some(admin) = postgres() else { return };
+    let env = Env::on_postgres(&admin);
+    env.init();
+    let db = env.db();
+    db.execute("INSERT INTO observations (name, at) VALUES (?1, 1)", ["a\0b"]).unwrap();
+    let name: String = db.query_row("SELECT name FROM observations", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "a\u{FFFD}b");
+}

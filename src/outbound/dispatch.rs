@@ -21,7 +21,7 @@ use crate::model::health::Notify;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::notify;
-use crate::outbound::send::Sender;
+use crate::outbound::send::{self, Sender};
 use crate::outbound::signing;
 use crate::store::queue::Attempted;
 use crate::store::queue::{self, Claim, Due, Relay};
@@ -464,7 +464,8 @@ impl Coordinator<'_> {
             .map(|done| match done {
                 Done::Sent { job, outcome, .. } => {
                     let next = decide(&self.schedule, job.attempt, outcome, now, random_unit());
-                    let logged_body = self.cfg.log_bodies.then(|| String::from_utf8_lossy(&job.payload).into_owned());
+                    let logged_body =
+                        self.cfg.log_bodies.then(|| send::storable(&String::from_utf8_lossy(&job.payload)));
                     Some((next, logged_body))
                 }
                 Done::Released(_) => None,

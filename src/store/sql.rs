@@ -437,6 +437,9 @@ impl postgres::types::ToSql for Value<'_> {
             Value::Text(t) => match *ty {
                 Type::BYTEA => t.as_bytes().to_sql(ty, out),
                 Type::INT8 => t.parse::<i64>().map_err(|_| bad())?.to_sql(ty, out),
+                // PostgreSQL's text holds no NUL, which SQLite's does: the one character that
+                // would otherwise fail the whole statement is kept as U+FFFD.
+                _ if t.contains('\0') => t.replace('\0', "\u{FFFD}").as_str().to_sql(&Type::TEXT, out),
                 _ => t.as_ref().to_sql(&Type::TEXT, out),
             },
             Value::Blob(b) => match *ty {
