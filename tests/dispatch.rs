@@ -798,3 +798,39 @@ fn a_response_with_nul_bytes_is_recorded_with_them_replaced() {
     assert_eq!(body.as_deref(), Some("bad\u{FFFD}body"));
     assert_eq!(only_delivery(&env)["status"], "failed");
 }
+
+#[test]
+fn every_attempt_is_recorded_whatever_state_it_was_made_from() {
+    // The record's statement depends on the delivery's state: a first failure (pending to
+    // failed), a later one (failed stays failed), a success that ends it, and a failure after a
+    // manual resend made it pending again with attempts behind it.
+    let env = Env::new();
+    let fail = Arc::new(AtomicBool::new(true));
+    let f = fail.clone();
+    let rx = Receiver::start(move |_, _| Reply::Status(if f.load(Ordering::SeqCst) { 503 } else { 200 }));
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let state = || {
+        let d = only_delivery(&env);
+        (d["status"].as_str().unwrap().to_string(), d["attempts"].as_u64().unwrap())
+    };
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 1));
+    env.make_due();
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 2));
+    fail.store(false, Ordering::SeqCst);
+    env.make_due();
+    env.dispatch();
+    assert_eq!(state(), ("succeeded".into(), 3));
+    let id = only_delivery(&env)["id"].as_str().unwrap().to_string();
+    let retried = env.run(&["retry", &id]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(state(), ("pending".into(), 3));
+    fail.store(true, Ordering::SeqCst);
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 4), "the failure after a resend is recorded");
+    assert_eq!(env.count("attempts"), 4);
+    assert_eq!(env.count("deliveries WHERE lease_owner IS NOT NULL OR finished_at IS NOT NULL"), 0);
+    assert_eq!(rx.received().len(), 4);
+}

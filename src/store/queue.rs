@@ -389,33 +389,43 @@ fn apply_attempts(db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<O
     }
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
-        let (next_at, finished) = next_times(a.next, now);
         let o = a.outcome;
-        let applied = db
-            .conn
-            .prepare_cached(
-                "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL,
-                        lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6,
-                        last_error = ?7, finished_at = ?8
-                 WHERE id = ?9 AND lease_owner = ?10
-                 RETURNING created_at, event_id",
-            )?
-            .query_row(
-                params![
-                    a.next.status(),
-                    a.attempt,
-                    next_at,
-                    now,
-                    o.status_code,
-                    o.error_code,
-                    o.error,
-                    finished,
-                    a.delivery_id,
-                    a.run_id
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let mut applied = None;
+        // SQLite rewrites every index holding a column the SET names, changed or not: a retry
+        // names no `finished_at` (NULL while a delivery is leased), and a later retry of a
+        // delivery already `failed` no `status` (a manual retry made it `pending`: then the
+        // narrow statement matches nothing and the general one follows). Each is fenced by the
+        // lease.
+        let mut variants: &[&str] = match a.next {
+            Next::RetryAt(_) if a.attempt > 1 => &[RETRY_AGAIN, RETRY_FIRST],
+            Next::RetryAt(_) => &[RETRY_FIRST],
+            Next::Succeeded | Next::Dead => &[END],
+        };
+        let (next_at, finished) = next_times(a.next, now);
+        while let Some((sql, rest)) = variants.split_first() {
+            variants = rest;
+            applied = db
+                .conn
+                .prepare_cached(sql)?
+                .query_row(
+                    params![
+                        a.next.status(),
+                        a.attempt,
+                        next_at.or(finished),
+                        now,
+                        o.status_code,
+                        o.error_code,
+                        o.error,
+                        a.delivery_id,
+                        a.run_id
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if applied.is_some() {
+                break;
+            }
+        }
         if applied.is_some() {
             insert_attempt(db, a)?;
         }
@@ -423,6 +433,26 @@ fn apply_attempts(db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<O
     }
     Ok(out)
 }
+
+/// SQLite, a retry of a delivery that failed before (`?1` is `failed`, `?3` the next time).
+const RETRY_AGAIN: &str =
+    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, lease_until = NULL, lease_owner = NULL,
+        last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
+    WHERE id = ?8 AND lease_owner = ?9 AND status = ?1
+    RETURNING created_at, event_id";
+
+/// SQLite, any other retry.
+const RETRY_FIRST: &str = "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL,
+        lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
+    WHERE id = ?8 AND lease_owner = ?9
+    RETURNING created_at, event_id";
+
+/// SQLite, a delivery that succeeded or went dead (`?3` is when it ended).
+const END: &str =
+    "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = NULL, finished_at = ?3, lease_until = NULL,
+        lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
+    WHERE id = ?8 AND lease_owner = ?9
+    RETURNING created_at, event_id";
 
 /// The batch's deliveries (fenced by the lease) and their attempt rows in one statement.
 const APPLY_POSTGRES: &str = "WITH v AS (
