@@ -197,6 +197,9 @@ fn main() {
     if run("inbound") {
         inbound(&mut t, &bins);
     }
+    if run("postgres") {
+        postgres(&mut t, &bins);
+    }
     if only.is_empty() {
         let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
         let previous = Previous::read(&doc);
@@ -621,23 +624,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
 /// An installation with 20 users, one endpoint each at the receiver, and `n` due deliveries
 /// queued through the CGI in batches of 1,000.
 fn queued_install(bins: &Bins, concurrency: usize, port: u16, n: usize) -> Install {
-    let d = Install::new(&bins.webhooks, &format!("WEBHOOKS_CONCURRENCY={concurrency}\nWEBHOOKS_TIME_BUDGET=10m\n"));
-    let users = 20;
-    for u in 0..users {
-        d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
-    }
-    let token = d.token();
-    let mut queued = 0;
-    while queued < n {
-        let k = 1000.min(n - queued);
-        let body = format!(
-            "[{}]",
-            (0..k).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(",")
-        );
-        cgi_request(&bins.cgi, &d, &token, body.as_bytes());
-        queued += k;
-    }
-    d
+    queued_on(bins, None, &format!("WEBHOOKS_CONCURRENCY={concurrency}\n"), port, n)
 }
 
 /// CPU seconds (user + system) a running process has used so far, from /proc.
@@ -1351,8 +1338,210 @@ fn wait_port(port: u16) {
 /// The fast receiver (its own process): HTTP/1.1 keep-alive, a thread per connection, answers
 /// 200 "ok" to everything.
 fn receiver(port: u16) {
+    // QSM_BENCH_DELAY_MS: a receiver that takes this long to answer each request.
+    let delay = std::env::var("QSM_BENCH_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0u64);
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || serve_http(stream, |_| Some(200)));
+        std::thread::spawn(move || {
+            serve_http(stream, move |_| {
+                if delay > 0 {
+                    std::thread::sleep(Duration::from_millis(delay));
+                }
+                Some(200)
+            })
+        });
     }
+}
+
+// ---- PostgreSQL -----------------------------------------------------------------------------
+
+/// A new empty database on the server `admin` names (a role that may create databases); its URL.
+fn pg_database(admin: &str) -> String {
+    let name = format!("bench_{}_{}", std::process::id(), free_port());
+    let c = webhooks::store::connect(&webhooks::model::location::Location::Postgres(admin.to_string())).unwrap();
+    c.execute_batch(&format!("CREATE DATABASE {name}")).unwrap();
+    let mut u = url::Url::parse(admin).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// `url` through the pgbouncer at `bouncer` (same role and database).
+fn via(bouncer: &str, url: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let b = url::Url::parse(bouncer).unwrap();
+    u.set_port(b.port()).unwrap();
+    u.to_string()
+}
+
+/// An installation like [`queued_install`] on the database at `url` (SQLite when `None`), with
+/// endpoints at `port` and `n` deliveries queued through the CGI.
+fn queued_on(bins: &Bins, url: Option<&str>, extra: &str, port: u16, n: usize) -> Install {
+    let db = url.map(|u| format!("WEBHOOKS_DATABASE={u}\n")).unwrap_or_default();
+    let d = Install::new(&bins.webhooks, &format!("{db}WEBHOOKS_TIME_BUDGET=10m\n{extra}"));
+    let users = 20;
+    for u in 0..users {
+        d.run(&["endpoint", "add", "--user", &format!("u{u}"), "--url", &format!("http://127.0.0.1:{port}/hook")]);
+    }
+    let token = d.token();
+    let mut queued = 0;
+    while queued < n {
+        let k = 1000.min(n - queued);
+        let body = format!(
+            "[{}]",
+            (0..k).map(|i| EVENT.replace("alice", &format!("u{}", (queued + i) % users))).collect::<Vec<_>>().join(",")
+        );
+        cgi_request(&bins.cgi, &d, &token, body.as_bytes());
+        queued += k;
+    }
+    d
+}
+
+/// `procs` dispatcher processes at once until the queue is empty: (deliveries/s, CPU s in all).
+fn dispatch_parallel(install: &Install, procs: usize, n: usize) -> (f64, f64) {
+    let started = Instant::now();
+    let runs: Vec<_> = (0..procs)
+        .map(|_| {
+            let cmd = install.command(&["dispatch", "--json"]);
+            std::thread::spawn(move || probed(&cmd, b""))
+        })
+        .collect();
+    let mut cpu = 0.0;
+    let mut sent = 0;
+    for r in runs {
+        let (out, usage) = r.join().unwrap();
+        let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        sent += summary["sent"].as_u64().unwrap() as usize;
+        cpu += usage.cpu;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(sent, n, "every delivery sent once by the {procs} runs");
+    (n as f64 / wall, cpu)
+}
+
+fn postgres(t: &mut Table, bins: &Bins) {
+    let s = "PostgreSQL beside SQLite";
+    let Some(admin) = std::env::var("WEBHOOKS_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
+        println!("PostgreSQL rows skipped: set WEBHOOKS_TEST_POSTGRES and WEBHOOKS_TEST_PGBOUNCER (`.ci/postgres start DIR` prints them)");
+        return;
+    };
+    let bouncer = std::env::var("WEBHOOKS_TEST_PGBOUNCER").ok().filter(|v| !v.is_empty());
+    // One-event intake through the CGI and a page, per store: median of 40 each.
+    let sqlite = Install::new(&bins.webhooks, "");
+    let direct_url = pg_database(&admin);
+    let direct = Install::new(&bins.webhooks, &format!("WEBHOOKS_DATABASE={direct_url}\n"));
+    let mut installs = vec![("PostgreSQL direct", &direct)];
+    let bounced;
+    if let Some(b) = &bouncer {
+        bounced = Install::new(&bins.webhooks, &format!("WEBHOOKS_DATABASE={}\n", via(b, &direct_url)));
+        installs.push(("PostgreSQL through pgbouncer (session mode)", &bounced));
+    }
+    let per = |install: &Install, f: &dyn Fn(&Install, &str) -> f64| -> f64 {
+        install.run(&["endpoint", "add", "--user", "alice", "--url", "https://example.com/hook"]);
+        let token = install.token();
+        let _ = f(install, &token);
+        median(&mut (0..40).map(|_| f(install, &token) * 1000.0).collect::<Vec<_>>())
+    };
+    let intake = |i: &Install, token: &str| cgi_request(&bins.cgi, i, token, EVENT.as_bytes());
+    let page = |i: &Install, _: &str| page_request(&bins.cgi, i, "/deliveries");
+    let base_intake = per(&sqlite, &intake);
+    let base_page = median(&mut (0..40).map(|_| page(&sqlite, "") * 1000.0).collect::<Vec<_>>());
+    for (name, install) in &installs {
+        let ms = per(install, &intake);
+        t.add(s, format!("one-event intake through CGI, {name} (ms)"), ms, Some(base_intake), "the same on SQLite", "");
+        let ms = median(&mut (0..40).map(|_| page(install, "") * 1000.0).collect::<Vec<_>>());
+        t.add(s, format!("  delivery log page, {name} (ms)"), ms, Some(base_page), "the same on SQLite", "");
+    }
+    if bouncer.is_none() {
+        t.note("pgbouncer rows skipped: WEBHOOKS_TEST_PGBOUNCER was not set.");
+    }
+    // Dispatcher throughput and CPU per delivery at a fast receiver, one process.
+    let n = 5_000;
+    let port = free_port();
+    let mut rx = Command::new(std::env::current_exe().unwrap())
+        .env("QSM_BENCH_RECEIVER", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    let lite = queued_on(bins, None, "", port, n);
+    let (lite_rate, lite_cpu) = dispatch_parallel(&lite, 1, n);
+    let pg = queued_on(bins, Some(&pg_database(&admin)), "", port, n);
+    let (pg_rate, pg_cpu) = dispatch_parallel(&pg, 1, n);
+    t.add(
+        s,
+        format!("dispatcher, {n} deliveries, one process (deliveries/s)"),
+        pg_rate,
+        Some(lite_rate),
+        "the same on SQLite",
+        "",
+    );
+    t.add(
+        s,
+        "  CPU per delivery, the dispatcher's own (µs)",
+        pg_cpu / n as f64 * 1e6,
+        Some(lite_cpu / n as f64 * 1e6),
+        "the same on SQLite",
+        "",
+    );
+    // Database-bound: no network at all (every endpoint refused before connecting), so each
+    // delivery is only claimed, recorded and rescheduled; 1 and 4 processes.
+    for procs in [1, 4] {
+        let pg = queued_on(bins, Some(&pg_database(&admin)), "", port, n);
+        webhooks::store::connect(&webhooks::model::location::Location::Postgres(pg_url(&pg)))
+            .unwrap()
+            .execute("UPDATE endpoints SET url = 'http://127.0.0.2:9/hook'", [])
+            .unwrap();
+        let (rate, _) = dispatch_parallel(&pg, procs, n);
+        t.add(
+            s,
+            format!(
+                "database-bound claims, no network, {procs} process{} (claims/s)",
+                if procs == 1 { "" } else { "es" }
+            ),
+            rate,
+            None,
+            "",
+            "",
+        );
+    }
+    let _ = rx.kill();
+    let _ = rx.wait();
+    // Many dispatchers against receivers that take 20 ms: 1, 2 and 4 processes, same queue size.
+    let slow = free_port();
+    let mut srx = Command::new(std::env::current_exe().unwrap())
+        .env("QSM_BENCH_RECEIVER", slow.to_string())
+        .env("QSM_BENCH_DELAY_MS", "20")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(slow);
+    let m = 3_000;
+    let mut one = 0.0;
+    for procs in [1, 2, 4] {
+        let pg = queued_on(bins, Some(&pg_database(&admin)), "WEBHOOKS_CONCURRENCY=8\n", slow, m);
+        let (rate, _) = dispatch_parallel(&pg, procs, m);
+        if procs == 1 {
+            one = rate;
+        }
+        t.add(
+            s,
+            format!(
+                "{procs} dispatcher process{}, 20 ms receivers, {m} deliveries (deliveries/s)",
+                if procs == 1 { "" } else { "es" }
+            ),
+            rate,
+            Some(one * procs as f64),
+            "one process × the number of processes (linear)",
+            "near 1",
+        );
+    }
+    let _ = srx.kill();
+    let _ = srx.wait();
+    t.note("PostgreSQL: a throw-away cluster on this machine (`.ci/postgres`: fsync off, as a test server), reached over TCP on loopback with TLS (sslmode prefer) for the direct rows, and through pgbouncer 1.18 in session mode on loopback for the others. Each CGI request opens a new connection: directly that is a server backend start plus SCRAM authentication and TLS; through pgbouncer a cheap local connection whose server connection is reused. 20 users with WEBHOOKS_CONCURRENCY_PER_USER=2 cap the dispatchers at 40 requests in flight in all, above what 4 processes × WEBHOOKS_CONCURRENCY=8 send.");
+}
+
+/// The PostgreSQL URL an installation's .env names.
+fn pg_url(install: &Install) -> String {
+    let env = std::fs::read_to_string(install.dir.path().join(".env")).unwrap();
+    env.lines().find_map(|l| l.strip_prefix("WEBHOOKS_DATABASE=")).unwrap().to_string()
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::model::address::{Cidr, Policy};
 use crate::model::delivery::Schedule;
+use crate::model::location::Location;
 use crate::model::secret::Keyring;
 use crate::model::{Error, Result};
 
@@ -95,7 +96,7 @@ pub struct Config {
     pub env_file: Option<PathBuf>,
     /// The directory relative paths are resolved against.
     pub root: PathBuf,
-    pub database: PathBuf,
+    pub database: Location,
     /// `None` until `webhooks init` has generated one.
     pub secret_key: Option<[u8; 32]>,
     pub retry_schedule: Vec<Duration>,
@@ -177,12 +178,7 @@ impl Config {
             if v.is_empty() {
                 return Err(bad(key, &v));
             }
-            let p = PathBuf::from(v);
-            if p.is_absolute() {
-                p
-            } else {
-                root.join(p)
-            }
+            Location::parse(&v, &root)
         };
         let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
         let retry_schedule = {
@@ -395,11 +391,20 @@ impl Config {
         format!("* * * * * cd {} && bin/webhooks dispatch >> var/dispatch.log 2>&1", self.root.display())
     }
 
+    /// A lock file of this installation on this machine: beside a SQLite file; in the install
+    /// root with PostgreSQL.
+    pub fn lock_file(&self, name: &str) -> PathBuf {
+        match self.database.file() {
+            Some(p) => p.with_file_name(name),
+            None => self.root.join(name),
+        }
+    }
+
     /// For commands that work on an installation: an error saying how to make one when no `.env`
     /// was found and the database does not exist either (a configuration given entirely by
     /// environment variables still works), instead of SQLite's "unable to open database file".
     pub fn require_installation(&self) -> Result<()> {
-        if self.env_file.is_none() && !self.database.exists() {
+        if self.env_file.is_none() && self.database.file().is_some_and(|p| !p.exists()) {
             return Err(Error::Misconfigured(format!(
                 "no .env was found (WEBHOOKS_ENV is not set; none in {} nor above the program): \
                  run `webhooks init` in the install root, or set WEBHOOKS_ENV to the path of its .env",
@@ -576,7 +581,7 @@ mod tests {
     #[test]
     fn defaults_are_applied() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.database, PathBuf::from("/srv/app/var/webhooks.db"));
+        assert_eq!(c.database, Location::File(PathBuf::from("/srv/app/var/webhooks.db")));
         assert!(c.secret_key.is_none());
         let mins: Vec<u64> = c.retry_schedule.iter().map(|d| d.as_secs() / 60).collect();
         assert_eq!(mins, vec![1, 5, 30, 120]);
@@ -611,7 +616,7 @@ mod tests {
             ("WEBHOOKS_LOG_BODIES", "yes"),
         ])
         .unwrap();
-        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.database, Location::File(PathBuf::from("/tmp/x.db")));
         assert_eq!(c.secret_key, Some([0u8; 32]));
         assert_eq!(
             c.retry_schedule,

@@ -281,3 +281,23 @@ fn filters_and_urls_are_taken_exactly_as_documented() {
         (Some("https://example.com/h"), Some(0))
     );
 }
+
+#[test]
+fn text_with_a_nul_character_is_an_answer_not_a_database_error() {
+    // SQLite's text holds NUL, PostgreSQL's does not: the store keeps the two alike.
+    let (env, token, _) = setup();
+    let auth = format!("Bearer {token}");
+    let r = env.cgi("GET", "/api/v1/endpoints/ep_%00x", &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    let r = env.cgi("GET", "/api/v1/deliveries?endpoint_id=ep_%00x", &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = env.cgi(
+        "POST",
+        "/api/v1/endpoints",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        br#"{"url": "https://example.com/h", "description": "a\u0000b"}"#,
+    );
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "invalid");
+    assert_eq!(env.count("endpoints"), 0);
+}

@@ -67,8 +67,7 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
         let (env, posted) = (env.clone(), posted.clone());
         std::thread::spawn(move || {
             common::wait_until(Duration::from_secs(120), || posted.load(Ordering::SeqCst) >= WRITERS * EVENTS_EACH / 2);
-            let db = env.db();
-            db.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let db = env.hold_write_lock();
             std::thread::sleep(Duration::from_millis(6500));
             db.execute_batch("ROLLBACK").unwrap();
         })
@@ -141,11 +140,15 @@ fn parallel_intakes_and_overlapping_dispatchers_store_and_deliver_everything_onc
     // Stored: exactly the accepted events, each once, with the id the 202 gave.
     assert_eq!(accepted.len(), WRITERS * EVENTS_EACH);
     let db = env.db();
-    let mut q = db.prepare("SELECT id, json_extract(payload, '$.data.message_id') FROM events").unwrap();
+    let mut q = db.prepare("SELECT id, payload FROM events").unwrap();
     let stored: BTreeMap<String, String> = q
         .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(0)?)))
         .unwrap()
-        .map(Result::unwrap)
+        .map(|row| {
+            let (payload, id) = row.unwrap();
+            let envelope: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            (envelope["data"]["message_id"].as_str().unwrap().to_string(), id)
+        })
         .collect();
     assert_eq!(stored.len(), accepted.len(), "one row per accepted event, none for a 503");
     for (tag, _, _, id) in &accepted {

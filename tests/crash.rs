@@ -144,8 +144,10 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
 
     // Recovery: the receiver now accepts everything; leases (2 × 1 s) run out; cron runs go on.
     failing.store(false, Ordering::SeqCst);
-    let integrity: String = env.db().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(integrity, "ok");
+    if !env.is_postgres() {
+        let integrity: String = env.db().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(integrity, "ok");
+    }
     std::thread::sleep(Duration::from_millis(2100));
     let now_ms = chrono::Utc::now().timestamp_millis();
     let live: i64 =

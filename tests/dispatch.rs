@@ -698,8 +698,7 @@ fn a_database_locked_past_the_busy_timeout_skips_the_run_and_loses_nothing() {
     let rx = Receiver::always(200);
     env.endpoint("alice", &rx.url("/"), "");
     env.emit("alice", "email.received", RECEIVED);
-    let blocker = env.db();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = env.hold_write_lock();
     let out = env.run(&["dispatch", "--json"]);
     assert!(out.status.success(), "a busy database is not a failed cron run: {}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -778,4 +777,60 @@ fn dispatch_on_intake_delivers_within_a_second_without_holding_the_request() {
         )
         .unwrap();
     assert_eq!(overlapping, 0, "background runs never overlapped");
+}
+
+#[test]
+fn a_response_with_nul_bytes_is_recorded_with_them_replaced() {
+    // PostgreSQL's text holds no NUL: a receiver answering with one must not stop the record
+    // (on either store the log shows U+FFFD in its place).
+    let mut env = Env::new();
+    env.set("WEBHOOKS_LOG_BODIES", "true");
+    let rx = Receiver::start(|_, _| Reply::Body(500, "bad\0body".into()));
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let summary = env.dispatch();
+    assert_eq!(summary["sent"], 1, "{summary}");
+    let (snippet, body): (String, Option<String>) = env
+        .db()
+        .query_row("SELECT response_snippet, response_body FROM attempts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(snippet, "bad\u{FFFD}body");
+    assert_eq!(body.as_deref(), Some("bad\u{FFFD}body"));
+    assert_eq!(only_delivery(&env)["status"], "failed");
+}
+
+#[test]
+fn every_attempt_is_recorded_whatever_state_it_was_made_from() {
+    // The record's statement depends on the delivery's state: a first failure (pending to
+    // failed), a later one (failed stays failed), a success that ends it, and a failure after a
+    // manual resend made it pending again with attempts behind it.
+    let env = Env::new();
+    let fail = Arc::new(AtomicBool::new(true));
+    let f = fail.clone();
+    let rx = Receiver::start(move |_, _| Reply::Status(if f.load(Ordering::SeqCst) { 503 } else { 200 }));
+    env.endpoint("alice", &rx.url("/"), "");
+    env.emit("alice", "email.received", RECEIVED);
+    let state = || {
+        let d = only_delivery(&env);
+        (d["status"].as_str().unwrap().to_string(), d["attempts"].as_u64().unwrap())
+    };
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 1));
+    env.make_due();
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 2));
+    fail.store(false, Ordering::SeqCst);
+    env.make_due();
+    env.dispatch();
+    assert_eq!(state(), ("succeeded".into(), 3));
+    let id = only_delivery(&env)["id"].as_str().unwrap().to_string();
+    let retried = env.run(&["retry", &id]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(state(), ("pending".into(), 3));
+    fail.store(true, Ordering::SeqCst);
+    env.dispatch();
+    assert_eq!(state(), ("failed".into(), 4), "the failure after a resend is recorded");
+    assert_eq!(env.count("attempts"), 4);
+    assert_eq!(env.count("deliveries WHERE lease_owner IS NOT NULL OR finished_at IS NOT NULL"), 0);
+    assert_eq!(rx.received().len(), 4);
 }

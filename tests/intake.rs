@@ -300,8 +300,7 @@ fn a_body_without_content_length_is_read_to_eof() {
 #[test]
 fn busy_database_answers_503_with_retry_after_and_stores_nothing() {
     let (env, token) = setup();
-    let blocker = env.db();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = env.hold_write_lock();
     let started = std::time::Instant::now();
     let r = env.post_events(&token, OK_EVENT, &[]);
     assert_eq!(r.status, 503, "{}", r.text());

@@ -40,14 +40,17 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     let tarball = home.path().join(format!("{name}.tar.gz"));
     let tar = Command::new("tar").arg("-C").arg(staging.path()).arg("-czf").arg(&tarball).arg(&name).output().unwrap();
     assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
-    // A crontab that keeps its table in a file.
+    // A crontab that keeps its table in a file. Like the real one, `-l` fails while there is
+    // none, and the new table replaces the old only once read in full: so the guide's
+    // `crontab -l | … | crontab -` line meets a user without a crontab every time (it used to
+    // race with the writer's truncation and fail only now and then).
     let tools = home.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
     let table = home.path().join("crontab.txt");
     std::fs::write(
         tools.join("crontab"),
         format!(
-            "#!/bin/sh\nif [ \"$1\" = -l ]; then cat '{t}' 2>/dev/null || exit 1; else cat > '{t}'; fi\n",
+            "#!/bin/sh\nif [ \"$1\" = -l ]; then cat '{t}' 2>/dev/null || exit 1; else cat > '{t}.new' && mv '{t}.new' '{t}'; fi\n",
             t = table.display()
         ),
     )
@@ -55,8 +58,10 @@ fn the_operator_guide_installs_backs_up_upgrades_and_rotates() {
     std::fs::set_permissions(tools.join("crontab"), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap_or_default());
+    // Traced (`-x`, to stderr, shown only on failure): a failing command in the guide's script
+    // may print nothing itself (`crontab -l` without a table); the trace names it.
     let out = Command::new("bash")
-        .arg("-c")
+        .args(["-x", "-c"])
         .arg(&script)
         .env_clear()
         .env("HOME", home.path())

@@ -502,20 +502,20 @@ fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
     let (ep, _) = env.endpoint("alice", "https://example.com/a", "");
     // 10,005 pending deliveries, inserted directly (the intake path is tested elsewhere).
     {
-        let mut db = env.db();
-        let user: i64 = db.query_row("SELECT id FROM users WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
+        let tx = env.db();
+        let user: i64 = tx.query_row("SELECT id FROM users WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
         let now = chrono::Utc::now().timestamp_millis();
-        let tx = db.transaction().unwrap();
+        tx.execute_batch("BEGIN").unwrap();
         for i in 0..10_005 {
             let id = webhooks::model::time::new_id("evt");
-            tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", rusqlite::params![id, user, now]).unwrap();
+            tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", webhooks::sql_params![id, user, now]).unwrap();
             tx.execute(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-                rusqlite::params![webhooks::model::time::new_id("dlv"), id, ep, user, now + 3_600_000 + i],
+                webhooks::sql_params![webhooks::model::time::new_id("dlv"), id, ep, user, now + 3_600_000 + i],
             )
             .unwrap();
         }
-        tx.commit().unwrap();
+        tx.execute_batch("COMMIT").unwrap();
     }
     let html = Browser::new(&env, Some("alice")).get("/").text();
     assert!(html.contains("<strong>10000+</strong> pending"), "{html}");

@@ -104,6 +104,14 @@ pub enum Command {
         /// The new file to write, e.g. var/backup-2026-11-23.db
         to: PathBuf,
     },
+    /// Copy this SQLite installation into an empty PostgreSQL database and point .env at it.
+    MigrateStore {
+        /// The PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require]
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace WEBHOOKS_SECRET_KEY with a new one and re-encrypt every endpoint secret under it.
     RotateKey,
     /// Check the deployment: every problem found, each with its fix (exit 1 when any).

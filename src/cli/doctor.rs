@@ -69,36 +69,42 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     }
     out.push(ok("templates are compiled into the programs"));
 
-    let dir = cfg.database.parent().unwrap_or(Path::new("."));
-    let writable = tempfile_in(dir);
-    if !writable {
-        out.push(problem(
-            format!("the database directory {} is missing or not writable", dir.display()),
-            format!("mkdir -p {0} && chmod 700 {0}", dir.display()),
-        ));
-        return out;
-    }
-    out.push(ok(format!("{} is writable", dir.display())));
-    if !cfg.database.exists() {
-        out.push(problem(format!("{} does not exist", cfg.database.display()), "run `webhooks init`"));
-        return out;
-    }
-    if let Some(m) = mode(&cfg.database) {
-        if m & 0o077 != 0 {
+    if let Some(path) = cfg.database.file() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let writable = tempfile_in(dir);
+        if !writable {
             out.push(problem(
-                format!("{} can be read by other users (mode {m:o})", cfg.database.display()),
-                format!("chmod 600 {}", cfg.database.display()),
+                format!("the database directory {} is missing or not writable", dir.display()),
+                format!("mkdir -p {0} && chmod 700 {0}", dir.display()),
             ));
+            return out;
+        }
+        out.push(ok(format!("{} is writable", dir.display())));
+        if !path.exists() {
+            out.push(problem(format!("{} does not exist", path.display()), "run `webhooks init`"));
+            return out;
+        }
+        if let Some(m) = mode(path) {
+            if m & 0o077 != 0 {
+                out.push(problem(
+                    format!("{} can be read by other users (mode {m:o})", path.display()),
+                    format!("chmod 600 {}", path.display()),
+                ));
+            }
         }
     }
     let db = match Store::open_unmigrated(&cfg.database) {
         Ok(c) => c,
         Err(e) => {
-            out.push(problem(e.to_string(), "check WEBHOOKS_DATABASE and the file's permissions"));
+            let fix = match cfg.database.file() {
+                Some(_) => "check WEBHOOKS_DATABASE and the file's permissions",
+                None => "check WEBHOOKS_DATABASE (host, port, user, password, sslmode) and that the server is up",
+            };
+            out.push(problem(e.to_string(), fix));
             return out;
         }
     };
-    let latest = store::latest_version();
+    let latest = db.latest_version();
     match db.schema_version() {
         Ok(v) if v < latest => out.push(problem(
             format!("database migrations pending (schema {v}, this program {latest})"),

@@ -49,7 +49,7 @@ pub fn main() -> i32 {
 
 fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
-        Some(Error::Busy) => EXIT_BUSY,
+        Some(Error::Busy | Error::Unavailable(_)) => EXIT_BUSY,
         _ => 1,
     }
 }
@@ -237,6 +237,31 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             setup::restrict(&to)?;
             println!("wrote {}", to.display());
             Ok(())
+        }
+        Command::MigrateStore { to, json } => {
+            let (copied, switched) = setup::migrate_store(cfg, &to)?;
+            let shown = crate::model::location::redacted(&to);
+            let value = serde_json::json!({
+                "to": shown,
+                "tables": copied.tables.iter().map(|(t, n)| (t.clone(), serde_json::json!(*n))).collect::<serde_json::Map<_, _>>(),
+                "env_updated": switched,
+            });
+            print(json, &value, |_| {
+                let rows: Vec<String> =
+                    copied.tables.iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{n} {t}")).collect();
+                let next = if switched {
+                    format!(
+                        "WEBHOOKS_DATABASE in {} now names it; run `webhooks doctor`",
+                        cfg.env_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    )
+                } else {
+                    "set WEBHOOKS_DATABASE to it where it is set, then run `webhooks doctor`".to_string()
+                };
+                format!(
+                    "copied {} into {shown}; the SQLite file now refuses writes; {next}",
+                    if rows.is_empty() { "nothing (the installation was empty)".to_string() } else { rows.join(", ") }
+                )
+            })
         }
         Command::RotateKey => setup::rotate_key(cfg),
         Command::Purge { json } => {

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::{self, Config};
+use crate::model::location::Location;
 use crate::model::secret;
-use crate::store::{self, endpoints, Store};
+use crate::store::{endpoints, Store};
 
 /// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
 /// directory) gets a secret key if it has none, and the database is created and migrated.
@@ -24,19 +25,22 @@ pub fn init_with(extra: &[&str]) -> Result<()> {
     let created = ensure_env_file(&env_path, extra)?;
     // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
     let cfg = Config::load()?;
-    if let Some(dir) = cfg.database.parent() {
+    let file = cfg.database.file();
+    if let Some(dir) = file.and_then(Path::parent) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let existed = cfg.database.exists();
-    drop(Store::open(&cfg.database)?);
-    restrict(&cfg.database)?;
+    let existed = file.is_none_or(Path::exists);
+    let store = Store::open(&cfg.database)?;
+    if let Some(path) = file {
+        restrict(path)?;
+    }
     println!(
         "{} {}\n{} {} (schema version {})",
         if created { "created" } else { "kept" },
         env_path.display(),
         if existed { "migrated" } else { "created" },
-        cfg.database.display(),
-        store::latest_version()
+        cfg.database,
+        store.latest_version()
     );
     Ok(())
 }
@@ -76,24 +80,56 @@ pub fn rotate_key(cfg: &Config) -> Result<()> {
 /// Rewrites the `.env` atomically (temporary file, then rename) with these key lines, keeping
 /// every other line as it was.
 fn set_env_keys(path: &Path, current: &str, previous: Option<&str>) -> Result<()> {
+    let mut add = vec![format!("WEBHOOKS_SECRET_KEY={current}")];
+    if let Some(p) = previous {
+        add.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
+    }
+    set_env_lines(path, &["WEBHOOKS_SECRET_KEY", "WEBHOOKS_PREVIOUS_SECRET_KEY"], &add)
+}
+
+/// Rewrites the `.env` without the lines setting `remove`, with `add` at its end, atomically
+/// (a new file renamed over the old, mode 0600).
+fn set_env_lines(path: &Path, remove: &[&str], add: &[String]) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| {
             let t = l.trim_start().trim_start_matches("export ");
-            !t.starts_with("WEBHOOKS_SECRET_KEY=") && !t.starts_with("WEBHOOKS_PREVIOUS_SECRET_KEY=")
+            !remove.iter().any(|k| t.starts_with(&format!("{k}=")))
         })
         .map(String::from)
         .collect();
-    lines.push(format!("WEBHOOKS_SECRET_KEY={current}"));
-    if let Some(p) = previous {
-        lines.push(format!("WEBHOOKS_PREVIOUS_SECRET_KEY={p}"));
-    }
+    lines.extend(add.iter().cloned());
     let tmp = path.with_extension("rotating");
     let _ = std::fs::remove_file(&tmp);
     write_private(&tmp, format!("{}\n", lines.join("\n")).as_bytes(), false)?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// `webhooks migrate-store --to URL`: copies this SQLite installation into the empty PostgreSQL
+/// database at `to` (`store::moving`), then points the `.env` at it. Returns what was copied.
+pub fn migrate_store(cfg: &Config, to: &str) -> Result<(crate::store::moving::Copied, bool)> {
+    let target = Location::parse(to, &cfg.root);
+    if target.file().is_some() {
+        bail!("--to must be a postgres:// or postgresql:// URL (got {to:?})");
+    }
+    if cfg.database.file().is_none() {
+        bail!("WEBHOOKS_DATABASE is PostgreSQL already ({}): migrate-store copies a SQLite installation", cfg.database);
+    }
+    let mut from = Store::open(&cfg.database)?;
+    let mut into = Store::open(&target)?;
+    let copied = crate::store::moving::copy(&mut from, &mut into)?;
+    // The SQLite file now refuses writes: the .env names the new store at once (unless the
+    // process environment sets WEBHOOKS_DATABASE, which would override it anyway).
+    let switched = match (&cfg.env_file, std::env::var_os("WEBHOOKS_DATABASE")) {
+        (Some(path), None) => {
+            set_env_lines(path, &["WEBHOOKS_DATABASE"], &[format!("WEBHOOKS_DATABASE={to}")])?;
+            true
+        }
+        _ => false,
+    };
+    Ok((copied, switched))
 }
 
 /// Creates the `.env` (mode 0600) or adds a secret key to one that lacks it. Returns whether

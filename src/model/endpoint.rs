@@ -180,12 +180,23 @@ pub fn check_description(d: &str) -> Result<String> {
     if d.chars().count() > DESCRIPTION_MAX_CHARS {
         return Err(Error::invalid("description", format!("must be at most {DESCRIPTION_MAX_CHARS} characters")));
     }
+    if d.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(Error::invalid("description", "must not contain control characters"));
+    }
     Ok(d.trim().to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_hold_text_not_control_characters() {
+        assert_eq!(check_description("  Orders\tprod\n").unwrap(), "Orders\tprod");
+        for bad in ["a\0b", "bell\u{7}", "esc\u{1b}[31m"] {
+            assert!(check_description(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn urls_are_checked_and_normalised() {

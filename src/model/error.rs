@@ -31,6 +31,9 @@ pub enum Error {
     TooLarge { code: &'static str, message: String },
     /// Another process held the database's write lock past the busy timeout: try again shortly.
     Busy,
+    /// The database server cannot be reached, or refused the connection (a wrong password, TLS
+    /// required but not offered): the message says which, for the operator; callers see 503.
+    Unavailable(String),
     /// The installation is not set up for this (no secret key yet): the message names the fix,
     /// for the operator.
     Misconfigured(String),
@@ -86,9 +89,10 @@ impl fmt::Display for Error {
             Error::Invalid { message, .. } => f.write_str(message),
             Error::NotFound(what) => write!(f, "{what} not found"),
             Error::Conflict { message, .. } | Error::TooLarge { message, .. } => f.write_str(message),
-            Error::Forbidden(message) | Error::Misconfigured(message) | Error::Internal(message) => {
-                f.write_str(message)
-            }
+            Error::Forbidden(message)
+            | Error::Misconfigured(message)
+            | Error::Internal(message)
+            | Error::Unavailable(message) => f.write_str(message),
             Error::Busy => f.write_str("the database is busy; try again shortly"),
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod inbound;
+pub mod location;
 pub mod principal;
 
 pub mod schema;

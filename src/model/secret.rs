@@ -63,7 +63,13 @@ impl std::fmt::Debug for SigningKey {
 
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Bytes from hexadecimal (either case); `None` for an odd length or a non-hex digit.
@@ -164,6 +170,15 @@ pub fn open_with(master: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte_and_unhex_reads_it_back() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&all)).unwrap(), all);
+        assert_eq!(unhex("0FA5").unwrap(), vec![0x0f, 0xa5]);
+    }
 
     #[test]
     fn generated_secrets_have_the_standard_form() {

@@ -15,12 +15,12 @@ pub fn now_ms() -> i64 {
 }
 
 #[cfg(feature = "test-clock")]
-fn test_clock_offset() -> i64 {
+pub fn test_clock_offset() -> i64 {
     std::env::var("WEBHOOKS_TEST_CLOCK_OFFSET").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(not(feature = "test-clock"))]
-fn test_clock_offset() -> i64 {
+pub fn test_clock_offset() -> i64 {
     0
 }
 

@@ -21,7 +21,7 @@ use crate::model::health::Notify;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::notify;
-use crate::outbound::send::Sender;
+use crate::outbound::send::{self, Sender};
 use crate::outbound::signing;
 use crate::store::queue::Attempted;
 use crate::store::queue::{self, Claim, Due, Relay};
@@ -30,6 +30,9 @@ use crate::store::{endpoints, Db, Store};
 
 /// How long the coordinator waits to gather results into one transaction.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// How often a dispatcher on PostgreSQL looks again for work while others hold it.
+const HELP_POLL: Duration = Duration::from_millis(50);
 
 /// What one run did; printed as the summary line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -85,6 +88,7 @@ struct Job {
     delivery_id: String,
     event_id: String,
     event_type: String,
+    endpoint_id: String,
     url: String,
     attempt: u32,
     payload: Arc<[u8]>,
@@ -100,6 +104,7 @@ impl Job {
             delivery_id: due.delivery_id,
             event_id: due.event_id,
             event_type: due.event_type,
+            endpoint_id: due.endpoint_id,
             url: due.url,
             attempt: due.attempt,
             payload: Arc::from(due.payload),
@@ -140,7 +145,7 @@ pub fn start_detached() -> Result<()> {
 /// nothing it can send is due — checked after the lock is released, so that an event that
 /// arrived while a second start was turned away is not left for cron — at most a few runs.
 pub fn on_intake(cfg: &Config) -> Result<()> {
-    let lock_path = cfg.database.with_file_name("dispatch-on-intake.lock");
+    let lock_path = cfg.lock_file("dispatch-on-intake.lock");
     for _ in 0..5 {
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -177,6 +182,13 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
     let mut summary =
         Summary { run_id: time::new_id("run"), started_at: time::rfc3339(start_ms), ..Summary::default() };
+    // On PostgreSQL leases are in the database's time, the same for every dispatcher whatever
+    // its own clock says: the run works on its clock plus this difference.
+    let skew = match store.clock_skew() {
+        Ok(s) => s,
+        Err(Error::Busy) => 0,
+        Err(e) => return Err(e),
+    };
     let registered = queue::start_run(store.db(), &summary.run_id, start_ms);
     if unless_busy(registered, &mut summary)?.is_none() {
         // Nothing claimed, nothing lost; no heartbeat either, so a lock held for good shows up
@@ -203,6 +215,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
             schedule: cfg.retry(),
             notify: cfg.notify(),
             run_id: summary.run_id.clone(),
+            skew,
             cursor: None,
             keys: HashMap::new(),
         };
@@ -212,7 +225,12 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         // out before it could finish is released at pick-up, see `worker`).
         // Measured (docs/benchmarks.md): a queue of 4 × concurrency recorded in batches of up
         // to `concurrency` results sends 20-40% more per second than 2 × and a half.
-        let capacity = cfg.concurrency * 4;
+        // On PostgreSQL other dispatchers share the users' caps: leases parked in this run's
+        // queue keep them idle, so a run claims hardly more than its workers can send (a
+        // quarter more, to cover its own record and claim). Measured with 4 processes of 8
+        // workers against 40 leases' worth of caps: 2 × parked enough to halve the throughput.
+        let capacity =
+            if store.is_postgres() { cfg.concurrency + cfg.concurrency.div_ceil(4) } else { cfg.concurrency * 4 };
         let gather = cfg.concurrency.max(1);
         let mut outstanding = 0usize;
         let mut batch: Vec<Done> = Vec::new();
@@ -229,12 +247,22 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     summary.claimed += 1;
                     job_tx.send(job).expect("workers live until the job channel closes");
                 }
-                if !can_start && !summary.budget_exhausted && (outstanding > 0 || queue::any_due(store.db(), now)?) {
+                if !can_start
+                    && !summary.budget_exhausted
+                    && (outstanding > 0 || queue::any_due(store.db(), now + skew)?)
+                {
                     summary.budget_exhausted = true;
                 }
                 if outstanding == 0 {
                     if progressed && can_start {
                         continue; // only ended unsendable deliveries: claim again
+                    }
+                    // PostgreSQL: deliveries are due that this run may not claim, their users'
+                    // caps being full with other dispatchers' leases: keep helping until none
+                    // is due (work leased by others is theirs, or due again when they die).
+                    if store.is_postgres() && can_start && queue::any_due(store.db(), now + skew)? {
+                        std::thread::sleep(HELP_POLL);
+                        continue;
                     }
                     return Ok(());
                 }
@@ -340,6 +368,8 @@ struct Coordinator<'a> {
     schedule: Schedule,
     notify: Notify,
     run_id: String,
+    /// The database's clock minus this machine's (0 on SQLite), in ms.
+    skew: i64,
     /// The last user served: the next claim starts after it (round-robin).
     cursor: Option<i64>,
     /// Signing keys per endpoint, read once per run.
@@ -361,9 +391,46 @@ impl Coordinator<'_> {
         if batch.is_empty() && slots == 0 {
             return Ok((Vec::new(), false));
         }
+        if store.is_postgres() {
+            // Two transactions: the record's locks on the endpoints' rows, which every
+            // dispatcher sending to those endpoints must take in turn, are held only for the
+            // record, not for the claim after it as well.
+            let recorded = if batch.is_empty() {
+                Some(Vec::new())
+            } else {
+                retry_busy(|| store.work(|db| self.record(db, &batch)))?
+            };
+            let Some(nexts) = recorded else {
+                eprintln!("webhooks dispatch: database busy, could not record {} results", batch.len());
+                summary.busy = true;
+                return Ok((Vec::new(), false));
+            };
+            for (done, next) in batch.iter().zip(nexts) {
+                tally(summary, done, next);
+            }
+            if slots == 0 {
+                return Ok((Vec::new(), false));
+            }
+            let claimed = retry_busy(|| {
+                let cursor = self.cursor;
+                let claimed = store.work(|db| self.claim(db, slots, now));
+                if claimed.is_err() {
+                    self.cursor = cursor; // rolled back
+                }
+                claimed
+            })?;
+            let Some((jobs, unsent, held)) = claimed else {
+                summary.busy = true;
+                return Ok((Vec::new(), false));
+            };
+            summary.unsent += unsent;
+            summary.held += held;
+            let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
+            return Ok((jobs, progressed));
+        }
         for _ in 0..3 {
             let cursor = self.cursor;
-            let attempt = store.write(|db| {
+            let attempt = store.work(|db| {
                 let nexts = self.record(db, &batch)?;
                 let (jobs, unsent, held) = if slots > 0 { self.claim(db, slots, now)? } else { (Vec::new(), 0, 0) };
                 Ok((nexts, jobs, unsent, held))
@@ -391,7 +458,8 @@ impl Coordinator<'_> {
     /// Claims up to `slots` due deliveries (`store::queue`) and makes jobs of them; a delivery
     /// whose endpoint has no signing key is ended unsent. Returns the jobs, how many deliveries
     /// were ended unsent and how many were held.
-    fn claim(&mut self, db: Db<'_>, slots: usize, now: i64) -> Result<(Vec<Job>, usize, usize)> {
+    fn claim(&mut self, db: Db<'_>, slots: usize, local_now: i64) -> Result<(Vec<Job>, usize, usize)> {
+        let now = local_now + self.skew;
         let lease_until = now + self.cfg.lease().as_millis() as i64;
         let request = Claim {
             run_id: &self.run_id,
@@ -413,7 +481,8 @@ impl Coordinator<'_> {
                 unsent += 1;
                 continue;
             }
-            jobs.push(Job::of(due, keys, lease_until));
+            // The workers compare the lease with this machine's clock.
+            jobs.push(Job::of(due, keys, lease_until - self.skew));
         }
         Ok((jobs, unsent, claimed.held))
     }
@@ -427,35 +496,58 @@ impl Coordinator<'_> {
         Ok(k)
     }
 
-    /// Applies a batch of results: an attempt row each and the delivery's next state.
+    /// Applies a batch of results: the attempts together (`queue::record`), then the releases.
     fn record(&self, db: Db<'_>, batch: &[Done]) -> Result<Vec<Option<Next>>> {
-        let now = time::now_ms();
-        let mut out = Vec::with_capacity(batch.len());
-        for done in batch {
-            match done {
-                Done::Sent { job, outcome, started_at } => {
+        let now = time::now_ms() + self.skew;
+        let decided: Vec<Option<(Next, Option<String>)>> = batch
+            .iter()
+            .map(|done| match done {
+                Done::Sent { job, outcome, .. } => {
                     let next = decide(&self.schedule, job.attempt, outcome, now, random_unit());
-                    let logged_body = self.cfg.log_bodies.then(|| String::from_utf8_lossy(&job.payload));
-                    let attempted = Attempted {
-                        delivery_id: &job.delivery_id,
-                        attempt: job.attempt,
-                        run_id: &self.run_id,
-                        started_at: *started_at,
-                        outcome,
-                        request_body: logged_body.as_deref(),
-                        next,
-                    };
-                    queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
-                    out.push(Some(next));
+                    let logged_body =
+                        self.cfg.log_bodies.then(|| send::storable(&String::from_utf8_lossy(&job.payload)));
+                    Some((next, logged_body))
                 }
-                Done::Released(job) => {
-                    queue::release(db, &job.delivery_id, &self.run_id, now)?;
-                    out.push(None);
-                }
+                Done::Released(_) => None,
+            })
+            .collect();
+        let attempted: Vec<Attempted<'_>> = batch
+            .iter()
+            .zip(&decided)
+            .filter_map(|(done, decided)| match (done, decided) {
+                (Done::Sent { job, outcome, started_at }, Some((next, logged_body))) => Some(Attempted {
+                    delivery_id: &job.delivery_id,
+                    endpoint_id: &job.endpoint_id,
+                    attempt: job.attempt,
+                    run_id: &self.run_id,
+                    started_at: *started_at,
+                    outcome,
+                    request_body: logged_body.as_deref(),
+                    next: *next,
+                }),
+                _ => None,
+            })
+            .collect();
+        queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
+        for done in batch {
+            if let Done::Released(job) = done {
+                queue::release(db, &job.delivery_id, &self.run_id, now)?;
             }
         }
-        Ok(out)
+        Ok(decided.into_iter().map(|d| d.map(|(next, _)| next)).collect())
     }
+}
+
+/// Runs `f` up to three times while the database is busy; `None` if it stayed busy.
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<Option<T>> {
+    for _ in 0..3 {
+        match f() {
+            Ok(v) => return Ok(Some(v)),
+            Err(Error::Busy) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 fn tally(summary: &mut Summary, done: &Done, next: Option<Next>) {

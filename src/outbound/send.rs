@@ -60,6 +60,7 @@ impl Sender {
         let started = Instant::now();
         let mut out = self.post_inner(url, headers, body);
         out.duration_ms = started.elapsed().as_millis() as i64;
+        out.error = out.error.map(|e| storable(&e));
         out
     }
 
@@ -83,7 +84,7 @@ impl Sender {
         // Read at most `keep` bytes: an endless or slow body costs no more than that (the global
         // timeout bounds the time).
         let read = resp.body_mut().as_reader().take(keep as u64).read_to_end(&mut buf);
-        let text = String::from_utf8_lossy(&buf).into_owned();
+        let text = storable(&String::from_utf8_lossy(&buf));
         let mut out = Outcome {
             status_code: Some(status),
             snippet: truncate_chars(&text, SNIPPET_BYTES),
@@ -151,6 +152,12 @@ impl Sender {
         resp.body_mut().as_reader().take(max).read_to_end(&mut buf).map_err(|e| e.to_string())?;
         Ok((status, buf))
     }
+}
+
+/// Text a receiver sent, as the delivery log keeps it: NUL characters (which PostgreSQL's text
+/// cannot hold) become U+FFFD, as undecodable bytes already have.
+pub fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// Keeps at most `max` bytes, cut on a character boundary.

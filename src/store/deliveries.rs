@@ -2,7 +2,7 @@
 //! delivery and its attempts, manual retries, and the queue's figures. Claiming and recording
 //! attempts is `queue`.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 
 use super::{rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
@@ -15,7 +15,7 @@ const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d
         d.next_attempt_at, d.finished_at, d.lease_until, ev.payload IS NOT NULL
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id";
 
-fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
+fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
     let lease: Option<i64> = r.get(14)?;
     let in_flight = lease.is_some_and(|l| l > now);
     Ok(Delivery {
@@ -41,13 +41,13 @@ fn from_row(r: &Row<'_>, now: i64) -> rusqlite::Result<Delivery> {
 /// The log, newest first.
 pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
     let sql = format!(
-        "{SELECT} WHERE (?1 IS NULL OR d.status = ?1)
-           AND (?2 IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
-           AND (?3 IS NULL OR d.endpoint_id = ?3)
-           AND (?4 IS NULL OR ev.type = ?4)
-           AND (?5 IS NULL OR d.id < ?5)
-           AND (?7 IS NULL OR d.id >= ?7)
-           AND (?8 IS NULL OR d.id < ?8)
+        "{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR d.status = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
+           AND (CAST(?3 AS TEXT) IS NULL OR d.endpoint_id = ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR ev.type = ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR d.id < ?5)
+           AND (CAST(?7 AS TEXT) IS NULL OR d.id >= ?7)
+           AND (CAST(?8 AS TEXT) IS NULL OR d.id < ?8)
          ORDER BY d.id DESC LIMIT ?6"
     );
     let now = time::now_ms();
@@ -159,29 +159,43 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
     let now = time::now_ms();
     let limit = if exact { i64::MAX } else { COUNT_CAP + 1 };
     let mut capped = false;
-    let mut count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+    let mut count = |sql: &str, p: &[&dyn super::sql::ToSql]| -> Result<i64> {
         if exact {
             Ok(db.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
         } else {
             super::bounded_count(db, sql, p, &mut capped)
         }
     };
-    let pending =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1)", &[&limit])?;
-    let due =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1 LIMIT ?2)", &[&now, &limit])?;
-    let in_flight =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2)", &[&now, &limit])?;
-    let dead =
-        count("SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2)", &[&Status::Dead, &limit])?;
+    let pending = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
+        &[&limit],
+    )?;
+    let due = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
+            AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped",
+        &[&now, &limit],
+    )?;
+    let in_flight = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
+        &[&now, &limit],
+    )?;
+    let dead = count(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
+        &[&Status::Dead, &limit],
+    )?;
+    // In index order, stepping over the live leases (at most the caps): a seek at any backlog.
     let oldest: Option<i64> = db
         .conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")?
-        .query_row([], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT next_attempt_at FROM deliveries WHERE next_attempt_at IS NOT NULL
+               AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_attempt_at LIMIT 1",
+        )?
+        .query_row([now], |r| r.get(0))
+        .optional()?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn
-        .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", [], |r| {
+        .query_row("SELECT started_at, summary FROM runs ORDER BY started_at DESC LIMIT 1", params![], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;

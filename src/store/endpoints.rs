@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 use serde_json::json;
 
 use super::{rows, Db};
@@ -22,7 +22,7 @@ const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.acti
 
 /// The failure record from five columns starting at `first`: `fail_since, dead_count,
 /// first_dead_at, last_dead_at, last_success_at`.
-pub(super) fn failure_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Failure> {
+pub(super) fn failure_at(r: &Row<'_>, first: usize) -> sql::Result<Failure> {
     Ok(Failure {
         since: r.get(first)?,
         dead: r.get(first + 1)?,
@@ -32,7 +32,7 @@ pub(super) fn failure_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Failure>
     })
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+fn from_row(r: &Row<'_>) -> sql::Result<Endpoint> {
     let types: String = r.get(4)?;
     let active: bool = r.get(5)?;
     let failure = failure_at(r, 10)?;
@@ -140,7 +140,7 @@ pub fn get_owned(db: Db<'_>, id: &str, user: Option<&str>) -> Result<Endpoint> {
 pub fn list(db: Db<'_>, user: Option<&str>) -> Result<Vec<Endpoint>> {
     let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM endpoints e JOIN users u ON u.id = e.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
+         WHERE CAST(?1 AS TEXT) IS NULL OR u.name = ?1 ORDER BY e.created_at, e.rowid"
     ))?;
     let found = rows(stmt.query_map([user], from_row)?)?;
     Ok(found)
@@ -322,9 +322,10 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
     let (failing, disabled): (i64, i64) = db
         .conn
         .prepare_cached(
-            "SELECT coalesce(sum(e.active = 1 AND e.dead_count > 0), 0),
-                    coalesce(sum(e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')), 0)
-             FROM endpoints e WHERE ?1 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
+            "SELECT coalesce(sum(CASE WHEN e.active = 1 AND e.dead_count > 0 THEN 1 ELSE 0 END), 0),
+                    coalesce(sum(CASE WHEN e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')
+                                      THEN 1 ELSE 0 END), 0)
+             FROM endpoints e WHERE CAST(?1 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
         )?
         .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let held: i64 = match user {
@@ -335,7 +336,7 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             )?
             .query_row([name], |r| r.get(0))?,
         None => {
-            db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row([], |r| r.get(0))?
+            db.conn.prepare_cached("SELECT count(*) FROM deliveries WHERE status = 'held'")?.query_row(params![], |r| r.get(0))?
         }
     };
     let sources: i64 = match user {
@@ -345,7 +346,7 @@ pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
             .prepare_cached(
                 "SELECT count(*) FROM sources WHERE active = 1 AND (silent_since IS NOT NULL OR failing_since IS NOT NULL)",
             )?
-            .query_row([], |r| r.get(0))?,
+            .query_row(params![], |r| r.get(0))?,
     };
     Ok(Trouble { failing, disabled, held, sources })
 }
@@ -432,8 +433,11 @@ pub fn signing_keys(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result
 /// Re-seals every endpoint secret under `new`; each opens with `new` (already re-sealed by an
 /// interrupted run) or `retiring`. Returns how many. Run it inside one write.
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
-    let sealed: Vec<(String, Vec<u8>)> =
-        rows(db.conn.prepare("SELECT id, secret FROM endpoint_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    let sealed: Vec<(String, Vec<u8>)> = rows(
+        db.conn
+            .prepare("SELECT id, secret FROM endpoint_keys")?
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    )?;
     for (id, sealed) in &sealed {
         let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
         db.conn.execute(
@@ -494,7 +498,7 @@ mod tests {
         assert!(!off.active);
         delete(conn, &ep.id, Duration::from_secs(60)).unwrap();
         assert!(find(conn, &ep.id).unwrap().is_none());
-        let keys: i64 = conn.conn.query_row("SELECT count(*) FROM endpoint_keys", [], |r| r.get(0)).unwrap();
+        let keys: i64 = conn.conn.query_row("SELECT count(*) FROM endpoint_keys", params![], |r| r.get(0)).unwrap();
         assert_eq!(keys, 0, "the keys went with the endpoint");
     }
 }

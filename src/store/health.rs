@@ -3,7 +3,7 @@
 //! a page costs the same with 100 or 100,000 deliveries; counts by status that stop at
 //! `COUNT_CAP`. Delivery ids sort by creation time, so "the last 24 hours" is an index range.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::Db;
 use crate::model::delivery::Status;
@@ -48,13 +48,13 @@ pub fn counts_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Counts> {
         let n = match user_id {
             Some(uid) => super::bounded_count(
                 db,
-                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4)",
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = ?2 AND id >= ?3 LIMIT ?4) AS capped",
                 params![uid, status, since, COUNT_CAP + 1],
                 &mut c.capped,
             )?,
             None => super::bounded_count(
                 db,
-                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3)",
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 AND id >= ?2 LIMIT ?3) AS capped",
                 params![status, since, COUNT_CAP + 1],
                 &mut c.capped,
             )?,
@@ -76,7 +76,7 @@ pub fn hourly_24h(db: Db<'_>, user: Option<&str>, now: i64) -> Result<Vec<Hour>>
     let mut out: Vec<Hour> = empty_hours(now);
     let mut stmt = db.conn.prepare_cached(
         "SELECT s.hour, sum(s.succeeded), sum(s.failed) FROM endpoint_stats s JOIN endpoints e ON e.id = s.endpoint_id
-         WHERE s.hour >= ?1 AND (?2 IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
+         WHERE s.hour >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?2))
          GROUP BY s.hour",
     )?;
     let found =

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 use serde_json::json;
 
 use super::notices::{self, New};
@@ -171,7 +171,7 @@ fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option
     db.conn
         .prepare_cached(
             "INSERT INTO source_hours (source_id, hour, outcome, reason, n) VALUES (?1, ?2, ?3, ?4, 1)
-             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = n + 1",
+             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = source_hours.n + 1",
         )?
         .execute(params![source_id, hour_of(now), outcome.as_str(), reason.map(Reason::as_str).unwrap_or("")])?;
     Ok(())
@@ -204,7 +204,7 @@ fn last_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<(i64, i64, Option<
     let (requests, rejected): (i64, i64) = db
         .conn
         .prepare_cached(
-            "SELECT count(*), coalesce(sum(outcome = 'rejected'), 0) FROM inbound_requests
+            "SELECT count(*), coalesce(sum(CASE WHEN outcome = 'rejected' THEN 1 ELSE 0 END), 0) FROM inbound_requests
              WHERE source_id = ?1 AND received_at > ?2",
         )?
         .query_row(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -326,7 +326,7 @@ fn relay(
 const COLUMNS: &str = "id, source_id, received_at, remote_addr, headers, content_type, body_size, body IS NOT NULL,
     outcome, reason, dedupe_key, dedupe_signed, duplicate_of, replay_of, kind, event_id, rechecked_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
+fn from_row(r: &Row<'_>) -> sql::Result<Request> {
     let headers: String = r.get(4)?;
     let outcome: String = r.get(8)?;
     Ok(Request {
@@ -363,7 +363,7 @@ pub struct Filter {
 pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Request>> {
     let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM inbound_requests
-         WHERE (?1 IS NULL OR source_id = ?1) AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR id < ?3)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR source_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR outcome = ?2) AND (CAST(?3 AS TEXT) IS NULL OR id < ?3)
          ORDER BY id DESC LIMIT ?4"
     ))?;
     let found = rows(stmt.query_map(

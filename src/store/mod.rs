@@ -14,15 +14,15 @@
 //! A second backend (PostgreSQL) implements the same operations in a sibling module and makes
 //! `Db` choose between them; `web/`, `cli/` and `outbound/` do not change. Uses `model` only.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::types::{FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
+use rusqlite::Connection;
 
-use crate::model::delivery::{FailureCode, Status};
-use crate::model::health::{DisabledReason, COUNT_CAP};
-use crate::model::time::Time;
+use crate::model::delivery::FailureCode;
+use crate::model::health::COUNT_CAP;
+pub use crate::model::location::Location;
 use crate::model::{Error, Result};
 
 pub mod deliveries;
@@ -30,38 +30,66 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod inbound;
+pub mod moving;
 pub mod notices;
 pub mod observations;
+pub mod postgres;
 pub mod principals;
 pub mod queue;
 pub mod retention;
 pub mod sessions;
 pub mod sources;
+pub mod sql;
+
+use sql::{params, Conn};
 
 /// One open database.
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
 }
 
 /// The connection (or the transaction) an operation runs on.
 #[derive(Clone, Copy)]
 pub struct Db<'a> {
-    conn: &'a Connection,
+    conn: &'a Conn,
+}
+
+impl Db<'_> {
+    /// Whether this is PostgreSQL (for the few statements said differently there).
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
-        let store = Store::open_unmigrated(path)?;
-        migrate(&store.conn).map_err(|e| match e {
-            Error::Internal(m) => Error::Internal(format!("cannot migrate the database {}: {m}", path.display())),
+    /// Opens (creating a SQLite file if needed) the database and brings its schema up to date.
+    pub fn open(at: &Location) -> Result<Store> {
+        let mut store = Store::open_unmigrated(at)?;
+        if let Conn::Sqlite(c) = &store.conn {
+            if schema_version(c)? == moving::MOVED {
+                return Err(moved());
+            }
+        }
+        let migrated = match &mut store.conn {
+            Conn::Sqlite(c) => migrate(c),
+            Conn::Postgres(c) => postgres::migrate(c.get_mut()),
+        };
+        migrated.map_err(|e| match e {
+            Error::Internal(m) => Error::Internal(format!("cannot migrate the database {at}: {m}")),
             other => other,
         })?;
         Ok(store)
     }
 
     /// Opens without migrating: for `doctor`-style checks that must not change anything.
-    pub fn open_unmigrated(path: &Path) -> Result<Store> {
+    pub fn open_unmigrated(at: &Location) -> Result<Store> {
+        let path = match at {
+            Location::File(p) => p,
+            Location::Postgres(url) => {
+                let client = postgres::connect(url)?;
+                return Ok(Store { conn: Conn::Postgres(Box::new(RefCell::new(client))) });
+            }
+        };
         let conn = Connection::open(path).map_err(|e| {
             Error::Misconfigured(format!(
                 "cannot open the database {} (does its directory exist and is it writable? see WEBHOOKS_DATABASE): {e}",
@@ -70,7 +98,7 @@ impl Store {
         })?;
         configure(&conn)
             .map_err(|e| Error::Misconfigured(format!("cannot open the database {}: {e}", path.display())))?;
-        Ok(Store { conn })
+        Ok(Store { conn: Conn::Sqlite(conn) })
     }
 
     /// A migrated in-memory database, for unit tests.
@@ -78,7 +106,36 @@ impl Store {
         let conn = Connection::open_in_memory().expect("an in-memory database opens");
         conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
         migrate(&conn).expect("migrations apply");
-        Store { conn }
+        Store { conn: Conn::Sqlite(conn) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
+    }
+
+    /// The database's clock minus this machine's, in ms: 0 for SQLite, whose clock is this
+    /// machine's. Dispatchers add it to their own clock so that leases on PostgreSQL are in
+    /// the database's time, the same for every machine.
+    pub fn clock_skew(&self) -> Result<i64> {
+        match &self.conn {
+            Conn::Sqlite(_) => Ok(0),
+            Conn::Postgres(c) => postgres::clock_skew(&mut c.borrow_mut()),
+        }
+    }
+
+    /// The schema version this program brings the database to.
+    pub fn latest_version(&self) -> u32 {
+        match &self.conn {
+            Conn::Sqlite(_) => latest_version(),
+            Conn::Postgres(_) => postgres::latest_version(),
+        }
+    }
+
+    fn sqlite(&self) -> &Connection {
+        match &self.conn {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => unreachable!("a SQLite operation on PostgreSQL"),
+        }
     }
 
     /// Reads (and single-statement writes) outside a transaction.
@@ -86,26 +143,70 @@ impl Store {
         Db { conn: &self.conn }
     }
 
-    /// Runs `f` in one immediate (write-locking) transaction, committed only when it succeeds.
-    /// Every multi-statement write goes through one.
+    /// Runs `f` in one write transaction, committed only when it succeeds. Every multi-statement
+    /// write goes through one. On SQLite it is an immediate (write-locking) transaction; on
+    /// PostgreSQL it takes the same one-writer lock (an advisory transaction lock), so that the
+    /// read-then-write rules of pages, intake and the CLI hold there as they do here. The
+    /// dispatcher's claim and record use [`Store::work`] instead.
     pub fn write<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(Db { conn: &tx })?;
-        tx.commit()?;
-        Ok(out)
+        self.transaction(true, f)
+    }
+
+    /// Runs `f` in one transaction that, on PostgreSQL, does not take the one-writer lock: for
+    /// the dispatchers' claims and records, which lock the rows they change (and the user they
+    /// claim for) so that many can run at once. The same as [`Store::write`] on SQLite.
+    pub fn work<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(false, f)
+    }
+
+    fn transaction<T>(&mut self, exclusive: bool, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        let begin = match (&self.conn, exclusive) {
+            (Conn::Sqlite(_), _) => "BEGIN IMMEDIATE",
+            (Conn::Postgres(_), true) => "BEGIN; SELECT pg_advisory_xact_lock(7147)",
+            (Conn::Postgres(_), false) => "BEGIN",
+        };
+        if let Err(e) = self.conn.execute_batch(begin) {
+            // PostgreSQL: BEGIN went through and the lock after it timed out; close it.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        if let Conn::Sqlite(c) = &self.conn {
+            // Moved to PostgreSQL while this process had the file open (`migrate-store` marks
+            // it inside the write lock this transaction now holds): nothing may land here.
+            if schema_version(c)? == moving::MOVED {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(moved());
+            }
+        }
+        let out = f(Db { conn: &self.conn }).and_then(|v| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(v)
+        });
+        if out.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        out
     }
 
     pub fn schema_version(&self) -> Result<u32> {
-        schema_version(&self.conn)
+        match &self.conn {
+            Conn::Sqlite(c) => schema_version(c),
+            Conn::Postgres(c) => postgres::schema_version(&mut c.borrow_mut()),
+        }
     }
 
     /// Writes a consistent copy of the live database to `to` (SQLite's `VACUUM INTO`: safe while
     /// the CGI and the dispatcher keep writing). `to` must not exist yet.
     pub fn backup(&self, to: &Path) -> Result<()> {
+        if self.is_postgres() {
+            return Err(Error::Misconfigured(
+                "on PostgreSQL, back up with pg_dump (docs/postgres.md, \"Backup\")".to_string(),
+            ));
+        }
         if to.exists() {
             return Err(Error::invalid("backup", format!("{} already exists: choose a new file name", to.display())));
         }
-        self.conn
+        self.sqlite()
             .execute("VACUUM INTO ?1", [to.to_string_lossy()])
             .map_err(|e| Error::Internal(format!("cannot write the backup {}: {e}", to.display())))?;
         Ok(())
@@ -113,76 +214,43 @@ impl Store {
 
     /// Copies WAL content into the database without blocking readers or writers.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        if let Conn::Sqlite(c) = &self.conn {
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(sql::SqlError::from)?;
+        }
         Ok(())
     }
 }
 
-/// A database error: busy (locked past the timeout) or internal.
+fn moved() -> Error {
+    Error::Unavailable(
+        "this SQLite database was moved to PostgreSQL by `webhooks migrate-store`: set WEBHOOKS_DATABASE \
+         in .env to the postgres:// URL it was moved to"
+            .to_string(),
+    )
+}
+
+/// A bare connection, not migrated: for tests and tools that look at the tables themselves.
+pub fn connect(at: &Location) -> Result<Conn> {
+    match at {
+        Location::File(p) => {
+            let c = Connection::open(p)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            Ok(Conn::Sqlite(c))
+        }
+        Location::Postgres(url) => Ok(Conn::Postgres(Box::new(RefCell::new(postgres::connect(url)?)))),
+    }
+}
+
+/// SQLite's own calls (pragmas, migrations) fail as any statement does.
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked =>
-            {
-                Error::Busy
-            }
-            _ => Error::internal("database", e),
-        }
-    }
-}
-
-/// Times are stored as Unix milliseconds.
-impl rusqlite::ToSql for Time {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.0))
-    }
-}
-
-impl rusqlite::types::FromSql for Time {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        v.as_i64().map(Time)
-    }
-}
-
-/// Reasons for disabling are stored as their names (`gone`).
-impl rusqlite::types::FromSql for DisabledReason {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        DisabledReason::parse(s).ok_or_else(|| FromSqlError::Other(format!("unknown disabled reason {s:?}").into()))
-    }
-}
-
-/// Statuses and failure codes are stored as their names (`pending`, `E_TIMEOUT`).
-impl rusqlite::ToSql for Status {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl rusqlite::types::FromSql for Status {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Status::parse("status", s).map_err(|_| FromSqlError::Other(format!("unknown delivery status {s:?}").into()))
-    }
-}
-
-impl rusqlite::ToSql for FailureCode {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl rusqlite::types::FromSql for FailureCode {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        FailureCode::parse(s).ok_or_else(|| FromSqlError::Other(format!("unknown failure code {s:?}").into()))
+        sql::SqlError::from(e).into()
     }
 }
 
 /// A `count(*)` over a subquery limited to `COUNT_CAP + 1` rows, capped at `COUNT_CAP` (pages
 /// count no further, so their cost does not grow with the backlog).
-fn bounded_count(db: Db<'_>, sql: &str, params: impl rusqlite::Params, capped: &mut bool) -> Result<i64> {
+fn bounded_count(db: Db<'_>, sql: &str, params: impl sql::Params, capped: &mut bool) -> Result<i64> {
     let n: i64 = db.conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
     if n > COUNT_CAP {
         *capped = true;
@@ -206,8 +274,8 @@ fn expire_bodies_of_ended_holds(db: Db<'_>, at: i64, payload_retention: Duration
 }
 
 /// Collects mapped rows.
-fn rows<T>(it: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
-    Ok(it.collect::<rusqlite::Result<Vec<T>>>()?)
+fn rows<T>(it: impl Iterator<Item = sql::Result<T>>) -> Result<Vec<T>> {
+    Ok(it.collect::<sql::Result<Vec<T>>>()?)
 }
 
 /// Migrations in order; the number in each name is the `user_version` it leaves behind.
@@ -332,22 +400,22 @@ mod tests {
     fn a_database_newer_than_the_program_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&path).unwrap();
-        store.conn.pragma_update(None, "user_version", latest_version() + 1).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
+        store.sqlite().pragma_update(None, "user_version", latest_version() + 1).unwrap();
         drop(store);
-        let err = Store::open(&path).err().unwrap();
+        let err = Store::open(&Location::File(path.clone())).err().unwrap();
         assert!(err.to_string().contains("newer than this program"), "{err}");
     }
 
     #[test]
     fn backups_are_consistent_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        let store = Store::open(&Location::File(dir.path().join("w.db"))).unwrap();
         principals::ensure(store.db(), "alice").unwrap();
         let copy = dir.path().join("copy.db");
         store.backup(&copy).unwrap();
         assert!(store.backup(&copy).is_err(), "never overwrites");
-        let restored = Store::open(&copy).unwrap();
+        let restored = Store::open(&Location::File(copy.clone())).unwrap();
         assert!(principals::find(restored.db(), "alice").unwrap().is_some());
     }
 
@@ -375,21 +443,21 @@ mod tests {
             )
             .unwrap();
         }
-        let store = Store::open(&path).unwrap();
-        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let store = Store::open(&Location::File(path.clone())).unwrap();
+        let count = |sql: &str| -> i64 { store.sqlite().query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM attempts"), 1, "no cascade from the rebuild");
         assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
         assert_eq!(count("SELECT count(*) FROM endpoints WHERE disabled_kind = 'gone' AND disabled_at = 5"), 1);
         store
-            .conn
+            .sqlite()
             .execute_batch(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at)
                  VALUES ('dlv_2', 'evt_1', 'ep_1', 1, 'held', 0)",
             )
             .unwrap();
-        let fk: i64 = store.conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        let fk: i64 = store.sqlite().pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
         assert_eq!(fk, 1, "foreign keys are on again");
-        store.conn.execute_batch("DELETE FROM deliveries WHERE id = 'dlv_1'").unwrap();
+        store.sqlite().execute_batch("DELETE FROM deliveries WHERE id = 'dlv_1'").unwrap();
         assert_eq!(count("SELECT count(*) FROM attempts"), 0, "and the attempts still follow their delivery");
     }
 
@@ -397,11 +465,12 @@ mod tests {
     fn migrate_is_idempotent_and_sets_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&Location::File(path.clone())).unwrap();
         assert_eq!(store.schema_version().unwrap(), latest_version());
         drop(store);
-        let conn = Store::open(&path).unwrap().conn;
-        assert_eq!(schema_version(&conn).unwrap(), latest_version());
+        let store = Store::open(&Location::File(path.clone())).unwrap();
+        let conn = store.sqlite();
+        assert_eq!(schema_version(conn).unwrap(), latest_version());
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let fk: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();

@@ -3,7 +3,7 @@
 //! runs race; then each channel (the operator webhook, the mail) takes it from here until it
 //! succeeds, under a lease so that two runs never send the same notice at once.
 
-use rusqlite::params;
+use super::sql::params;
 use serde_json::Value;
 
 use super::{rows, Db};
@@ -111,13 +111,13 @@ pub fn record(
         Channel::Webhook => {
             "UPDATE notices SET webhook_attempts = webhook_attempts + 1,
                     webhook_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
-                    webhook_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, webhook_error = ?3
+                    webhook_next_at = CASE WHEN ?1 THEN NULL ELSE CAST(?2 AS BIGINT) END, webhook_error = ?3
              WHERE id = ?4 AND lease_owner = ?5"
         }
         Channel::Email => {
             "UPDATE notices SET email_attempts = email_attempts + 1,
                     email_state = CASE WHEN ?1 THEN 'sent' ELSE 'pending' END,
-                    email_next_at = CASE WHEN ?1 THEN NULL ELSE ?2 END, email_error = ?3
+                    email_next_at = CASE WHEN ?1 THEN NULL ELSE CAST(?2 AS BIGINT) END, email_error = ?3
              WHERE id = ?4 AND lease_owner = ?5"
         }
     };

@@ -2,7 +2,7 @@
 //! reports (whether API requests arrive with their Authorization header). Best effort: a failed
 //! write must never break the request that noticed.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::Db;
 use crate::model::Result;
@@ -21,7 +21,7 @@ pub fn note(db: Db<'_>, name: &str, at: i64) -> Result<()> {
     db.conn
         .prepare_cached(
             "INSERT INTO observations (name, at, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (name) DO UPDATE SET at = ?2, count = count + 1",
+             ON CONFLICT (name) DO UPDATE SET at = ?2, count = observations.count + 1",
         )?
         .execute(params![name, at])?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `users` and `tokens`: who acts (`model::principal`). A user's row is made on first sight; a
 //! token is stored as its hash.
 
-use rusqlite::{params, OptionalExtension};
+use super::sql::{params, OptionalExtension};
 
 use super::{rows, Db};
 use crate::model::principal::{self, Created, Principal, TokenInfo};
@@ -12,10 +12,10 @@ pub fn ensure(db: Db<'_>, name: &str) -> Result<i64> {
     if let Some(id) = find(db, name)? {
         return Ok(id);
     }
-    db.conn
-        .prepare_cached("INSERT INTO users (name, created_at) VALUES (?1, ?2)")?
-        .execute(params![name, time::now_ms()])?;
-    Ok(db.conn.last_insert_rowid())
+    Ok(db
+        .conn
+        .prepare_cached("INSERT INTO users (name, created_at) VALUES (?1, ?2) RETURNING id")?
+        .query_row(params![name, time::now_ms()], |r| r.get(0))?)
 }
 
 pub fn find(db: Db<'_>, name: &str) -> Result<Option<i64>> {
@@ -67,7 +67,7 @@ pub fn list_tokens(db: Db<'_>, user: Option<&str>) -> Result<Vec<TokenInfo>> {
     let mut stmt = db.conn.prepare(
         "SELECT t.id, u.name, t.label, t.created_at, t.last_used_at, t.revoked_at
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id
-         WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id",
+         WHERE CAST(?1 AS TEXT) IS NULL OR u.name = ?1 ORDER BY t.id",
     )?;
     let it = stmt.query_map([user], |r| {
         let user: Option<String> = r.get(1)?;
@@ -88,7 +88,7 @@ pub fn list_tokens(db: Db<'_>, user: Option<&str>) -> Result<Vec<TokenInfo>> {
 pub fn revoke_token(db: Db<'_>, id: &str, user: Option<&str>) -> Result<()> {
     let n = db.conn.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
-         AND (?3 IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))",
+         AND (CAST(?3 AS TEXT) IS NULL OR user_id = (SELECT id FROM users WHERE name = ?3))",
         params![time::now_ms(), id, user],
     )?;
     if n == 0 {
@@ -111,7 +111,8 @@ mod tests {
         assert_eq!(authenticate_token(db, &app.token).unwrap(), Some(Principal::App));
         assert_eq!(authenticate_token(db, &alice.token).unwrap(), Some(Principal::User("alice".into())));
         assert_eq!(authenticate_token(db, "qsm_nope").unwrap(), None);
-        let stored: String = db.conn.query_row("SELECT group_concat(hash) FROM tokens", [], |r| r.get(0)).unwrap();
+        let stored: String =
+            db.conn.query_row("SELECT group_concat(hash) FROM tokens", params![], |r| r.get(0)).unwrap();
         assert!(!stored.contains(&app.token[4..]));
         assert!(revoke_token(db, &alice.id, Some("bob")).is_err(), "not bob's");
         revoke_token(db, &alice.id, Some("alice")).unwrap();

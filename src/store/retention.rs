@@ -142,8 +142,8 @@ fn batches(db: Db<'_>, max_batches: usize, at: i64, sql: &str) -> Result<usize> 
 }
 
 /// Runs `sql` with `params` and then the batch size, in batches, as [`batches`] does.
-fn batches_with(db: Db<'_>, max_batches: usize, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize> {
-    let mut all: Vec<&dyn rusqlite::ToSql> = params.to_vec();
+fn batches_with(db: Db<'_>, max_batches: usize, sql: &str, params: &[&dyn super::sql::ToSql]) -> Result<usize> {
+    let mut all: Vec<&dyn super::sql::ToSql> = params.to_vec();
     all.push(&BATCH);
     let mut total = 0;
     for _ in 0..max_batches {

@@ -1,7 +1,7 @@
 //! `login_links_used`: the nonces of redeemed sign-in links, so each link works once. Kept until
 //! the link would have expired anyway (`retention` removes them).
 
-use rusqlite::params;
+use super::sql::params;
 
 use super::Db;
 use crate::model::Result;

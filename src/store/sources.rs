@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::sql::{self, params, OptionalExtension, Row};
 use sha2::{Digest, Sha256};
 
 use super::{rows, Db};
@@ -18,15 +18,13 @@ const COLUMNS: &str = "s.id, s.name, s.provider, u.name, s.settings, s.api_key I
     s.expected_gap_ms, s.active, s.last_accepted_at, s.last_auth_seen_at, s.silent_since, s.failing_since,
     s.created_at, s.updated_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Source> {
+fn from_row(r: &Row<'_>) -> sql::Result<Source> {
     let provider: String = r.get(2)?;
     let settings: String = r.get(4)?;
     Ok(Source {
         id: r.get(0)?,
         name: r.get(1)?,
-        provider: Provider::parse(&provider).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into())
-        })?,
+        provider: Provider::parse(&provider).map_err(|e| sql::SqlError::Conversion(e.to_string()))?,
         user: r.get(3)?,
         settings: serde_json::from_str(&settings).unwrap_or_default(),
         has_api_key: r.get(5)?,
@@ -204,7 +202,7 @@ pub fn list(db: Db<'_>) -> Result<Vec<Source>> {
     let mut stmt = db
         .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s JOIN users u ON u.id = s.user_id ORDER BY s.name"))?;
-    let found = rows(stmt.query_map([], from_row)?)?;
+    let found = rows(stmt.query_map(params![], from_row)?)?;
     Ok(found)
 }
 
@@ -446,8 +444,9 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
     let open = |id: &str, sealed: &[u8]| {
         secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))
     };
-    let keys: Vec<(String, Vec<u8>)> =
-        rows(db.conn.prepare("SELECT id, secret FROM source_keys")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?)?;
+    let keys: Vec<(String, Vec<u8>)> = rows(
+        db.conn.prepare("SELECT id, secret FROM source_keys")?.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    )?;
     for (id, sealed) in &keys {
         let plain = open(id, sealed)?;
         db.conn
@@ -456,7 +455,7 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
     let sources: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = rows(
         db.conn
             .prepare("SELECT id, token, api_key FROM sources")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
     )?;
     for (id, token, api_key) in &sources {
         let tid = format!("{id}/token");

@@ -85,7 +85,8 @@ impl fmt::Display for HttpError {
 }
 
 /// Invalid input → 422 with every problem in `details`; not found → 404; conflict → 409;
-/// forbidden → 403; too large → 413; busy → 503 with `Retry-After`; misconfigured and internal →
+/// forbidden → 403; too large → 413; busy or unavailable → 503 with `Retry-After` (the reason an
+/// unavailable database gave goes to the server's error log); misconfigured and internal →
 /// 500, their text written to the server's error log and never to the client.
 impl From<Error> for HttpError {
     fn from(e: Error) -> HttpError {
@@ -98,6 +99,11 @@ impl From<Error> for HttpError {
             Error::Forbidden(message) => HttpError::forbidden(message),
             Error::TooLarge { code, message } => HttpError::new(413, code, message),
             Error::Busy => HttpError::busy(),
+            Error::Unavailable(message) => {
+                eprintln!("webhooks-cgi: {message}");
+                HttpError::new(503, "unavailable", "the database is unavailable; try again shortly")
+                    .header("Retry-After", "30")
+            }
             Error::Misconfigured(message) => {
                 eprintln!("webhooks-cgi: {message}");
                 HttpError::misconfigured()
@@ -129,6 +135,7 @@ mod tests {
             (Error::Forbidden("no".into()), 403, "forbidden"),
             (Error::TooLarge { code: "too_many_events", message: "x".into() }, 413, "too_many_events"),
             (Error::Busy, 503, "busy"),
+            (Error::Unavailable("password authentication failed: secret detail".into()), 503, "unavailable"),
             (Error::Misconfigured("no key".into()), 500, "misconfigured"),
             (Error::Internal("secret detail".into()), 500, "internal"),
         ];

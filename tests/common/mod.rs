@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use webhooks::model::location::Location;
+use webhooks::store::sql::Conn;
 
 pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
@@ -22,16 +24,90 @@ pub struct Env {
     pub vars: BTreeMap<String, String>,
     /// Added to the programs' clock (test builds only: WEBHOOKS_TEST_CLOCK_OFFSET), in ms.
     pub clock: std::sync::atomic::AtomicI64,
+    /// The PostgreSQL database made for this installation, when the suite runs on PostgreSQL.
+    pub pg_database: Option<String>,
+}
+
+/// A role on a PostgreSQL server that may create databases, from `WEBHOOKS_TEST_POSTGRES`
+/// (`.ci/postgres start DIR` starts a throw-away cluster and prints it).
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("WEBHOOKS_TEST_POSTGRES").ok().filter(|v| !v.is_empty())
+}
+
+/// Whether the behavioural suite runs on PostgreSQL: `WEBHOOKS_TEST_STORE=postgres` (with
+/// `WEBHOOKS_TEST_POSTGRES` set); SQLite otherwise. `.ci/run` runs the suite once on each.
+pub fn suite_on_postgres() -> bool {
+    match std::env::var("WEBHOOKS_TEST_STORE").as_deref() {
+        Ok("postgres") => {
+            assert!(postgres_admin_url().is_some(), "WEBHOOKS_TEST_STORE=postgres needs WEBHOOKS_TEST_POSTGRES");
+            true
+        }
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("WEBHOOKS_TEST_STORE={other}: use sqlite or postgres"),
+    }
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A fresh, empty PostgreSQL database: its name.
+pub fn create_pg_database(admin: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    );
+    let admin_db = webhooks::store::connect(&Location::Postgres(admin.to_string())).unwrap();
+    admin_db.execute_batch(&format!("CREATE DATABASE {name}")).unwrap();
+    name
+}
+
+pub fn drop_pg_database(admin: &str, name: &str) {
+    if let Ok(c) = webhooks::store::connect(&Location::Postgres(admin.to_string())) {
+        let _ = c.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let (Some(admin), Some(name)) = (postgres_admin_url(), &self.pg_database) {
+            drop_pg_database(&admin, name);
+        }
+    }
 }
 
 impl Env {
-    /// Defaults for tests: loopback allowed, short timeouts and budget.
+    /// Defaults for tests: loopback allowed, short timeouts and budget; the suite's store.
     pub fn new() -> Env {
+        Env::with_store(if suite_on_postgres() { postgres_admin_url() } else { None })
+    }
+
+    /// An installation on PostgreSQL, in a new database on the server `admin` names.
+    pub fn on_postgres(admin: &str) -> Env {
+        Env::with_store(Some(admin.to_string()))
+    }
+
+    fn with_store(postgres: Option<String>) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join(".env");
-        let mut env = Env { env_file, dir, vars: BTreeMap::new(), clock: Default::default() };
+        let mut env = Env { env_file, dir, vars: BTreeMap::new(), clock: Default::default(), pg_database: None };
         env.set("WEBHOOKS_SECRET_KEY", MASTER_KEY);
-        env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
+        match postgres {
+            Some(admin) => {
+                let name = create_pg_database(&admin);
+                env.set("WEBHOOKS_DATABASE", &with_database(&admin, &name));
+                env.pg_database = Some(name);
+            }
+            None => {
+                env.set("WEBHOOKS_DATABASE", "var/webhooks.db");
+            }
+        }
         env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
         env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
         env.set("WEBHOOKS_TIME_BUDGET", "20s");
@@ -57,7 +133,77 @@ impl Env {
         self.dir.path().join("var/webhooks.db")
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
+    /// Whether this installation runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg_database.is_some()
+    }
+
+    /// Where this installation's data is.
+    pub fn location(&self) -> Location {
+        match postgres_admin_url().zip(self.pg_database.as_ref()) {
+            Some((admin, name)) => Location::Postgres(with_database(&admin, name)),
+            None => Location::File(self.db_path()),
+        }
+    }
+
+    /// A connection to the installation's database (SQLite or PostgreSQL), to look at its tables.
+    pub fn db(&self) -> Conn {
+        webhooks::store::connect(&self.location()).unwrap()
+    }
+
+    /// Takes the installation's write lock, as another writer would: SQLite's (an immediate
+    /// transaction); on PostgreSQL the one-writer advisory lock that pages, intake and the CLI
+    /// take, and locks on the tables that let readers in and keep every writer out. Held until
+    /// `ROLLBACK` on the returned connection (or its drop).
+    pub fn hold_write_lock(&self) -> Conn {
+        let c = self.db();
+        if self.is_postgres() {
+            c.execute_batch(
+                "SET lock_timeout = 0; BEGIN; SELECT pg_advisory_xact_lock(7147);
+                 LOCK TABLE users, tokens, endpoints, endpoint_keys, events, deliveries, attempts, runs
+                     IN SHARE ROW EXCLUSIVE MODE",
+            )
+            .unwrap();
+        } else {
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        }
+        c
+    }
+
+    /// Everything the database holds at rest, to search for what must never be stored in
+    /// plain text: SQLite's files (the database, its WAL); on PostgreSQL every row of every
+    /// table as text, with `bytea` values decoded back to their bytes.
+    pub fn stored_bytes(&self) -> Vec<Vec<u8>> {
+        if !self.is_postgres() {
+            return std::fs::read_dir(self.db_path().parent().unwrap())
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect();
+        }
+        let db = self.db();
+        let tables: Vec<String> = db
+            .prepare("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|t| t.unwrap())
+            .collect();
+        tables
+            .iter()
+            .map(|t| {
+                let text: String = db
+                    .query_row(&format!("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {t} t"), [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                decode_bytea(&text)
+            })
+            .collect()
+    }
+
+    /// A SQLite connection, for the tests of what only SQLite has (its file, its write lock).
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        assert!(!self.is_postgres(), "a SQLite-only check on PostgreSQL");
         let c = rusqlite::Connection::open(self.db_path()).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
         c
@@ -237,7 +383,7 @@ impl Env {
         self.db()
             .execute(
                 "UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL",
-                [],
+                webhooks::sql_params![],
             )
             .unwrap();
     }
@@ -245,6 +391,28 @@ impl Env {
     pub fn deliveries(&self) -> Vec<Value> {
         self.json(&["deliveries", "--limit", "100000"]).as_array().unwrap().clone()
     }
+}
+
+/// PostgreSQL's text form of rows with every `\x…` (a `bytea` in hex) turned back into bytes.
+fn decode_bytea(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            let hex: Vec<u8> = b[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).copied().collect();
+            if hex.len() >= 2 && hex.len().is_multiple_of(2) {
+                for pair in hex.chunks(2) {
+                    out.push(u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap());
+                }
+                i += 2 + hex.len();
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// A `.env` value: quoted when it holds spaces (a command line).
@@ -366,7 +534,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Receiver::start_on("127.0.0.1", script)
+    }
+
+    /// A receiver listening on `addr` (`0.0.0.0` for every interface, as for test hosts in
+    /// network namespaces).
+    pub fn start_on(addr: &str, script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = TcpListener::bind((addr, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
@@ -406,7 +580,7 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
     }
 }
 

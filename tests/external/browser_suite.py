@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from common import free_port
+from common import execute, free_port, test_database
 
 BIN = os.path.abspath(sys.argv[1])
 SHOTS = os.path.abspath(sys.argv[2])
@@ -80,6 +79,10 @@ def run_flows(js):
     tag = "[js on]" if js else "[js off]"
     work = tempfile.mkdtemp(prefix="qsm-browser-")
     env = {"PATH": os.environ["PATH"], "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.1/32", "WEBHOOKS_MAX_ATTEMPTS": "1"}
+    database = test_database()
+    if database:
+        env["WEBHOOKS_DATABASE"] = database
+    database = database or os.path.join(work, "var/webhooks.db")
     cli = lambda *a: subprocess.run([f"{BIN}/webhooks", *a], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
     port = free_port()
     serve = subprocess.Popen([f"{BIN}/webhooks", "serve", "--addr", f"127.0.0.1:{port}", "--user", "alice", "--dispatch-every", "3600s"],
@@ -246,10 +249,7 @@ def run_flows(js):
         check(f"{tag} delete with confirmation", page_has("The endpoint was deleted."))
 
         # Cron stopped: the user is told deliveries are delayed; an admin gets the crontab line.
-        db = sqlite3.connect(os.path.join(work, "var/webhooks.db"))
-        db.execute("UPDATE runs SET started_at = started_at - 600000")
-        db.commit()
-        db.close()
+        execute(database, "UPDATE runs SET started_at = started_at - 600000")
         d.get(base + "/")
         shot("dashboard-delayed-user")
         check(f"{tag} a user sees 'deliveries are delayed', not a crontab line",
@@ -265,10 +265,8 @@ def run_flows(js):
             threading.Thread(target=lambda: [None for _ in admin.stdout], daemon=True).start()
             for _ in range(3):  # after this server's own first dispatcher run, whenever it ends
                 time.sleep(0.5)
-                db = sqlite3.connect(os.path.join(work, "var/webhooks.db"))
-                db.execute("UPDATE runs SET started_at = min(started_at, strftime('%s','now') * 1000 - 600000)")
-                db.commit()
-                db.close()
+                stale = int(time.time() * 1000) - 600000
+                execute(database, f"UPDATE runs SET started_at = CASE WHEN started_at < {stale} THEN started_at ELSE {stale} END")
                 d.get(f"http://127.0.0.1:{admin_port}/")
                 if page_has("Deliveries are not being sent"):
                     break

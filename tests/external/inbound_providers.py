@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from slack_sdk.signature import SignatureVerifier
 
-from common import free_port, start_serve
+from common import free_port, start_serve, test_database
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -127,6 +127,9 @@ def main():
     env_file = os.path.join(work, ".env")
     with open(env_file, "w") as f:
         f.write("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_REQUEST_TIMEOUT=3s\n")
+        database = test_database()
+        if database:
+            f.write(f"WEBHOOKS_DATABASE={database}\n")
     env = {"PATH": os.environ["PATH"], "WEBHOOKS_ENV": env_file}
 
     def webhooks(*args):

@@ -13,7 +13,7 @@ import tempfile
 import time
 import json
 
-from common import start_serve
+from common import start_serve, test_database
 
 BIN = os.path.abspath(sys.argv[1])
 MAX_SECONDS = sys.argv[2] if len(sys.argv) > 2 else "240"
@@ -25,7 +25,7 @@ def main():
     work = tempfile.mkdtemp(prefix="qsm-schemathesis-")
     env_file = os.path.join(work, ".env")
     with open(env_file, "w") as f:
-        f.write(f"WEBHOOKS_SECRET_KEY={KEY}\nWEBHOOKS_DATABASE=var/webhooks.db\n"
+        f.write(f"WEBHOOKS_SECRET_KEY={KEY}\nWEBHOOKS_DATABASE={test_database() or 'var/webhooks.db'}\n"
                 # Endpoints on loopback are allowed, so a generated test send gets a quick
                 # connection refused instead of a timeout; nothing else listens there.
                 "WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\nWEBHOOKS_TEST_TIMEOUT=1s\n"

@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import standardwebhooks
 import svix.webhooks
 
+from common import test_database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location("receiver", os.path.join(ROOT, "docs/examples/receiver.py"))
 receiver = importlib.util.module_from_spec(spec)
@@ -58,6 +60,9 @@ def main():
         env_file = os.path.join(d, ".env")
         with open(env_file, "w") as f:
             f.write("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\n")
+            database = test_database()
+            if database:
+                f.write(f"WEBHOOKS_DATABASE={database}\n")
         env = {"PATH": os.environ["PATH"], "WEBHOOKS_ENV": env_file}
 
         def webhooks(*args):
