@@ -239,7 +239,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                 let now = time::now_ms();
                 let can_start = now + timeout_ms <= deadline;
                 let slots = if can_start { capacity - outstanding } else { 0 };
-                // Record what came back and claim what fits, in one transaction.
+                // Record what came back and claim what fits (`step`).
                 let (jobs, progressed) =
                     coordinator.step(store, std::mem::take(&mut batch), slots, now, &mut summary)?;
                 for job in jobs {
@@ -377,7 +377,8 @@ struct Coordinator<'a> {
 }
 
 impl Coordinator<'_> {
-    /// Records `batch` and claims up to `slots` due deliveries in one transaction. Busy errors
+    /// Records `batch` and claims up to `slots` due deliveries: in one transaction on SQLite, in
+    /// two on PostgreSQL (the record's endpoint locks are then not held for the claim). Busy errors
     /// are retried; if the database stays busy the results are dropped (their leases expire and
     /// the deliveries are sent again: at least once) and nothing is claimed.
     fn step(

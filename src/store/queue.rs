@@ -2,7 +2,7 @@
 //! per-user caps counted from live leases (so the caps hold across overlapping runs); recording
 //! what each attempt did (an `attempts` row, the delivery's next state, the endpoint's health);
 //! and the `runs` heartbeat. The claim and the recording of a batch run in one of the
-//! coordinator's write transactions.
+//! coordinator's transactions on SQLite, in one each on PostgreSQL (see `dispatch.rs`).
 //!
 //! A lease is `lease_until` and `lease_owner` (the run id). A claim writes only those two (and
 //! so touches one index, `deliveries_leased`): a delivery is due when `next_attempt_at` has
