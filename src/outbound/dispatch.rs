@@ -392,7 +392,8 @@ impl Coordinator<'_> {
         if batch.is_empty() && slots == 0 {
             return Ok((Vec::new(), false));
         }
-        if store.is_postgres() {
+        let nothing = || (Vec::new(), 0, 0);
+        let (recorded, claimed) = if store.is_postgres() {
             // Two transactions: the record's locks on the endpoints' rows, which every
             // dispatcher sending to those endpoints must take in turn, are held only for the
             // record, not for the claim after it as well.
@@ -401,59 +402,50 @@ impl Coordinator<'_> {
             } else {
                 retry_busy(|| store.work(|db| self.record(db, &batch)))?
             };
-            let Some(nexts) = recorded else {
-                eprintln!("webhooks dispatch: database busy, could not record {} results", batch.len());
-                summary.busy = true;
-                return Ok((Vec::new(), false));
-            };
-            for (done, next) in batch.iter().zip(nexts) {
-                tally(summary, done, next);
-            }
-            if slots == 0 {
-                return Ok((Vec::new(), false));
-            }
-            let claimed = retry_busy(|| {
-                let cursor = self.cursor;
-                let claimed = store.work(|db| self.claim(db, slots, now));
-                if claimed.is_err() {
-                    self.cursor = cursor; // rolled back
-                }
-                claimed
-            })?;
-            let Some((jobs, unsent, held)) = claimed else {
-                summary.busy = true;
-                return Ok((Vec::new(), false));
-            };
-            summary.unsent += unsent;
-            summary.held += held;
-            let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
-            return Ok((jobs, progressed));
-        }
-        for _ in 0..3 {
-            let cursor = self.cursor;
-            let attempt = store.work(|db| {
-                let nexts = self.record(db, &batch)?;
-                let (jobs, unsent, held) = if slots > 0 { self.claim(db, slots, now)? } else { (Vec::new(), 0, 0) };
-                Ok((nexts, jobs, unsent, held))
-            });
-            match attempt {
-                Ok((nexts, jobs, unsent, held)) => {
-                    for (done, next) in batch.iter().zip(nexts) {
-                        tally(summary, done, next);
+            let claimed = match recorded {
+                None => None,
+                Some(_) if slots == 0 => Some(nothing()),
+                Some(_) => retry_busy(|| {
+                    let cursor = self.cursor;
+                    let claimed = store.work(|db| self.claim(db, slots, now));
+                    if claimed.is_err() {
+                        self.cursor = cursor; // rolled back (cached keys stay valid)
                     }
-                    summary.unsent += unsent;
-                    summary.held += held;
-                    let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
-                    return Ok((jobs, progressed));
+                    claimed
+                })?,
+            };
+            (recorded, claimed)
+        } else {
+            // SQLite: one transaction, its single writer serialising the runs anyway.
+            let stepped = retry_busy(|| {
+                let cursor = self.cursor;
+                let stepped = store.work(|db| {
+                    let nexts = self.record(db, &batch)?;
+                    Ok((nexts, if slots > 0 { self.claim(db, slots, now)? } else { nothing() }))
+                });
+                if stepped.is_err() {
+                    self.cursor = cursor; // rolled back (cached keys stay valid)
                 }
-                // Rolled back: the claim's cursor and cached keys are as before.
-                Err(Error::Busy) => self.cursor = cursor,
-                Err(e) => return Err(e),
-            }
+                stepped
+            })?;
+            stepped.map_or((None, None), |(nexts, claimed)| (Some(nexts), Some(claimed)))
+        };
+        let Some(nexts) = recorded else {
+            eprintln!("webhooks dispatch: database busy, could not record {} results", batch.len());
+            summary.busy = true;
+            return Ok((Vec::new(), false));
+        };
+        for (done, next) in batch.iter().zip(nexts) {
+            tally(summary, done, next);
         }
-        eprintln!("webhooks dispatch: database busy, could not record {} results", batch.len());
-        summary.busy = true;
-        Ok((Vec::new(), false))
+        let Some((jobs, unsent, held)) = claimed else {
+            summary.busy = true;
+            return Ok((Vec::new(), false));
+        };
+        summary.unsent += unsent;
+        summary.held += held;
+        let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
+        Ok((jobs, progressed))
     }
 
     /// Claims up to `slots` due deliveries (`store::queue`) and makes jobs of them; a delivery

@@ -390,20 +390,19 @@ fn apply_attempts(db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<O
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
         let o = a.outcome;
-        let mut applied = None;
         // SQLite rewrites every index holding a column the SET names, changed or not: a retry
         // names no `finished_at` (NULL while a delivery is leased), and a later retry of a
         // delivery already `failed` no `status` (a manual retry made it `pending`: then the
         // narrow statement matches nothing and the general one follows). Each is fenced by the
         // lease.
-        let mut variants: &[&str] = match a.next {
+        let variants: &[&str] = match a.next {
             Next::RetryAt(_) if a.attempt > 1 => &[RETRY_AGAIN, RETRY_FIRST],
             Next::RetryAt(_) => &[RETRY_FIRST],
             Next::Succeeded | Next::Dead => &[END],
         };
         let (next_at, finished) = next_times(a.next, now);
-        while let Some((sql, rest)) = variants.split_first() {
-            variants = rest;
+        let mut applied = None;
+        for sql in variants {
             applied = db
                 .conn
                 .prepare_cached(sql)?
@@ -565,7 +564,7 @@ fn add_stats(db: Db<'_>, stats: &BTreeMap<(&str, i64), (i64, i64)>) -> Result<()
 }
 
 /// Once every delivery of an event has ended, its body is kept for `WEBHOOKS_PAYLOAD_RETENTION`:
-/// the events of a batch's ended deliveries, in id order.
+/// `events` are those of deliveries just ended, taken in id order.
 fn expire_payloads_if_done(db: Db<'_>, events: &BTreeSet<String>, now: i64, retention: Duration) -> Result<()> {
     let until = now + retention.as_millis() as i64;
     if db.is_postgres() {
@@ -665,18 +664,17 @@ pub fn finish_unsent(
     now: i64,
     payload_retention: Duration,
 ) -> Result<()> {
-    let n = db
+    let event: Option<String> = db
         .conn
         .prepare_cached(
             "UPDATE deliveries SET status = ?1, next_attempt_at = NULL, lease_until = NULL,
                     lease_owner = NULL, last_error_code = ?2, last_error = ?3, finished_at = ?4
-             WHERE id = ?5 AND lease_owner = ?6",
+             WHERE id = ?5 AND lease_owner = ?6
+             RETURNING event_id",
         )?
-        .execute(params![Status::Dead, code, error, now, delivery_id, run_id])?;
-    if n > 0 {
-        expire_payload_if_done(db, delivery_id, now, payload_retention)?;
-    }
-    Ok(())
+        .query_row(params![Status::Dead, code, error, now, delivery_id, run_id], |r| r.get(0))
+        .optional()?;
+    expire_payloads_if_done(db, &event.into_iter().collect(), now, payload_retention)
 }
 
 /// Gives a claimed delivery back untried (the run's time budget ran out before it started).
@@ -687,18 +685,6 @@ pub fn release(db: Db<'_>, delivery_id: &str, run_id: &str, now: i64) -> Result<
              WHERE id = ?2 AND lease_owner = ?3",
         )?
         .execute(params![now, delivery_id, run_id])?;
-    Ok(())
-}
-
-/// Once every delivery of an event has ended, its body is kept for `WEBHOOKS_PAYLOAD_RETENTION`.
-fn expire_payload_if_done(db: Db<'_>, delivery_id: &str, now: i64, retention: Duration) -> Result<()> {
-    db.conn
-        .prepare_cached(
-            "UPDATE events SET payload_expires_at = ?1
-             WHERE id = (SELECT event_id FROM deliveries WHERE id = ?2)
-               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = events.id AND finished_at IS NULL)",
-        )?
-        .execute(params![now + retention.as_millis() as i64, delivery_id])?;
     Ok(())
 }
 
