@@ -526,13 +526,8 @@ fn intake_throughput(t: &mut Table, bins: &Bins, work: &Path) {
 fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
     let s = "Dispatcher throughput";
     let n: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let port = free_port();
-    let mut rx = Command::new(std::env::current_exe().unwrap())
-        .env("QSM_BENCH_RECEIVER", port.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
+    let rx = ReceiverProcess::start(0);
+    let port = rx.port;
     let ceiling = receiver_ceiling(port, 32, Duration::from_secs(3));
     t.add(s, "receiver ceiling, 32 keep-alive connections (requests/s)", ceiling, None, "", "not the bottleneck");
     // The bare loop's client and receiver CPU per request at the default concurrency.
@@ -541,10 +536,10 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
         let d = queued_install(bins, concurrency, port, n);
         let Dispatched { summary, usage, wall, .. } = dispatch_once(&d);
         assert_eq!(summary["succeeded"].as_u64().unwrap() as usize, n, "every delivery sent in one run: {summary}");
-        let rx_before = process_cpu(rx.id());
+        let rx_before = process_cpu(rx.child.id());
         let (base_wall, base_cpu) = plain_ureq(port, n, concurrency, false);
         if concurrency == 8 {
-            bare_cpu = (base_cpu / n as f64, (process_cpu(rx.id()) - rx_before) / n as f64);
+            bare_cpu = (base_cpu / n as f64, (process_cpu(rx.child.id()) - rx_before) / n as f64);
         }
         let (timed_wall, timed_cpu) = plain_ureq(port, n, concurrency, true);
         let label =
@@ -617,8 +612,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
     t.note("Ceiling: the client and the receiver share this machine's 2 cores and the bare loop keeps both busy, so no dispatcher can exceed (client + receiver CPU per request) ÷ (the same + its bookkeeping CPU per delivery) of the bare loop's rate. The bookkeeping (claim under a lease, attempt row, reschedule, endpoint health) is measured with no network at all.");
     t.note("Where the dispatcher's time goes (instrumented once on 2026-11-23, outside this run, 20,000 deliveries in 1.4-1.7 s): its coordinator thread, which owns the database, spent 95% of the run in its record-and-claim transactions, and 55% of that in commits: about 1,500 commits of about 13 deliveries each, each writing some 45 WAL pages (the deliveries table and its indexes, attempts, endpoint health). The workers waited for jobs 45-60% of their time. Batches stay small because at most WEBHOOKS_CONCURRENCY_PER_USER (2) × 20 users = 40 deliveries can be leased at once; waiting longer to gather bigger batches left the workers idle and was slower, and a larger autocheckpoint, bigger queues and lower worker priority changed nothing beyond the noise.");
     t.note("Dispatcher vs the bare loop: the loop only posts. For each delivery the dispatcher also claims it (an UPDATE under a lease), signs it twice (both header families), and records the result: an UPDATE of the delivery, an attempt row, and the endpoint's health counters. These write to a table with nine indexes. A perf profile of the 20,000 run shows about 14% of its time in SQLite's WAL writes, 5% in checkpoint fsyncs and 15% in SQLite's own CPU, beside 23% in the socket calls that both make. Against a client configured as production clients are, with a request timeout, the dispatcher is about as fast (ratios 0.83-1.16 across the runs of 2026-11-23): with a timeout ureq resolves every request's host on a new thread, which the dispatcher's resolver avoids, and that costs the plain client about as much as the dispatcher's bookkeeping costs it.");
-    let _ = rx.kill();
-    let _ = rx.wait();
+    drop(rx);
 }
 
 /// An installation with 20 users, one endpoint each at the receiver, and `n` due deliveries
@@ -1337,6 +1331,34 @@ fn wait_port(port: u16) {
 
 /// The fast receiver (its own process): HTTP/1.1 keep-alive, a thread per connection, answers
 /// 200 "ok" to everything.
+/// This benchmark run again as a receiver on a free loopback port (answering 200 after
+/// `delay_ms`), ready once started; stopped when dropped.
+struct ReceiverProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ReceiverProcess {
+    fn start(delay_ms: u64) -> ReceiverProcess {
+        let port = free_port();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env("QSM_BENCH_RECEIVER", port.to_string())
+            .env("QSM_BENCH_DELAY_MS", delay_ms.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port);
+        ReceiverProcess { child, port }
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn receiver(port: u16) {
     // QSM_BENCH_DELAY_MS: a receiver that takes this long to answer each request.
     let delay = std::env::var("QSM_BENCH_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0u64);
@@ -1456,13 +1478,8 @@ fn postgres(t: &mut Table, bins: &Bins) {
     }
     // Dispatcher throughput and CPU per delivery at a fast receiver, one process.
     let n = 5_000;
-    let port = free_port();
-    let mut rx = Command::new(std::env::current_exe().unwrap())
-        .env("QSM_BENCH_RECEIVER", port.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
+    let rx = ReceiverProcess::start(0);
+    let port = rx.port;
     let lite = queued_on(bins, None, "", port, n);
     let (lite_rate, lite_cpu) = dispatch_parallel(&lite, 1, n);
     let pg = queued_on(bins, Some(&pg_database(&admin)), "", port, n);
@@ -1504,17 +1521,10 @@ fn postgres(t: &mut Table, bins: &Bins) {
             "",
         );
     }
-    let _ = rx.kill();
-    let _ = rx.wait();
+    drop(rx);
     // Many dispatchers against receivers that take 20 ms: 1, 2 and 4 processes, same queue size.
-    let slow = free_port();
-    let mut srx = Command::new(std::env::current_exe().unwrap())
-        .env("QSM_BENCH_RECEIVER", slow.to_string())
-        .env("QSM_BENCH_DELAY_MS", "20")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(slow);
+    let srx = ReceiverProcess::start(20);
+    let slow = srx.port;
     let m = 3_000;
     let mut one = 0.0;
     for procs in [1, 2, 4] {
@@ -1535,8 +1545,7 @@ fn postgres(t: &mut Table, bins: &Bins) {
             "near 1",
         );
     }
-    let _ = srx.kill();
-    let _ = srx.wait();
+    drop(srx);
     t.note("PostgreSQL: a throw-away cluster on this machine (`.ci/postgres`: fsync off, as a test server), reached over TCP on loopback with TLS (sslmode prefer) for the direct rows, and through pgbouncer 1.18 in session mode on loopback for the others. Each CGI request opens a new connection: directly that is a server backend start plus SCRAM authentication and TLS; through pgbouncer a cheap local connection whose server connection is reused. 20 users with WEBHOOKS_CONCURRENCY_PER_USER=2 cap the dispatchers at 40 requests in flight in all, above what 4 processes × WEBHOOKS_CONCURRENCY=8 send.");
 }
 

@@ -63,6 +63,19 @@ fn spawn_dispatch(env: &Env) -> Child {
     env.command("webhooks").args(["dispatch", "--json"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// `n` dispatcher runs started at once, each waited for and required to succeed: their stderr.
+fn dispatch_at_once(env: &Env, n: usize) -> Vec<String> {
+    let runs: Vec<Child> = (0..n).map(|_| spawn_dispatch(env)).collect();
+    runs.into_iter()
+        .map(|r| {
+            let out = r.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "{err}");
+            err
+        })
+        .collect()
+}
+
 /// Who a request was for, from its body.
 fn user_of(r: &common::Received) -> String {
     r.json()["user"].as_str().unwrap_or_default().to_string()
@@ -108,11 +121,7 @@ fn the_per_user_cap_holds_for_sixteen_claimers_in_four_processes() {
     let token = env.app_token();
     let events: Vec<Value> = (0..40).flat_map(|i| users.iter().map(move |u| event(u, i))).collect();
     post_all(&env, &token, &events);
-    let runs: Vec<Child> = (0..4).map(|_| spawn_dispatch(&env)).collect();
-    for r in runs {
-        let out = r.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
+    dispatch_at_once(&env, 4);
     let got = t.rx.received();
     let ids: HashSet<String> = got.iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect();
     assert_eq!((got.len(), ids.len()), (120, 120), "each delivery once");
@@ -141,11 +150,8 @@ fn four_dispatchers_recording_at_once_never_find_the_database_busy() {
     let token = env.app_token();
     let events: Vec<Value> = (0..100).flat_map(|i| users.iter().map(move |u| event(u, i))).collect();
     post_all(&env, &token, &events);
-    let runs: Vec<Child> = (0..4).map(|_| spawn_dispatch(&env)).collect();
-    for r in runs {
-        let out = r.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && !err.contains("busy"), "{err}");
+    for err in dispatch_at_once(&env, 4) {
+        assert!(!err.contains("busy"), "{err}");
     }
     let deliveries = 800 * 3;
     assert_eq!(env.count("deliveries"), deliveries);
