@@ -4,6 +4,7 @@
 
 use super::sql::{self, params, OptionalExtension, Row};
 
+use super::queue::PENDING_USERS;
 use super::{rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
 use crate::model::health::{QueueStatus, COUNT_CAP};
@@ -170,11 +171,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
         &[&limit],
     )?;
-    let due = count(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
-            AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped",
-        &[&now, &limit],
-    )?;
+    let due = count(&due_count_sql(), &[&now, &limit])?;
     let in_flight = count(
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
         &[&now, &limit],
@@ -183,15 +180,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
         &[&Status::Dead, &limit],
     )?;
-    // In index order, stepping over the live leases (at most the caps): a seek at any backlog.
-    let oldest: Option<i64> = db
-        .conn
-        .prepare_cached(
-            "SELECT next_attempt_at FROM deliveries WHERE next_attempt_at IS NOT NULL
-               AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_attempt_at LIMIT 1",
-        )?
-        .query_row([now], |r| r.get(0))
-        .optional()?;
+    let oldest: Option<i64> = db.conn.prepare_cached(&oldest_due_sql())?.query_row([now], |r| r.get(0))?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn
@@ -210,4 +199,114 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),
         last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
     })
+}
+
+/// Deliveries due at `?1` (not leased), counted up to `?2`, user by user ([`PENDING_USERS`]):
+/// a seek per user with pending work, then its due rows.
+fn due_count_sql() -> String {
+    format!(
+        "{PENDING_USERS} SELECT count(*) FROM (SELECT 1 FROM u CROSS JOIN deliveries d
+            WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
+                AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+            LIMIT ?2) AS capped"
+    )
+}
+
+/// When the oldest delivery not leased at `?1` is (or was) due: each user's first in index
+/// order, stepping over its live leases (at most its cap), a seek per user with pending work.
+fn oldest_due_sql() -> String {
+    format!(
+        "{PENDING_USERS} SELECT min((SELECT d.next_attempt_at FROM deliveries d
+            WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL
+                AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+            ORDER BY d.next_attempt_at LIMIT 1))
+        FROM u WHERE u.id IS NOT NULL"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{queue, Store};
+
+    /// Three users: one with two rows due (the older leased), one with a row due an hour ago
+    /// and one in the future, one with only a future row. Times are relative to the real clock,
+    /// which `queue_status` reads.
+    fn queue_of_three_users(store: &Store, now: i64) {
+        let hour = 3_600_000;
+        let mut sql = String::from(
+            "INSERT INTO users (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0);
+             INSERT INTO endpoints (id, user_id, url, created_at, updated_at) VALUES
+                 ('ep_1', 1, 'https://x/', 0, 0), ('ep_2', 2, 'https://x/', 0, 0), ('ep_3', 3, 'https://x/', 0, 0);
+             INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES
+                 ('evt_1', 1, 'email.received', 'h1', '{}', 0), ('evt_2', 2, 'email.received', 'h2', '{}', 0),
+                 ('evt_3', 3, 'email.received', 'h3', '{}', 0);",
+        );
+        let rows = [
+            ("dlv_1", 1, now - 3 * hour, Some(now + hour)), // the oldest, but leased
+            ("dlv_2", 1, now - 2 * hour, None),
+            ("dlv_3", 2, now - hour, None),
+            ("dlv_4", 2, now + hour, None),
+            ("dlv_5", 3, now + 2 * hour, None),
+        ];
+        for (id, user, next, lease) in rows {
+            sql.push_str(&format!(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, lease_until, created_at)
+                 VALUES ('{id}', 'evt_{user}', 'ep_{user}', {user}, 'pending', {next}, {}, 0);",
+                lease.map_or("NULL".to_string(), |l| l.to_string())
+            ));
+        }
+        // Ended deliveries are in no due count whatever their (cleared) due time.
+        sql.push_str(
+            "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at, finished_at)
+             VALUES ('dlv_6', 'evt_3', 'ep_3', 3, 'succeeded', 0, 0);",
+        );
+        store.sqlite().execute_batch(&sql).unwrap();
+    }
+
+    #[test]
+    fn the_queue_is_counted_user_by_user_stepping_over_leases() {
+        let store = Store::memory();
+        let now = time::now_ms();
+        queue_of_three_users(&store, now);
+        for exact in [true, false] {
+            let q = queue_status(store.db(), exact).unwrap();
+            assert_eq!((q.pending, q.due, q.in_flight, q.capped), (5, 2, 1, false), "exact: {exact}");
+            // dlv_1 is older but leased: the oldest due is dlv_2, two hours ago.
+            let oldest = q.oldest_due_seconds.unwrap();
+            assert!((7_199..=7_230).contains(&oldest), "{oldest}");
+        }
+        assert!(queue::any_due(store.db(), now).unwrap());
+        assert!(!queue::any_due(store.db(), now - 3 * 3_600_000).unwrap(), "nothing due three hours ago");
+        store.sqlite().execute_batch("UPDATE deliveries SET lease_until = NULL WHERE id = 'dlv_1'").unwrap();
+        let oldest = queue_status(store.db(), true).unwrap().oldest_due_seconds.unwrap();
+        assert!((10_799..=10_830).contains(&oldest), "the lease gone, dlv_1 is the oldest: {oldest}");
+        store
+            .sqlite()
+            .execute_batch(
+                "UPDATE deliveries SET lease_until = 9223372036854775807 WHERE id IN ('dlv_1', 'dlv_2', 'dlv_3')",
+            )
+            .unwrap();
+        let q = queue_status(store.db(), true).unwrap();
+        assert_eq!((q.due, q.in_flight, q.oldest_due_seconds), (0, 3, None), "every due row leased");
+        assert!(!queue::any_due(store.db(), now).unwrap());
+    }
+
+    #[test]
+    fn the_queue_readers_seek_the_due_index_user_by_user() {
+        let store = Store::memory();
+        for (sql, params) in [(due_count_sql(), 2), (oldest_due_sql(), 1), (queue::any_due_sql(), 1)] {
+            let plan: Vec<String> = store
+                .sqlite()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(std::iter::repeat_n(0, params)), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            // Each user's rows from a seek on (user_id, ...), users found by seeks: no scan.
+            assert!(plan.iter().any(|p| p.contains("SEARCH d USING INDEX deliveries_due (user_id=?")), "{plan:?}");
+            assert!(!plan.iter().any(|p| p.starts_with("SCAN d") || p.starts_with("SCAN deliveries")), "{plan:?}");
+        }
+    }
 }

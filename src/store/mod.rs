@@ -289,6 +289,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("007_endpoint_failure", include_str!("../../sql/007_endpoint_failure.sql")),
     ("008_inbound", include_str!("../../sql/008_inbound.sql")),
     ("009_key_misses", include_str!("../../sql/009_key_misses.sql")),
+    ("010_due_by_user", include_str!("../../sql/010_due_by_user.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

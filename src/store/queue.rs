@@ -155,17 +155,29 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
     Ok(out)
 }
 
+/// The users with pending deliveries (`u.id`, one NULL row at the end), each found by one seek
+/// of `deliveries_due(user_id, next_attempt_at)` past the one before: the readers that look at
+/// the whole queue by due time go through it user by user, with no index on the due time alone
+/// for every retry to rewrite (`sql/010_due_by_user.sql`).
+pub(super) const PENDING_USERS: &str = "WITH RECURSIVE u(id) AS (
+        SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL
+        UNION ALL
+        SELECT (SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > u.id)
+        FROM u WHERE u.id IS NOT NULL
+    )";
+
 /// Whether any delivery is due at `now` (leased ones are not until their lease runs out).
 pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
-    Ok(db
-        .conn
-        .prepare_cached(
-            "SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
-               AND (lease_until IS NULL OR lease_until <= ?1) LIMIT 1",
-        )?
-        .query_row([now], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(db.conn.prepare_cached(&any_due_sql())?.query_row([now], |_| Ok(())).optional()?.is_some())
+}
+
+pub(super) fn any_due_sql() -> String {
+    format!(
+        "{PENDING_USERS} SELECT 1 FROM u CROSS JOIN deliveries d
+        WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
+            AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+        LIMIT 1"
+    )
 }
 
 /// The next user (by id, after `after`) with unfinished deliveries: one index seek.
