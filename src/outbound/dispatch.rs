@@ -34,6 +34,9 @@ const GATHER_WAIT: Duration = Duration::from_millis(2);
 /// How often a dispatcher on PostgreSQL looks again for work while others hold it.
 const HELP_POLL: Duration = Duration::from_millis(50);
 
+/// SQLite: WAL pages between the run's automatic checkpoints, 16 MiB at most ([`Store::checkpoint_every`]).
+const CHECKPOINT_PAGES: u32 = 4_000;
+
 /// What one run did; printed as the summary line.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -184,6 +187,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         Summary { run_id: time::new_id("run"), started_at: time::rfc3339(start_ms), ..Summary::default() };
     // On PostgreSQL leases are in the database's time, the same for every dispatcher whatever
     // its own clock says: the run works on its clock plus this difference.
+    store.checkpoint_every(CHECKPOINT_PAGES)?;
     let skew = match store.clock_skew() {
         Ok(s) => s,
         Err(Error::Busy) => 0,
