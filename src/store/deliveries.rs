@@ -171,7 +171,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
         &[&limit],
     )?;
-    let due = count(&due_count_sql(), &[&now, &limit])?;
+    let due = count(&due_count_sql(db.is_postgres()), &[&now, &limit])?;
     let in_flight = count(
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
         &[&now, &limit],
@@ -180,7 +180,8 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
         &[&Status::Dead, &limit],
     )?;
-    let oldest: Option<i64> = db.conn.prepare_cached(&oldest_due_sql())?.query_row([now], |r| r.get(0))?;
+    let oldest: Option<i64> =
+        db.conn.prepare_cached(&oldest_due_sql(db.is_postgres()))?.query_row([now], |r| r.get(0))?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn
@@ -201,9 +202,15 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
     })
 }
 
-/// Deliveries due at `?1` (not leased), counted up to `?2`, user by user ([`PENDING_USERS`]):
-/// a seek per user with pending work, then its due rows.
-fn due_count_sql() -> String {
+/// Deliveries due at `?1` (not leased), counted up to `?2`. SQLite, with no index on the due
+/// time alone: user by user ([`PENDING_USERS`]), a seek per user with pending work, then its
+/// due rows. PostgreSQL keeps that index (`deliveries_due_time`) and walks it.
+fn due_count_sql(postgres: bool) -> String {
+    if postgres {
+        return "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
+                AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped"
+            .to_string();
+    }
     format!(
         "{PENDING_USERS} SELECT count(*) FROM (SELECT 1 FROM u CROSS JOIN deliveries d
             WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
@@ -212,9 +219,16 @@ fn due_count_sql() -> String {
     )
 }
 
-/// When the oldest delivery not leased at `?1` is (or was) due: each user's first in index
-/// order, stepping over its live leases (at most its cap), a seek per user with pending work.
-fn oldest_due_sql() -> String {
+/// When the oldest delivery not leased at `?1` is (or was) due, stepping over live leases (at
+/// most the caps). SQLite: each user's first in `deliveries_due` order, a seek per user with
+/// pending work. PostgreSQL: the first in `deliveries_due_time` order.
+fn oldest_due_sql(postgres: bool) -> String {
+    if postgres {
+        return "SELECT min(next_attempt_at) FROM (SELECT next_attempt_at FROM deliveries
+                WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?1)
+                ORDER BY next_attempt_at LIMIT 1) AS first"
+            .to_string();
+    }
     format!(
         "{PENDING_USERS} SELECT min((SELECT d.next_attempt_at FROM deliveries d
             WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL
@@ -295,7 +309,7 @@ mod tests {
     #[test]
     fn the_queue_readers_seek_the_due_index_user_by_user() {
         let store = Store::memory();
-        for (sql, params) in [(due_count_sql(), 2), (oldest_due_sql(), 1), (queue::any_due_sql(), 1)] {
+        for (sql, params) in [(due_count_sql(false), 2), (oldest_due_sql(false), 1), (queue::any_due_sql(false), 1)] {
             let plan: Vec<String> = store
                 .sqlite()
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -155,10 +155,11 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
     Ok(out)
 }
 
-/// The users with pending deliveries (`u.id`, one NULL row at the end), each found by one seek
-/// of `deliveries_due(user_id, next_attempt_at)` past the one before: the readers that look at
-/// the whole queue by due time go through it user by user, with no index on the due time alone
-/// for every retry to rewrite (`sql/010_due_by_user.sql`).
+/// SQLite: the users with pending deliveries (`u.id`, one NULL row at the end), each found by
+/// one seek of `deliveries_due(user_id, next_attempt_at)` past the one before. The readers that
+/// look at the whole queue by due time go through it user by user, with no index on the due
+/// time alone for every retry to rewrite (`sql/010_due_by_user.sql`): about 1 µs per user with
+/// pending work (17 ms for the due count and the oldest due time at 10,000 such users).
 pub(super) const PENDING_USERS: &str = "WITH RECURSIVE u(id) AS (
         SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL
         UNION ALL
@@ -168,10 +169,16 @@ pub(super) const PENDING_USERS: &str = "WITH RECURSIVE u(id) AS (
 
 /// Whether any delivery is due at `now` (leased ones are not until their lease runs out).
 pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
-    Ok(db.conn.prepare_cached(&any_due_sql())?.query_row([now], |_| Ok(())).optional()?.is_some())
+    Ok(db.conn.prepare_cached(&any_due_sql(db.is_postgres()))?.query_row([now], |_| Ok(())).optional()?.is_some())
 }
 
-pub(super) fn any_due_sql() -> String {
+/// SQLite: user by user ([`PENDING_USERS`]); PostgreSQL: the first in `deliveries_due_time`.
+pub(super) fn any_due_sql(postgres: bool) -> String {
+    if postgres {
+        return "SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+                AND (lease_until IS NULL OR lease_until <= ?1) LIMIT 1"
+            .to_string();
+    }
     format!(
         "{PENDING_USERS} SELECT 1 FROM u CROSS JOIN deliveries d
         WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
