@@ -185,9 +185,9 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     let timeout_ms = cfg.request_timeout.as_millis() as i64;
     let mut summary =
         Summary { run_id: time::new_id("run"), started_at: time::rfc3339(start_ms), ..Summary::default() };
+    store.checkpoint_every(CHECKPOINT_PAGES)?;
     // On PostgreSQL leases are in the database's time, the same for every dispatcher whatever
     // its own clock says: the run works on its clock plus this difference.
-    store.checkpoint_every(CHECKPOINT_PAGES)?;
     let skew = match store.clock_skew() {
         Ok(s) => s,
         Err(Error::Busy) => 0,
