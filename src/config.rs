@@ -147,7 +147,7 @@ impl Config {
     /// Reads the process environment and the discovered `.env`. Process variables win over the
     /// file, so a wrapper script or a test can override one key.
     pub fn load() -> Result<Config> {
-        let process: BTreeMap<String, String> = std::env::vars().collect();
+        let process = process_vars()?;
         let env_file = discover_env_file(&process)?;
         let mut raw = BTreeMap::new();
         if let Some(path) = &env_file {
@@ -539,6 +539,21 @@ fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBu
         }
     }
     Ok(std::env::current_exe().ok().and_then(|exe| env_file_above(&exe)))
+}
+
+/// The process's `WEBHOOKS_*` variables. The environment is read as bytes: a variable that is
+/// not UTF-8 (a Latin-1 `LANG`, a header a web server passed on) is none of ours and is skipped,
+/// where `std::env::vars` would panic; one of ours that is not UTF-8 is an error naming it.
+fn process_vars() -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(k) = k.to_str().filter(|k| k.starts_with("WEBHOOKS_")) else { continue };
+        let v = v.into_string().map_err(|_| {
+            Error::Misconfigured(format!("the environment variable {k} is not UTF-8 text; set it to plain text"))
+        })?;
+        out.insert(k.to_string(), v);
+    }
+    Ok(out)
 }
 
 /// The `.env` beside `exe` or in one of its parent directories; none for a binary inside a Cargo

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use webhooks::web::error::HttpError;
 
@@ -21,7 +21,7 @@ use webhooks::model::inbound;
 use webhooks::model::principal::Principal;
 use webhooks::model::schema;
 use webhooks::outbound::signing::{self, SigningKey};
-use webhooks::web::cgi::Request;
+use webhooks::web::cgi::{CgiEnv, Request};
 
 /// One installation shared by all cases: alice with an endpoint (on a closed loopback port),
 /// an event and its delivery, an app token and a user token.
@@ -272,30 +272,30 @@ fn hostile_request() -> impl Strategy<Value = Hostile> {
 /// Runs one request through the parser and the router, in process. Returns the status.
 fn serve(h: &Hostile) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let w = world();
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert("GATEWAY_INTERFACE".into(), "CGI/1.1".into());
-    env.insert("REQUEST_METHOD".into(), h.method.clone());
-    env.insert("PATH_INFO".into(), h.path.clone());
-    env.insert("QUERY_STRING".into(), h.query.clone());
-    env.insert("SCRIPT_NAME".into(), "/cgi-bin/webhooks.cgi".into());
+    let mut env = CgiEnv::default();
+    env.insert("GATEWAY_INTERFACE", "CGI/1.1");
+    env.insert("REQUEST_METHOD", h.method.clone());
+    env.insert("PATH_INFO", h.path.clone());
+    env.insert("QUERY_STRING", h.query.clone());
+    env.insert("SCRIPT_NAME", "/cgi-bin/webhooks.cgi");
     match &h.auth {
         Auth::None => None,
-        Auth::App => env.insert("HTTP_AUTHORIZATION".into(), format!("Bearer {}", w.app)),
-        Auth::Alice => env.insert("HTTP_AUTHORIZATION".into(), format!("Bearer {}", w.alice)),
-        Auth::Junk(j) => env.insert("HTTP_AUTHORIZATION".into(), j.clone()),
+        Auth::App => env.insert("HTTP_AUTHORIZATION", format!("Bearer {}", w.app)),
+        Auth::Alice => env.insert("HTTP_AUTHORIZATION", format!("Bearer {}", w.alice)),
+        Auth::Junk(j) => env.insert("HTTP_AUTHORIZATION", j.clone()),
     };
     if let Some(u) = &h.remote_user {
-        env.insert("REMOTE_USER".into(), u.clone());
+        env.insert("REMOTE_USER", u.clone());
     }
     if let Some(c) = &h.cookie {
-        env.insert("HTTP_COOKIE".into(), c.clone());
+        env.insert("HTTP_COOKIE", c.clone());
     }
     if let Some(ct) = &h.content_type {
-        env.insert("CONTENT_TYPE".into(), ct.clone());
+        env.insert("CONTENT_TYPE", ct.clone());
     }
     match h.content_length.as_deref() {
-        Some("exact") => env.insert("CONTENT_LENGTH".into(), h.body.len().to_string()),
-        Some(other) => env.insert("CONTENT_LENGTH".into(), other.to_string()),
+        Some("exact") => env.insert("CONTENT_LENGTH", h.body.len().to_string()),
+        Some(other) => env.insert("CONTENT_LENGTH", other.to_string()),
         None => None,
     };
     let response = match Request::from_cgi(&env, h.body.as_slice(), w.cfg.max_body) {
@@ -475,12 +475,14 @@ proptest! {
     ) {
         let w = world();
         let path = if which < 3 { w.inbound[which].clone() } else { format!("/in/{junk_token}") };
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("REQUEST_METHOD".to_string(), method.to_string()),
-            ("PATH_INFO".to_string(), path),
-            ("CONTENT_LENGTH".to_string(), body.len().to_string()),
-            ("REMOTE_ADDR".to_string(), "127.0.0.1".to_string()),
-        ]);
+        let mut env: CgiEnv = [
+            ("REQUEST_METHOD", method.to_string()),
+            ("PATH_INFO", path),
+            ("CONTENT_LENGTH", body.len().to_string()),
+            ("REMOTE_ADDR", "127.0.0.1".to_string()),
+        ]
+        .into_iter()
+        .collect();
         for (k, v) in headers {
             env.insert(k.to_string(), v);
         }
@@ -488,5 +490,40 @@ proptest! {
         prop_assert!([200, 401, 404, 405, 413].contains(&r.status), "{} for {:?}", r.status, env);
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         prop_assert!(v.is_object());
+    }
+
+    /// Arbitrary bytes as the CGI environment (meta-variables and headers, valid UTF-8 or not)
+    /// and as the body, through the request entry point the CGI binary calls: an answer that is
+    /// well-formed CGI output, never a panic, and JSON at `/in/` and below `/api/`.
+    #[test]
+    fn arbitrary_environment_bytes_and_body_get_an_answer(
+        path in prop_oneof![
+            3 => prop::sample::select(vec!["/", "/endpoints", "/api/v1/events", "/api/v1/endpoints/x", "/login", "/in/"]).prop_map(|p| p.as_bytes().to_vec()),
+            2 => prop::collection::vec(any::<u8>(), 0..40),
+        ],
+        inbound in 0usize..4,
+        method in prop_oneof![prop::sample::select(vec!["GET", "POST", "PATCH"]).prop_map(|m| m.as_bytes().to_vec()), prop::collection::vec(any::<u8>(), 0..8)],
+        vars in prop::collection::vec((prop::sample::select(vec![
+            "QUERY_STRING", "HTTP_USER_AGENT", "HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_HOST", "CONTENT_TYPE",
+            "CONTENT_LENGTH", "REMOTE_USER", "HTTPS", "SCRIPT_NAME", "HTTP_X_HUB_SIGNATURE_256", "HTTP_STRIPE_SIGNATURE",
+            "HTTP_WEBHOOK_ID", "HTTP_X_GITHUB_DELIVERY", "REMOTE_ADDR"]), prop::collection::vec(any::<u8>(), 0..60)), 0..8),
+        body in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let w = world();
+        let path = if inbound < 3 && path.starts_with(b"/in/") { w.inbound[inbound].as_bytes().to_vec() } else { path };
+        let mut env = CgiEnv::default();
+        env.insert("PATH_INFO", path.clone());
+        env.insert("REQUEST_METHOD", method);
+        for (k, v) in vars {
+            env.insert(k, v);
+        }
+        let r = webhooks::web::routes::answer(&w.cfg, &env, body.as_slice());
+        let mut out = Vec::new();
+        r.write_cgi(&mut out).unwrap();
+        let (status, _, body) = webhooks::cli::serve::parse_cgi_output(&out).expect("well-formed CGI output");
+        prop_assert!((200..600).contains(&status));
+        if path.starts_with(b"/in/") || path.starts_with(b"/api/") {
+            prop_assert!(serde_json::from_slice::<Value>(&body).is_ok(), "{status}: {}", String::from_utf8_lossy(&body));
+        }
     }
 }

@@ -153,8 +153,10 @@ fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, us
         }
     }
     // Pass through the process's WEBHOOKS_* overrides, as a wrapper script would.
-    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("WEBHOOKS_") && k != "WEBHOOKS_ENV") {
-        cmd.env(k, v);
+    for (k, v) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("WEBHOOKS_") && k != "WEBHOOKS_ENV") {
+            cmd.env(k, v);
+        }
     }
     let mut child = cmd.spawn().context("cannot start the CGI process")?;
     {

@@ -280,8 +280,9 @@ pub fn inbound_cmd(
                 if let Some(reason) = r.reason.as_deref().and_then(crate::model::inbound::Reason::parse) {
                     lines.push(format!("why: {}", reason.meaning()));
                 }
-                for (k, val) in &r.headers {
-                    lines.push(format!("{k}: {val}"));
+                for h in &r.headers {
+                    let exact = if h.raw.is_some() { "   (not UTF-8: exact bytes in --json)" } else { "" };
+                    lines.push(format!("{}: {}{exact}", h.name, h.value));
                 }
                 lines.push(String::new());
                 lines.push(match &body {

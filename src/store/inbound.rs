@@ -12,8 +12,8 @@ use super::notices::{self, New};
 use super::{rows, Db};
 use crate::model::health::Notify;
 use crate::model::inbound::{
-    body_hash, is_silent, verification_failing, Outcome, Reason, Request, Source, Verified, FAILING_WINDOW_MS,
-    REPLAY_WINDOW_MS,
+    body_hash, is_silent, verification_failing, LoggedHeader, Outcome, Reason, Request, Source, Verified,
+    FAILING_WINDOW_MS, REPLAY_WINDOW_MS,
 };
 use crate::model::time::{self, hour_of};
 use crate::model::{Error, Result};
@@ -25,7 +25,7 @@ pub struct Received<'a> {
     pub received_at: i64,
     pub remote_addr: &'a str,
     /// Already redacted.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [LoggedHeader],
     pub content_type: Option<&'a str>,
     /// `None` when it was not read (over the size limit).
     pub body: Option<&'a [u8]>,
@@ -112,7 +112,7 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
             kind,
             logged.event_id
         ])?;
-    after_logging(db, notify, r.source, &logged, r.received_at, r.headers.iter().any(|(k, _)| k == "authorization"))?;
+    after_logging(db, notify, r.source, &logged, r.received_at, r.headers.iter().any(|h| h.name == "authorization"))?;
     Ok(logged)
 }
 

@@ -203,7 +203,6 @@ pub fn request_json(r: &Request, body: Option<&[u8]>) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
     v["received_at"] = json!(time::rfc3339(r.received_at));
     v["rechecked_at"] = json!(r.rechecked_at.map(time::rfc3339));
-    v["headers"] = Value::Array(r.headers.iter().map(|(k, val)| json!([k, val])).collect());
     if let Some(b) = body {
         v["body_base64"] = json!(STANDARD.encode(b));
         v["body_text"] = json!(std::str::from_utf8(b).ok());

@@ -9,16 +9,68 @@ use serde_json::Value;
 
 use crate::web::error::HttpError;
 
+/// The CGI meta-variables as the web server passed them, values as bytes. A stranger chooses
+/// the bytes of every header, the query and `PATH_INFO`, and they need not be UTF-8 (`Caf\xe9`
+/// in Latin-1): nothing here assumes they are. Names that are not UTF-8 are dropped, since no
+/// meta-variable this program reads has one.
+#[derive(Debug, Clone, Default)]
+pub struct CgiEnv {
+    vars: HashMap<String, Vec<u8>>,
+}
+
+impl CgiEnv {
+    /// This process's environment, read as bytes (`std::env::vars` panics on a non-UTF-8 value).
+    pub fn from_process() -> CgiEnv {
+        use std::os::unix::ffi::OsStringExt;
+        CgiEnv { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec()))).collect() }
+    }
+
+    /// Sets a variable, returning its previous value.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Option<Vec<u8>> {
+        self.vars.insert(name.into(), value.into())
+    }
+
+    /// A variable's exact bytes.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.vars.get(name).map(Vec::as_slice)
+    }
+
+    /// A variable as text, invalid UTF-8 shown as U+FFFD; empty when unset.
+    pub fn text(&self, name: &str) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes(name).unwrap_or_default())
+    }
+
+    /// A variable that is set, not empty and valid UTF-8 (`None` otherwise).
+    pub fn utf8(&self, name: &str) -> Option<&str> {
+        self.bytes(name).and_then(|b| std::str::from_utf8(b).ok()).filter(|v| !v.is_empty())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
+impl<K: Into<String>, V: Into<Vec<u8>>> FromIterator<(K, V)> for CgiEnv {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> CgiEnv {
+        CgiEnv { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub method: String,
-    /// `PATH_INFO`, `/` when empty.
+    /// `PATH_INFO`, `/` when empty; bytes that are not UTF-8 read as U+FFFD (no route has one).
     pub path: String,
+    /// `QUERY_STRING`, invalid UTF-8 as U+FFFD.
     pub query: String,
-    /// Header names in lowercase with dashes (`content-type`, `authorization`).
+    /// Header names in lowercase with dashes (`content-type`, `authorization`); values as text,
+    /// invalid UTF-8 shown as U+FFFD. [`Request::raw_headers`] has the exact bytes.
     pub headers: Vec<(String, String)>,
+    /// The same headers with their values' exact bytes, for logging and verifying.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
-    /// Set by the web server's own authentication.
+    /// Set by the web server's own authentication. A name that is not UTF-8 is no one: shown
+    /// lossily, two different names could read as the same user.
     pub remote_user: Option<String>,
     pub https: bool,
     /// `SCRIPT_NAME`, to build links below the script.
@@ -26,20 +78,25 @@ pub struct Request {
 }
 
 /// The request headers a CGI program sees (`HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`), names
-/// lowercase with dashes, sorted.
-pub fn headers_from_cgi(env: &HashMap<String, String>) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = env
+/// lowercase with dashes, values as their exact bytes, sorted.
+pub fn headers_from_cgi(env: &CgiEnv) -> Vec<(String, Vec<u8>)> {
+    let mut headers: Vec<(String, Vec<u8>)> = env
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.clone())))
+        .filter_map(|(k, v)| k.strip_prefix("HTTP_").map(|h| (h.to_ascii_lowercase().replace('_', "-"), v.to_vec())))
         .collect();
     for (var, name) in [("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")] {
-        if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+        if let Some(v) = env.bytes(var).filter(|v| !v.is_empty()) {
             headers.retain(|(k, _)| k != name);
-            headers.push((name.to_string(), v.clone()));
+            headers.push((name.to_string(), v.to_vec()));
         }
     }
     headers.sort();
     headers
+}
+
+/// Header values as text, invalid UTF-8 shown as U+FFFD.
+pub fn lossy_headers(raw: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    raw.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect()
 }
 
 impl Request {
@@ -103,14 +160,20 @@ impl Request {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// A header's exact bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.raw_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
     /// Builds a request from CGI meta-variables and the body stream. The body is read up to
     /// `CONTENT_LENGTH`, or to EOF when that is absent (chunked bodies under Apache), never past
     /// `max_body`: a longer body is a 413 and is not read.
-    pub fn from_cgi(env: &HashMap<String, String>, mut stdin: impl Read, max_body: u64) -> Result<Request, HttpError> {
-        let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
-        let headers = headers_from_cgi(env);
+    pub fn from_cgi(env: &CgiEnv, mut stdin: impl Read, max_body: u64) -> Result<Request, HttpError> {
+        let raw_headers = headers_from_cgi(env);
+        let headers = lossy_headers(&raw_headers);
         let mut body = Vec::new();
-        match env.get("CONTENT_LENGTH").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let length = env.text("CONTENT_LENGTH");
+        match Some(length.trim()).filter(|s| !s.is_empty()) {
             Some(len) => {
                 let n: u64 = len.parse().map_err(|_| HttpError::bad_request("CONTENT_LENGTH is not a number"))?;
                 if n > max_body {
@@ -137,16 +200,17 @@ impl Request {
                 }
             }
         }
-        let path = get("PATH_INFO");
+        let path = env.text("PATH_INFO");
         Ok(Request {
-            method: get("REQUEST_METHOD").to_ascii_uppercase(),
-            path: if path.is_empty() { "/".into() } else { path.to_string() },
-            query: get("QUERY_STRING").to_string(),
+            method: env.text("REQUEST_METHOD").to_ascii_uppercase(),
+            path: if path.is_empty() { "/".into() } else { path.into_owned() },
+            query: env.text("QUERY_STRING").into_owned(),
             headers,
+            raw_headers,
             body,
-            remote_user: env.get("REMOTE_USER").filter(|u| !u.is_empty()).cloned(),
-            https: get("HTTPS").eq_ignore_ascii_case("on") || get("REQUEST_SCHEME") == "https",
-            script_name: get("SCRIPT_NAME").to_string(),
+            remote_user: env.utf8("REMOTE_USER").map(String::from),
+            https: env.text("HTTPS").eq_ignore_ascii_case("on") || env.text("REQUEST_SCHEME") == "https",
+            script_name: env.text("SCRIPT_NAME").into_owned(),
         })
     }
 }
@@ -280,7 +344,7 @@ pub fn reason(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn env(pairs: &[(&str, &str)]) -> CgiEnv {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

@@ -5,21 +5,20 @@
 //! 200 accepted or duplicate, 401 for any verification failure (never 403), 404 for an unknown
 //! or disabled source (never 410), 413 over the limit, 503 with `Retry-After` when busy.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use serde_json::json;
 
 use crate::config::Config;
 use crate::model::inbound::{
-    is_circle_key_id, redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason, Source,
-    Verified, CIRCLE_KEY_URL, KEY_FETCHES_PER_MINUTE, KEY_MISS_TTL_MS,
+    as_pairs, is_circle_key_id, redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason,
+    Source, Verified, CIRCLE_KEY_URL, KEY_FETCHES_PER_MINUTE, KEY_MISS_TTL_MS,
 };
 use crate::model::{time, Error};
 use crate::outbound::keys::{self, Fetched};
 use crate::store::inbound::{self as log, Logged, Received};
 use crate::store::{sources, Store};
-use crate::web::cgi::{headers_from_cgi, Request, Response};
+use crate::web::cgi::{headers_from_cgi, CgiEnv, Request, Response};
 use crate::web::error::HttpError;
 
 /// Seconds a provider is asked to wait when the database is busy or a key server is down.
@@ -31,7 +30,7 @@ pub fn is_inbound(path: &str) -> bool {
 }
 
 /// Answers a request to `/in/{token}` from the CGI environment and body stream.
-pub fn respond(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> Response {
+pub fn respond(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> Response {
     match receive(cfg, env, stdin) {
         Ok(r) => r,
         Err(Error::Busy) => busy(),
@@ -55,9 +54,9 @@ fn not_found() -> Response {
     answer(404, json!({"code": "E_NOT_FOUND", "message": "no active source has this address"}))
 }
 
-fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> crate::model::Result<Response> {
-    let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
-    let token = get("PATH_INFO").trim_end_matches('/').strip_prefix("/in/").unwrap_or("");
+fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result<Response> {
+    let path = env.text("PATH_INFO");
+    let token = path.trim_end_matches('/').strip_prefix("/in/").unwrap_or("");
     if token.is_empty() || token.contains('/') {
         return Ok(not_found());
     }
@@ -66,7 +65,7 @@ fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> cra
     let Some(source) = sources::by_token(store.db(), token)?.filter(|s| s.active) else {
         return Ok(not_found());
     };
-    match get("REQUEST_METHOD") {
+    match env.text("REQUEST_METHOD").as_ref() {
         // Providers check the URL before they send to it (Circle with HEAD, others with GET).
         "GET" | "HEAD" => return Ok(answer(200, json!({"status": "ok"}))),
         "POST" => {}
@@ -76,12 +75,12 @@ fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> cra
         }
     }
     let now = time::now_ms();
-    let remote = get("REMOTE_ADDR").to_string();
+    let remote = env.text("REMOTE_ADDR").into_owned();
     let limit = source.max_body.unwrap_or(cfg.inbound_max_body);
     let req = match Request::from_cgi(env, stdin, limit) {
         Ok(r) => r,
         Err(e) if e.status == 413 => {
-            let size = get("CONTENT_LENGTH").trim().parse::<i64>().unwrap_or(limit as i64 + 1);
+            let size = env.text("CONTENT_LENGTH").trim().parse::<i64>().unwrap_or(limit as i64 + 1);
             let headers = redact(&headers_from_cgi(env));
             let received = Received {
                 source: &source,
@@ -101,7 +100,7 @@ fn receive(cfg: &Config, env: &HashMap<String, String>, stdin: impl Read) -> cra
     let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
     let incoming = Incoming { headers: &req.headers, body: &req.body };
     let verdict = judge(cfg, &mut store, &keyring, &source, &incoming, &secrets, now / 1000)?;
-    let headers = redact(&req.headers);
+    let headers = redact(&req.raw_headers);
     let content_type = relay_content_type(req.header("content-type"));
     let received = Received {
         source: &source,
@@ -248,7 +247,8 @@ pub fn recheck(cfg: &Config, store: &mut Store, request_id: &str) -> crate::mode
     }
     let now = time::now_ms();
     let secrets = sources::secrets(store.db(), &keyring, &source.id, now)?;
-    let incoming = Incoming { headers: &req.headers, body: &body };
+    let pairs = as_pairs(&req.headers);
+    let incoming = Incoming { headers: &pairs, body: &body };
     // Timestamps are judged against when the request arrived, not now.
     let verdict = judge(cfg, store, &keyring, &source, &incoming, &secrets, req.received_at / 1000)?;
     store.write(|db| log::recheck(db, &source, &req, &body, verdict.as_ref().map_err(|r| *r), cfg.payload_retention))

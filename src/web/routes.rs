@@ -7,7 +7,7 @@
 //! Bearer token and answer JSON; `Page` routes need a signed-in viewer (and a CSRF token on
 //! POST) and answer HTML; `Public` routes need neither.
 
-use std::collections::HashMap;
+use std::io::Read;
 
 use crate::config::Config;
 use crate::model::principal::Principal;
@@ -15,7 +15,7 @@ use crate::model::time;
 use crate::store::{observations, principals, Db};
 use crate::web::auth::Ctx;
 use crate::web::auth::{self, Viewer};
-use crate::web::cgi::{Request, Response};
+use crate::web::cgi::{CgiEnv, Request, Response};
 use crate::web::error::HttpError;
 use crate::web::{api, api_inbound, pages, views};
 
@@ -293,7 +293,7 @@ pub fn on_intake_main() -> i32 {
 /// The whole CGI program: read the request, handle it, write the response. A panic becomes a
 /// clean 500 and one line on stderr (the server's error log).
 pub fn main() -> i32 {
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env = CgiEnv::from_process();
     let response = catching(&env, || respond(&env));
     match response.write_cgi(std::io::stdout().lock()) {
         Ok(()) => 0,
@@ -303,7 +303,7 @@ pub fn main() -> i32 {
 
 /// Runs a handler; a panic becomes a clean 500 (HTML for pages, JSON for the API) and one line
 /// on stderr, which the web server writes to its error log.
-pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Response) -> Response {
+pub fn catching(env: &CgiEnv, handler: impl FnOnce() -> Response) -> Response {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {})); // the one line below replaces the default report
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler));
@@ -316,10 +316,11 @@ pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Respons
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            let path = env.text("PATH_INFO");
             eprintln!(
-                "webhooks-cgi: internal error (panic: {what}) handling {} {path}",
-                env.get("REQUEST_METHOD").map(String::as_str).unwrap_or("?")
+                "webhooks-cgi: internal error (panic: {what}) handling {} {}",
+                env.text("REQUEST_METHOD").escape_debug(),
+                path.escape_debug()
             );
             let e = if path.starts_with("/api/") {
                 HttpError::internal()
@@ -337,23 +338,23 @@ pub fn catching(env: &HashMap<String, String>, handler: impl FnOnce() -> Respons
 
 /// An error answered before the router runs: JSON for the API, an HTML page for everything
 /// else (a browser must never be shown a raw JSON error).
-fn early_error(env: &HashMap<String, String>, e: &HttpError) -> Response {
-    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+fn early_error(env: &CgiEnv, e: &HttpError) -> Response {
+    let path = env.text("PATH_INFO");
     if path.starts_with("/api/") {
         return Response::error(e);
     }
-    let base = env.get("SCRIPT_NAME").map(String::as_str).unwrap_or("");
-    let mut r = Response::html(e.status, crate::web::views::error_page(e.status, &e.message, base));
+    let base = env.text("SCRIPT_NAME");
+    let mut r = Response::html(e.status, crate::web::views::error_page(e.status, &e.message, &base));
     r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
     r
 }
 
-fn respond(env: &HashMap<String, String>) -> Response {
+fn respond(env: &CgiEnv) -> Response {
     let cfg = match crate::config::Config::load() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("webhooks-cgi: configuration error: {e:#}");
-            let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
+            let path = env.text("PATH_INFO");
             let message = if path.starts_with("/api/") {
                 "the server's webhook configuration is invalid; the operator can see why in the error log"
             } else {
@@ -362,12 +363,18 @@ fn respond(env: &HashMap<String, String>) -> Response {
             return early_error(env, &HttpError::new(500, "misconfigured", message));
         }
     };
-    let path = env.get("PATH_INFO").map(String::as_str).unwrap_or("/");
-    if crate::web::inbound::is_inbound(path) {
-        return crate::web::inbound::respond(&cfg, env, std::io::stdin().lock());
+    answer(&cfg, env, std::io::stdin().lock())
+}
+
+/// The request entry point once the configuration is read: a CGI environment (any bytes) and
+/// the body stream in, a response out. `/in/` goes to the inbound handler, everything else
+/// through the route table.
+pub fn answer(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> Response {
+    if crate::web::inbound::is_inbound(&env.text("PATH_INFO")) {
+        return crate::web::inbound::respond(cfg, env, stdin);
     }
-    match Request::from_cgi(env, std::io::stdin().lock(), cfg.max_body) {
-        Ok(req) => handle(&cfg, &req),
+    match Request::from_cgi(env, stdin, cfg.max_body) {
+        Ok(req) => handle(cfg, &req),
         Err(e) => early_error(env, &e),
     }
 }
@@ -419,7 +426,7 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn env(pairs: &[(&str, &str)]) -> CgiEnv {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

@@ -409,7 +409,7 @@ pub struct Request {
     pub received_at: i64,
     pub remote_addr: String,
     /// Redacted ([`redact`]).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<LoggedHeader>,
     pub content_type: Option<String>,
     pub body_size: i64,
     /// Whether the body is still stored (within the size limit and the body retention).
@@ -518,25 +518,101 @@ pub fn relay_content_type(header: Option<&str>) -> Option<String> {
         .map(String::from)
 }
 
-/// Header names whose values are never stored or shown.
-pub const REDACTED_HEADERS: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "x-circle-api-key"];
+/// A header as logged: its name, its value as text (bytes that are not UTF-8 shown as U+FFFD,
+/// credentials redacted), and, when the value was not UTF-8, its exact bytes. Stored and shown
+/// as `[name, value]`, or `[name, value, base64 of the exact bytes]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedHeader {
+    pub name: String,
+    pub value: String,
+    pub raw: Option<Vec<u8>>,
+}
 
-/// The headers as logged: secrets replaced by `[redacted]`, each value at most 2,000 characters.
-pub fn redact(headers: &[(String, String)]) -> Vec<(String, String)> {
+impl Serialize for LoggedHeader {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(if self.raw.is_some() { 3 } else { 2 }))?;
+        seq.serialize_element(&self.name)?;
+        seq.serialize_element(&self.value)?;
+        if let Some(raw) = &self.raw {
+            seq.serialize_element(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for LoggedHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut parts = Vec::<String>::deserialize(d)?.into_iter();
+        let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+            return Err(serde::de::Error::custom("a logged header is [name, value] or [name, value, base64]"));
+        };
+        let raw = parts.next().and_then(|b| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok());
+        Ok(LoggedHeader { name, value, raw })
+    }
+}
+
+/// The longest header value kept in the log, in bytes.
+pub const LOGGED_VALUE_MAX: usize = 2000;
+
+/// Whether a header carries credentials, so that its value is never stored or shown: the
+/// authorization and cookie headers, and every name that speaks of a token, a key, a secret, a
+/// password or a session, except the providers' signature and key-id headers, which carry no
+/// secret and which re-checking a request needs (`x-circle-key-id`, `x-hub-signature-256`).
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if matches!(n.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie") {
+        return true;
+    }
+    if n.contains("signature") || n.ends_with("key-id") {
+        return false;
+    }
+    ["token", "key", "secret", "password", "passwd", "session", "credential"].iter().any(|w| n.contains(w))
+}
+
+/// The headers as logged: the whole value of every credential header ([`is_credential_header`])
+/// replaced by `[redacted]` (an `Authorization` keeps its scheme, `Basic [redacted]`, which tells
+/// an operator what was sent); other values kept exactly, at most [`LOGGED_VALUE_MAX`] bytes.
+pub fn redact(headers: &[(String, Vec<u8>)]) -> Vec<LoggedHeader> {
     headers
         .iter()
         .map(|(k, v)| {
-            let v = if REDACTED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
-                match v.split_once(' ') {
-                    Some((scheme, _)) if scheme.len() < 20 => format!("{scheme} [redacted]"),
-                    _ => "[redacted]".into(),
-                }
-            } else {
-                v.chars().take(2000).collect()
-            };
-            (k.clone(), v)
+            if is_credential_header(k) {
+                let scheme = v.iter().position(|b| *b == b' ').map(|i| &v[..i]).filter(|s| {
+                    k.to_ascii_lowercase().ends_with("authorization")
+                        && !s.is_empty()
+                        && s.len() < 20
+                        && s.iter().all(u8::is_ascii_alphanumeric)
+                });
+                let value = match scheme {
+                    Some(s) => format!("{} [redacted]", String::from_utf8_lossy(s)),
+                    None => "[redacted]".into(),
+                };
+                return LoggedHeader { name: k.clone(), value, raw: None };
+            }
+            let cut = v.len() > LOGGED_VALUE_MAX;
+            let v = &v[..v.len().min(LOGGED_VALUE_MAX)];
+            match std::str::from_utf8(v) {
+                Ok(text) => LoggedHeader { name: k.clone(), value: text.to_string(), raw: None },
+                // Valid text cut inside a character by the limit: keep the whole ones.
+                Err(e) if cut && e.error_len().is_none() => LoggedHeader {
+                    name: k.clone(),
+                    value: String::from_utf8_lossy(&v[..e.valid_up_to()]).into_owned(),
+                    raw: None,
+                },
+                Err(_) => LoggedHeader {
+                    name: k.clone(),
+                    value: String::from_utf8_lossy(v).into_owned(),
+                    raw: Some(v.to_vec()),
+                },
+            }
         })
         .collect()
+}
+
+/// The logged headers as the verifier reads them (re-checking a stored request).
+pub fn as_pairs(headers: &[LoggedHeader]) -> Vec<(String, String)> {
+    headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect()
 }
 
 /// `source.verification_failing`: at least [`FAILING_MIN_REQUESTS`] requests in the last hour,
@@ -558,16 +634,60 @@ pub fn is_silent(expected_gap_ms: Option<i64>, last_accepted_at: Option<i64>, cr
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
     }
 
     #[test]
     fn headers_are_redacted_with_their_scheme_kept() {
         let h = redact(&headers(&[("authorization", "Basic dXNlcjpwYXNz"), ("cookie", "a=b"), ("x-a", "1")]));
-        assert_eq!(h[0].1, "Basic [redacted]");
-        assert_eq!(h[1].1, "[redacted]");
-        assert_eq!(h[2].1, "1");
+        assert_eq!(h[0].value, "Basic [redacted]");
+        assert_eq!(h[1].value, "[redacted]");
+        assert_eq!(h[2].value, "1");
+    }
+
+    #[test]
+    fn whole_values_of_credential_headers_are_redacted() {
+        let h = redact(&headers(&[
+            ("cookie", "sess=S3CR3T; theme=dark"),
+            ("set-cookie", "sess=S3CR3T; Path=/"),
+            ("x-api-key", "k-123 456"),
+            ("x-auth-token", "Bearer abc"),
+            ("x-gitlab-token", "glt"),
+            ("x-client-secret", "cs"),
+            ("x-session-id", "sid"),
+            ("x-password", "pw"),
+            ("proxy-authorization", "Basic cHc="),
+            ("x-circle-api-key", "TEST_API_KEY:1:2"),
+        ]));
+        for l in &h {
+            assert!(l.value == "[redacted]" || l.value == "Basic [redacted]", "{l:?}");
+        }
+        assert_eq!(h[8].value, "Basic [redacted]", "an authorization keeps its scheme");
+        assert_eq!(h[3].value, "[redacted]", "only authorization headers keep a scheme");
+        // What re-checking needs stays: signatures and key ids.
+        let kept = redact(&headers(&[
+            ("x-circle-key-id", "k1"),
+            ("x-hub-signature-256", "sha256=ab"),
+            ("x-wc-webhook-signature", "c2ln"),
+            ("stripe-signature", "t=1,v1=ab"),
+            ("webhook-id", "msg_1"),
+        ]));
+        assert!(kept.iter().all(|l| l.value != "[redacted]"), "{kept:?}");
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_are_shown_lossily_and_kept_exactly() {
+        let raw = vec![("x-shop-name".to_string(), b"Caf\xe9".to_vec())];
+        let h = redact(&raw);
+        assert_eq!(h[0].value, "Caf\u{FFFD}");
+        assert_eq!(h[0].raw.as_deref(), Some(&b"Caf\xe9"[..]));
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, "[[\"x-shop-name\",\"Caf\u{FFFD}\",\"Q2Fm6Q==\"]]");
+        let back: Vec<LoggedHeader> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+        let plain: Vec<LoggedHeader> = serde_json::from_str(r#"[["a","1"]]"#).unwrap();
+        assert_eq!(plain[0], LoggedHeader { name: "a".into(), value: "1".into(), raw: None });
     }
 
     #[test]
