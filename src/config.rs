@@ -39,6 +39,11 @@ pub const KEYS: &[Key] = &[
         default: "var/webhooks.db",
         form: "a file path (relative to the directory of the .env)",
     },
+    Key {
+        name: "WEBHOOKS_DB_CONNECT_TIMEOUT",
+        default: "5s",
+        form: "a duration from 1s to 5m such as 5s (PostgreSQL only)",
+    },
     Key { name: "WEBHOOKS_SECRET_KEY", default: "", form: "base64 of 32 random bytes (run `webhooks init`)" },
     Key {
         name: "WEBHOOKS_RETRY_SCHEDULE",
@@ -178,7 +183,9 @@ impl Config {
             if v.is_empty() {
                 return Err(bad(key, &v));
             }
-            Location::parse(&v, &root)
+            let timeout =
+                duration(get("WEBHOOKS_DB_CONNECT_TIMEOUT"), Some((Duration::from_secs(1), Duration::from_secs(300))))?;
+            with_connect_timeout(Location::parse(&v, &root), timeout)
         };
         let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
         let retry_schedule = {
@@ -539,6 +546,19 @@ fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBu
         }
     }
     Ok(std::env::current_exe().ok().and_then(|exe| env_file_above(&exe)))
+}
+
+/// A PostgreSQL URL without its own `connect_timeout` gets `WEBHOOKS_DB_CONNECT_TIMEOUT`'s, in
+/// whole seconds: the store bounds connecting, logging in and the first query by it.
+fn with_connect_timeout(at: Location, timeout: Duration) -> Location {
+    let Location::Postgres(url) = &at else { return at };
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+            u.query_pairs_mut().append_pair("connect_timeout", &timeout.as_secs().max(1).to_string());
+            Location::Postgres(u.to_string())
+        }
+        _ => at,
+    }
 }
 
 /// The process's `WEBHOOKS_*` variables. The environment is read as bytes: a variable that is

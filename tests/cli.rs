@@ -468,6 +468,9 @@ fn backup_writes_a_private_consistent_copy_and_never_overwrites() {
 #[test]
 fn doctor_reports_each_problem_with_its_fix() {
     let env = Env::new();
+    if !env.is_postgres() {
+        std::fs::remove_file(env.db_path()).unwrap(); // before `webhooks init`
+    }
     std::fs::set_permissions(&env.env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env.run(&["doctor"]);
     assert_eq!(out.status.code(), Some(1));

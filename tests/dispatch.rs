@@ -576,6 +576,7 @@ fn log_retention_purges_finished_deliveries_their_attempts_and_events() {
 #[test]
 fn dispatch_every_keeps_running_one_run_per_interval() {
     let env = Env::new();
+    env.init();
     let mut child = env
         .command("webhooks")
         .args(["dispatch", "--every", "1s"])

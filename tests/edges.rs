@@ -160,3 +160,203 @@ fn the_cli_reads_an_environment_that_is_not_utf8() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("WEBHOOKS_ADMINS") && stderr.contains("UTF-8"), "{stderr}");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The body of a CGI answer as JSON.
+fn body_json(r: &CgiResponse) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {}", r.text()))
+}
+
+/// `init` creates the database owner-only; once the file is moved away, no other entry point
+/// makes a new one: the CGI answers 503 with `Retry-After` (JSON at `/in/`), the CLI one line
+/// naming the path with exit 75, and `doctor` names it.
+#[test]
+fn a_missing_database_is_answered_unavailable_and_never_created_again() {
+    let env = Env::on_sqlite();
+    env.init();
+    let db = env.db_path();
+    assert_eq!(mode(&db), 0o600, "init creates the database owner-only");
+    let token = env.app_token();
+    let source = env.json(&["source", "add", "--name", "gh", "--provider", "github", "--secret", "s"]);
+    let url = source["url"].as_str().unwrap();
+    let inbound = url[url.find("/in/").unwrap()..].to_string();
+    let moved = db.with_extension("moved");
+    std::fs::rename(&db, &moved).unwrap();
+
+    let out = env.run(&["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&db.display().to_string()) && stderr.contains("does not exist"), "{stderr}");
+    assert!(!db.exists(), "status created a new database");
+
+    let r = api(&env, &token, "GET", "/api/v1/endpoints", None);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(r.error_code(), "unavailable");
+    let page = env.run_cgi("GET", "/endpoints", &[], &[("REMOTE_USER", "alice")], b"", true);
+    assert_eq!(page.status, 503);
+    assert!(page.text().contains("<html") || page.text().contains("<!DOCTYPE"), "a page for pages");
+    let r = env.cgi("POST", &inbound, &[("content-type", "application/json")], b"{}");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(body_json(&r)["code"], "E_UNAVAILABLE");
+    assert!(!db.exists(), "the CGI created a new database");
+
+    let doctor = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout).to_string() + &String::from_utf8_lossy(&doctor.stderr);
+    assert!(!doctor.status.success() && text.contains(&db.display().to_string()), "{text}");
+    assert!(!db.exists(), "doctor created a new database");
+
+    // Put back, everything works again; init on a missing file creates it (0600).
+    std::fs::rename(&moved, &db).unwrap();
+    assert!(env.run(&["status"]).status.success());
+    std::fs::remove_file(&db).unwrap();
+    env.init();
+    assert_eq!(mode(&db), 0o600);
+}
+
+/// An intake that wrote into a file moved away before it answered is not acknowledged: the
+/// intake waits on the write lock, the file is moved meanwhile, and its answer is 503.
+#[test]
+fn an_intake_racing_a_move_of_the_database_is_not_acknowledged() {
+    let env = Env::on_sqlite();
+    env.init();
+    let token = env.app_token();
+    let lock = env.hold_write_lock();
+    let intake = std::thread::scope(|s| {
+        let posting = s.spawn(|| {
+            env.post_events(
+                &token,
+                r#"{"type":"email.received","user":"alice","data":{"alias":"a@x","message_id":"<1@x>","size_bytes":1}}"#,
+                &[],
+            )
+        });
+        // The intake has opened the file and waits for the lock.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        std::fs::rename(env.db_path(), env.db_path().with_extension("moved")).unwrap();
+        drop(lock);
+        posting.join().unwrap()
+    });
+    assert_eq!(intake.status, 503, "{}", intake.text());
+    assert!(intake.header("Retry-After").is_some());
+}
+
+/// At `/in/`, every temporary condition is a JSON 503 with `Retry-After` and its code: a
+/// database that was moved to PostgreSQL by migrate-store, one that cannot be reached, and a
+/// configuration being fixed.
+#[test]
+fn inbound_answers_every_temporary_condition_with_json_503_and_retry_after() {
+    let mut env = Env::on_sqlite();
+    env.init();
+    let source = env.json(&["source", "add", "--name", "gh", "--provider", "github", "--secret", "s"]);
+    let url = source["url"].as_str().unwrap();
+    let inbound = url[url.find("/in/").unwrap()..].to_string();
+    let post = |env: &Env| env.cgi("POST", &inbound, &[("content-type", "application/json")], b"{}");
+
+    // A configuration error: JSON, not an HTML page.
+    env.set("WEBHOOKS_MAX_ATTEMPTS", "many");
+    let r = post(&env);
+    assert_eq!((r.status, body_json(&r)["code"].as_str()), (503, Some("E_MISCONFIGURED")), "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    env.unset("WEBHOOKS_MAX_ATTEMPTS");
+
+    // The file moved to PostgreSQL (migrate-store marks it).
+    let c = env.sqlite();
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    c.execute_batch(&format!("PRAGMA user_version = {}", webhooks::store::moving::MOVED)).unwrap();
+    let r = post(&env);
+    assert_eq!((r.status, body_json(&r)["code"].as_str()), (503, Some("E_UNAVAILABLE")), "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+    c.execute_batch(&format!("PRAGMA user_version = {version}")).unwrap();
+    assert_eq!(post(&env).status, 401, "back to normal: an unsigned request is refused");
+
+    // PostgreSQL that cannot be reached.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    env.set("WEBHOOKS_DATABASE", &format!("postgres://u:p@127.0.0.1:{port}/db?sslmode=disable"));
+    let r = post(&env);
+    assert_eq!((r.status, body_json(&r)["code"].as_str()), (503, Some("E_UNAVAILABLE")), "{}", r.text());
+    assert!(r.header("Retry-After").is_some());
+}
+
+/// Disk full, read-only and I/O errors from SQLite, and a reset connection from PostgreSQL,
+/// are "unavailable": 503 with `Retry-After` at `/in/` and in the API, exit 75 in the CLI.
+#[test]
+fn storage_faults_are_temporary_conditions() {
+    use webhooks::store::sql::SqlError;
+    for code in [rusqlite::ffi::SQLITE_FULL, rusqlite::ffi::SQLITE_READONLY, rusqlite::ffi::SQLITE_IOERR] {
+        let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let e: webhooks::model::Error = SqlError::from(e).into();
+        assert!(matches!(e, webhooks::model::Error::Unavailable(_)), "{code}: {e:?}");
+        let r = webhooks::web::inbound::failure(e);
+        assert_eq!(r.status, 503);
+        assert!(r.header("Retry-After").is_some());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["code"], "E_UNAVAILABLE");
+    }
+    let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT), None);
+    let e: webhooks::model::Error = SqlError::from(e).into();
+    assert!(matches!(e, webhooks::model::Error::Internal(_)), "a constraint is a bug, not an outage");
+}
+
+/// A listener that accepts connections and never answers (a hung server; a pgbouncer whose
+/// server is down behaves the same after the login). Returns its port; it stops with the test.
+fn silent_listener() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// Runs a command, killing it after `limit`: `None` when it had to be killed.
+fn run_within(mut c: std::process::Command, limit: std::time::Duration) -> Option<std::process::Output> {
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A database server that accepts and never answers: `WEBHOOKS_DB_CONNECT_TIMEOUT` (or the URL's
+/// `connect_timeout`) bounds it, then the CLI exits 75 with one line and the CGI answers 503.
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_on() {
+    let mut env = Env::on_sqlite();
+    let port = silent_listener();
+    env.set("WEBHOOKS_DATABASE", &format!("postgres://u:p@127.0.0.1:{port}/db?sslmode=disable"));
+    env.set("WEBHOOKS_DB_CONNECT_TIMEOUT", "1s");
+    let mut c = env.command("webhooks");
+    c.arg("status");
+    let out = run_within(c, std::time::Duration::from_secs(30)).expect("status gave up on the server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no answer from") && !stderr.contains(":p@"), "{stderr}");
+    // The URL's connect_timeout wins over the key.
+    env.set("WEBHOOKS_DB_CONNECT_TIMEOUT", "5m");
+    env.set("WEBHOOKS_DATABASE", &format!("postgres://u:p@127.0.0.1:{port}/db?sslmode=disable&connect_timeout=1"));
+    let mut c = env.command("webhooks-cgi");
+    c.env("REQUEST_METHOD", "GET").env("PATH_INFO", "/api/v1/endpoints").env("HTTP_AUTHORIZATION", "Bearer x");
+    let out = run_within(c, std::time::Duration::from_secs(30)).expect("the CGI gave up on the server");
+    let r = CgiResponse::parse(&out);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error_code(), "unavailable");
+    assert!(r.header("Retry-After").is_some());
+}

@@ -30,7 +30,7 @@ pub fn init_with(extra: &[&str]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let existed = file.is_none_or(Path::exists);
-    let store = Store::open(&cfg.database)?;
+    let store = Store::create(&cfg.database)?;
     if let Some(path) = file {
         restrict(path)?;
     }

@@ -564,11 +564,31 @@ fn tally(summary: &mut Summary, done: &Done, next: Option<Next>) {
     }
 }
 
-/// `--every`: one run per interval until interrupted.
+/// `--every`: one run per interval until interrupted. A run that fails (the database stopped,
+/// moved or unreachable) is one line on stderr and the loop goes on: the next try comes after
+/// 1 s, then 2, 4, … while runs keep failing, never later than the interval.
 pub fn run_every(cfg: &Config, every: Duration, mut report: impl FnMut(&Summary)) -> Result<()> {
+    let mut failures = 0u32;
     loop {
         let started = Instant::now();
-        report(&run(cfg)?);
-        std::thread::sleep(every.saturating_sub(started.elapsed()));
+        let wait = match run(cfg) {
+            Ok(summary) => {
+                failures = 0;
+                report(&summary);
+                every.saturating_sub(started.elapsed())
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = retry_wait(failures, every);
+                eprintln!("webhooks dispatch: run failed, next try in {} s: {e}", wait.as_secs_f64());
+                wait
+            }
+        };
+        std::thread::sleep(wait);
     }
+}
+
+/// The wait after the `failures`-th failed run in a row: 1 s doubling, at most `every`.
+pub fn retry_wait(failures: u32, every: Duration) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(16)).min(every)
 }

@@ -46,6 +46,9 @@ use sql::{params, Conn};
 /// One open database.
 pub struct Store {
     conn: Conn,
+    /// SQLite: the file's path and identity (device, inode) when it was opened, to tell whether
+    /// what this process wrote is still in the file the path names ([`Store::check_in_place`]).
+    file: Option<(std::path::PathBuf, (u64, u64))>,
 }
 
 /// The connection (or the transaction) an operation runs on.
@@ -62,7 +65,31 @@ impl Db<'_> {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) the database and brings its schema up to date.
+    /// Creates the SQLite file when it is missing (owner-only, mode 0600, its directory too),
+    /// then opens and migrates it. Only `webhooks init` and `serve`'s first run call this: every
+    /// other entry point answers a missing file as unavailable ([`Store::open`]), since a file
+    /// made afresh would answer as a new, empty installation.
+    pub fn create(at: &Location) -> Result<Store> {
+        if let Location::File(path) = at {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Misconfigured(format!("cannot create the directory {}: {e}", dir.display())))?;
+            }
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(Error::Misconfigured(format!("cannot create the database {}: {e}", path.display())))
+                }
+            }
+        }
+        Store::open(at)
+    }
+
+    /// Opens an existing database and brings its schema up to date. A SQLite file that is not
+    /// there is [`Error::Unavailable`] naming the path (moved away, or `init` not run yet): it is
+    /// never created here.
     pub fn open(at: &Location) -> Result<Store> {
         let mut store = Store::open_unmigrated(at)?;
         if let Conn::Sqlite(c) = &store.conn {
@@ -87,18 +114,43 @@ impl Store {
             Location::File(p) => p,
             Location::Postgres(url) => {
                 let client = postgres::connect(url)?;
-                return Ok(Store { conn: Conn::Postgres(Box::new(RefCell::new(client))) });
+                return Ok(Store { conn: Conn::Postgres(Box::new(RefCell::new(client))), file: None });
             }
         };
-        let conn = Connection::open(path).map_err(|e| {
-            Error::Misconfigured(format!(
-                "cannot open the database {} (does its directory exist and is it writable? see WEBHOOKS_DATABASE): {e}",
+        let missing = || {
+            Error::Unavailable(format!(
+                "the database {} does not exist (moved or deleted?); restore it, or run `webhooks init` to create a new, empty one (WEBHOOKS_DATABASE)",
                 path.display()
             ))
+        };
+        let identity = file_identity(path).ok_or_else(missing)?;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| match file_identity(path) {
+            None => missing(),
+            Some(_) => Error::Misconfigured(format!(
+                "cannot open the database {} (is it writable by this user? see WEBHOOKS_DATABASE): {e}",
+                path.display()
+            )),
         })?;
         configure(&conn)
             .map_err(|e| Error::Misconfigured(format!("cannot open the database {}: {e}", path.display())))?;
-        Ok(Store { conn: Conn::Sqlite(conn) })
+        Ok(Store { conn: Conn::Sqlite(conn), file: Some((path.clone(), identity)) })
+    }
+
+    /// Whether what this process wrote is in the file that the configured path names now. A
+    /// SQLite file moved or deleted while a request ran keeps taking its writes through the open
+    /// handle, and they are lost with it: a request must not be acknowledged then (503 instead).
+    pub fn check_in_place(&self) -> Result<()> {
+        let Some((path, identity)) = &self.file else { return Ok(()) };
+        if file_identity(path) == Some(*identity) {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "the database {} was moved or deleted while this request ran; what it wrote is not in the file WEBHOOKS_DATABASE names",
+            path.display()
+        )))
     }
 
     /// A migrated in-memory database, for unit tests.
@@ -106,7 +158,7 @@ impl Store {
         let conn = Connection::open_in_memory().expect("an in-memory database opens");
         conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
         migrate(&conn).expect("migrations apply");
-        Store { conn: Conn::Sqlite(conn) }
+        Store { conn: Conn::Sqlite(conn), file: None }
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -234,6 +286,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A file's (device, inode), `None` when there is no file at the path.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| (m.dev(), m.ino()))
 }
 
 fn moved() -> Error {
@@ -416,7 +474,7 @@ mod tests {
     fn a_database_newer_than_the_program_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&Location::File(path.clone())).unwrap();
+        let store = Store::create(&Location::File(path.clone())).unwrap();
         store.sqlite().pragma_update(None, "user_version", latest_version() + 1).unwrap();
         drop(store);
         let err = Store::open(&Location::File(path.clone())).err().unwrap();
@@ -428,7 +486,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let frames_after_1500_pages = |every: Option<u32>| -> i64 {
             let path = dir.path().join(format!("w{}.db", every.unwrap_or(0)));
-            let store = Store::open(&Location::File(path)).unwrap();
+            let store = Store::create(&Location::File(path)).unwrap();
             if let Some(pages) = every {
                 store.checkpoint_every(pages).unwrap();
             }
@@ -453,7 +511,7 @@ mod tests {
     #[test]
     fn backups_are_consistent_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Location::File(dir.path().join("w.db"))).unwrap();
+        let store = Store::create(&Location::File(dir.path().join("w.db"))).unwrap();
         principals::ensure(store.db(), "alice").unwrap();
         let copy = dir.path().join("copy.db");
         store.backup(&copy).unwrap();
@@ -486,7 +544,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = Store::open(&Location::File(path.clone())).unwrap();
+        let store = Store::create(&Location::File(path.clone())).unwrap();
         let count = |sql: &str| -> i64 { store.sqlite().query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM attempts"), 1, "no cascade from the rebuild");
         assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
@@ -508,7 +566,7 @@ mod tests {
     fn migrate_is_idempotent_and_sets_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let store = Store::open(&Location::File(path.clone())).unwrap();
+        let store = Store::create(&Location::File(path.clone())).unwrap();
         assert_eq!(store.schema_version().unwrap(), latest_version());
         drop(store);
         let store = Store::open(&Location::File(path.clone())).unwrap();

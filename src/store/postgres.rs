@@ -28,11 +28,41 @@ pub const MIGRATIONS: &[(&str, &str)] = &[("001_initial", include_str!("../../sq
 /// The advisory lock that serialises migrations (the one-writer lock of `Store::write` is 7147).
 const MIGRATION_LOCK: i64 = 7146;
 
-/// How long to wait for the server to answer a connection.
+/// How long connecting, logging in and the first query may take when the URL does not say
+/// (`connect_timeout`, which `WEBHOOKS_DB_CONNECT_TIMEOUT` fills in).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens a connection as `url` says.
+/// Opens a connection as `url` says, within the URL's `connect_timeout` in all: the TCP connect,
+/// TLS, the login and the first statement. The driver bounds only the TCP connect, so a server
+/// (or a pgbouncer whose server is down) that accepts and never answers held a request for a
+/// minute; the whole handshake now runs on a helper thread that is given up on at the deadline
+/// (it ends when the peer closes or the process exits, holding one socket meanwhile).
 pub fn connect(url: &str) -> Result<PgClient> {
+    let shown = redacted(url);
+    let timeout = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "connect_timeout").and_then(|(_, v)| v.parse::<u64>().ok()))
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(CONNECT_TIMEOUT);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = url.to_string();
+    std::thread::Builder::new()
+        .name("pg-connect".into())
+        .spawn(move || {
+            let _ = tx.send(connect_now(&owned));
+        })
+        .map_err(|e| Error::internal("cannot start a thread", e))?;
+    match rx.recv_timeout(timeout) {
+        Ok(connected) => connected.map(PgClient::new),
+        Err(_) => Err(Error::Unavailable(format!(
+            "no answer from {shown} within {} s (connecting, logging in and the first query; WEBHOOKS_DB_CONNECT_TIMEOUT or the URL's connect_timeout)",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+fn connect_now(url: &str) -> Result<postgres::Client> {
     let shown = redacted(url);
     let bad = |m: String| Error::Misconfigured(format!("WEBHOOKS_DATABASE {shown}: {m}"));
     let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -99,7 +129,7 @@ pub fn connect(url: &str) -> Result<PgClient> {
     client
         .batch_execute(&format!("SET lock_timeout = '{}ms'", super::BUSY_TIMEOUT.as_millis()))
         .map_err(|e| Error::Unavailable(format!("cannot set up the session on {shown}: {}", SqlError::from(e))))?;
-    Ok(PgClient::new(client))
+    Ok(client)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

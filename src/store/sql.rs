@@ -29,6 +29,10 @@ pub enum SqlError {
     /// Locked past the busy timeout, a deadlock, a serialization failure, or a connection that
     /// went away: the caller may try again.
     Busy(String),
+    /// The database cannot take the statement for now, whatever the statement: the server went
+    /// away (a reset or closed connection, a shutdown), the disk is full, or the database is
+    /// read-only. Answered 503 with `Retry-After` by the CGI, exit 75 by the CLI.
+    Unavailable(String),
     /// A value that does not fit the Rust type asked for.
     Conversion(String),
     Other(String),
@@ -40,7 +44,9 @@ impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SqlError::NoRows => f.write_str("query returned no rows"),
-            SqlError::Busy(m) | SqlError::Conversion(m) | SqlError::Other(m) => f.write_str(m),
+            SqlError::Busy(m) | SqlError::Unavailable(m) | SqlError::Conversion(m) | SqlError::Other(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -49,6 +55,7 @@ impl From<SqlError> for Error {
     fn from(e: SqlError) -> Error {
         match e {
             SqlError::Busy(_) => Error::Busy,
+            SqlError::Unavailable(m) => Error::Unavailable(format!("the database is unavailable: {m}")),
             other => Error::internal("database", other),
         }
     }
@@ -63,6 +70,17 @@ impl From<rusqlite::Error> for SqlError {
             {
                 SqlError::Busy(e.to_string())
             }
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::SystemIoFailure
+                ) =>
+            {
+                SqlError::Unavailable(e.to_string())
+            }
             _ => SqlError::Other(e.to_string()),
         }
     }
@@ -71,18 +89,33 @@ impl From<rusqlite::Error> for SqlError {
 impl From<postgres::Error> for SqlError {
     fn from(e: postgres::Error) -> SqlError {
         use postgres::error::SqlState;
-        let busy = e.is_closed()
+        let busy = e.code().is_some_and(|c| {
+            [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::LOCK_NOT_AVAILABLE,
+                SqlState::QUERY_CANCELED,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(c)
+        });
+        // However the server went away: a closed or reset connection (an I/O error underneath),
+        // a shutdown, a connection failure, a full disk, a read-only server (a standby).
+        let mut io = false;
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            io |= c.is::<std::io::Error>();
+            cause = c.source();
+        }
+        let unavailable = e.is_closed()
+            || io
             || e.code().is_some_and(|c| {
-                [
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                    SqlState::LOCK_NOT_AVAILABLE,
-                    SqlState::QUERY_CANCELED,
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                ]
-                .contains(c)
+                let class = &c.code()[..2];
+                class == "08" // connection exception
+                    || class == "53" // insufficient resources: disk full, out of memory
+                    || class == "57" && *c != SqlState::QUERY_CANCELED // operator intervention: shutdown
+                    || class == "58" // system error: I/O
+                    || *c == SqlState::READ_ONLY_SQL_TRANSACTION
             });
         let text = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
@@ -93,6 +126,8 @@ impl From<postgres::Error> for SqlError {
         };
         if busy {
             SqlError::Busy(text)
+        } else if unavailable {
+            SqlError::Unavailable(text)
         } else {
             SqlError::Other(text)
         }

@@ -82,6 +82,16 @@ impl<'a> Ctx<'a> {
         Ok(self.store.as_mut().expect("just opened"))
     }
 
+    /// Whether what this request wrote or read is in the file the configured path names now
+    /// (always, unless a SQLite file was moved away meanwhile); nothing to check when the
+    /// request never opened the store.
+    pub fn check_in_place(&self) -> Result<(), HttpError> {
+        match &self.store {
+            Some(store) => Ok(store.check_in_place()?),
+            None => Ok(()),
+        }
+    }
+
     /// The store for reads (and single-statement writes).
     pub fn db(&mut self) -> Result<Db<'_>, HttpError> {
         Ok(self.store()?.db())

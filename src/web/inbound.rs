@@ -33,12 +33,31 @@ pub fn is_inbound(path: &str) -> bool {
 pub fn respond(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> Response {
     match receive(cfg, env, stdin) {
         Ok(r) => r,
-        Err(Error::Busy) => busy(),
-        Err(e) => {
-            let e = HttpError::from(e);
-            answer(e.status, json!({"code": "E_INTERNAL", "message": e.message}))
-        }
+        Err(e) => failure(e),
     }
+}
+
+/// What `/in/` answers when it cannot take a request: always JSON, and 503 with `Retry-After`
+/// for every condition that passes (busy, the database unreachable, moved, full or read-only,
+/// the configuration being fixed), so that the provider sends again; 500 only for a bug. The
+/// codes are listed in docs/inbound.md. The reason goes to the web server's error log.
+pub fn failure(e: Error) -> Response {
+    let (status, code, message) = match &e {
+        Error::Busy => return busy(),
+        Error::Unavailable(m) => {
+            eprintln!("webhooks-cgi: /in/: {m}");
+            (503, "E_UNAVAILABLE", "the database is unavailable; send again shortly")
+        }
+        Error::Misconfigured(m) => {
+            eprintln!("webhooks-cgi: /in/: configuration error: {m}");
+            (503, "E_MISCONFIGURED", "this receiver is not set up correctly yet; send again later")
+        }
+        _ => {
+            let e = HttpError::from(e);
+            return answer(e.status.max(500), json!({"code": "E_INTERNAL", "message": e.message}));
+        }
+    };
+    answer(status, json!({"code": code, "message": message})).with_header("Retry-After", RETRY_AFTER)
 }
 
 fn answer(status: u16, body: serde_json::Value) -> Response {
@@ -113,6 +132,8 @@ fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result
         verdict: verdict.as_ref().map_err(|r| *r),
     };
     let logged = store.write(|db| log::log(db, &cfg.notify(), &received, cfg.payload_retention))?;
+    // Accepted only into the file the configured path names (not one moved away meanwhile).
+    store.check_in_place()?;
     drop(store);
     match (&verdict, logged.outcome) {
         (Err(reason), _) => Ok(rejected(&logged, *reason, None)),

@@ -161,7 +161,10 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
     // Only pages carry forms.
     let csrf = if route.kind == Kind::Page { auth::csrf_nonce(req) } else { (String::new(), false) };
     let mut ctx = Ctx::new(cfg, req, params, csrf);
-    let result = authorize(&mut ctx, route.kind).and_then(|()| (route.handler)(&mut ctx));
+    let result = authorize(&mut ctx, route.kind)
+        .and_then(|()| (route.handler)(&mut ctx))
+        // A success is answered only for data in the file the configured path names.
+        .and_then(|r| if r.status < 400 { ctx.check_in_place().map(|()| r) } else { Ok(r) });
     let response = match (result, route.kind) {
         (Ok(r), _) => r,
         (Err(e), Kind::Page) => page_error(&e, &ctx),
@@ -340,6 +343,10 @@ pub fn catching(env: &CgiEnv, handler: impl FnOnce() -> Response) -> Response {
 /// else (a browser must never be shown a raw JSON error).
 fn early_error(env: &CgiEnv, e: &HttpError) -> Response {
     let path = env.text("PATH_INFO");
+    if crate::web::inbound::is_inbound(&path) {
+        let body = serde_json::json!({"code": "E_INTERNAL", "message": e.message});
+        return Response::json(e.status, &body);
+    }
     if path.starts_with("/api/") {
         return Response::error(e);
     }
@@ -353,8 +360,11 @@ fn respond(env: &CgiEnv) -> Response {
     let cfg = match crate::config::Config::load() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("webhooks-cgi: configuration error: {e:#}");
             let path = env.text("PATH_INFO");
+            if crate::web::inbound::is_inbound(&path) {
+                return crate::web::inbound::failure(crate::model::Error::Misconfigured(format!("{e:#}")));
+            }
+            eprintln!("webhooks-cgi: configuration error: {e:#}");
             let message = if path.starts_with("/api/") {
                 "the server's webhook configuration is invalid; the operator can see why in the error log"
             } else {

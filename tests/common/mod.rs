@@ -88,6 +88,11 @@ impl Env {
         Env::with_store(if suite_on_postgres() { postgres_admin_url() } else { None })
     }
 
+    /// An installation on SQLite, whichever store the suite runs on: for what only a file has.
+    pub fn on_sqlite() -> Env {
+        Env::with_store(None)
+    }
+
     /// An installation on PostgreSQL, in a new database on the server `admin` names.
     pub fn on_postgres(admin: &str) -> Env {
         Env::with_store(Some(admin.to_string()))
@@ -112,6 +117,10 @@ impl Env {
         env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
         env.set("WEBHOOKS_TIME_BUDGET", "20s");
         std::fs::create_dir_all(dir_of(&env)).unwrap();
+        // An installation, as `webhooks init` leaves it: only init makes a SQLite database.
+        if env.pg_database.is_none() {
+            webhooks::store::Store::create(&env.location()).unwrap();
+        }
         env
     }
 
