@@ -643,3 +643,181 @@ fn text_with_a_nul_is_stored_with_u_fffd_in_its_place() {
     let name: String = db.query_row("SELECT name FROM observations", [], |r| r.get(0)).unwrap();
     assert_eq!(name, "a\u{FFFD}b");
 }
+
+/// A TCP relay in front of the PostgreSQL server that a test can take down, as if the server
+/// stopped: while down, new connections are reset at once and every open one is reset (RST,
+/// what a crashed or restarted server's host sends).
+struct Outage {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+fn reset(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+impl Outage {
+    fn start(server: &str) -> Outage {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (u, o, server) = (up.clone(), open.clone(), server.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !u.load(Ordering::SeqCst) {
+                    reset(&client);
+                    continue;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(&server) else {
+                    reset(&client);
+                    continue;
+                };
+                o.lock().unwrap().extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Outage { port, up, open }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            reset(&s);
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// `url` with its host and port replaced by this relay's.
+    fn url(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(self.port)).unwrap();
+        u.to_string()
+    }
+}
+
+/// The server's `host:port` from a URL.
+fn server_of(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    format!("{}:{}", u.host_str().unwrap(), u.port().unwrap_or(5432))
+}
+
+/// PostgreSQL stops and starts again under a running `dispatch --every`: each failed run is one
+/// line on stderr, the worker keeps going, and every event arrives, each repeat with the same id
+/// and body.
+#[test]
+fn dispatch_every_outlives_a_database_outage_and_delivers_everything() {
+    let Some(admin) = postgres() else { return };
+    let mut env = Env::on_postgres(&admin);
+    let direct = env.vars["WEBHOOKS_DATABASE"].clone();
+    let outage = Outage::start(&server_of(&direct));
+    env.set("WEBHOOKS_DATABASE", &outage.url(&direct));
+    env.set("WEBHOOKS_DB_CONNECT_TIMEOUT", "2s");
+    env.init();
+    let rx = Receiver::always(200);
+    env.endpoint("alice", &rx.url("/hook"), "");
+    let mut worker = env
+        .command("webhooks")
+        .args(["dispatch", "--every", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let emit = |n: usize, url: &str| {
+        let out = env
+            .command("webhooks")
+            .env("WEBHOOKS_DATABASE", url)
+            .args(["emit", "--user", "alice", "--type", "email.received", "--data"])
+            .arg(event("alice", n)["data"].to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    for n in 0..3 {
+        emit(n, &outage.url(&direct));
+    }
+    assert!(common::wait_until(Duration::from_secs(20), || rx.len() >= 3), "{} before the outage", rx.len());
+
+    outage.down();
+    // The host application goes on recording events (on a path the outage does not cut).
+    for n in 3..6 {
+        emit(n, &direct);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(worker.try_wait().unwrap().is_none(), "the worker stopped during the outage");
+    outage.up();
+
+    let ids =
+        |rx: &Receiver| rx.received().iter().map(|r| r.header("x-qsm-id").unwrap().to_string()).collect::<HashSet<_>>();
+    assert!(common::wait_until(Duration::from_secs(30), || ids(&rx).len() >= 6), "{} arrived", ids(&rx).len());
+    assert!(worker.try_wait().unwrap().is_none(), "the worker is still running");
+    worker.kill().unwrap();
+    let out = worker.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().any(|l| l.starts_with("webhooks dispatch: run failed")), "{stderr}");
+    assert!(
+        stderr.lines().all(|l| l.starts_with("webhooks dispatch: run failed")),
+        "one line per failed run: {stderr}"
+    );
+    // Every event, each repeat with the same id and body.
+    let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
+    for r in rx.received() {
+        let id = r.header("x-qsm-id").unwrap().to_string();
+        assert_eq!(r.header("webhook-id"), Some(id.as_str()));
+        let first = bodies.entry(id.clone()).or_insert_with(|| r.body.clone());
+        assert_eq!(first, &r.body, "a repeat of {id} with another body");
+    }
+    let ids: HashSet<String> = bodies
+        .values()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap()["data"]["message_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+}
+
+/// A connection reset while a command runs is "temporarily unavailable" like any other: exit 75
+/// (it was 1: a reset is an I/O error, not a closed connection).
+#[test]
+fn a_connection_reset_during_a_run_exits_75() {
+    let Some(admin) = postgres() else { return };
+    let mut env = Env::on_postgres(&admin);
+    let direct = env.vars["WEBHOOKS_DATABASE"].clone();
+    let outage = Outage::start(&server_of(&direct));
+    env.set("WEBHOOKS_DATABASE", &outage.url(&direct));
+    env.init();
+    let rx = Receiver::start(|_, _| {
+        std::thread::sleep(Duration::from_secs(2));
+        Reply::Status(200)
+    });
+    env.endpoint("alice", &rx.url("/slow"), "");
+    env.emit("alice", "email.received", &event("alice", 1)["data"].to_string());
+    let run = env.command("webhooks").arg("dispatch").stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    assert!(common::wait_until(Duration::from_secs(20), || rx.len() == 1));
+    outage.down(); // while the receiver holds the request: the run's connection is reset
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
