@@ -186,13 +186,15 @@ fn rotation_keeps_both_secrets_and_a_fixed_reject_is_rechecked_and_relayed() {
 
 #[test]
 fn a_github_replay_under_a_new_unsigned_id_is_accepted_but_flagged() {
-    let (env, _recv) = setup();
-    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k"]);
+    let (env, recv) = setup();
+    let forward = recv.url("/gh");
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k", "--forward-url", &forward]);
     let path = token(&s);
     let body = br#"{"action":"opened"}"#;
     let sig = format!("sha256={}", hex(&hmac256(b"k", &[body])));
     let send = |id: &str| post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", id)], body);
-    assert_eq!(send("72d3162e-1").json()["status"], "accepted");
+    let first = send("72d3162e-1");
+    assert_eq!(first.json()["status"], "accepted");
     assert_eq!(send("72d3162e-1").json()["status"], "duplicate", "same delivery id: a retry");
     let replay = send("72d3162e-2");
     assert_eq!(replay.json()["status"], "accepted");
@@ -201,6 +203,38 @@ fn a_github_replay_under_a_new_unsigned_id_is_accepted_but_flagged() {
     assert_eq!(flagged.len(), 1, "{listed:#}");
     assert_eq!(flagged[0]["dedupe_key"], "72d3162e-2");
     assert_eq!(flagged[0]["dedupe_signed"], false);
+    // The captured body and signature without the delivery id: rejected with its own reason,
+    // not accepted under the body's hash.
+    let bare = post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Event", "release")], body);
+    assert_eq!(bare.status, 401, "{}", bare.text());
+    assert_eq!(bare.json()["reason"], "delivery_id_missing");
+    // The relay of the flagged one says what it repeats; the first relay does not.
+    env.dispatch();
+    let got = recv.received();
+    assert_eq!(got.len(), 2, "two accepted, two relays");
+    let replay_of: Vec<Option<&str>> = got.iter().map(|r| r.header("x-qsm-replay-of")).collect();
+    let first_id = first.json()["id"].as_str().unwrap().to_string();
+    assert!(replay_of.contains(&None) && replay_of.contains(&Some(first_id.as_str())), "{replay_of:?}");
+}
+
+/// A request signed with the `svix-*` headers and replayed with an added, unsigned `webhook-id`
+/// is the same event: its duplicate key is the verified family's id.
+#[test]
+fn an_unsigned_header_of_the_other_family_never_changes_the_duplicate_key() {
+    let (env, _recv) = setup();
+    let s = source(&env, &["--name", "sw", "--provider", "standard"]);
+    let path = token(&s);
+    let secret = s["secret"].as_str().unwrap();
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let body = br#"{"type":"invoice.paid"}"#;
+    let t = now_s().to_string();
+    let sig = format!("v1,{}", STANDARD.encode(hmac256(&key, &[format!("msg_9.{t}.").as_bytes(), body])));
+    let signed = [("svix-id", "msg_9"), ("svix-timestamp", t.as_str()), ("svix-signature", sig.as_str())];
+    assert_eq!(post(&env, &path, &signed, body).json()["status"], "accepted");
+    let mut replay = signed.to_vec();
+    replay.push(("webhook-id", "anything"));
+    assert_eq!(post(&env, &path, &replay, body).json()["status"], "duplicate");
+    assert_eq!(requests(&env, "accepted"), 1);
 }
 
 #[test]

@@ -356,7 +356,7 @@ fn worker(
             },
         );
         if let Some(r) = &job.relay {
-            signing::relayed(prefix, &mut headers, &r.content_type, &r.source, &r.provider);
+            signing::relayed(prefix, &mut headers, &r.content_type, &r.source, &r.provider, r.replay_of.as_deref());
         }
         // A panic here must not lose the job: the coordinator waits for an answer to each one.
         let outcome =

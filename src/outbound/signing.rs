@@ -44,8 +44,16 @@ pub fn headers(prefix: &str, keys: &[SigningKey], d: &Delivery<'_>) -> Vec<(Stri
 }
 
 /// Makes a delivery's headers those of a relayed inbound request: the provider's content type,
-/// and where it came from (`{prefix}-Source`, `{prefix}-Provider`, `{prefix}-Verified: true`).
-pub fn relayed(prefix: &str, headers: &mut Vec<(String, String)>, content_type: &str, source: &str, provider: &str) {
+/// and where it came from (`{prefix}-Source`, `{prefix}-Provider`, `{prefix}-Verified: true`),
+/// and, for a request flagged as a suspected replay, the request it repeats (`{prefix}-Replay-Of`).
+pub fn relayed(
+    prefix: &str,
+    headers: &mut Vec<(String, String)>,
+    content_type: &str,
+    source: &str,
+    provider: &str,
+    replay_of: Option<&str>,
+) {
     for (k, v) in headers.iter_mut() {
         if k == "Content-Type" {
             *v = content_type.to_string();
@@ -54,6 +62,9 @@ pub fn relayed(prefix: &str, headers: &mut Vec<(String, String)>, content_type: 
     headers.push((format!("{prefix}-Source"), source.to_string()));
     headers.push((format!("{prefix}-Provider"), provider.to_string()));
     headers.push((format!("{prefix}-Verified"), "true".to_string()));
+    if let Some(id) = replay_of {
+        headers.push((format!("{prefix}-Replay-Of"), id.to_string()));
+    }
 }
 
 /// Why a request did not verify. Each message says what to check.

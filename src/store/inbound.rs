@@ -153,7 +153,8 @@ fn accept(
     if !v.dedupe.signed {
         logged.replay_of = replay_of(db, &source.id, body.hash, &v.dedupe.key, now)?;
     }
-    let (event_id, n) = relay(db, source, v.kind.as_deref(), body, now, payload_retention)?;
+    let (event_id, n) =
+        relay(db, source, v.kind.as_deref(), body, logged.replay_of.as_deref(), now, payload_retention)?;
     logged.event_id = Some(event_id);
     logged.deliveries = n;
     Ok(())
@@ -295,6 +296,7 @@ fn relay(
     source: &Source,
     kind: Option<&str>,
     body: &Body<'_>,
+    replay_of: Option<&str>,
     now: i64,
     payload_retention: Duration,
 ) -> Result<(String, usize)> {
@@ -305,8 +307,8 @@ fn relay(
     let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
     db.conn
         .prepare_cached(
-            "INSERT INTO events (id, user_id, type, request_hash, payload, created_at, payload_expires_at, content_type, source_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO events (id, user_id, type, request_hash, payload, created_at, payload_expires_at, content_type, source_id, replay_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             id,
@@ -317,7 +319,8 @@ fn relay(
             now,
             expires,
             body.content_type.unwrap_or("application/octet-stream"),
-            source.id
+            source.id,
+            replay_of
         ])?;
     super::events::fan_out(db, &id, user_id, &targets.iter().collect::<Vec<_>>(), now)?;
     Ok((id, targets.len()))

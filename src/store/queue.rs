@@ -58,6 +58,8 @@ pub struct Relay {
     pub content_type: String,
     pub source: String,
     pub provider: String,
+    /// The inbound request this one repeats, when it was flagged as a suspected replay.
+    pub replay_of: Option<String>,
 }
 
 /// What one claim took.
@@ -198,7 +200,7 @@ fn next_user(db: Db<'_>, after: Option<i64>) -> Result<Option<i64>> {
 /// Ordered by the due index alone: a second sort key would make SQLite sort every due row of
 /// the user for each claim (a test reads the plan).
 const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider
+        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider, ev.replay_of
     FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id
     WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
@@ -234,7 +236,7 @@ const LEASE_FOR_USER: &str = "WITH due AS (
         RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
     )
     SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider
+        CASE WHEN e.disabled_kind IN ('gone', 'sustained_failure') THEN 1 ELSE 0 END, ev.content_type, s.name, s.provider, ev.replay_of
     FROM leased d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id
     ORDER BY d.next_attempt_at";
@@ -269,7 +271,9 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
             attempt: r.get::<_, u32>(6)? + 1,
             payload: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
             relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
-                (Some(content_type), Some(source)) => Some(Relay { content_type, source, provider: r.get(11)? }),
+                (Some(content_type), Some(source)) => {
+                    Some(Relay { content_type, source, provider: r.get(11)?, replay_of: r.get(12)? })
+                }
                 _ => None,
             },
         },

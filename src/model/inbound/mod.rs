@@ -166,10 +166,13 @@ pub enum Reason {
     BodyTooLarge,
     /// The source has no secret (a `hmac` source without its settings, a Circle source without keys).
     NotConfigured,
+    /// GitHub, Shopify: the delivery id header is missing although the provider always sends it
+    /// (a captured body and signature replayed without it).
+    DeliveryIdMissing,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::SignatureMissing,
         Reason::SignatureMalformed,
         Reason::SignatureMismatch,
@@ -181,6 +184,7 @@ impl Reason {
         Reason::KeyUnavailable,
         Reason::BodyTooLarge,
         Reason::NotConfigured,
+        Reason::DeliveryIdMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -196,6 +200,7 @@ impl Reason {
             Reason::KeyUnavailable => "key_unavailable",
             Reason::BodyTooLarge => "body_too_large",
             Reason::NotConfigured => "not_configured",
+            Reason::DeliveryIdMissing => "delivery_id_missing",
         }
     }
 
@@ -244,6 +249,9 @@ impl Reason {
             Reason::KeyUnavailable => "the key server could not be reached to fetch the signing key (the provider was told to retry)",
             Reason::BodyTooLarge => "the body is larger than the source's size limit",
             Reason::NotConfigured => "the source has no secret or key to verify with yet",
+            Reason::DeliveryIdMissing => {
+                "the provider's delivery id header (X-GitHub-Delivery, X-Shopify-Webhook-Id) is missing: the provider always sends it, so this is a captured request replayed without it"
+            }
         }
     }
 }

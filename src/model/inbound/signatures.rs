@@ -67,12 +67,14 @@ pub fn verify(provider: Provider, m: &Material<'_>, req: &Incoming<'_>) -> std::
             let sig = req.header("x-hub-signature-256").ok_or(Reason::SignatureMissing)?;
             let hex_sig = sig.trim().strip_prefix("sha256=").ok_or(Reason::SignatureMalformed)?;
             let bytes = decode_hex(hex_sig).ok_or(Reason::SignatureMalformed)?;
-            any_hmac256(m.secrets, &[req.body], &[bytes])?
+            any_hmac256(m.secrets, &[req.body], &[bytes])?;
+            delivery_id(req, "x-github-delivery")?;
         }
         Provider::Shopify => {
             let sig = req.header("x-shopify-hmac-sha256").ok_or(Reason::SignatureMissing)?;
             let bytes = STANDARD.decode(sig.trim()).map_err(|_| Reason::SignatureMalformed)?;
-            any_hmac256(m.secrets, &[req.body], &[bytes])?
+            any_hmac256(m.secrets, &[req.body], &[bytes])?;
+            delivery_id(req, "x-shopify-webhook-id")?;
         }
         Provider::Slack => {
             let ts = req.header("x-slack-request-timestamp").ok_or(Reason::TimestampMissing)?;
@@ -89,6 +91,26 @@ pub fn verify(provider: Provider, m: &Material<'_>, req: &Incoming<'_>) -> std::
         Provider::Hmac => verify_hmac(m, req)?,
     }
     Ok(read_verified(provider, m.settings, req))
+}
+
+/// GitHub and Shopify sign the body only, and send their delivery id beside it in a header on
+/// every request: a request without it is a captured body and signature replayed, whose body
+/// hash would otherwise stand in for the id.
+fn delivery_id(req: &Incoming<'_>, header: &str) -> std::result::Result<(), Reason> {
+    match req.header(header).map(str::trim) {
+        Some(v) if !v.is_empty() && v.len() <= 200 => Ok(()),
+        _ => Err(Reason::DeliveryIdMissing),
+    }
+}
+
+/// Standard Webhooks' header family a request is verified with: `webhook-*` when it carries a
+/// `webhook-signature`, else `svix-*`. Its id, and only its, is the duplicate key.
+fn standard_family(req: &Incoming<'_>) -> &'static str {
+    if req.header("webhook-signature").is_some() {
+        "webhook"
+    } else {
+        "svix"
+    }
 }
 
 /// `Stripe-Signature: t=…,v1=…[,v1=…][,v0=…]`: the timestamp and every `v1` signature.
@@ -134,7 +156,7 @@ pub fn parse_standard_signatures(value: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 fn verify_standard(m: &Material<'_>, req: &Incoming<'_>) -> std::result::Result<(), Reason> {
-    let family = if req.header("webhook-signature").is_some() { "webhook" } else { "svix" };
+    let family = standard_family(req);
     let id = req.header(&format!("{family}-id")).ok_or(Reason::SignatureMissing)?;
     let ts = req.header(&format!("{family}-timestamp")).ok_or(Reason::TimestampMissing)?;
     let sig = req.header(&format!("{family}-signature")).ok_or(Reason::SignatureMissing)?;
@@ -324,7 +346,9 @@ fn read_verified(provider: Provider, settings: &Settings, req: &Incoming<'_>) ->
         Provider::Shopify => (unsigned(header("x-shopify-webhook-id")), header("x-shopify-topic").map(String::from)),
         Provider::Slack => (signed(field("/event_id")), field("/event/type").or_else(|| field("/type"))),
         Provider::Standard => (
-            signed(header("webhook-id").or_else(|| header("svix-id")).map(String::from)),
+            // The id of the family that was verified: an unsigned header of the other never
+            // changes the duplicate key.
+            signed(header(&format!("{}-id", standard_family(req))).map(String::from)),
             field("/type").or_else(|| field("/eventType")),
         ),
         Provider::Postmark => (signed(field("/MessageID")), field("/RecordType")),
@@ -441,6 +465,69 @@ mod tests {
             assert_eq!(v.dedupe, Dedupe { key: "msg_1".into(), signed: true });
             assert_eq!(v.kind.as_deref(), Some("email.received"));
         }
+    }
+
+    #[test]
+    fn the_duplicate_key_comes_from_the_verified_header_family_only() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string();
+        let key = crate::model::secret::decode(&secret).unwrap();
+        let body = br#"{"type":"email.received"}"#;
+        let sig = STANDARD.encode(hmac256(&key, &[b"msg_1.1700000000.", body]));
+        let secrets = [secret];
+        let s = Settings::default();
+        // Signed with svix-*, an unsigned webhook-id added on the way.
+        let h = headers(&[
+            ("svix-id", "msg_1"),
+            ("svix-timestamp", "1700000000"),
+            ("svix-signature", &format!("v1,{sig}")),
+            ("webhook-id", "anything"),
+        ]);
+        let v = verify(Provider::Standard, &material(&secrets, &s, 1_700_000_010), &Incoming { headers: &h, body })
+            .unwrap();
+        assert_eq!(v.dedupe, Dedupe { key: "msg_1".into(), signed: true });
+    }
+
+    #[test]
+    fn github_and_shopify_requests_without_their_delivery_id_are_rejected() {
+        let secrets = ["hush".to_string()];
+        let s = Settings::default();
+        let body = br#"{"action":"opened"}"#;
+        let gh = format!("sha256={}", hex(&hmac256(b"hush", &[body])));
+        let shop = STANDARD.encode(hmac256(b"hush", &[body]));
+        let cases = [
+            (
+                Provider::Github,
+                vec![("x-hub-signature-256", gh.as_str()), ("x-github-event", "push")],
+                "x-github-delivery",
+            ),
+            (Provider::Shopify, vec![("x-shopify-hmac-sha256", shop.as_str())], "x-shopify-webhook-id"),
+        ];
+        for (provider, mut pairs, id_header) in cases {
+            let h = headers(&pairs);
+            assert_eq!(
+                verify(provider, &material(&secrets, &s, 0), &Incoming { headers: &h, body }),
+                Err(Reason::DeliveryIdMissing),
+                "{provider:?}"
+            );
+            pairs.push((id_header, " "));
+            let h = headers(&pairs);
+            assert_eq!(
+                verify(provider, &material(&secrets, &s, 0), &Incoming { headers: &h, body }),
+                Err(Reason::DeliveryIdMissing),
+                "{provider:?}: a blank id"
+            );
+            pairs.pop();
+            pairs.push((id_header, "d-1"));
+            let h = headers(&pairs);
+            let v = verify(provider, &material(&secrets, &s, 0), &Incoming { headers: &h, body }).unwrap();
+            assert_eq!(v.dedupe, Dedupe { key: "d-1".into(), signed: false }, "{provider:?}");
+        }
+        // A forged request without the id is still a signature problem first.
+        let h = headers(&[("x-hub-signature-256", "sha256=00")]);
+        assert_eq!(
+            verify(Provider::Github, &material(&secrets, &s, 0), &Incoming { headers: &h, body }),
+            Err(Reason::SignatureMismatch)
+        );
     }
 
     #[test]
