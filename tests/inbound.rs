@@ -572,14 +572,26 @@ fn unknown_circle_keys_are_not_fetched_again_and_fetches_are_capped_per_minute()
     let s = source(&env, &["--name", "circle", "--provider", "circle", "--key-url", &key_url]);
     let path = token(&s);
     let body = br#"{"notificationId":"n-1","notificationType":"transfers"}"#;
-    let send =
-        |key_id: &str| post(&env, &path, &[("X-Circle-Signature", "MEUCIQDx"), ("X-Circle-Key-Id", key_id)], body);
+    let sig = well_formed_circle_signature(body);
+    let send = |key_id: &str| post(&env, &path, &[("X-Circle-Signature", &sig), ("X-Circle-Key-Id", key_id)], body);
     let kid = "0b0e6a2c-0000-4000-8000-000000000001";
     assert_eq!(send(kid).status, 401);
     assert_eq!(send(kid).status, 401);
     assert_eq!(keys.len(), 1, "a key id the server did not know is not asked for again at once");
     assert_eq!(send("not a key id/../x").status, 401);
     assert_eq!(keys.len(), 1, "a key id that is not Circle's form never reaches the key server");
+    // A signature header that could never verify costs no fetch.
+    for junk in ["MEUCIQDx", "not base64!", ""] {
+        let r = post(
+            &env,
+            &path,
+            &[("X-Circle-Signature", junk), ("X-Circle-Key-Id", "0b0e6a2c-0000-4000-8000-00000000aaaa")],
+            body,
+        );
+        assert_eq!(r.status, 401, "{junk:?}");
+        assert_eq!(r.json()["reason"], "signature_malformed", "{junk:?}");
+    }
+    assert_eq!(keys.len(), 1, "malformed signatures never reach the key server");
     // Made-up ids, each new: at most 10 requests to the key server in a minute, then 503.
     let mut statuses = Vec::new();
     for i in 2..=12 {
@@ -587,6 +599,69 @@ fn unknown_circle_keys_are_not_fetched_again_and_fetches_are_capped_per_minute()
     }
     assert_eq!(keys.len(), 10, "{statuses:?}");
     assert_eq!(&statuses[9..], &[503, 503], "past the cap: try again later, not a request");
+}
+
+/// A base64 DER ECDSA signature over `body` by a key nobody has stored: well-formed, so that the
+/// key it names is looked up.
+fn well_formed_circle_signature(body: &[u8]) -> String {
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    let key = SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let sig: Signature = key.sign(body);
+    STANDARD.encode(sig.to_der().as_bytes())
+}
+
+/// Failed fetches count against the cap: 25 requests naming new keys against a key server that
+/// answers 429 make at most 10 fetches a minute.
+#[test]
+fn failed_circle_key_fetches_count_against_the_cap() {
+    let keys = Receiver::always(429);
+    let (env, _recv) = setup();
+    let s = source(&env, &["--name", "circle", "--provider", "circle", "--key-url", &keys.url("/keys")]);
+    let path = token(&s);
+    let body = br#"{"notificationId":"n-1"}"#;
+    let sig = well_formed_circle_signature(body);
+    for i in 0..25 {
+        let kid = format!("0b0e6a2c-0000-4000-8000-{i:012}");
+        let r = post(&env, &path, &[("X-Circle-Signature", &sig), ("X-Circle-Key-Id", &kid)], body);
+        assert_eq!(r.status, 503, "the key server is down or the cap is reached: Circle retries");
+    }
+    assert_eq!(keys.len(), 10, "at most 10 fetches a minute, failed ones included");
+}
+
+/// The key URL goes through the address policy of deliveries, and a new key URL forgets the
+/// stored API key unless a new one comes with it.
+#[test]
+fn circle_key_fetches_keep_to_the_network_policy_and_the_api_key_to_its_server() {
+    let keys = Receiver::always(404);
+    let (mut env, _recv) = setup();
+    let s = source(
+        &env,
+        &["--name", "circle", "--provider", "circle", "--key-url", &keys.url("/keys"), "--api-key", "TEST_API_KEY:abc"],
+    );
+    let path = token(&s);
+    let body = br#"{"notificationId":"n-1"}"#;
+    let sig = well_formed_circle_signature(body);
+    let kid = "0b0e6a2c-0000-4000-8000-000000000001";
+    let send = |env: &Env| post(env, &path, &[("X-Circle-Signature", &sig), ("X-Circle-Key-Id", kid)], body);
+    // 127.0.0.1 is refused unless it is in WEBHOOKS_ALLOWED_NETWORKS, as for deliveries.
+    env.set("WEBHOOKS_ALLOWED_NETWORKS", "");
+    let r = send(&env);
+    assert_eq!((r.status, r.json()["reason"].as_str()), (503, Some("key_unavailable")), "{}", r.text());
+    assert_eq!(keys.len(), 0, "the key server on loopback was never asked");
+    env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
+    assert_eq!(send(&env).status, 401);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.received()[0].header("authorization"), Some("Bearer TEST_API_KEY:abc"));
+    // A new key URL alone forgets the API key; with a new key, the new key is kept.
+    let other = Receiver::always(404);
+    env.ok(&["source", "update", "circle", "--key-url", &other.url("/other")]);
+    assert_eq!(env.json(&["source", "show", "circle"])["has_api_key"], false);
+    env.ok(&["source", "update", "circle", "--key-url", &keys.url("/keys"), "--api-key", "TEST_API_KEY:new"]);
+    assert_eq!(env.json(&["source", "show", "circle"])["has_api_key"], true);
+    // Other changes keep it.
+    env.ok(&["source", "update", "circle", "--expected-gap", "1d"]);
+    assert_eq!(env.json(&["source", "show", "circle"])["has_api_key"], true);
 }
 
 #[test]

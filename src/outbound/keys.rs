@@ -1,14 +1,14 @@
 //! Circle's notification keys: fetched from the source's key URL (`{key_url}/{keyId}`, with its
 //! API key as a Bearer token) the first time a key id is seen; the caller keeps them for good.
-//! The key URL is the operator's configuration, not a user's input, so it may be on this machine
-//! (a test's key server, a proxy), like the operator webhook.
+//! The fetch goes through the same address policy as deliveries (`WEBHOOKS_ALLOWED_NETWORKS`,
+//! checked on the address actually connected to): a key URL changed to `127.0.0.1` or a
+//! metadata address would otherwise make the CGI carry the stored API key wherever it names.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::model::address::{Cidr, Policy};
 use crate::model::inbound::{is_circle_key_id, parse_public_key};
 use crate::outbound::send::Sender;
 
@@ -30,8 +30,7 @@ pub fn fetch(cfg: &Config, key_url: &str, api_key: Option<&str>, key_id: &str) -
     if !is_circle_key_id(key_id) {
         return Fetched::Unknown(format!("the key id {key_id:?} is not one Circle issues"));
     }
-    let everywhere = Policy { allowed: vec![Cidr::everything_v4(), Cidr::everything_v6()] };
-    let sender = Sender::with_policy(cfg, FETCH_TIMEOUT, everywhere);
+    let sender = Sender::with_timeout(cfg, FETCH_TIMEOUT);
     let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
     if let Some(k) = api_key {
         headers.push(("Authorization".into(), format!("Bearer {k}")));

@@ -363,7 +363,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("008_inbound", include_str!("../../sql/008_inbound.sql")),
     ("009_key_misses", include_str!("../../sql/009_key_misses.sql")),
     ("010_due_by_user", include_str!("../../sql/010_due_by_user.sql")),
-    ("011_replay_of", include_str!("../../sql/011_replay_of.sql")),
+    ("011_inbound_edges", include_str!("../../sql/011_inbound_edges.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

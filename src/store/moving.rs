@@ -39,6 +39,7 @@ const TABLES: &[(&str, bool)] = &[
     ("inbound_requests", false),
     ("source_hours", false),
     ("source_key_misses", false),
+    ("source_key_fetches", false),
 ];
 
 /// Identity columns whose sequences must continue after the copied rows.

@@ -25,7 +25,7 @@ use crate::model::{Error, Result};
 /// Migrations in order; the number in each name is the version it leaves behind.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_initial", include_str!("../../sql/postgres/001_initial.sql")),
-    ("002_replay_of", include_str!("../../sql/postgres/002_replay_of.sql")),
+    ("002_inbound_edges", include_str!("../../sql/postgres/002_inbound_edges.sql")),
 ];
 
 /// The advisory lock that serialises migrations (the one-writer lock of `Store::write` is 7147).

@@ -106,7 +106,14 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         "DELETE FROM source_hours WHERE (source_id, hour, outcome, reason) IN
         (SELECT source_id, hour, outcome, reason FROM source_hours WHERE hour <= ?1 LIMIT ?2)",
     )?;
-    // Circle key misses are only worth remembering for a day.
+    // Circle key misses and key-server requests are only worth remembering for a day.
+    batches(
+        db,
+        max_batches,
+        now - DAY_MS,
+        "DELETE FROM source_key_fetches WHERE (source_id, at) IN
+        (SELECT source_id, at FROM source_key_fetches WHERE at <= ?1 LIMIT ?2)",
+    )?;
     batches(
         db,
         max_batches,

@@ -248,6 +248,11 @@ pub fn update(db: Db<'_>, keyring: &Keyring, id: &str, f: &Changes) -> Result<So
         if current.provider == Provider::Postmark && s.username.is_none() {
             s.username = current.settings.username.clone();
         }
+        // The API key was given for the key server the source named: a new key URL forgets it,
+        // unless a key for the new server comes in the same change (it is set below).
+        if s.key_url != current.settings.key_url && f.api_key.is_none() {
+            db.conn.execute("UPDATE sources SET api_key = NULL, updated_at = ?1 WHERE id = ?2", params![now, id])?;
+        }
         db.conn.execute(
             "UPDATE sources SET settings = ?1, updated_at = ?2 WHERE id = ?3",
             params![serde_json::to_string(&s)?, now, id],
@@ -372,16 +377,21 @@ pub fn add_key_miss(db: Db<'_>, source_id: &str, key_id: &str, at: i64) -> Resul
     Ok(())
 }
 
-/// How many times the key server was asked for this source's keys since `since`: the keys it
-/// gave and the ids it did not know.
+/// How many times the key server was asked for this source's keys since `since`, whatever it
+/// answered (a key, an unknown id, an error or nothing).
 pub fn key_fetches_since(db: Db<'_>, source_id: &str, since: i64) -> Result<i64> {
     Ok(db
         .conn
-        .prepare_cached(
-            "SELECT (SELECT count(*) FROM source_public_keys WHERE source_id = ?1 AND origin = 'fetched' AND created_at > ?2)
-                  + (SELECT count(*) FROM source_key_misses WHERE source_id = ?1 AND at > ?2)",
-        )?
+        .prepare_cached("SELECT count(*) FROM source_key_fetches WHERE source_id = ?1 AND at > ?2")?
         .query_row(params![source_id, since], |r| r.get(0))?)
+}
+
+/// Counts one request to the key server, before it is made.
+pub fn add_key_fetch(db: Db<'_>, source_id: &str, at: i64) -> Result<()> {
+    db.conn
+        .prepare_cached("INSERT INTO source_key_fetches (source_id, at) VALUES (?1, ?2)")?
+        .execute(params![source_id, at])?;
+    Ok(())
 }
 
 /// Keeps a Circle public key for good (`fetched` from the key server, or `pasted`).

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::model::inbound::{
-    as_pairs, is_circle_key_id, redact, relay_content_type, verify, Incoming, Material, Outcome, Provider, Reason,
-    Source, Verified, CIRCLE_KEY_URL, KEY_FETCHES_PER_MINUTE, KEY_MISS_TTL_MS,
+    as_pairs, circle_signature, is_circle_key_id, redact, relay_content_type, verify, Incoming, Material, Outcome,
+    Provider, Reason, Source, Verified, CIRCLE_KEY_URL, KEY_FETCHES_PER_MINUTE, KEY_MISS_TTL_MS,
 };
 use crate::model::{time, Error};
 use crate::outbound::keys::{self, Fetched};
@@ -179,10 +179,16 @@ fn judge(
     at_s: i64,
 ) -> crate::model::Result<Result<Verified, Reason>> {
     let public_key = match source.provider {
-        Provider::Circle => match circle_key(cfg, store, keyring, source, incoming.header("x-circle-key-id"))? {
-            Ok(key) => key,
-            Err(reason) => return Ok(Err(reason)),
-        },
+        Provider::Circle => {
+            // The signature's form first: a request that could never verify costs no fetch.
+            if let Err(reason) = circle_signature(incoming) {
+                return Ok(Err(reason));
+            }
+            match circle_key(cfg, store, keyring, source, incoming.header("x-circle-key-id"))? {
+                Ok(key) => key,
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
         _ => None,
     };
     let m = Material {
@@ -225,6 +231,8 @@ fn circle_key(
     }
     let api_key = sources::api_key(store.db(), keyring, &source.id)?;
     let url = source.settings.key_url.as_deref().unwrap_or(CIRCLE_KEY_URL);
+    // Counted before it is made, whatever the key server answers: the cap holds when it fails.
+    store.write(|db| sources::add_key_fetch(db, &source.id, now))?;
     match keys::fetch(cfg, url, api_key.as_deref(), key_id) {
         Fetched::Key(der) => {
             store.write(|db| sources::add_public_key(db, &source.id, key_id, &der, "fetched"))?;

@@ -13,8 +13,8 @@
 mod signatures;
 
 pub use signatures::{
-    body_hash, decode_hex, parse_basic, parse_hmac_header, parse_public_key, parse_standard_signatures,
-    parse_stripe_header, verify, Dedupe, Incoming, Material, Verified,
+    body_hash, circle_signature, decode_hex, parse_basic, parse_hmac_header, parse_public_key,
+    parse_standard_signatures, parse_stripe_header, verify, Dedupe, Incoming, Material, Verified,
 };
 use std::fmt;
 
