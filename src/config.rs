@@ -84,6 +84,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_INBOUND_MAX_BODY", default: "1MiB", form: "a size from 1KiB to 64MiB such as 1MiB" },
     Key { name: "WEBHOOKS_INBOUND_BODY_RETENTION", default: "30d", form: "a duration such as 30d" },
     Key { name: "WEBHOOKS_INBOUND_RETENTION", default: "180d", form: "a duration of at least 4d such as 180d" },
+    Key {
+        name: "WEBHOOKS_INBOUND_REJECT_BUDGET",
+        default: "1MiB",
+        form: "a size such as 1MiB, or 0 to keep no rejected body",
+    },
     Key { name: "WEBHOOKS_OPERATOR_URL", default: "", form: "an http:// or https:// URL (or empty)" },
     Key { name: "WEBHOOKS_OPERATOR_SECRET", default: "", form: "a secret whsec_ followed by base64 (or empty)" },
     Key {
@@ -140,6 +145,8 @@ pub struct Config {
     pub inbound_body_retention: Duration,
     /// `WEBHOOKS_INBOUND_RETENTION`: inbound request metadata and the duplicate check.
     pub inbound_retention: Duration,
+    /// `WEBHOOKS_INBOUND_REJECT_BUDGET`: bytes of rejected bodies kept per source per hour.
+    pub inbound_reject_budget: u64,
     /// Where operational events are posted, and the secret they are signed with.
     pub operator_url: Option<String>,
     pub operator_secret: Option<String>,
@@ -292,6 +299,10 @@ impl Config {
                 // The duplicate check must outlast the providers' retries (Stripe's: 3 days).
                 let range = (Duration::from_secs(4 * 86400), Duration::from_secs(3650 * 86400));
                 duration(get("WEBHOOKS_INBOUND_RETENTION"), Some(range))?
+            },
+            inbound_reject_budget: {
+                let (key, v) = get("WEBHOOKS_INBOUND_REJECT_BUDGET");
+                parse_size(&v).filter(|n| *n <= 1 << 30).ok_or_else(|| bad(key, &v))?
             },
             operator_url: {
                 let (key, v) = get("WEBHOOKS_OPERATOR_URL");

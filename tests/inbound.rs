@@ -173,9 +173,14 @@ fn rotation_keeps_both_secrets_and_a_fixed_reject_is_rechecked_and_relayed() {
     assert_eq!(post_gh("old-secret", "d-2", br#"{"n":2}"#).json()["status"], "accepted");
     assert_eq!(post_gh("new-secret", "d-3", br#"{"n":3}"#).json()["status"], "accepted");
 
+    let counts = |env: &Env| env.json(&["source", "show", "gh"])["counts_24h"].clone();
+    assert_eq!((counts(&env)["accepted"].as_i64(), counts(&env)["rejected"].as_i64()), (Some(2), Some(1)));
     let re = env.json(&["inbound", "recheck", &reject_id]);
     assert_eq!(re["outcome"], "accepted");
     assert_eq!(re["deliveries"], 1);
+    // It counts once, as what it became.
+    let c = counts(&env);
+    assert_eq!((c["accepted"].as_i64(), c["rejected"].as_i64()), (Some(3), Some(0)), "{c}");
     let again = env.run(&["inbound", "recheck", &reject_id]);
     assert!(!again.status.success(), "an accepted request is not re-checked twice");
     env.dispatch();
@@ -686,4 +691,39 @@ fn doctor_names_sources_that_relay_nowhere_or_never_see_credentials() {
     let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).to_string();
     assert!(!text.contains("inbound source pm"), "{text}");
     assert!(text.contains("ok       1 inbound source(s): each relays somewhere and none needs attention"), "{text}");
+}
+
+/// Rejected bodies are kept within the source's hourly budget: 10 unsigned 1 KiB posts against a
+/// 3 KiB budget keep 3 bodies and log the other 7 without theirs, counted; an accepted body past
+/// the budget is kept all the same.
+#[test]
+fn rejected_bodies_are_kept_within_an_hourly_budget() {
+    let (mut env, _recv) = setup();
+    env.set("WEBHOOKS_INBOUND_REJECT_BUDGET", "3KiB");
+    let s = source(&env, &["--name", "gh", "--provider", "github", "--secret", "k"]);
+    let path = token(&s);
+    let junk = vec![b'x'; 1024];
+    for _ in 0..10 {
+        assert_eq!(post(&env, &path, &[("X-Hub-Signature-256", "sha256=00")], &junk).status, 401);
+    }
+    let logged = env.json(&["inbound", "--source", "gh"]);
+    let logged = logged.as_array().unwrap();
+    assert_eq!(logged.len(), 10, "every reject is logged");
+    assert_eq!(logged.iter().filter(|r| r["body_kept"] == true).count(), 3);
+    assert!(logged.iter().all(|r| r["body_size"] == 1024));
+    let stored: i64 = env
+        .db()
+        .query_row("SELECT coalesce(sum(length(body)), 0) FROM inbound_requests WHERE outcome = 'rejected'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 3 * 1024);
+    assert_eq!(env.json(&["source", "show", "gh"])["counts_24h"]["bodies_dropped"], 7);
+    // Accepted bodies are never dropped.
+    let body = vec![b'{'; 1].into_iter().chain(br#""n":1}"#.iter().copied()).collect::<Vec<u8>>();
+    let sig = format!("sha256={}", hex(&hmac256(b"k", &[&body])));
+    let r = post(&env, &path, &[("X-Hub-Signature-256", sig.as_str()), ("X-GitHub-Delivery", "d-1")], &body);
+    assert_eq!(r.json()["status"], "accepted");
+    let shown = env.json(&["inbound", "show", r.json()["id"].as_str().unwrap()]);
+    assert_eq!(shown["body_kept"], true);
 }

@@ -31,6 +31,8 @@ pub struct Received<'a> {
     pub body: Option<&'a [u8]>,
     pub body_size: i64,
     pub verdict: std::result::Result<&'a Verified, Reason>,
+    /// `WEBHOOKS_INBOUND_REJECT_BUDGET`: bytes of rejected bodies kept per source per hour.
+    pub reject_budget: u64,
 }
 
 /// What became of a logged request.
@@ -76,6 +78,19 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
     let hash = r.body.map(body_hash);
     let headers = serde_json::to_string(r.headers)?;
     let mut logged = Logged::rejected(id.clone());
+    // A rejected body is kept within the source's hourly budget, so that a stranger's junk
+    // cannot fill the disk; past it the reject is logged without its body, and counted.
+    let mut body = r.body;
+    let mut kept = Kept::default();
+    if let (Err(_), Some(b)) = (r.verdict, r.body) {
+        let stored = rejected_bytes_this_hour(db, &r.source.id, r.received_at)?;
+        if stored.saturating_add(b.len() as u64) > r.reject_budget {
+            body = None;
+            kept.dropped = 1;
+        } else {
+            kept.bytes = b.len() as i64;
+        }
+    }
     let (dedupe_key, dedupe_signed, kind) = match r.verdict {
         Ok(v) => (Some(v.dedupe.key.as_str()), v.dedupe.signed, v.kind.as_deref()),
         Err(reason) => {
@@ -100,7 +115,7 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
             r.remote_addr,
             headers,
             r.content_type,
-            r.body,
+            body,
             r.body_size,
             hash,
             logged.outcome.as_str(),
@@ -112,13 +127,40 @@ pub fn log(db: Db<'_>, notify: &Notify, r: &Received<'_>, payload_retention: Dur
             kind,
             logged.event_id
         ])?;
-    after_logging(db, notify, r.source, &logged, r.received_at, r.headers.iter().any(|h| h.name == "authorization"))?;
+    let auth_seen = r.headers.iter().any(|h| h.name == "authorization");
+    after_logging(db, notify, r.source, &logged, r.received_at, auth_seen, kept)?;
     Ok(logged)
 }
 
+/// What became of a rejected body: its bytes kept, or dropped past the budget.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kept {
+    bytes: i64,
+    dropped: i64,
+}
+
+/// Bytes of rejected bodies kept for a source in the hour of `now` (a few counter rows).
+fn rejected_bytes_this_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<u64> {
+    let n: i64 = db
+        .conn
+        .prepare_cached(
+            "SELECT coalesce(sum(stored_bytes), 0) FROM source_hours WHERE source_id = ?1 AND hour = ?2 AND outcome = 'rejected'",
+        )?
+        .query_row(params![source_id, hour_of(now)], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
 /// Counters, the source's last accepted time, and the failing-verification alert.
-fn after_logging(db: Db<'_>, notify: &Notify, source: &Source, l: &Logged, now: i64, auth_seen: bool) -> Result<()> {
-    count(db, &source.id, now, l.outcome, l.reason)?;
+fn after_logging(
+    db: Db<'_>,
+    notify: &Notify,
+    source: &Source,
+    l: &Logged,
+    now: i64,
+    auth_seen: bool,
+    kept: Kept,
+) -> Result<()> {
+    count(db, &source.id, now, l.outcome, l.reason, kept)?;
     if auth_seen {
         db.conn
             .prepare_cached("UPDATE sources SET last_auth_seen_at = ?1 WHERE id = ?2")?
@@ -168,13 +210,23 @@ fn mark_accepted(db: Db<'_>, source_id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option<Reason>) -> Result<()> {
+fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option<Reason>, kept: Kept) -> Result<()> {
     db.conn
         .prepare_cached(
-            "INSERT INTO source_hours (source_id, hour, outcome, reason, n) VALUES (?1, ?2, ?3, ?4, 1)
-             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = source_hours.n + 1",
+            "INSERT INTO source_hours (source_id, hour, outcome, reason, n, stored_bytes, dropped_bodies)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+             ON CONFLICT (source_id, hour, outcome, reason) DO UPDATE SET n = source_hours.n + 1,
+                 stored_bytes = source_hours.stored_bytes + excluded.stored_bytes,
+                 dropped_bodies = source_hours.dropped_bodies + excluded.dropped_bodies",
         )?
-        .execute(params![source_id, hour_of(now), outcome.as_str(), reason.map(Reason::as_str).unwrap_or("")])?;
+        .execute(params![
+            source_id,
+            hour_of(now),
+            outcome.as_str(),
+            reason.map(Reason::as_str).unwrap_or(""),
+            kept.bytes,
+            kept.dropped
+        ])?;
     Ok(())
 }
 
@@ -448,7 +500,15 @@ pub fn recheck(
                     req.id
                 ],
             )?;
-            count(db, &source.id, now, logged.outcome, None)?;
+            // It now counts as what it became, in the hour it arrived, and no longer as a reject:
+            // once in the 24-hour summary.
+            db.conn
+                .prepare_cached(
+                    "UPDATE source_hours SET n = n - 1
+                     WHERE source_id = ?1 AND hour = ?2 AND outcome = 'rejected' AND reason = ?3 AND n > 0",
+                )?
+                .execute(params![source.id, hour_of(req.received_at), req.reason.as_deref().unwrap_or("")])?;
+            count(db, &source.id, req.received_at, logged.outcome, None, Kept::default())?;
         }
     }
     Ok(logged)

@@ -526,13 +526,14 @@ pub fn resolve(db: Db<'_>, id_or_name: &str) -> Result<Source> {
 pub fn counts_24h(db: Db<'_>, source_id: &str, now: i64) -> Result<Counts> {
     let since = hour_of(now) - 23 * HOUR_MS;
     let mut stmt = db.conn.prepare_cached(
-        "SELECT outcome, reason, sum(n) FROM source_hours WHERE source_id = ?1 AND hour >= ?2
+        "SELECT outcome, reason, sum(n), sum(dropped_bodies) FROM source_hours WHERE source_id = ?1 AND hour >= ?2
          GROUP BY outcome, reason ORDER BY sum(n) DESC, reason",
     )?;
-    let found: Vec<(String, String, i64)> =
-        rows(stmt.query_map(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)?;
+    let found: Vec<(String, String, i64, i64)> =
+        rows(stmt.query_map(params![source_id, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?)?;
     let mut c = Counts::default();
-    for (outcome, reason, n) in found {
+    for (outcome, reason, n, dropped) in found {
+        c.bodies_dropped += dropped;
         match outcome.as_str() {
             "accepted" => c.accepted += n,
             "duplicate" => c.duplicate += n,

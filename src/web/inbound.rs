@@ -110,6 +110,7 @@ fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result
                 body: None,
                 body_size: size,
                 verdict: Err(Reason::BodyTooLarge),
+                reject_budget: cfg.inbound_reject_budget,
             };
             let logged = store.write(|db| log::log(db, &cfg.notify(), &received, cfg.payload_retention))?;
             return Ok(rejected(&logged, Reason::BodyTooLarge, Some(limit)));
@@ -130,6 +131,7 @@ fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result
         body: Some(&req.body),
         body_size: req.body.len() as i64,
         verdict: verdict.as_ref().map_err(|r| *r),
+        reject_budget: cfg.inbound_reject_budget,
     };
     let logged = store.write(|db| log::log(db, &cfg.notify(), &received, cfg.payload_retention))?;
     // Accepted only into the file the configured path names (not one moved away meanwhile).

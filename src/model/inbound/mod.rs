@@ -441,6 +441,8 @@ pub struct Counts {
     pub rejected: i64,
     /// (reason, count), most frequent first.
     pub reasons: Vec<(String, i64)>,
+    /// Rejects logged without their body, past `WEBHOOKS_INBOUND_REJECT_BUDGET`.
+    pub bodies_dropped: i64,
 }
 
 /// Everything the detail views (page, API, CLI) show of a source.
