@@ -1,4 +1,4 @@
--- The edges of inbound reception (issue 24, docs/inbound.md).
+-- The edges of inbound reception and of sign-in (issue 24, docs/inbound.md, docs/pages.md).
 --
 -- A relayed inbound request flagged as a suspected replay (its body accepted under another,
 -- unsigned, provider id within 24 hours) says so to its forward destinations: the id of the
@@ -19,3 +19,16 @@ CREATE INDEX source_key_fetches_at ON source_key_fetches(source_id, at);
 -- budget whose bodies were dropped, by hour, outcome and reason.
 ALTER TABLE source_hours ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE source_hours ADD COLUMN dropped_bodies INTEGER NOT NULL DEFAULT 0;
+
+-- Sign-in sessions, server-side (docs/pages.md): a session cookie signs in only while its row is
+-- here and not ended, so that signing out ends it for good, and `webhooks sessions revoke` (or
+-- DELETE /api/v1/users/{user}/sessions) ends every session of a user. Purged once expired.
+CREATE TABLE sessions (
+    sid         TEXT PRIMARY KEY,
+    user_name   TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    ended_at    INTEGER
+);
+CREATE INDEX sessions_user ON sessions(user_name);
+CREATE INDEX sessions_expiry ON sessions(expires_at);

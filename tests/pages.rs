@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Browser, Env, Receiver, Reply};
+use common::{api, Browser, Env, Receiver, Reply};
 
 const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
 
@@ -433,12 +433,50 @@ fn login_links_start_a_session_once_and_logout_ends_it() {
     assert!(other.get(path).text().contains("already used"));
     let link2 = env.json(&["login-link", "--user", "alice", "--base", ""])["url"].as_str().unwrap().to_string();
     assert_eq!(other.get(&link2.replace("user=alice", "user=bob")).status, 403);
-    // Sign out clears the cookie.
+    // Sign out clears the cookie, and ends the session server-side: a copy of the old cookie
+    // (another tab, a stolen one) no longer signs in.
     b.get("/");
+    let copy = b.cookies.clone();
     let r = b.post("/logout", &[]);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("You are signed out"));
     assert_eq!(b.get("/endpoints").status, 401);
+    let mut stolen = Browser::new(&env, None);
+    stolen.cookies = copy;
+    assert_eq!(stolen.get("/endpoints").status, 401, "the old cookie is dead");
+}
+
+/// Every session of a user can be ended: `webhooks sessions revoke --user`, and the API for the
+/// app token, an admin, or the user itself (another user's token is refused).
+#[test]
+fn a_users_sessions_are_revoked_from_the_cli_and_the_api() {
+    let env = Env::new();
+    let sign_in = || {
+        let link = env.json(&["login-link", "--user", "alice", "--base", ""])["url"].as_str().unwrap().to_string();
+        let mut b = Browser::new(&env, None);
+        assert_eq!(b.get(&link).status, 303);
+        assert_eq!(b.get("/endpoints").status, 200);
+        b
+    };
+    let (mut one, mut two) = (sign_in(), sign_in());
+    let out = env.json(&["sessions", "revoke", "--user", "alice"]);
+    assert_eq!(out["revoked"], 2);
+    assert_eq!(one.get("/endpoints").status, 401);
+    assert_eq!(two.get("/endpoints").status, 401);
+
+    let mut three = sign_in();
+    let bob = env.user_token("bob");
+    let r = api(&env, &bob, "DELETE", "/api/v1/users/alice/sessions", None);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(three.get("/endpoints").status, 200, "still signed in");
+    let alice = env.user_token("alice");
+    let r = api(&env, &alice, "DELETE", "/api/v1/users/alice/sessions", None);
+    assert_eq!((r.status, r.json()["revoked"].as_i64()), (200, Some(1)), "{}", r.text());
+    assert_eq!(three.get("/endpoints").status, 401);
+    let mut four = sign_in();
+    let r = api(&env, &env.app_token(), "DELETE", "/api/v1/users/alice/sessions", None);
+    assert_eq!((r.status, r.json()["revoked"].as_i64()), (200, Some(1)));
+    assert_eq!(four.get("/endpoints").status, 401);
 }
 
 #[test]

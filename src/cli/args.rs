@@ -80,6 +80,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Sign-in sessions: `sessions revoke --user U` ends every one of a user's.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
     /// Manage inbound sources: provider webhooks verified, logged and relayed (admins).
     #[command(subcommand)]
     Source(Box<SourceCmd>),
@@ -227,6 +230,17 @@ pub enum EndpointCmd {
         id: String,
         #[arg(long, value_parser = config::duration_arg)]
         grace: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCmd {
+    /// End every sign-in session of a user: their cookies no longer sign in anywhere.
+    Revoke {
+        #[arg(long)]
+        user: String,
         #[arg(long)]
         json: bool,
     },

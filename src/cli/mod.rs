@@ -19,7 +19,7 @@ use clap::Parser;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::cli::args::{Cli, Command, EndpointCmd, TokenCmd};
+use crate::cli::args::{Cli, Command, EndpointCmd, SessionsCmd, TokenCmd};
 use crate::config::Config;
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
@@ -228,6 +228,14 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             })
         }
         Command::Token(cmd) => token_cmd(cfg, cmd),
+        Command::Sessions(SessionsCmd::Revoke { user, json }) => {
+            check_name("--user", &user)?;
+            let store = open(cfg)?;
+            let n = crate::store::sessions::revoke_user(store.db(), &user, time::now_ms())?;
+            print(json, &json!({"user": user, "revoked": n}), |_| {
+                format!("ended {n} session{} of {user}", if n == 1 { "" } else { "s" })
+            })
+        }
         Command::Source(cmd) => sources::source_cmd(cfg, *cmd),
         Command::Inbound { command, source, outcome, limit, json } => {
             sources::inbound_cmd(cfg, command, source, outcome, limit, json)

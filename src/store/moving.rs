@@ -40,6 +40,7 @@ const TABLES: &[(&str, bool)] = &[
     ("source_hours", false),
     ("source_key_misses", false),
     ("source_key_fetches", false),
+    ("sessions", false),
 ];
 
 /// Identity columns whose sequences must continue after the copied rows.

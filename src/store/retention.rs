@@ -84,6 +84,12 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         "DELETE FROM login_links_used WHERE nonce IN
         (SELECT nonce FROM login_links_used WHERE expires_at <= ?1 LIMIT ?2)",
     )?;
+    batches(
+        db,
+        max_batches,
+        now,
+        "DELETE FROM sessions WHERE sid IN (SELECT sid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+    )?;
     let inbound_bodies = batches(
         db,
         max_batches,

@@ -421,6 +421,18 @@ pub fn create_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::json(201, &serde_json::to_value(created)?))
 }
 
+/// `DELETE /api/v1/users/{user}/sessions`: ends every sign-in session of a user (the app token
+/// and admins for anyone, a user for itself).
+pub fn revoke_sessions(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let user = ctx.param().to_string();
+    crate::model::principal::check_name("user", &user)?;
+    if ctx.viewer().scope().is_some_and(|own| own != user) {
+        return Err(HttpError::forbidden("a user token may end its own sessions only"));
+    }
+    let n = ctx.write(|db| crate::store::sessions::revoke_user(db, &user, crate::model::time::now_ms()))?;
+    Ok(Response::json(200, &json!({"user": user, "revoked": n})))
+}
+
 pub fn revoke_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let id = ctx.param().to_string();
     let scope = ctx.viewer().scope().map(String::from);

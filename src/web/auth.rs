@@ -30,6 +30,9 @@ pub const NEW_SECRET_COOKIE: &str = "qsm_new_secret";
 pub struct Viewer {
     pub principal: Principal,
     pub admin: bool,
+    /// The server-side session a session cookie signed in with (`None` for `REMOTE_USER` and
+    /// tokens): signing out ends it.
+    pub session: Option<String>,
 }
 
 impl Viewer {
@@ -38,7 +41,7 @@ impl Viewer {
             Principal::App => true,
             Principal::User(u) => cfg.admins.iter().any(|a| a == u),
         };
-        Viewer { principal, admin }
+        Viewer { principal, admin, session: None }
     }
 
     pub fn user(cfg: &Config, user: &str) -> Viewer {
@@ -210,29 +213,40 @@ pub fn redeem(
     if !sessions::use_login_nonce(db, &nonce, exp * 1000)? {
         return Err(HttpError::forbidden("this sign-in link was already used: ask the application for a new one"));
     }
-    let session_expires = (now_s + cfg.session_ttl.as_secs() as i64).to_string();
+    let expires_s = now_s + cfg.session_ttl.as_secs() as i64;
+    let session_expires = expires_s.to_string();
     let sid = random_token();
+    sessions::start(db, &sid, &user, now_s * 1000, expires_s * 1000)?;
     let cookie =
         format!("{user}.{session_expires}.{sid}.{}", sign(master, "session", &[&user, &session_expires, &sid]));
     Ok((user, cookie))
 }
 
-/// The user of a valid, unexpired session cookie.
-pub fn session_user(master: &[u8; 32], cookie: &str, now_s: i64) -> Option<String> {
+/// The user and session id of a session cookie whose signature and expiry are valid (whether
+/// the session is still live is the store's: [`Ctx::page_viewer`]).
+pub fn session_user(master: &[u8; 32], cookie: &str, now_s: i64) -> Option<(String, String)> {
     let mut parts = cookie.rsplitn(4, '.');
     let (sig, sid, expires, user) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let valid = verify(master, "session", &[user, expires, sid], sig) && expires.parse::<i64>().ok()? >= now_s;
-    valid.then(|| user.to_string())
+    valid.then(|| (user.to_string(), sid.to_string()))
 }
 
-/// The viewer of a page request: `REMOTE_USER` first (the web server authenticated it), then a
-/// session cookie.
-pub fn viewer(cfg: &Config, master: &[u8; 32], req: &Request, now_s: i64) -> Option<Viewer> {
-    if let Some(u) = req.remote_user.as_deref().filter(|u| check_name("user", u).is_ok()) {
-        return Some(Viewer::user(cfg, u));
+impl Ctx<'_> {
+    /// The viewer of a page request: `REMOTE_USER` first (the web server authenticated it), then
+    /// a session cookie whose session is live in the store (not signed out, not revoked).
+    pub fn page_viewer(&mut self, master: &[u8; 32], now_s: i64) -> Result<Option<Viewer>, HttpError> {
+        if let Some(u) = self.req.remote_user.as_deref().filter(|u| check_name("user", u).is_ok()) {
+            return Ok(Some(Viewer::user(self.cfg, u)));
+        }
+        let Some(cookie) = self.req.cookie(SESSION_COOKIE) else { return Ok(None) };
+        let Some((user, sid)) = session_user(master, &cookie, now_s) else { return Ok(None) };
+        if !sessions::is_live(self.db()?, &sid, &user, now_s * 1000)? {
+            return Ok(None);
+        }
+        let mut viewer = Viewer::user(self.cfg, &user);
+        viewer.session = Some(sid);
+        Ok(Some(viewer))
     }
-    let cookie = req.cookie(SESSION_COOKIE)?;
-    session_user(master, &cookie, now_s).map(|u| Viewer::user(cfg, &u))
 }
 
 /// The browser's CSRF nonce: the cookie's value, or a new one to set.
@@ -292,7 +306,7 @@ mod tests {
         let q = login_query(&c, &master, "alice", 1000);
         let (user, cookie) = redeem(conn, &c, &master, &req(&q), 1000).unwrap();
         assert_eq!(user, "alice");
-        assert_eq!(session_user(&master, &cookie, 1000).as_deref(), Some("alice"));
+        assert_eq!(session_user(&master, &cookie, 1000).map(|(u, _)| u).as_deref(), Some("alice"));
         assert_eq!(redeem(conn, &c, &master, &req(&q), 1000).unwrap_err().status, 403, "replay");
         let q2 = login_query(&c, &master, "alice", 1000);
         assert!(redeem(conn, &c, &master, &req(&q2), 1000 + 901).is_err(), "expired");

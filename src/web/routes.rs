@@ -61,6 +61,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/v1/tokens", Api, api::list_tokens),
     r("POST", "/api/v1/tokens", Api, api::create_token),
     r("DELETE", "/api/v1/tokens/{id}", Api, api::revoke_token),
+    r("DELETE", "/api/v1/users/{user}/sessions", Api, api::revoke_sessions),
     r("GET", "/api/v1/sources", Api, api_inbound::list_sources),
     r("POST", "/api/v1/sources", Api, api_inbound::create_source),
     r("GET", "/api/v1/sources/{id}", Api, api_inbound::get_source),
@@ -153,7 +154,7 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
         // A page that does not exist, for someone who may be signed in: keep the navigation.
         let mut ctx = Ctx::new(cfg, req, Vec::new(), auth::csrf_nonce(req));
         if let Some(master) = cfg.secret_key.as_ref() {
-            ctx.viewer = auth::viewer(cfg, master, req, time::now_ms() / 1000);
+            ctx.viewer = ctx.page_viewer(master, time::now_ms() / 1000).unwrap_or(None);
         }
         ctx.set_csrf_cookie &= ctx.viewer.is_some();
         return with_csrf_cookie(page_error(&e, &ctx), &ctx);
@@ -213,7 +214,7 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), HttpError> {
         Kind::Page => {
             let master = ctx.keyring()?.current;
             let now = time::now_ms() / 1000;
-            ctx.viewer = auth::viewer(ctx.cfg, &master, ctx.req, now);
+            ctx.viewer = ctx.page_viewer(&master, now)?;
             let Some(user) = ctx.viewer.as_ref().and_then(|v| v.principal.user()) else {
                 return Err(not_signed_in(ctx.req));
             };

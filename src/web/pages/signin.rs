@@ -16,7 +16,12 @@ pub fn login(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::redirect(&req.link("/")).with_header("Set-Cookie", &set))
 }
 
+/// `POST /logout`: ends the session server-side (the cookie no longer signs in, wherever a copy
+/// of it is) and clears the cookie.
 pub fn logout(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    if let Some(sid) = ctx.viewer().session.clone() {
+        ctx.write(|db| crate::store::sessions::end(db, &sid, time::now_ms()))?;
+    }
     let by_server = ctx.req.remote_user.is_some();
     let clear = auth::cookie_header(ctx.req, auth::SESSION_COOKIE, "", Some(0));
     let mut c = context(ctx, "Signed out", "");
