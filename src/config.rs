@@ -46,6 +46,11 @@ pub const KEYS: &[Key] = &[
     },
     Key { name: "WEBHOOKS_SECRET_KEY", default: "", form: "base64 of 32 random bytes (run `webhooks init`)" },
     Key {
+        name: "WEBHOOKS_PUBLIC_URL",
+        default: "",
+        form: "the CGI script's public http:// or https:// URL, such as https://example.org/cgi-bin/webhooks.cgi",
+    },
+    Key {
         name: "WEBHOOKS_RETRY_SCHEDULE",
         default: "1m,5m,30m,2h",
         form: "a comma-separated list of durations such as 1m,5m,30m,2h",
@@ -109,6 +114,9 @@ pub struct Config {
     pub database: Location,
     /// `None` until `webhooks init` has generated one.
     pub secret_key: Option<[u8; 32]>,
+    /// `WEBHOOKS_PUBLIC_URL`: the CGI script's public address, without a trailing slash; every
+    /// printed or mailed link starts with it.
+    pub public_url: Option<String>,
     pub retry_schedule: Vec<Duration>,
     pub max_attempts: u32,
     pub log_retention: Duration,
@@ -195,6 +203,10 @@ impl Config {
             with_connect_timeout(Location::parse(&v, &root), timeout)
         };
         let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
+        let public_url = {
+            let (key, v) = get("WEBHOOKS_PUBLIC_URL");
+            check_public_url(&v).map_err(|_| bad(key, &v))?
+        };
         let retry_schedule = {
             let (key, v) = get("WEBHOOKS_RETRY_SCHEDULE");
             let items: Result<Vec<_>> = v.split(',').map(|s| parse_duration(s.trim())).collect();
@@ -205,6 +217,7 @@ impl Config {
             root,
             database,
             secret_key,
+            public_url,
             retry_schedule,
             max_attempts: number(get("WEBHOOKS_MAX_ATTEMPTS"), 1, 100)? as u32,
             log_retention: duration(get("WEBHOOKS_LOG_RETENTION"), None)?,
@@ -557,6 +570,19 @@ fn discover_env_file(process: &BTreeMap<String, String>) -> Result<Option<PathBu
         }
     }
     Ok(std::env::current_exe().ok().and_then(|exe| env_file_above(&exe)))
+}
+
+/// `WEBHOOKS_PUBLIC_URL` (and `init --public-url`): empty, or an http(s) URL with a host and no
+/// query or fragment; returned without its trailing slash.
+pub fn check_public_url(v: &str) -> std::result::Result<Option<String>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let u = url::Url::parse(v).map_err(|e| e.to_string())?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() || u.query().is_some() || u.fragment().is_some() {
+        return Err("an http:// or https:// URL with a host, without ?query or #fragment".into());
+    }
+    Ok(Some(v.trim_end_matches('/').to_string()))
 }
 
 /// A PostgreSQL URL without its own `connect_timeout` gets `WEBHOOKS_DB_CONNECT_TIMEOUT`'s, in

@@ -431,3 +431,37 @@ fn a_pgbouncer_whose_server_is_down_is_given_up_on() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.header("Retry-After").is_some());
 }
+
+/// Printed links start with `WEBHOOKS_PUBLIC_URL` (written by `init --public-url`), never with
+/// the development server's address unless nothing else is known, and then with a warning;
+/// `doctor` asks for it.
+#[test]
+fn printed_links_use_the_public_url() {
+    let mut env = Env::on_sqlite();
+    env.unset("WEBHOOKS_PUBLIC_URL");
+    let doctor = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("PROBLEM  WEBHOOKS_PUBLIC_URL is not set") && text.contains("--public-url"), "{text}");
+    let out = env.run(&["source", "add", "--name", "st", "--provider", "stripe", "--secret", "whsec_x", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["url"].as_str().unwrap().starts_with("http://127.0.0.1:8080/in/"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WEBHOOKS_PUBLIC_URL is not set"));
+
+    let bad = env.run(&["init", "--public-url", "ftp://example.org/x"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--public-url"));
+    env.ok(&["init", "--public-url", "https://example.org/cgi-bin/webhooks.cgi/"]);
+    let text = std::fs::read_to_string(&env.env_file).unwrap();
+    assert!(text.contains("WEBHOOKS_PUBLIC_URL=https://example.org/cgi-bin/webhooks.cgi\n"), "{text}");
+    let shown = env.json(&["source", "show", "st"]);
+    assert!(shown["url"].as_str().unwrap().starts_with("https://example.org/cgi-bin/webhooks.cgi/in/"), "{shown}");
+    let human = env.ok(&["source", "show", "st"]);
+    assert!(human.contains("https://example.org/cgi-bin/webhooks.cgi/in/") && !human.contains("127.0.0.1"), "{human}");
+    let link = env.json(&["login-link", "--user", "alice"]);
+    assert!(link["url"].as_str().unwrap().starts_with("https://example.org/cgi-bin/webhooks.cgi/login?"));
+    // --base still wins for one command.
+    let other = env.json(&["source", "show", "st", "--base", "https://other.example/w.cgi"]);
+    assert!(other["url"].as_str().unwrap().starts_with("https://other.example/w.cgi/in/"));
+    // The API names it too, whatever Host the request came with.
+    let r = api(&env, &env.app_token(), "GET", "/api/v1/sources", None);
+    assert!(r.text().contains("https://example.org/cgi-bin/webhooks.cgi/in/"), "{}", r.text());
+}

@@ -18,7 +18,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create the database and, if missing, a .env with a fresh WEBHOOKS_SECRET_KEY (idempotent).
-    Init,
+    Init {
+        /// The CGI script's public URL, written to the .env as WEBHOOKS_PUBLIC_URL, e.g.
+        /// https://example.org/cgi-bin/webhooks.cgi
+        #[arg(long)]
+        public_url: Option<String>,
+    },
     /// One cron run: deliver what is due within the budgets, then apply retention.
     Dispatch {
         #[arg(long)]
@@ -149,8 +154,9 @@ pub enum Command {
         #[arg(long)]
         user: String,
         /// The CGI's public URL, e.g. https://example.com/cgi-bin/webhooks.cgi
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        base: String,
+        /// Default: WEBHOOKS_PUBLIC_URL.
+        #[arg(long)]
+        base: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -326,8 +332,9 @@ pub enum SourceCmd {
         #[command(flatten)]
         settings: SourceSettings,
         /// The CGI's public URL, to print the source's URL, e.g. https://example.com/cgi-bin/webhooks.cgi
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        base: String,
+        /// Default: WEBHOOKS_PUBLIC_URL.
+        #[arg(long)]
+        base: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -338,8 +345,9 @@ pub enum SourceCmd {
     /// A source with its URL, forward destinations, secrets in use and last 24 hours.
     Show {
         id: String,
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        base: String,
+        /// Default: WEBHOOKS_PUBLIC_URL.
+        #[arg(long)]
+        base: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -352,8 +360,9 @@ pub enum SourceCmd {
         add_forward: Vec<String>,
         #[command(flatten)]
         settings: SourceSettings,
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        base: String,
+        /// Default: WEBHOOKS_PUBLIC_URL.
+        #[arg(long)]
+        base: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -68,6 +68,13 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         ));
     }
     out.push(ok("templates are compiled into the programs"));
+    match &cfg.public_url {
+        Some(u) => out.push(ok(format!("links start with {u} (WEBHOOKS_PUBLIC_URL)"))),
+        None => out.push(problem(
+            "WEBHOOKS_PUBLIC_URL is not set: the links the CLI prints and mails (a source's URL to give a provider, login links) would name the local development server",
+            "bin/webhooks init --public-url https://example.org/cgi-bin/webhooks.cgi (the CGI's public address)",
+        )),
+    }
 
     if let Some(path) = cfg.database.file() {
         let dir = path.parent().unwrap_or(Path::new("."));

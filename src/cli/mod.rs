@@ -85,7 +85,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Init => setup::init(),
+        Command::Init { public_url } => setup::init(public_url.as_deref()),
         Command::Doctor => {
             let findings = match Config::load() {
                 Ok(cfg) => doctor::check(&cfg),
@@ -120,7 +120,9 @@ fn run(cli: Cli) -> Result<()> {
 
 fn run_with(cfg: &Config, command: Command) -> Result<()> {
     match command {
-        Command::Init | Command::Serve(_) | Command::Cgi | Command::Doctor => unreachable!("handled before loading"),
+        Command::Init { .. } | Command::Serve(_) | Command::Cgi | Command::Doctor => {
+            unreachable!("handled before loading")
+        }
         Command::Dispatch { json, every } => {
             let report = |s: &dispatch::Summary| {
                 if json {
@@ -301,6 +303,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             check_name("--user", &user)?;
             let keyring = cfg.keyring()?;
             let query = crate::web::auth::login_query(cfg, &keyring.current, &user, time::now_ms() / 1000);
+            let base = link_base(cfg, base);
             let url = format!("{}/login?{query}", base.trim_end_matches('/'));
             let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});
             print(json, &v, |_| url.clone())
@@ -523,6 +526,18 @@ fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where printed links start: `--base` when given, else `WEBHOOKS_PUBLIC_URL`, else the local
+/// development server's address, with a line on stderr saying that it is only that.
+pub fn link_base(cfg: &Config, base: Option<String>) -> String {
+    if let Some(b) = base.or_else(|| cfg.public_url.clone()) {
+        return b;
+    }
+    eprintln!(
+        "webhooks: WEBHOOKS_PUBLIC_URL is not set, so this link is the local development server's (http://127.0.0.1:8080); set it to the CGI's public URL, e.g. https://example.org/cgi-bin/webhooks.cgi"
+    );
+    "http://127.0.0.1:8080".to_string()
 }
 
 /// The installation's store.

@@ -40,11 +40,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         Ok(c) if c.env_file.is_some() && c.secret_key.is_some() => c,
         _ => {
             println!("first run: initialising a local .env and database in {}", std::env::current_dir()?.display());
-            crate::cli::setup::init_with(&[
-                "# Written by `webhooks serve` for local development: deliveries may reach receivers",
-                "# on this machine. Production refuses every non-public address unless listed here.",
-                &format!("WEBHOOKS_ALLOWED_NETWORKS={LOCAL_NETWORKS}"),
-            ])?;
+            crate::cli::setup::init_with(
+                &[
+                    "# Written by `webhooks serve` for local development: deliveries may reach receivers",
+                    "# on this machine. Production refuses every non-public address unless listed here.",
+                    &format!("WEBHOOKS_ALLOWED_NETWORKS={LOCAL_NETWORKS}"),
+                ],
+                Some(&format!("http://{}{SCRIPT_NAME}", args.addr)),
+            )?;
             Config::load()?
         }
     };

@@ -12,17 +12,29 @@ use crate::store::{endpoints, Store};
 
 /// `webhooks init`: the `.env` (named by WEBHOOKS_ENV, else found, else created in the current
 /// directory) gets a secret key if it has none, and the database is created and migrated.
-pub fn init() -> Result<()> {
-    init_with(&[])
+pub fn init(public_url: Option<&str>) -> Result<()> {
+    init_with(&[], public_url)
 }
 
-/// `init`, with `extra` lines written after the key when the `.env` is created.
-pub fn init_with(extra: &[&str]) -> Result<()> {
+/// `init`, with `extra` lines written after the key when the `.env` is created, and the public
+/// URL (`--public-url`) set in the `.env` when given.
+pub fn init_with(extra: &[&str], public_url: Option<&str>) -> Result<()> {
+    let public_url = match public_url {
+        Some(u) => Some(
+            crate::config::check_public_url(u)
+                .map_err(|e| anyhow!("--public-url {u:?}: {e}"))?
+                .ok_or_else(|| anyhow!("--public-url: give the CGI script's public URL"))?,
+        ),
+        None => None,
+    };
     let env_path = match std::env::var_os("WEBHOOKS_ENV").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => std::env::current_dir()?.join(".env"),
     };
     let created = ensure_env_file(&env_path, extra)?;
+    if let Some(u) = &public_url {
+        set_env_lines(&env_path, &["WEBHOOKS_PUBLIC_URL"], &[format!("WEBHOOKS_PUBLIC_URL={u}")])?;
+    }
     // The new .env is where discovery looks first (WEBHOOKS_ENV, else the current directory).
     let cfg = Config::load()?;
     let file = cfg.database.file();

@@ -120,6 +120,7 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
     let now = time::now_ms();
     match cmd {
         SourceCmd::Add { name, provider, secret, forward_url, settings, base, json } => {
+            let base = super::link_base(cfg, base);
             let provider = Provider::parse(&provider)?;
             let ch = changes(&settings, &Settings::default(), Some(name))?;
             let policy = cfg.policy();
@@ -182,11 +183,13 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             })
         }
         SourceCmd::Show { id, base, json } => {
+            let base = super::link_base(cfg, base);
             let id = sources::resolve(store.db(), &id)?.id;
             let d = sources::detail(store.db(), &keyring, &id, now)?;
             print(json, &d.to_json(&base), |_| human_detail(&d, &base))
         }
         SourceCmd::Update { id, name, add_forward, settings, base, json } => {
+            let base = super::link_base(cfg, base);
             let current = sources::resolve(store.db(), &id)?;
             let ch = changes(&settings, &current.settings, name)?;
             let policy = cfg.policy();

@@ -51,7 +51,7 @@ fn read_changes(f: &mut Fields422<'_>, name: Option<String>) -> Changes {
 
 fn detail_json(ctx: &mut Ctx<'_>, id: &str) -> Result<Value, HttpError> {
     let keyring = ctx.keyring()?;
-    let base = ctx.req.script_url();
+    let base = ctx.public_base();
     let d = sources::detail(ctx.db()?, &keyring, id, time::now_ms())?;
     Ok(d.to_json(&base))
 }
@@ -96,7 +96,7 @@ pub fn create_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         Ok((created, added))
     })?;
     let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
-    let base = ctx.req.script_url();
+    let base = ctx.public_base();
     let d = sources::detail(ctx.db()?, &keyring, &created.source.id, time::now_ms())?;
     let mut v = d.to_json(&base);
     v["secret"] = json!(created.secret);

@@ -77,6 +77,12 @@ impl<'a> Ctx<'a> {
         Ctx { cfg, req, params, viewer: None, csrf_nonce, set_csrf_cookie, store: None }
     }
 
+    /// Where links to this program start: `WEBHOOKS_PUBLIC_URL`, else this request's own
+    /// address (its `Host` and script name).
+    pub fn public_base(&self) -> String {
+        self.cfg.public_url.clone().unwrap_or_else(|| self.req.script_url())
+    }
+
     /// The store itself, for operations that manage their own transactions.
     pub fn store(&mut self) -> Result<&mut Store, HttpError> {
         if self.store.is_none() {

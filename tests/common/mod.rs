@@ -114,6 +114,7 @@ impl Env {
             }
         }
         env.set("WEBHOOKS_ALLOWED_NETWORKS", "127.0.0.1/32");
+        env.set("WEBHOOKS_PUBLIC_URL", "https://webhooks.example/cgi-bin/webhooks.cgi");
         env.set("WEBHOOKS_REQUEST_TIMEOUT", "2s");
         env.set("WEBHOOKS_TIME_BUDGET", "20s");
         std::fs::create_dir_all(dir_of(&env)).unwrap();

@@ -30,7 +30,7 @@ fn providers() -> Vec<Value> {
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     require_admin(ctx)?;
     let keyring = ctx.keyring()?;
-    let base = ctx.req.script_url();
+    let base = ctx.public_base();
     let now = time::now_ms();
     let db = ctx.db()?;
     let items = sources::list(db)?
@@ -122,7 +122,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     match created {
         Ok((created, fwd)) => {
             let id = created.source.id.clone();
-            let base = ctx.req.script_url();
+            let base = ctx.public_base();
             source_page(ctx, &id, 201, |c, d| {
                 c.insert("secret", &created.secret);
                 c.insert("provider_url", &d.provider_url(&base, created.secret.as_deref()));
@@ -144,7 +144,7 @@ fn source_page(
     extra: impl FnOnce(&mut Context, &crate::model::inbound::Detail),
 ) -> Result<Response, HttpError> {
     let keyring = ctx.keyring()?;
-    let base = ctx.req.script_url();
+    let base = ctx.public_base();
     let now = time::now_ms();
     let db = ctx.db()?;
     let d = sources::detail(db, &keyring, id, now)?;
@@ -186,7 +186,7 @@ pub fn rotate_secret(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let rotated = ctx.try_write(|db| sources::rotate_secret(db, &keyring, &id, secret.as_deref(), grace))?;
     match rotated {
         Ok((secret, until)) => {
-            let base = ctx.req.script_url();
+            let base = ctx.public_base();
             source_page(ctx, &id, 200, |c, d| {
                 c.insert("secret", &secret);
                 c.insert("provider_url", &d.provider_url(&base, Some(&secret)));
