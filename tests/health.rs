@@ -125,6 +125,9 @@ fn always_500_fails_then_is_disabled_at_72_hours_and_holds_what_comes_after() {
             && mails[1].contains("Subject: Webhook endpoint disabled: http://127.0.0.1")
     );
     assert!(mails[1].contains(&format!("webhooks endpoint enable {} --replay", s.endpoint)), "{}", mails[1]);
+    // The page to act on, at WEBHOOKS_PUBLIC_URL.
+    let page = format!("On the web: https://webhooks.example/cgi-bin/webhooks.cgi/endpoints/{}", s.endpoint);
+    assert!(mails.iter().all(|m| m.contains(&page)), "{}", mails[0]);
     // The banner on alice's pages.
     let page = s.env.run_cgi("GET", "/endpoints", &[], &[("REMOTE_USER", "alice")], b"", true);
     assert!(page.text().contains("1 endpoint disabled</strong> after failing"), "{}", page.text());

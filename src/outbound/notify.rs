@@ -64,7 +64,7 @@ pub fn send_due(store: &mut Store, cfg: &Config, run_id: &str, deadline: i64) ->
                 results.push((Channel::Webhook, result.map_err(|why| (why, retry_at(cfg, attempt)))));
             }
             if let (Some(attempt), Some(to)) = (n.email, &cfg.operator_email) {
-                let result = mail(&cfg.sendmail, cfg.request_timeout, to, &n);
+                let result = mail(&cfg.sendmail, cfg.request_timeout, to, &n, cfg.public_url.as_deref());
                 tally(&mut sent, result.is_ok(), Channel::Email);
                 results.push((Channel::Email, result.map_err(|why| (why, retry_at(cfg, attempt)))));
             }
@@ -122,8 +122,14 @@ fn post(
 }
 
 /// Hands the notice to sendmail; exit status 0 takes it.
-fn mail(command: &str, timeout: Duration, to: &str, n: &Due) -> std::result::Result<(), String> {
-    let message = message(to, n).map_err(|e| e.to_string())?;
+fn mail(
+    command: &str,
+    timeout: Duration,
+    to: &str,
+    n: &Due,
+    public_url: Option<&str>,
+) -> std::result::Result<(), String> {
+    let message = message(to, n, public_url).map_err(|e| e.to_string())?;
     let mut words = command.split_whitespace();
     let program = words.next().ok_or("WEBHOOKS_SENDMAIL is empty")?;
     let mut child = Command::new(program)
@@ -161,8 +167,9 @@ fn mail(command: &str, timeout: Duration, to: &str, n: &Due) -> std::result::Res
     }
 }
 
-/// The mail for a notice: who it is about, what happened, what to do.
-pub fn message(to: &str, n: &Due) -> Result<String> {
+/// The mail for a notice: who it is about, what happened, what to do, and, when
+/// `WEBHOOKS_PUBLIC_URL` is set, the page to do it on.
+pub fn message(to: &str, n: &Due, public_url: Option<&str>) -> Result<String> {
     let v: Value = serde_json::from_str(&n.payload)?;
     let d = &v["data"];
     let text = |k: &str| d[k].as_str().unwrap_or("").replace(['\r', '\n'], " ");
@@ -222,6 +229,12 @@ pub fn message(to: &str, n: &Due) -> Result<String> {
         ),
         other => (format!("Webhooks: {other}"), format!("{}\n", serde_json::to_string_pretty(&v)?)),
     };
+    let page = match (public_url, text("endpoint_id"), text("source_id")) {
+        (Some(base), e, _) if !e.is_empty() => format!("On the web: {base}/endpoints/{e}\n"),
+        (Some(base), _, s) if !s.is_empty() => format!("On the web: {base}/sources/{s}\n"),
+        _ => String::new(),
+    };
+    let body = body + &page;
     if to.contains(['\r', '\n']) {
         return Err(Error::invalid("WEBHOOKS_OPERATOR_EMAIL", "must be one address"));
     }
