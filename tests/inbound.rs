@@ -727,3 +727,28 @@ fn rejected_bodies_are_kept_within_an_hourly_budget() {
     let shown = env.json(&["inbound", "show", r.json()["id"].as_str().unwrap()]);
     assert_eq!(shown["body_kept"], true);
 }
+
+/// The CLI's tables stay in line with long relayed types, and name sources by name.
+#[test]
+fn cli_listings_stay_aligned_and_name_sources() {
+    let (env, recv) = setup();
+    let s = source(
+        &env,
+        &["--name", "payments", "--provider", "stripe", "--secret", "whsec_abc", "--forward-url", &recv.url("/s")],
+    );
+    let path = token(&s);
+    env.endpoint("alice", &recv.url("/a"), "");
+    env.emit("alice", "email.received", r#"{"alias":"a@x","message_id":"<1@x>","size_bytes":1}"#);
+    let body = br#"{"id":"evt_1","type":"payment_intent.succeeded"}"#;
+    let r = post(&env, &path, &[("Stripe-Signature", &stripe_header("whsec_abc", now_s(), body))], body);
+    assert_eq!(r.json()["status"], "accepted");
+    let table = env.ok(&["deliveries"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(table.contains("stripe.payment_intent.succeeded"), "{table}");
+    let status_at: Vec<usize> = lines.iter().map(|l| l.find("STATUS").or_else(|| l.find("pending")).unwrap()).collect();
+    assert!(status_at.windows(2).all(|w| w[0] == w[1]), "columns out of line:\n{table}");
+    let listed = env.ok(&["inbound"]);
+    assert!(listed.contains("  payments  ") && !listed.contains(s["id"].as_str().unwrap()), "{listed}");
+    assert!(listed.contains(&format!("{} bytes", body.len())), "{listed}");
+}

@@ -168,3 +168,48 @@ fn serve_names_the_setting_for_local_receivers_and_its_dispatcher_sees_env_edits
     cli(dir.path(), &[], &["retry", &dlv]);
     assert!(wait_until(Duration::from_secs(15), || rx.len() == 1), "delivered after the edit");
 }
+
+/// Peak resident memory of a process, in bytes (Linux: VmHWM).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A chunked body far over the limit is answered 413 while it is read, never held whole: the
+/// server's memory stays far below the body's size (it held all 200 MB before answering).
+#[test]
+fn a_huge_chunked_body_is_refused_without_being_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, port, _) = start(dir.path(), &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(
+        b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0usize;
+    // 128 MiB, or until the server stops reading (it answered and closed).
+    for _ in 0..128 {
+        let head = format!("{:x}\r\n", chunk.len());
+        if s.write_all(head.as_bytes()).and_then(|()| s.write_all(&chunk)).and_then(|()| s.write_all(b"\r\n")).is_err()
+        {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{}", &text[..text.len().min(300)]);
+    let peak = peak_rss(server.0.id());
+    assert!(sent >= 16 << 20, "the server read on past the limit before answering ({sent} bytes)");
+    assert!(peak < 64 << 20, "serve held {peak} bytes for a {sent}-byte body");
+}

@@ -179,7 +179,10 @@ fn sources(db: store::Db<'_>, now: i64) -> Vec<Finding> {
         let missing = store::sources::rejects_for(db, &s.id, Reason::CredentialsMissing.as_str()).unwrap_or(0);
         if s.provider == Provider::Postmark && s.last_auth_seen_at.is_none() && missing >= MISSING_AUTH_STREAK {
             out.push(problem(
-                format!("{missing} requests to inbound source {name} arrived without credentials, and none with them"),
+                format!(
+                    "{} to inbound source {name} arrived without credentials, and none with them",
+                    crate::model::count(missing, "request", "requests")
+                ),
                 "Postmark sends Basic credentials: add `CGIPassAuth On` to the .htaccess of the cgi-bin directory \
                  (Apache 2.4.13+), and give Postmark the URL with user:password@ (webhooks source show)",
             ));

@@ -167,23 +167,21 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let filter = Filter { status, user, endpoint, event_type, limit, ..Filter::default() };
             let list = deliveries::list(open(cfg)?.db(), &filter)?;
             print(json, &list, |list| {
-                let mut out = format!(
-                    "{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
-                    "DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE"
-                );
-                for d in list {
-                    out.push_str(&format!(
-                        "\n{:<30} {:<30} {:<17} {:<10} {:>8} {:>5} {}",
-                        d.id,
-                        d.event_id,
-                        d.event_type,
-                        d.status,
-                        d.attempts,
-                        d.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-                        d.last_error_code.map(|c| c.as_str()).unwrap_or("")
-                    ));
-                }
-                out
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.id.clone(),
+                            d.event_id.clone(),
+                            d.event_type.clone(),
+                            d.status.to_string(),
+                            d.attempts.to_string(),
+                            d.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                            d.last_error_code.map(|c| c.as_str()).unwrap_or("").to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "FAILURE"], &[4, 5], &rows)
             })
         }
         Command::Attempts { delivery_id, json } => {
@@ -277,9 +275,15 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::Purge { json } => {
             let p = retention::purge(open(cfg)?.db(), &cfg.retention(), time::now_ms(), usize::MAX)?;
             print(json, &p, |p| {
+                let c = |n: usize, one: &str, many: &str| crate::model::count(n as i64, one, many);
                 format!(
-                    "purged {} payloads, {} deliveries, {} events, {} runs, {} inbound bodies, {} inbound requests",
-                    p.payloads, p.deliveries, p.events, p.runs, p.inbound_bodies, p.inbound_requests
+                    "purged {}, {}, {}, {}, {}, {}",
+                    c(p.payloads, "payload", "payloads"),
+                    c(p.deliveries, "delivery", "deliveries"),
+                    c(p.events, "event", "events"),
+                    c(p.runs, "run", "runs"),
+                    c(p.inbound_bodies, "inbound body", "inbound bodies"),
+                    c(p.inbound_requests, "inbound request", "inbound requests")
                 )
             })
         }
@@ -441,9 +445,9 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             print(json, &v, |_| {
                 format!(
                     "{}
-{} deliveries to be sent again, {} discarded",
+{} to be sent again, {} discarded",
                     human(&done.endpoint),
-                    done.replayed,
+                    crate::model::count(done.replayed as i64, "delivery", "deliveries"),
                     done.discarded
                 )
             })
@@ -526,6 +530,35 @@ fn token_cmd(cfg: &Config, cmd: TokenCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Text columns as wide as their widest cell (a relayed type such as
+/// `stripe.payment_intent.succeeded` widens its column instead of pushing the rest out of line),
+/// the columns numbered in `right` aligned right, the last one never padded.
+pub fn table(headers: &[&str], right: &[usize], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                i if i == last && !right.contains(&i) => c.to_string(),
+                i if right.contains(&i) => format!("{c:>w$}", w = widths[i]),
+                i => format!("{c:<w$}", w = widths[i]),
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    std::iter::once(line(headers.to_vec()))
+        .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Where printed links start: `--base` when given, else `WEBHOOKS_PUBLIC_URL`, else the local

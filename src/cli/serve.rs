@@ -4,7 +4,6 @@
 //! dispatcher every few seconds. Not for production: there, Apache runs `webhooks.cgi` and cron
 //! runs `webhooks dispatch`.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -119,8 +118,9 @@ fn shell_path(exe: &Path) -> String {
 fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, user: &str, addr: &str) -> Result<()> {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let mut body = Vec::new();
-    request.as_reader().read_to_end(&mut body)?;
+    // The body is streamed to the CGI, which enforces its limit while reading (as under Apache):
+    // a chunked body has no CONTENT_LENGTH and is read to its end, never held here whole.
+    let length = request.body_length();
     let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "80"));
     let mut cmd = Command::new(exe);
     cmd.arg("cgi")
@@ -139,7 +139,6 @@ fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, us
         .env("REMOTE_ADDR", request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default())
         .env("REMOTE_USER", user)
         .env("AUTH_TYPE", "Basic")
-        .env("CONTENT_LENGTH", body.len().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -161,13 +160,16 @@ fn handle(mut request: tiny_http::Request, exe: &PathBuf, env_file: &PathBuf, us
             cmd.env(k, v);
         }
     }
-    let mut child = cmd.spawn().context("cannot start the CGI process")?;
-    {
-        let mut stdin = child.stdin.take().expect("piped");
-        // The CGI may answer (413) without reading the body: a broken pipe is not an error.
-        let _ = stdin.write_all(&body);
+    if let Some(n) = length {
+        cmd.env("CONTENT_LENGTH", n.to_string());
     }
-    let output = child.wait_with_output()?;
+    let mut child = cmd.spawn().context("cannot start the CGI process")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    // The CGI may answer (413) without reading the whole body: a broken pipe ends the copy.
+    let _ = std::io::copy(request.as_reader(), &mut stdin);
+    drop(stdin);
+    let output = waiter.join().map_err(|_| anyhow!("the CGI waiter panicked"))??;
     let (status, headers, body) = parse_cgi_output(&output.stdout)?;
     let mut response = tiny_http::Response::from_data(body).with_status_code(status);
     for (k, v) in headers {

@@ -101,17 +101,23 @@ fn forward_lines(forwards: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn request_line(r: &Request) -> String {
+/// One logged request, its source by name (`source_id` in `--json`).
+fn request_line(r: &Request, source: &str) -> String {
     format!(
-        "{}  {}  {}  {}{}  {} bytes  {}",
+        "{}  {}  {}  {}{}  {}  {}",
         r.id,
         time::rfc3339(r.received_at),
-        r.source_id,
+        source,
         r.outcome.as_str(),
         r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default(),
-        r.body_size,
+        crate::model::count(r.body_size, "byte", "bytes"),
         r.dedupe_key.as_deref().unwrap_or("")
     )
+}
+
+/// Source ids → names, to show requests by their source's name.
+fn source_names(db: crate::store::Db<'_>) -> Result<std::collections::HashMap<String, String>> {
+    Ok(sources::list(db)?.into_iter().map(|s| (s.id, s.name)).collect())
 }
 
 pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
@@ -265,11 +271,15 @@ pub fn inbound_cmd(
             };
             let outcome = outcome.as_deref().map(Outcome::parse).transpose()?;
             let list = log::list(store.db(), &Filter { source_id, outcome, before: None, limit })?;
+            let names = source_names(store.db())?;
             print(json, &list, |l| {
                 if l.is_empty() {
                     "no inbound requests".into()
                 } else {
-                    l.iter().map(request_line).collect::<Vec<_>>().join("\n")
+                    l.iter()
+                        .map(|r| request_line(r, names.get(&r.source_id).map_or(r.source_id.as_str(), String::as_str)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 }
             })
         }
@@ -278,8 +288,9 @@ pub fn inbound_cmd(
             let body = log::body(store.db(), &id)?;
             let mut v = serde_json::to_value(&r)?;
             v["body"] = json!(body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()));
+            let name = source_names(store.db())?.remove(&r.source_id).unwrap_or_else(|| r.source_id.clone());
             print(json, &v, |_| {
-                let mut lines = vec![request_line(&r)];
+                let mut lines = vec![request_line(&r, &name)];
                 if let Some(reason) = r.reason.as_deref().and_then(crate::model::inbound::Reason::parse) {
                     lines.push(format!("why: {}", reason.meaning()));
                 }
@@ -290,7 +301,7 @@ pub fn inbound_cmd(
                 lines.push(String::new());
                 lines.push(match &body {
                     Some(b) => String::from_utf8_lossy(b).into_owned(),
-                    None => "(body not stored)".into(),
+                    None => "(body not stored: over the size limit, past its retention, or a reject past WEBHOOKS_INBOUND_REJECT_BUDGET)".into(),
                 });
                 lines.join("\n")
             })

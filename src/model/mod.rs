@@ -19,3 +19,20 @@ pub mod secret;
 pub mod time;
 
 pub use error::{Error, Problem, Result};
+
+/// A count with its noun, singular for one: `count(1, "delivery", "deliveries")` is
+/// "1 delivery", `count(2, …)` "2 deliveries".
+pub fn count(n: impl Into<i128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod count_tests {
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(super::count(1u32, "delivery", "deliveries"), "1 delivery");
+        assert_eq!(super::count(0u32, "delivery", "deliveries"), "0 deliveries");
+        assert_eq!(super::count(2i64, "byte", "bytes"), "2 bytes");
+    }
+}

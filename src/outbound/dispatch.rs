@@ -68,12 +68,15 @@ impl Summary {
     pub fn line(&self) -> String {
         let failures: Vec<String> = self.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "dispatch {}: sent {} (succeeded {}, retrying {}, dead {}), unsent {}, released {}{} in {} ms; purged {} payloads, {} deliveries, {} events{}",
+            "dispatch {}: sent {} (succeeded {}, retrying {}, dead {}), unsent {}, released {}{} in {} ms; purged {}, {}, {}{}",
             self.run_id, self.sent, self.succeeded, self.retrying, self.dead, self.unsent, self.released,
             if failures.is_empty() { String::new() } else { format!(" [{}]", failures.join(" ")) },
-            self.duration_ms, self.purged.payloads, self.purged.deliveries, self.purged.events,
+            self.duration_ms,
+            crate::model::count(self.purged.payloads as i64, "payload", "payloads"),
+            crate::model::count(self.purged.deliveries as i64, "delivery", "deliveries"),
+            crate::model::count(self.purged.events as i64, "event", "events"),
             if self.budget_exhausted { "; time budget reached" } else { "" },
-        ) + &if self.held > 0 { format!("; held {} for disabled endpoints", self.held) } else { String::new() }
+        ) + &if self.held > 0 { format!("; held {} for disabled endpoints", crate::model::count(self.held as i64, "delivery", "deliveries")) } else { String::new() }
             + &if self.notices.webhooks + self.notices.emails + self.notices.failed > 0 {
                 format!(
                     "; operator notices: {} posted, {} mailed, {} to try again",
