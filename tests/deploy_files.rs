@@ -167,3 +167,23 @@ fn docs_list_every_key_failure_code_and_event_type() {
         }
     }
 }
+
+/// `.ci/release` keeps its tools inside the checkout: Python packages only into a virtual
+/// environment under `target/` (Debian 12's own python3 refuses `pip install` outside one), and
+/// cargo-zigbuild only under `--root` there, never into the user's home.
+#[test]
+fn the_release_script_installs_its_tools_under_target_only() {
+    let script = repo(".ci/release");
+    let venv_python = "\"$tools/venv/bin/python3\"";
+    assert!(script.contains("tools=\"$PWD/target/ci/release-tools\""), "{script}");
+    assert!(script.contains("python3 -m venv \"$tools/venv\""), "{script}");
+    for line in script.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        if line.contains("pip install") {
+            assert!(line.trim_start().starts_with(venv_python), "pip outside the venv: {line}");
+        }
+        if line.contains("cargo install") {
+            assert!(line.contains("--root \"$tools\""), "cargo install outside target/: {line}");
+        }
+    }
+    assert!(script.lines().any(|l| l.contains("pip install")) && script.lines().any(|l| l.contains("cargo install")));
+}
