@@ -369,43 +369,17 @@ fn a_pgbouncer_whose_server_is_down_is_given_up_on() {
     if !have("pgbouncer", "apt-get install pgbouncer") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server_port = closed.local_addr().unwrap().port();
     drop(closed);
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
-    let d = dir.path().display();
-    std::fs::write(
-        dir.path().join("pgbouncer.ini"),
-        format!(
+    let bouncer = Bouncer::start(
+        &format!(
             "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
-             listen_port = {port}\nunix_socket_dir =\nauth_type = plain\nauth_file = {d}/userlist.txt\n\
-             pool_mode = session\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n"
+             listen_port = {{port}}\nauth_type = plain\nauth_file = {{dir}}/userlist.txt\npool_mode = session\n"
         ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("userlist.txt"), "\"app\" \"pw\"\n").unwrap();
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut c = if root {
-        // pgbouncer refuses to run as root.
-        for f in ["", "pgbouncer.ini", "userlist.txt"] {
-            std::process::Command::new("chown").arg("postgres").arg(dir.path().join(f)).status().unwrap();
-        }
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--", "pgbouncer"]);
-        c
-    } else {
-        std::process::Command::new("pgbouncer")
-    };
-    let mut bouncer =
-        c.arg(dir.path().join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert!(
-        wait_until(std::time::Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "pgbouncer did not start: {}",
-        std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+        "\"app\" \"pw\"\n",
     );
+    let port = bouncer.port;
     let mut env = Env::on_sqlite();
     env.set("WEBHOOKS_DATABASE", &format!("postgres://app:pw@127.0.0.1:{port}/webhooks?sslmode=disable"));
     env.set("WEBHOOKS_DB_CONNECT_TIMEOUT", "2s");
@@ -415,14 +389,7 @@ fn a_pgbouncer_whose_server_is_down_is_given_up_on() {
     let mut cgi = env.command("webhooks-cgi");
     cgi.env("REQUEST_METHOD", "GET").env("PATH_INFO", "/api/v1/endpoints").env("HTTP_AUTHORIZATION", "Bearer x");
     let answer = run_within(cgi, std::time::Duration::from_secs(60));
-    // runuser does not pass SIGKILL on: stop pgbouncer itself, by its pidfile.
-    if let Some(pid) =
-        std::fs::read_to_string(dir.path().join("pgbouncer.pid")).ok().and_then(|p| p.trim().parse().ok())
-    {
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let _ = bouncer.kill();
-    let _ = bouncer.wait();
+    drop(bouncer);
     let out = out.expect("status gave up on pgbouncer");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");

@@ -786,3 +786,60 @@ pub fn read_request(stream: &mut TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = stream.read(&mut buf);
 }
+
+/// A pgbouncer started by a test from `ini` (with `userlist` beside it) in its own temporary
+/// directory, run as the user `postgres` when the test runs as root (pgbouncer refuses root);
+/// stopped by its pidfile when dropped (runuser does not pass a kill on).
+pub struct Bouncer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Bouncer {
+    /// `ini` may name `{dir}` (the directory, for auth_file) and `{port}` (the port it listens
+    /// on); the logfile, pidfile and no unix socket are added.
+    pub fn start(ini: &str, userlist: &str) -> Bouncer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.path().display().to_string();
+        let ini = ini.replace("{dir}", &d).replace("{port}", &port.to_string())
+            + &format!("unix_socket_dir =\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n");
+        std::fs::write(dir.path().join("pgbouncer.ini"), ini).unwrap();
+        std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
+        let mut c = if unsafe { libc::geteuid() } == 0 {
+            for f in ["", "pgbouncer.ini", "userlist.txt"] {
+                Command::new("chown").arg("postgres").arg(dir.path().join(f)).status().unwrap();
+            }
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            Command::new("pgbouncer")
+        };
+        let child =
+            c.arg(dir.path().join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let b = Bouncer { dir, port, child };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "pgbouncer did not start: {}",
+            b.log()
+        );
+        b
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        let pidfile = self.dir.path().join("pgbouncer.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse().ok()) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
