@@ -491,39 +491,75 @@ proptest! {
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         prop_assert!(v.is_object());
     }
+}
 
-    /// Arbitrary bytes as the CGI environment (meta-variables and headers, valid UTF-8 or not)
-    /// and as the body, through the request entry point the CGI binary calls: an answer that is
-    /// well-formed CGI output, never a panic, and JSON at `/in/` and below `/api/`.
-    #[test]
-    fn arbitrary_environment_bytes_and_body_get_an_answer(
-        path in prop_oneof![
-            3 => prop::sample::select(vec!["/", "/endpoints", "/api/v1/events", "/api/v1/endpoints/x", "/login", "/in/"]).prop_map(|p| p.as_bytes().to_vec()),
-            2 => prop::collection::vec(any::<u8>(), 0..40),
-        ],
-        inbound in 0usize..4,
-        method in prop_oneof![prop::sample::select(vec!["GET", "POST", "PATCH"]).prop_map(|m| m.as_bytes().to_vec()), prop::collection::vec(any::<u8>(), 0..8)],
-        vars in prop::collection::vec((prop::sample::select(vec![
-            "QUERY_STRING", "HTTP_USER_AGENT", "HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_HOST", "CONTENT_TYPE",
-            "CONTENT_LENGTH", "REMOTE_USER", "HTTPS", "SCRIPT_NAME", "HTTP_X_HUB_SIGNATURE_256", "HTTP_STRIPE_SIGNATURE",
-            "HTTP_WEBHOOK_ID", "HTTP_X_GITHUB_DELIVERY", "REMOTE_ADDR"]), prop::collection::vec(any::<u8>(), 0..60)), 0..8),
-        body in prop::collection::vec(any::<u8>(), 0..600),
-    ) {
-        let w = world();
-        let path = if inbound < 3 && path.starts_with(b"/in/") { w.inbound[inbound].as_bytes().to_vec() } else { path };
-        let mut env = CgiEnv::default();
-        env.insert("PATH_INFO", path.clone());
-        env.insert("REQUEST_METHOD", method);
-        for (k, v) in vars {
-            env.insert(k, v);
-        }
-        let r = webhooks::web::routes::answer(&w.cfg, &env, body.as_slice());
-        let mut out = Vec::new();
-        r.write_cgi(&mut out).unwrap();
-        let (status, _, body) = webhooks::cli::serve::parse_cgi_output(&out).expect("well-formed CGI output");
-        prop_assert!((200..600).contains(&status));
-        if path.starts_with(b"/in/") || path.starts_with(b"/api/") {
-            prop_assert!(serde_json::from_slice::<Value>(&body).is_ok(), "{status}: {}", String::from_utf8_lossy(&body));
-        }
-    }
+/// Cases for the whole-program fuzz below: `PROPTEST_CASES` up to 4,000 (each case opens the
+/// store and may render a page, about 5 ms; CI's 20,000 would take it past a minute and a half).
+/// Set here, after proptest reads the variable, which would otherwise win over any cap.
+fn entry_point_config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    config.cases = config.cases.min(4000);
+    config
+}
+
+/// Arbitrary bytes as the CGI environment (meta-variables and headers, valid UTF-8 or not)
+/// and as the body, through the request entry point the CGI binary calls: an answer that is
+/// well-formed CGI output, never a panic, and JSON at `/in/` and below `/api/`.
+#[test]
+fn arbitrary_environment_bytes_and_body_get_an_answer() {
+    let path = prop_oneof![
+        3 => prop::sample::select(vec!["/", "/endpoints", "/api/v1/events", "/api/v1/endpoints/x", "/login", "/in/"])
+            .prop_map(|p| p.as_bytes().to_vec()),
+        2 => prop::collection::vec(any::<u8>(), 0..40),
+    ];
+    let method = prop_oneof![
+        prop::sample::select(vec!["GET", "POST", "PATCH"]).prop_map(|m| m.as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..8)
+    ];
+    let names = prop::sample::select(vec![
+        "QUERY_STRING",
+        "HTTP_USER_AGENT",
+        "HTTP_COOKIE",
+        "HTTP_AUTHORIZATION",
+        "HTTP_HOST",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "REMOTE_USER",
+        "HTTPS",
+        "SCRIPT_NAME",
+        "HTTP_X_HUB_SIGNATURE_256",
+        "HTTP_STRIPE_SIGNATURE",
+        "HTTP_WEBHOOK_ID",
+        "HTTP_X_GITHUB_DELIVERY",
+        "REMOTE_ADDR",
+    ]);
+    let vars = prop::collection::vec((names, prop::collection::vec(any::<u8>(), 0..60)), 0..8);
+    let body = prop::collection::vec(any::<u8>(), 0..600);
+    let mut runner = proptest::test_runner::TestRunner::new(entry_point_config());
+    runner
+        .run(&(path, 0usize..4, method, vars, body), |(path, inbound, method, vars, body)| {
+            let w = world();
+            let path =
+                if inbound < 3 && path.starts_with(b"/in/") { w.inbound[inbound].as_bytes().to_vec() } else { path };
+            let mut env = CgiEnv::default();
+            env.insert("PATH_INFO", path.clone());
+            env.insert("REQUEST_METHOD", method);
+            for (k, v) in vars {
+                env.insert(k, v);
+            }
+            let r = webhooks::web::routes::answer(&w.cfg, &env, body.as_slice());
+            let mut out = Vec::new();
+            r.write_cgi(&mut out).unwrap();
+            let (status, _, body) = webhooks::cli::serve::parse_cgi_output(&out).expect("well-formed CGI output");
+            prop_assert!((200..600).contains(&status));
+            if path.starts_with(b"/in/") || path.starts_with(b"/api/") {
+                prop_assert!(
+                    serde_json::from_slice::<Value>(&body).is_ok(),
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
 }
