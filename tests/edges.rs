@@ -6,7 +6,6 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::process::Stdio;
 
@@ -34,14 +33,7 @@ fn cgi_bytes(env: &Env, vars: &[(&str, &[u8])], body: &[u8]) -> (u16, Vec<u8>, S
     for (k, v) in vars {
         c.env(k, os(v));
     }
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let body = body.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = run_with_stdin(c, body);
     let stdout = out.stdout;
     let head = String::from_utf8_lossy(&stdout[..stdout.len().min(40)]).into_owned();
     let status = head

@@ -149,9 +149,9 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
              `CGIPassAuth On` to the .htaccess of the cgi-bin directory (Apache 2.4.13+)",
         ),
         (Some((_, n)), _) => ok(format!(
-            "{n} API request{} arrived without an Authorization header (a client that sent no token); \
+            "{} arrived without an Authorization header (a client that sent no token); \
              {MISSING_AUTH_STREAK} in a row would point at a missing `CGIPassAuth On`",
-            if n == 1 { "" } else { "s" }
+            crate::model::count(n, "API request", "API requests")
         )),
         (None, Some(_)) => ok("API requests arrive with their Authorization header"),
         (None, None) => ok("no API request seen yet"),

@@ -153,11 +153,10 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let recorded = open(cfg)?.write(|db| events::record(db, cfg.payload_retention, &intakes))?;
             print(json, &recorded[0], |r| {
                 format!(
-                    "{}{} ({} deliver{} queued)",
+                    "{}{} ({} queued)",
                     r.id,
                     if r.duplicate { " (already recorded)" } else { "" },
-                    r.deliveries,
-                    if r.deliveries == 1 { "y" } else { "ies" }
+                    crate::model::count(r.deliveries as i64, "delivery", "deliveries")
                 )
             })
         }
@@ -233,7 +232,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             let store = open(cfg)?;
             let n = crate::store::sessions::revoke_user(store.db(), &user, time::now_ms())?;
             print(json, &json!({"user": user, "revoked": n}), |_| {
-                format!("ended {n} session{} of {user}", if n == 1 { "" } else { "s" })
+                format!("ended {} of {user}", crate::model::count(n as i64, "session", "sessions"))
             })
         }
         Command::Source(cmd) => sources::source_cmd(cfg, *cmd),

@@ -368,16 +368,7 @@ impl Env {
         for (k, v) in extra {
             c.env(k, v);
         }
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let body = body.to_vec();
-        // The CGI may answer before reading everything: write from another thread.
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&body);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        CgiResponse::parse(&out)
+        CgiResponse::parse(&run_with_stdin(c, body))
     }
 
     /// POSTs JSON events with a token through the CGI.
@@ -842,4 +833,18 @@ impl Drop for Bouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a command with `body` on its stdin, written from another thread (a CGI may answer
+/// before reading everything), and returns its output.
+pub fn run_with_stdin(mut c: Command, body: &[u8]) -> Output {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let body = body.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
