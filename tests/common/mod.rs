@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use webhooks::model::location::Location;
@@ -165,15 +165,25 @@ impl Env {
     /// transaction); on PostgreSQL the one-writer advisory lock that pages, intake and the CLI
     /// take, and locks on the tables that let readers in and keep every writer out. Held until
     /// `ROLLBACK` on the returned connection (or its drop).
+    ///
+    /// On PostgreSQL the table locks are taken all at once or not at all (`NOWAIT`, then a
+    /// rollback and another try): waiting for one table while holding another would close a
+    /// cycle with a dispatcher that holds a row of the first and wants the second, and the
+    /// server would end one of the two as a deadlock.
     pub fn hold_write_lock(&self) -> Conn {
         let c = self.db();
         if self.is_postgres() {
-            c.execute_batch(
-                "SET lock_timeout = 0; BEGIN; SELECT pg_advisory_xact_lock(7147);
+            c.execute_batch("SET lock_timeout = 0").unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while let Err(e) = c.execute_batch(
+                "BEGIN; SELECT pg_advisory_xact_lock(7147);
                  LOCK TABLE users, tokens, endpoints, endpoint_keys, events, deliveries, attempts, runs
-                     IN SHARE ROW EXCLUSIVE MODE",
-            )
-            .unwrap();
+                     IN SHARE ROW EXCLUSIVE MODE NOWAIT",
+            ) {
+                assert!(Instant::now() < deadline, "the write lock was not free within a minute: {e}");
+                c.execute_batch("ROLLBACK").unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
         } else {
             c.execute_batch("BEGIN IMMEDIATE").unwrap();
         }
