@@ -1,5 +1,6 @@
 //! `webhooks`: the cron dispatcher and admin CLI. See `webhooks --help`.
 
 fn main() {
-    std::process::exit(webhooks::cli::main());
+    // `webhooks cgi` answers one request as the CGI binary does.
+    std::process::exit(webhooks::cli::main(webhooks::web::routes::main));
 }

@@ -200,7 +200,7 @@ impl Config {
             }
             let timeout =
                 duration(get("WEBHOOKS_DB_CONNECT_TIMEOUT"), Some((Duration::from_secs(1), Duration::from_secs(300))))?;
-            with_connect_timeout(Location::parse(&v, &root), timeout)
+            Location::parse(&v, &root).with_connect_timeout(timeout)
         };
         let secret_key = optional_secret(get("WEBHOOKS_SECRET_KEY"))?;
         let public_url = {
@@ -583,19 +583,6 @@ pub fn check_public_url(v: &str) -> std::result::Result<Option<String>, String> 
         return Err("an http:// or https:// URL with a host, without ?query or #fragment".into());
     }
     Ok(Some(v.trim_end_matches('/').to_string()))
-}
-
-/// A PostgreSQL URL without its own `connect_timeout` gets `WEBHOOKS_DB_CONNECT_TIMEOUT`'s, in
-/// whole seconds: the store bounds connecting, logging in and the first query by it.
-fn with_connect_timeout(at: Location, timeout: Duration) -> Location {
-    let Location::Postgres(url) = &at else { return at };
-    match url::Url::parse(url) {
-        Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "connect_timeout") => {
-            u.query_pairs_mut().append_pair("connect_timeout", &timeout.as_secs().max(1).to_string());
-            Location::Postgres(u.to_string())
-        }
-        _ => at,
-    }
 }
 
 /// The process's `WEBHOOKS_*` variables. The environment is read as bytes: a variable that is

@@ -260,7 +260,7 @@ fn inbound_answers_every_temporary_condition_with_json_503_and_retry_after() {
     // The file moved to PostgreSQL (migrate-store marks it).
     let c = env.sqlite();
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    c.execute_batch(&format!("PRAGMA user_version = {}", webhooks::store::moving::MOVED)).unwrap();
+    c.execute_batch(&format!("PRAGMA user_version = {}", webhooks::store::sqlite::MOVED)).unwrap();
     let r = post(&env);
     assert_eq!((r.status, body_json(&r)["code"].as_str()), (503, Some("E_UNAVAILABLE")), "{}", r.text());
     assert!(r.header("Retry-After").is_some());
@@ -286,7 +286,7 @@ fn storage_faults_are_temporary_conditions() {
         let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
         let e: webhooks::model::Error = SqlError::from(e).into();
         assert!(matches!(e, webhooks::model::Error::Unavailable(_)), "{code}: {e:?}");
-        let r = webhooks::web::inbound::failure(e);
+        let r = webhooks::web::receiver::failure(e);
         assert_eq!(r.status, 503);
         assert!(r.header("Retry-After").is_some());
         let v: Value = serde_json::from_slice(&r.body).unwrap();

@@ -486,7 +486,7 @@ proptest! {
         for (k, v) in headers {
             env.insert(k.to_string(), v);
         }
-        let r = webhooks::web::inbound::respond(&w.cfg, &env, body.as_slice());
+        let r = webhooks::web::receiver::respond(&w.cfg, &env, body.as_slice());
         prop_assert!([200, 401, 404, 405, 413].contains(&r.status), "{} for {:?}", r.status, env);
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         prop_assert!(v.is_object());

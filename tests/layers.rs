@@ -1,20 +1,22 @@
 //! The layers of `src/` (docs/architecture.md): every module's `crate::` and `super::` paths, read
-//! from the source, must point down the layers (model < config, store < outbound < web < cli),
-//! with no cycle between modules anywhere; and only `store/` names rusqlite or writes SQL.
+//! from the source, must point down the layers (model < config, store < outbound < inbound <
+//! web, cli), with no cycle between modules anywhere; only `store/` names rusqlite or writes
+//! SQL; and only the engine files name an engine.
 //! `cargo test --test layers -- --nocapture` prints the folder graph and the files with SQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The rank of each folder: a module may use modules of its own folder and of lower ranks.
-/// `config` and `store` share a rank so that neither uses the other.
+/// `config` and `store` share a rank so that neither uses the other; so do `web` and `cli` (the
+/// `webhooks` binary hands the CLI the CGI's entry point).
 fn rank(folder: &str) -> Option<u8> {
     Some(match folder {
         "model" => 0,
         "config" | "store" => 1,
         "outbound" => 2,
-        "web" => 3,
-        "cli" => 4,
+        "inbound" => 3,
+        "web" | "cli" => 4,
         _ => return None,
     })
 }
@@ -244,6 +246,117 @@ fn only_the_store_names_rusqlite_or_writes_sql() {
     let outside: Vec<&String> = with_sql.iter().filter(|m| folder(m) != "store").collect();
     assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
     assert!(with_sql.contains("store/queue") && with_sql.contains("store/events"), "the check finds SQL");
+}
+
+/// The files that say what differs between the engines: the driver, each engine's own file
+/// and each engine's queue statements.
+const ENGINE_FILES: &[&str] =
+    &["store/sql", "store/sqlite", "store/postgres", "store/queue/sqlite", "store/queue/postgres"];
+
+/// The only other files that may name an engine: the store's face, where it is chosen from the
+/// location (`Store::open_unmigrated`, `connect`), the location itself (a file or a
+/// `postgres://` URL), and `migrate-store`, which copies a SQLite installation into PostgreSQL
+/// by definition.
+const NAMING_AN_ENGINE: &[&str] = &["store", "model/location", "store/migrate_store"];
+
+/// The code of a module without its comments, string literals and `mod` lines: what it does,
+/// not what it says or how its folder is laid out.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '/' && chars.get(i + 1) == Some(&'/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == 'r'
+            && matches!(chars.get(i + 1), Some('"') | Some('#'))
+            && (i == 0 || !chars[i - 1].is_alphanumeric())
+        {
+            // A raw string: r"…" or r#"…"#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+            let rest: String = chars[j + 1..].iter().collect();
+            i = j
+                + 1
+                + rest.find(&close).map(|k| rest[..k].chars().count() + close.len()).unwrap_or(rest.chars().count());
+            out.push_str("\"\"");
+        } else if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            out.push_str("\"\"");
+        } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
+            i += 3; // a char literal such as '"'
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out.lines()
+        .filter(|l| !l.trim_start().starts_with("pub mod ") && !l.trim_start().starts_with("mod "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each module's identifiers that name an engine (`is_postgres`, `Conn::Sqlite`, `rusqlite`,
+/// `postgres::…`).
+fn engine_names(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for word in code.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        let lower = word.to_ascii_lowercase();
+        if lower.contains("sqlite") || lower.contains("postgres") {
+            found.push(word.to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_engine_files_name_an_engine() {
+    let mut naming: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, code) in modules() {
+        let names = engine_names(&code_only(&code));
+        if !names.is_empty() && !ENGINE_FILES.contains(&name.as_str()) {
+            naming.insert(name, names);
+        }
+    }
+    println!("outside the engine files, naming an engine: {naming:?}");
+    let unexpected: Vec<&String> = naming.keys().filter(|m| !NAMING_AN_ENGINE.contains(&m.as_str())).collect();
+    assert!(unexpected.is_empty(), "files that name an engine outside the engine files: {naming:#?}");
+    assert!(NAMING_AN_ENGINE.len() <= 3, "at most three places outside the engine files name an engine");
+    assert!(naming.contains_key("store"), "the check finds engine names");
+}
+
+#[test]
+fn the_engine_check_reads_code_not_words() {
+    let code = code_only(
+        "// on PostgreSQL\nlet x = \"SQLite\";\npub mod sqlite;\nif store.is_postgres() {}\nlet q = '\"'; Conn::Sqlite(c)",
+    );
+    assert_eq!(engine_names(&code), vec!["is_postgres", "Sqlite"]);
+}
+
+#[test]
+fn the_cli_never_uses_the_web() {
+    let mods = modules();
+    let from_cli: Vec<(String, String)> =
+        edges(&mods).into_iter().filter(|(a, b)| folder(a) == "cli" && folder(b) == "web").collect();
+    assert!(from_cli.is_empty(), "cli/ uses web/: {from_cli:?}");
+    assert!(edges(&mods).iter().any(|(a, b)| folder(a) == "cli" && folder(b) == "store"), "edges were read");
 }
 
 #[test]

@@ -26,6 +26,7 @@ use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields};
 use crate::model::health::{DisabledReason, Health};
 use crate::model::principal::{check_name, Principal};
+use crate::model::token::login_query;
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
 use crate::store::endpoints::Backlog;
@@ -35,10 +36,12 @@ use crate::store::{deliveries, endpoints, events, principals, retention, Store};
 /// ("try again later"), so a script can tell it from a mistake to fix (1).
 pub const EXIT_BUSY: i32 = 75;
 
-/// Entry point of the `webhooks` binary; returns the process exit code.
-pub fn main() -> i32 {
+/// Entry point of the `webhooks` binary; returns the process exit code. `cgi` answers one CGI
+/// request from the process's environment and stdin, returning its exit code (the web's entry
+/// point, which the binary hands over: the CLI itself never reaches into `web`).
+pub fn main(cgi: fn() -> i32) -> i32 {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, cgi) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("webhooks: {}", one_line(&e));
@@ -83,7 +86,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, cgi: fn() -> i32) -> Result<()> {
     match cli.command {
         Command::Init { public_url } => setup::init(public_url.as_deref()),
         Command::Doctor => {
@@ -102,7 +105,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(args) => serve::run(&args),
         Command::Cgi => {
-            let code = crate::web::routes::main();
+            let code = cgi();
             if code != 0 {
                 bail!("could not write the CGI response");
             }
@@ -305,7 +308,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
         Command::LoginLink { user, base, json } => {
             check_name("--user", &user)?;
             let keyring = cfg.keyring()?;
-            let query = crate::web::auth::login_query(cfg, &keyring.current, &user, time::now_ms() / 1000);
+            let query = login_query(&keyring.current, &user, time::now_ms() / 1000, cfg.login_link_ttl);
             let base = link_base(cfg, base);
             let url = format!("{}/login?{query}", base.trim_end_matches('/'));
             let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});

@@ -120,8 +120,8 @@ fn set_env_lines(path: &Path, remove: &[&str], add: &[String]) -> Result<()> {
 }
 
 /// `webhooks migrate-store --to URL`: copies this SQLite installation into the empty PostgreSQL
-/// database at `to` (`store::moving`), then points the `.env` at it. Returns what was copied.
-pub fn migrate_store(cfg: &Config, to: &str) -> Result<(crate::store::moving::Copied, bool)> {
+/// database at `to` (`store::migrate_store`), then points the `.env` at it. Returns what was copied.
+pub fn migrate_store(cfg: &Config, to: &str) -> Result<(crate::store::migrate_store::Copied, bool)> {
     let target = Location::parse(to, &cfg.root);
     if target.file().is_some() {
         bail!("--to must be a postgres:// or postgresql:// URL (got {to:?})");
@@ -131,7 +131,7 @@ pub fn migrate_store(cfg: &Config, to: &str) -> Result<(crate::store::moving::Co
     }
     let mut from = Store::open(&cfg.database)?;
     let mut into = Store::open(&target)?;
-    let copied = crate::store::moving::copy(&mut from, &mut into)?;
+    let copied = crate::store::migrate_store::copy(&mut from, &mut into)?;
     // The SQLite file now refuses writes: the .env names the new store at once (unless the
     // process environment sets WEBHOOKS_DATABASE, which would override it anyway).
     let switched = match (&cfg.env_file, std::env::var_os("WEBHOOKS_DATABASE")) {

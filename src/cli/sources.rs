@@ -9,7 +9,7 @@ use crate::config::{parse_size, Config};
 use crate::model::endpoint::check_grace;
 use crate::model::inbound::{forward_json, parse_public_key, Detail, Outcome, Provider, Request, Settings};
 use crate::model::time;
-use crate::store::inbound::{self as log, Filter};
+use crate::store::inbound_requests::{self as log, Filter};
 use crate::store::sources::{self, Changes};
 
 /// The changes the settings flags ask for, on top of `current` settings.
@@ -307,7 +307,7 @@ pub fn inbound_cmd(
             })
         }
         Some(InboundCmd::Recheck { id, json }) => {
-            let l = crate::web::inbound::recheck(cfg, &mut store, &id)?;
+            let l = crate::inbound::receive::recheck(cfg, &mut store, &id)?;
             let v = json!({"id": l.id, "outcome": l.outcome, "reason": l.reason.map(|r| r.as_str()),
                            "event_id": l.event_id, "deliveries": l.deliveries, "duplicate_of": l.duplicate_of});
             print(json, &v, |_| match l.outcome {

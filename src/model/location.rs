@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the data lives: `WEBHOOKS_DATABASE`, a SQLite file or a PostgreSQL URL.
 #[derive(Clone, PartialEq, Eq)]
@@ -19,6 +20,19 @@ impl Location {
         }
         let p = PathBuf::from(value);
         Location::File(if p.is_absolute() { p } else { root.join(p) })
+    }
+
+    /// A PostgreSQL URL without its own `connect_timeout` gets `timeout`'s (`WEBHOOKS_DB_CONNECT_TIMEOUT`),
+    /// in whole seconds: the store bounds connecting, logging in and the first query by it.
+    pub fn with_connect_timeout(self, timeout: Duration) -> Location {
+        let Location::Postgres(url) = &self else { return self };
+        match url::Url::parse(url) {
+            Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+                u.query_pairs_mut().append_pair("connect_timeout", &timeout.as_secs().max(1).to_string());
+                Location::Postgres(u.to_string())
+            }
+            _ => self,
+        }
     }
 
     pub fn file(&self) -> Option<&Path> {

@@ -17,6 +17,7 @@ pub mod principal;
 pub mod schema;
 pub mod secret;
 pub mod time;
+pub mod token;
 
 pub use error::{Error, Problem, Result};
 

@@ -232,12 +232,13 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         // out before it could finish is released at pick-up, see `worker`).
         // Measured (docs/benchmarks.md): a queue of 4 × concurrency recorded in batches of up
         // to `concurrency` results sends 20-40% more per second than 2 × and a half.
-        // On PostgreSQL other dispatchers share the users' caps: leases parked in this run's
-        // queue keep them idle, so a run claims hardly more than its workers can send (a
-        // quarter more, to cover its own record and claim). Measured with 4 processes of 8
-        // workers against 40 leases' worth of caps: 2 × parked enough to halve the throughput.
-        let capacity =
-            if store.is_postgres() { cfg.concurrency + cfg.concurrency.div_ceil(4) } else { cfg.concurrency * 4 };
+        // Where claims run at once (PostgreSQL), other dispatchers share the users' caps: leases
+        // parked in this run's queue keep them idle, so a run claims hardly more than its
+        // workers can send (a quarter more, to cover its own record and claim). Measured with 4
+        // processes of 8 workers against 40 leases' worth of caps: 2 × parked enough to halve
+        // the throughput.
+        let concurrent = store.capabilities().concurrent_claims;
+        let capacity = if concurrent { cfg.concurrency + cfg.concurrency.div_ceil(4) } else { cfg.concurrency * 4 };
         let gather = cfg.concurrency.max(1);
         let mut outstanding = 0usize;
         let mut batch: Vec<Done> = Vec::new();
@@ -264,10 +265,10 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                     if progressed && can_start {
                         continue; // only ended unsendable deliveries: claim again
                     }
-                    // PostgreSQL: deliveries are due that this run may not claim, their users'
+                    // Claims at once: deliveries are due that this run may not claim, their users'
                     // caps being full with other dispatchers' leases: keep helping until none
                     // is due (work leased by others is theirs, or due again when they die).
-                    if store.is_postgres() && can_start && queue::any_due(store.db(), now + skew)? {
+                    if concurrent && can_start && queue::any_due(store.db(), now + skew)? {
                         std::thread::sleep(HELP_POLL);
                         continue;
                     }
@@ -296,7 +297,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         // Inbound sources: silence, and the failing-verification alert's end (its start is
         // seen by the CGI on the reject that crosses the rule).
         let notify = cfg.notify();
-        let told = store.write(|db| crate::store::inbound::tick(db, &notify, time::now_ms()));
+        let told = store.write(|db| crate::store::inbound_requests::tick(db, &notify, time::now_ms()));
         unless_busy(told, &mut summary)?;
         let sent = notify::send_due(store, cfg, &summary.run_id, deadline);
         summary.notices = unless_busy(sent, &mut summary)?.unwrap_or_default();
@@ -400,8 +401,8 @@ impl Coordinator<'_> {
             return Ok((Vec::new(), false));
         }
         let nothing = || (Vec::new(), 0, 0);
-        let (recorded, claimed) = if store.is_postgres() {
-            // Two transactions: the record's locks on the endpoints' rows, which every
+        let (recorded, claimed) = if store.capabilities().concurrent_claims {
+            // Claims at once: two transactions: the record's locks on the endpoints' rows, which every
             // dispatcher sending to those endpoints must take in turn, are held only for the
             // record, not for the claim after it as well.
             let recorded = if batch.is_empty() {
@@ -423,7 +424,7 @@ impl Coordinator<'_> {
             };
             (recorded, claimed)
         } else {
-            // SQLite: one transaction, its single writer serialising the runs anyway.
+            // One writer at a time: one transaction, that writer serialising the runs anyway.
             let stepped = retry_busy(|| {
                 let cursor = self.cursor;
                 let stepped = store.work(|db| {

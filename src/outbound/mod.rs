@@ -4,7 +4,6 @@
 //! `model` and `config`; never `web` or `cli`.
 
 pub mod dispatch;
-pub mod keys;
 pub mod network;
 pub mod notify;
 pub mod probe;

@@ -4,7 +4,6 @@
 
 use super::sql::{self, params, OptionalExtension, Row};
 
-use super::queue::PENDING_USERS;
 use super::{rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
 use crate::model::health::{QueueStatus, COUNT_CAP};
@@ -171,7 +170,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
         &[&limit],
     )?;
-    let due = count(&due_count_sql(db.is_postgres()), &[&now, &limit])?;
+    let due = count(db.queue().due_count(), &[&now, &limit])?;
     let in_flight = count(
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
         &[&now, &limit],
@@ -180,8 +179,7 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
         &[&Status::Dead, &limit],
     )?;
-    let oldest: Option<i64> =
-        db.conn.prepare_cached(&oldest_due_sql(db.is_postgres()))?.query_row([now], |r| r.get(0))?;
+    let oldest: Option<i64> = db.conn.prepare_cached(db.queue().oldest_due())?.query_row([now], |r| r.get(0))?;
     let oldest = oldest.filter(|t| *t <= now);
     let last: Option<(i64, Option<String>)> = db
         .conn
@@ -200,49 +198,6 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
         last_run_seconds_ago: last.as_ref().map(|(t, _)| (now - t).max(0) / 1000),
         last_run: last.and_then(|(_, s)| s).and_then(|s| serde_json::from_str(&s).ok()),
     })
-}
-
-/// Deliveries due at `?1` (not leased), counted up to at least `?2` (so that a count above the
-/// cap is still seen as one). SQLite, with no index on the due time alone: user by user
-/// ([`PENDING_USERS`]), a seek per user with pending work, then its due entries in
-/// `deliveries_due` alone, less the live leases on due rows (found in `deliveries_leased`).
-/// Reading each due row's lease from the table instead took 28.9 ms at 1,000,000 pending (the
-/// rows of 100 users interleave, a page read each) against 10 through the old index. The first
-/// count stops `?2` past the live leases, so that the difference still reaches `?2`.
-/// PostgreSQL keeps the index on the due time (`deliveries_due_time`) and walks it.
-fn due_count_sql(postgres: bool) -> String {
-    if postgres {
-        return "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
-                AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped"
-            .to_string();
-    }
-    format!(
-        "{PENDING_USERS} SELECT
-            (SELECT count(*) FROM (SELECT 1 FROM u CROSS JOIN deliveries d
-                WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-                LIMIT min(?2, 4611686018427387904) + (SELECT count(*) FROM deliveries WHERE lease_until > ?1)))
-            - (SELECT count(*) FROM deliveries
-                WHERE lease_until > ?1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?1)"
-    )
-}
-
-/// When the oldest delivery not leased at `?1` is (or was) due, stepping over live leases (at
-/// most the caps). SQLite: each user's first in `deliveries_due` order, a seek per user with
-/// pending work. PostgreSQL: the first in `deliveries_due_time` order.
-fn oldest_due_sql(postgres: bool) -> String {
-    if postgres {
-        return "SELECT min(next_attempt_at) FROM (SELECT next_attempt_at FROM deliveries
-                WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?1)
-                ORDER BY next_attempt_at LIMIT 1) AS first"
-            .to_string();
-    }
-    format!(
-        "{PENDING_USERS} SELECT min((SELECT d.next_attempt_at FROM deliveries d
-            WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL
-                AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-            ORDER BY d.next_attempt_at LIMIT 1))
-        FROM u WHERE u.id IS NOT NULL"
-    )
 }
 
 #[cfg(test)]
@@ -344,37 +299,5 @@ mod tests {
         assert_eq!(queue_status(store.db(), true).unwrap().due, COUNT_CAP + 1);
         let page = queue_status(store.db(), false).unwrap();
         assert_eq!(page.due, COUNT_CAP, "one past the cap, with 7 leases still live");
-    }
-
-    #[test]
-    fn the_queue_readers_seek_the_due_index_user_by_user() {
-        let store = Store::memory();
-        let plan_of = |sql: &str, params: usize| -> Vec<String> {
-            store
-                .sqlite()
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .query_map(rusqlite::params_from_iter(std::iter::repeat_n(0, params)), |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap()
-        };
-        let due = plan_of(&due_count_sql(false), 2);
-        assert!(
-            due.iter().any(|p| p.contains("SEARCH d USING COVERING INDEX deliveries_due (user_id=?")),
-            "the due count reads no row, only the index: {due:?}"
-        );
-        for (sql, params) in [(due_count_sql(false), 2), (oldest_due_sql(false), 1), (queue::any_due_sql(false), 1)] {
-            let plan = plan_of(&sql, params);
-            // Each user's rows from a seek on (user_id, ...), users found by seeks: no scan.
-            assert!(
-                plan.iter().any(|p| p.contains("SEARCH d USING INDEX deliveries_due (user_id=?")
-                    || p.contains("SEARCH d USING COVERING INDEX deliveries_due (user_id=?")),
-                "{plan:?}"
-            );
-            // Scanned, if anything, only the partial index of the leased rows (a few per user).
-            let scans = |p: &&String| p.starts_with("SCAN d") && !p.contains("INDEX deliveries_leased");
-            assert!(!plan.iter().any(|p| scans(&p)), "{plan:?}");
-        }
     }
 }

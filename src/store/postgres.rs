@@ -18,9 +18,85 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::sql::{PgClient, SqlError};
+use std::cell::{RefCell, RefMut};
+use std::path::Path;
+
+use super::engine::{Capabilities, Engine, Opened};
+use super::queue::Statements;
+use super::sql::{Conn, PgClient, SqlError};
 use crate::model::location::redacted;
 use crate::model::{Error, Result};
+
+/// The PostgreSQL engine.
+pub struct Postgres;
+
+pub static POSTGRES: Postgres = Postgres;
+
+impl Engine for Postgres {
+    /// Many dispatchers, on many machines: claims lock the user they claim for and the rows they
+    /// lease (`store/queue/postgres.rs`), records the rows they change.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { concurrent_claims: true }
+    }
+
+    /// The one-writer lock is an advisory transaction lock.
+    fn begin(&self, exclusive: bool) -> &'static str {
+        if exclusive {
+            "BEGIN; SELECT pg_advisory_xact_lock(7147)"
+        } else {
+            "BEGIN"
+        }
+    }
+
+    fn began(&self, _conn: &Conn) -> Result<()> {
+        Ok(())
+    }
+
+    fn migrate(&self, conn: &mut Conn) -> Result<()> {
+        migrate(&mut client(conn))
+    }
+
+    fn schema_version(&self, conn: &Conn) -> Result<u32> {
+        schema_version(&mut client(conn))
+    }
+
+    fn latest_version(&self) -> u32 {
+        latest_version()
+    }
+
+    fn clock_skew(&self, conn: &Conn) -> Result<i64> {
+        clock_skew(&mut client(conn))
+    }
+
+    fn backup(&self, _conn: &Conn, _to: &Path) -> Result<()> {
+        Err(Error::Misconfigured("on PostgreSQL, back up with pg_dump (docs/postgres.md, \"Backup\")".to_string()))
+    }
+
+    /// The server manages its own log.
+    fn checkpoint_every(&self, _conn: &Conn, _pages: u32) -> Result<()> {
+        Ok(())
+    }
+
+    fn checkpoint(&self, _conn: &Conn) -> Result<()> {
+        Ok(())
+    }
+
+    fn queue(&self) -> &'static dyn Statements {
+        &super::queue::postgres::STATEMENTS
+    }
+}
+
+fn client(conn: &Conn) -> RefMut<'_, PgClient> {
+    match conn {
+        Conn::Postgres(c) => c.borrow_mut(),
+        Conn::Sqlite(_) => unreachable!("a PostgreSQL operation on SQLite"),
+    }
+}
+
+/// Connects to the database at `url` ([`connect`]).
+pub(super) fn open(url: &str) -> Result<Opened> {
+    Ok(Opened { conn: Conn::Postgres(Box::new(RefCell::new(connect(url)?))), engine: &POSTGRES, file: None })
+}
 
 /// Migrations in order; the number in each name is the version it leaves behind.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -204,12 +280,12 @@ impl ServerCertVerifier for Unchecked {
     }
 }
 
-pub fn latest_version() -> u32 {
+fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
 /// The schema version, 0 for an empty database. One round trip (every CGI request asks).
-pub fn schema_version(client: &mut PgClient) -> Result<u32> {
+fn schema_version(client: &mut PgClient) -> Result<u32> {
     match client.client.query_one("SELECT max(version) FROM webhooks_schema", &[]) {
         Ok(row) => Ok(row.get::<_, Option<i64>>(0).unwrap_or(0) as u32),
         Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => Ok(0),
@@ -219,7 +295,7 @@ pub fn schema_version(client: &mut PgClient) -> Result<u32> {
 
 /// Applies pending migrations in one transaction under an advisory lock, re-reading the
 /// version inside it, so that processes starting at once apply each exactly once.
-pub fn migrate(client: &mut PgClient) -> Result<()> {
+fn migrate(client: &mut PgClient) -> Result<()> {
     let version = schema_version(client)?;
     check_not_newer(version)?;
     if version == latest_version() {
@@ -260,7 +336,7 @@ pub fn check_not_newer(version: u32) -> Result<()> {
 
 /// The database's clock minus this machine's, in ms (test builds move both by
 /// `WEBHOOKS_TEST_CLOCK_OFFSET`, as `time::now_ms` does).
-pub fn clock_skew(client: &mut PgClient) -> Result<i64> {
+fn clock_skew(client: &mut PgClient) -> Result<i64> {
     let before = crate::model::time::now_ms();
     let row = client
         .client

@@ -2,8 +2,8 @@
 //! `execute`, `query_row`, `query_map` on cached prepared statements, values crossing as
 //! [`Value`]. The operations write their SQL once, in the subset both engines read the same way
 //! (`?N` placeholders, which PostgreSQL gets as `$N`; `ON CONFLICT`, `RETURNING`, `coalesce`,
-//! `CASE`); where the engines differ, an operation asks [`Conn::is_postgres`] and says each
-//! dialect's statement in full (the claim, the migrations, the clock).
+//! `CASE`); where the engines differ, each engine says its statement in full in its own file
+//! (`store/sqlite.rs`, `store/postgres.rs`, `store/queue/`), behind `store::engine::Engine`.
 //!
 //! Integers cross as `i64` and are stored as PostgreSQL `bigint`; text as `text`; bytes as
 //! `bytea`; booleans as integers 0/1 in both (so `active = 1` reads the same everywhere).
@@ -704,10 +704,6 @@ impl Statement<'_> {
 }
 
 impl Conn {
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Conn::Postgres(_))
-    }
-
     /// A statement from the connection's cache (prepared on first use).
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         match self {

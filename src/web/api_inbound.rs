@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::model::endpoint::check_grace;
 use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Request, Settings};
 use crate::model::{time, Error};
-use crate::store::inbound::{self as log, Filter};
+use crate::store::inbound_requests::{self as log, Filter};
 use crate::store::sources::{self, Changes};
 use crate::web::api::{json_body, Fields422};
 use crate::web::auth::Ctx;
@@ -247,7 +247,7 @@ pub fn recheck_inbound(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     require_admin(ctx)?;
     let id = ctx.param().to_string();
     let cfg = ctx.cfg;
-    let l = crate::web::inbound::recheck(cfg, ctx.store()?, &id)?;
+    let l = crate::inbound::receive::recheck(cfg, ctx.store()?, &id)?;
     let db = ctx.db()?;
     let r = log::get(db, &id)?;
     let mut v = request_json(&r, None);

@@ -5,14 +5,10 @@
 //! Every MAC here is HMAC-SHA256 under a key derived from `WEBHOOKS_SECRET_KEY` for its purpose,
 //! so a login-link signature can never be replayed as a session or a CSRF token.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::config::Config;
 use crate::model::principal::{check_name, Principal};
 use crate::model::secret::Keyring;
+use crate::model::token::{random_token, sign, verify};
 use crate::model::Result as ModelResult;
 use crate::store::{sessions, Db, Store};
 use crate::web::cgi::Request;
@@ -151,48 +147,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn mac(master: &[u8; 32], purpose: &str, parts: &[&str]) -> Hmac<Sha256> {
-    let mut derive = Hmac::<Sha256>::new_from_slice(master).expect("any key length");
-    derive.update(purpose.as_bytes());
-    let key = derive.finalize().into_bytes();
-    let mut m = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
-    for p in parts {
-        m.update(p.as_bytes());
-        m.update(b"\0");
-    }
-    m
-}
-
-fn sign(master: &[u8; 32], purpose: &str, parts: &[&str]) -> String {
-    URL_SAFE_NO_PAD.encode(mac(master, purpose, parts).finalize().into_bytes())
-}
-
-/// Constant-time check of a signature made by [`sign`].
-fn verify(master: &[u8; 32], purpose: &str, parts: &[&str], sig: &str) -> bool {
-    match URL_SAFE_NO_PAD.decode(sig) {
-        Ok(bytes) => mac(master, purpose, parts).verify_slice(&bytes).is_ok(),
-        Err(_) => false,
-    }
-}
-
-fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(crate::model::secret::random_bytes::<16>())
-}
-
-/// A login link's query string: `user=…&expires=…&nonce=…&sig=…`, valid for
-/// `WEBHOOKS_LOGIN_LINK_TTL` and once.
-pub fn login_query(cfg: &Config, master: &[u8; 32], user: &str, now_s: i64) -> String {
-    let expires = (now_s + cfg.login_link_ttl.as_secs() as i64).to_string();
-    let nonce = random_token();
-    let sig = sign(master, "login-link", &[user, &expires, &nonce]);
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("user", user)
-        .append_pair("expires", &expires)
-        .append_pair("nonce", &nonce)
-        .append_pair("sig", &sig)
-        .finish()
-}
-
 /// Redeems a login link: checks signature, expiry and that it was not used before; returns the
 /// user and the session cookie value.
 pub fn redeem(
@@ -292,6 +246,7 @@ pub fn cookie_header(req: &Request, name: &str, value: &str, max_age: Option<i64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::token::login_query;
     use std::collections::BTreeMap;
 
     fn cfg() -> Config {
@@ -309,17 +264,17 @@ mod tests {
         let store = crate::store::Store::memory();
         let conn = store.db();
         let (c, master) = (cfg(), [3u8; 32]);
-        let q = login_query(&c, &master, "alice", 1000);
+        let q = login_query(&master, "alice", 1000, c.login_link_ttl);
         let (user, cookie) = redeem(conn, &c, &master, &req(&q), 1000).unwrap();
         assert_eq!(user, "alice");
         assert_eq!(session_user(&master, &cookie, 1000).map(|(u, _)| u).as_deref(), Some("alice"));
         assert_eq!(redeem(conn, &c, &master, &req(&q), 1000).unwrap_err().status, 403, "replay");
-        let q2 = login_query(&c, &master, "alice", 1000);
+        let q2 = login_query(&master, "alice", 1000, c.login_link_ttl);
         assert!(redeem(conn, &c, &master, &req(&q2), 1000 + 901).is_err(), "expired");
         let long = {
             let mut c2 = c.clone();
             c2.login_link_ttl = std::time::Duration::from_secs(86_400);
-            login_query(&c2, &master, "alice", 1000)
+            login_query(&master, "alice", 1000, c2.login_link_ttl)
         };
         assert!(redeem(conn, &c, &master, &req(&long), 1000).is_err(), "longer than the TTL allows");
         let forged = q2.replace("user=alice", "user=root");

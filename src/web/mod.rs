@@ -11,7 +11,7 @@ pub mod api_inbound;
 pub mod auth;
 pub mod cgi;
 pub mod error;
-pub mod inbound;
 pub mod pages;
+pub mod receiver;
 pub mod routes;
 pub mod views;

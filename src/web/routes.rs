@@ -344,7 +344,7 @@ pub fn catching(env: &CgiEnv, handler: impl FnOnce() -> Response) -> Response {
 /// else (a browser must never be shown a raw JSON error).
 fn early_error(env: &CgiEnv, e: &HttpError) -> Response {
     let path = env.text("PATH_INFO");
-    if crate::web::inbound::is_inbound(&path) {
+    if crate::web::receiver::is_inbound(&path) {
         let body = serde_json::json!({"code": "E_INTERNAL", "message": e.message});
         return Response::json(e.status, &body);
     }
@@ -362,8 +362,8 @@ fn respond(env: &CgiEnv) -> Response {
         Ok(c) => c,
         Err(e) => {
             let path = env.text("PATH_INFO");
-            if crate::web::inbound::is_inbound(&path) {
-                return crate::web::inbound::failure(crate::model::Error::Misconfigured(format!("{e:#}")));
+            if crate::web::receiver::is_inbound(&path) {
+                return crate::web::receiver::failure(crate::model::Error::Misconfigured(format!("{e:#}")));
             }
             eprintln!("webhooks-cgi: configuration error: {e:#}");
             let message = if path.starts_with("/api/") {
@@ -381,8 +381,8 @@ fn respond(env: &CgiEnv) -> Response {
 /// the body stream in, a response out. `/in/` goes to the inbound handler, everything else
 /// through the route table.
 pub fn answer(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> Response {
-    if crate::web::inbound::is_inbound(&env.text("PATH_INFO")) {
-        return crate::web::inbound::respond(cfg, env, stdin);
+    if crate::web::receiver::is_inbound(&env.text("PATH_INFO")) {
+        return crate::web::receiver::respond(cfg, env, stdin);
     }
     match Request::from_cgi(env, stdin, cfg.max_body) {
         Ok(req) => handle(cfg, &req),

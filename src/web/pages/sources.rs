@@ -10,7 +10,7 @@ use tera::Context;
 use super::layout::{context, redirect, render};
 use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Reason, Settings};
 use crate::model::{time, Error};
-use crate::store::inbound::{self as log, Filter};
+use crate::store::inbound_requests::{self as log, Filter};
 use crate::store::sources::{self, Changes};
 use crate::web::api_inbound::{request_json, require_admin};
 use crate::web::auth::Ctx;
@@ -298,7 +298,7 @@ pub fn recheck(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     require_admin(ctx)?;
     let id = ctx.param().to_string();
     let cfg = ctx.cfg;
-    match crate::web::inbound::recheck(cfg, ctx.store()?, &id) {
+    match crate::inbound::receive::recheck(cfg, ctx.store()?, &id) {
         Ok(l) => request_page(ctx, &id, 200, |c| {
             c.insert("rechecked", &json!({"outcome": l.outcome, "deliveries": l.deliveries}));
         }),

@@ -4,7 +4,7 @@
 //!
 //! The copy is consistent and complete: it runs inside the SQLite database's write lock, so no
 //! intake, page or dispatcher writes meanwhile (they wait, or answer 503 and are retried), and
-//! in the same transaction the SQLite file is marked as moved ([`MOVED`] as its `user_version`),
+//! in the same transaction the SQLite file is marked as moved (`sqlite::MOVED` as its `user_version`),
 //! so that every later write to it is refused with a message naming the new store, instead of
 //! landing where nobody reads any more. The PostgreSQL side is written in one transaction: a
 //! copy that fails leaves it empty, and the SQLite file unmarked.
@@ -12,11 +12,8 @@
 use serde::Serialize;
 
 use super::sql::{Conn, Value};
-use super::Store;
+use super::{sqlite, Store};
 use crate::model::{Error, Result};
-
-/// The SQLite `user_version` of an installation that was moved to PostgreSQL.
-pub const MOVED: u32 = 1_000_000;
 
 /// The tables in an order that satisfies their foreign keys, each with the columns to copy. The
 /// tables that order ties by SQLite's `rowid` copy it into PostgreSQL's `rowid` column.
@@ -61,7 +58,7 @@ pub struct Copied {
 /// Copies `from` (SQLite) into `to` (PostgreSQL, migrated and empty); `target` names it in the
 /// marker's message.
 pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied> {
-    if from.is_postgres() || !to.is_postgres() {
+    if from.file.is_none() || to.file.is_some() {
         return Err(Error::invalid("to", "migrate-store copies a SQLite installation into PostgreSQL"));
     }
     let occupied: Vec<String> = TABLES
@@ -111,7 +108,7 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied> {
             }
             Ok(())
         })?;
-        src.conn.execute_batch(&format!("PRAGMA user_version = {MOVED}"))?;
+        sqlite::mark_moved(src.conn)?;
         Ok(Copied { tables: copied })
     })
 }

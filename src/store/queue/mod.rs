@@ -1,0 +1,463 @@
+//! The delivery queue as the dispatcher works it: claiming due deliveries under a lease, with
+//! per-user caps counted from live leases (so the caps hold across overlapping runs); recording
+//! what each attempt did (an `attempts` row, the delivery's next state, the endpoint's health);
+//! and the `runs` heartbeat. The claim and the recording of a batch run in one of the
+//! coordinator's transactions where one writer holds the database at a time, in one each where
+//! claims run at once (see `dispatch.rs`).
+//!
+//! A lease is `lease_until` and `lease_owner` (the run id). A claim writes only those two (and
+//! so touches one index, `deliveries_leased`): a delivery is due when `next_attempt_at` has
+//! come and it holds no live lease, so a killed run's deliveries become due again when their
+//! lease runs out. Results are applied only while their run still owns the lease (fencing).
+//!
+//! This file is the walk and the record, the same on every engine; each engine says its
+//! statements in its own file ([`Statements`]: `sqlite.rs`, `postgres.rs`), which the store's
+//! engine hands out (`Db::queue`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::sql::{params, OptionalExtension};
+
+use serde_json::json;
+
+use super::{endpoints, notices, Db};
+use crate::model::delivery::{FailureCode, Next, Outcome, Status};
+use crate::model::health::{Counted, DisabledReason, Failure, Notify};
+use crate::model::time::{self, hour_of};
+use crate::model::Result;
+
+/// What a claim asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub run_id: &'a str,
+    pub now: i64,
+    pub lease_until: i64,
+    /// `WEBHOOKS_CONCURRENCY_PER_USER`: leases one user may hold at once, across runs.
+    pub per_user: usize,
+    /// How many deliveries to claim at most.
+    pub slots: usize,
+    /// How long an ended delivery's event body is kept once all its deliveries have ended.
+    pub payload_retention: Duration,
+}
+
+/// A claimed delivery, ready to sign and send.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// The number this attempt will have (1 for the first).
+    pub attempt: u32,
+    /// The body as sent: the event's JSON envelope, or a relayed provider body byte for byte.
+    pub payload: Vec<u8>,
+    /// Set for a relayed inbound request.
+    pub relay: Option<Relay>,
+}
+
+/// What a relayed request says about where it came from.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub content_type: String,
+    pub source: String,
+    pub provider: String,
+    /// The inbound request this one repeats, when it was flagged as a suspected replay.
+    pub replay_of: Option<String>,
+}
+
+/// What one claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub due: Vec<Due>,
+    /// Deliveries ended without a request (endpoint disabled by hand, body expired).
+    pub unsent: usize,
+    /// Deliveries held because their endpoint was disabled by the failure rule or a 410.
+    pub held: usize,
+}
+
+/// Claims up to `c.slots` due deliveries, user by user in round-robin order starting after
+/// `cursor` (the last user served, updated here), each user taking at most its free share of
+/// `c.per_user`. Deliveries whose endpoint is disabled or whose body has expired are ended
+/// (dead, unsent) instead of claimed.
+pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Claimed> {
+    let mut out = Claimed::default();
+    // The walk: the users after the cursor, then (wrapped round) those up to it, each once. It
+    // is bounded by the cursor, not by the users met on the way: on PostgreSQL each statement
+    // sees what other dispatchers committed meanwhile, so users come and go during the walk.
+    let start = *cursor;
+    let mut after = start;
+    let mut wrapped = false;
+    while out.due.len() < c.slots {
+        let (next, locked) = db.queue().next_user(db, after)?;
+        let Some(user_id) = next else {
+            if wrapped || start.is_none() {
+                break; // every user with pending work visited once
+            }
+            after = None; // wrap around
+            wrapped = true;
+            continue;
+        };
+        if wrapped && start.is_some_and(|s| user_id > s) {
+            break; // came round past where the walk began
+        }
+        after = Some(user_id);
+        if !locked {
+            continue; // another dispatcher is claiming for this user now
+        }
+        let room = c.slots - out.due.len();
+        let found = db.queue().lease(db, user_id, c, room)?;
+        if !found.is_empty() {
+            *cursor = Some(user_id);
+        }
+        for row in found {
+            if row.endpoint == EndpointState::Held {
+                // Disabled by the system: kept until the endpoint is enabled again.
+                db.conn
+                    .prepare_cached(
+                        "UPDATE deliveries SET status = 'held', next_attempt_at = NULL, lease_until = NULL,
+                                lease_owner = NULL
+                         WHERE id = ?1 AND lease_owner = ?2",
+                    )?
+                    .execute(params![row.due.delivery_id, c.run_id])?;
+                out.held += 1;
+                continue;
+            }
+            let unsendable = if row.endpoint == EndpointState::Disabled {
+                Some((FailureCode::EndpointDisabled, "the endpoint is disabled"))
+            } else if row.due.payload.is_empty() {
+                Some((FailureCode::PayloadExpired, "the event body has expired"))
+            } else {
+                None
+            };
+            match unsendable {
+                Some((code, why)) => {
+                    finish_unsent(db, &row.due.delivery_id, c.run_id, code, why, c.now, c.payload_retention)?;
+                    out.unsent += 1;
+                }
+                None => out.due.push(row.due),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether any delivery is due at `now` (leased ones are not until their lease runs out).
+pub fn any_due(db: Db<'_>, now: i64) -> Result<bool> {
+    Ok(db.conn.prepare_cached(db.queue().any_due())?.query_row([now], |_| Ok(())).optional()?.is_some())
+}
+
+/// One engine's statements for the queue: the operations whose SQL differs between the engines,
+/// each said whole in that engine's dialect.
+pub trait Statements: Sync {
+    /// Whether any delivery is due at `?1`.
+    fn any_due(&self) -> &str;
+
+    /// Deliveries due at `?1` (not leased), counted up to at least `?2`.
+    fn due_count(&self) -> &str;
+
+    /// When the oldest delivery not leased at `?1` is (or was) due.
+    fn oldest_due(&self) -> &str;
+
+    /// The next user (by id, after `after`) with unfinished deliveries, and whether this claim
+    /// holds it (false: another claimer does now; it is skipped, not waited for).
+    fn next_user(&self, db: Db<'_>, after: Option<i64>) -> Result<(Option<i64>, bool)>;
+
+    /// Leases to `c.run_id` up to `room` of the user's due deliveries, oldest due first, within
+    /// its free share of `c.per_user` (less its live leases).
+    fn lease(&self, db: Db<'_>, user_id: i64, c: &Claim<'_>, room: usize) -> Result<Vec<DueRow>>;
+
+    /// Reads the batch's endpoints with their failure records, locking them in id order where
+    /// claims run at once.
+    fn lock_endpoints(&self, db: Db<'_>, ids: &BTreeSet<&str>) -> Result<Vec<Recording>>;
+
+    /// Moves each attempt's delivery to its next state, fenced by the lease, and appends its
+    /// attempt row. Returns, per attempt, the delivery's creation time and event when it was
+    /// still this run's.
+    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<Option<(i64, String)>>>;
+
+    /// Writes the endpoints' new failure records and latest attempts.
+    fn write_endpoints(&self, db: Db<'_>, written: &[Written<'_>], now: i64) -> Result<()>;
+
+    /// Adds successes and failures to the endpoints' hourly counters.
+    fn add_stats(&self, db: Db<'_>, stats: &BTreeMap<(&str, i64), (i64, i64)>) -> Result<()>;
+
+    /// Keeps the bodies of `events` until `until` when all their deliveries have ended.
+    fn expire_payloads(&self, db: Db<'_>, events: &BTreeSet<String>, until: i64) -> Result<()>;
+}
+
+pub mod postgres;
+pub mod sqlite;
+
+/// A claimed row before the walk decides what to do with it.
+pub struct DueRow {
+    due: Due,
+    endpoint: EndpointState,
+}
+
+/// What the delivery's endpoint lets happen to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndpointState {
+    /// Enabled: the delivery is sent.
+    Active,
+    /// Disabled by the system (a 410, the failure rule): the delivery is held until the
+    /// endpoint is enabled again.
+    Held,
+    /// Disabled by hand: the delivery ends unsent.
+    Disabled,
+}
+
+/// A due row as both engines select it: the delivery, its event (and source), its endpoint's
+/// `active` and `disabled_kind`.
+fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
+    Ok(DueRow {
+        due: Due {
+            delivery_id: r.get(0)?,
+            event_id: r.get(1)?,
+            event_type: r.get(2)?,
+            endpoint_id: r.get(3)?,
+            url: r.get(4)?,
+            attempt: r.get::<_, u32>(6)? + 1,
+            payload: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
+            relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
+                (Some(content_type), Some(source)) => {
+                    Some(Relay { content_type, source, provider: r.get(11)?, replay_of: r.get(12)? })
+                }
+                _ => None,
+            },
+        },
+        endpoint: if r.get(5)? {
+            EndpointState::Active
+        } else if r
+            .get::<_, Option<String>>(8)?
+            .and_then(|k| DisabledReason::parse(&k))
+            .is_some_and(DisabledReason::holds)
+        {
+            EndpointState::Held
+        } else {
+            EndpointState::Disabled
+        },
+    })
+}
+
+/// Applies a batch of attempts' decisions, each while `run_id` still holds its lease: the
+/// delivery's next state and its attempt row; the endpoints' health (failure record, hourly
+/// counters) and the failure rule's transitions ([`transitions`]), in the batch's order.
+/// Returns, per attempt, whether the delivery was still this run's: a run whose lease ran out
+/// and was claimed by another (fenced) changes nothing, the new holder's record stands.
+///
+/// Locks are taken in one order by every dispatcher: the batch's endpoints (sorted by id), then
+/// its deliveries, then the events whose deliveries all ended (sorted), so concurrent records
+/// on PostgreSQL wait for each other and never deadlock. There each step is one statement for
+/// the whole batch (its rows as one JSON parameter), a handful of round trips however large the
+/// batch; SQLite, in process, takes the rows one by one.
+pub fn record(
+    db: Db<'_>,
+    batch: &[Attempted<'_>],
+    now: i64,
+    payload_retention: Duration,
+    notify: &Notify,
+) -> Result<Vec<bool>> {
+    let statements = db.queue();
+    let ids: BTreeSet<&str> = batch.iter().map(|a| a.endpoint_id).collect();
+    let mut endpoints: BTreeMap<String, Recording> =
+        statements.lock_endpoints(db, &ids)?.into_iter().map(|e| (e.id.clone(), e)).collect();
+    let applied = statements.apply_attempts(db, batch, now)?;
+    let mut stats: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
+    let mut ended: BTreeSet<String> = BTreeSet::new();
+    for (a, delivery) in batch.iter().zip(&applied) {
+        let (Some((began, event_id)), Some(e)) = (delivery, endpoints.get_mut(a.endpoint_id)) else {
+            continue; // fenced, or the endpoint was deleted meanwhile (its deliveries with it)
+        };
+        let o = a.outcome;
+        let counted = Counted::of(o);
+        let old = e.failure;
+        let mut failure = old.after_attempt(counted, now);
+        if a.next == Next::Dead && counted == Counted::Failure {
+            failure = failure.after_dead(now, *began);
+        }
+        e.failure = failure;
+        e.last = Some((o.status_code, o.error_code));
+        let counts = stats.entry((a.endpoint_id, hour_of(now))).or_default();
+        if o.delivered() {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+        transitions(db, e, old, a, event_id, now, notify)?;
+        if !matches!(a.next, Next::RetryAt(_)) {
+            ended.insert(event_id.clone());
+        }
+    }
+    let written: Vec<Written<'_>> = endpoints.values().filter_map(|e| e.last.map(|last| (e, last))).collect();
+    statements.write_endpoints(db, &written, now)?;
+    statements.add_stats(db, &stats)?;
+    statements.expire_payloads(db, &ended, now + payload_retention.as_millis() as i64)?;
+    Ok(applied.iter().map(Option::is_some).collect())
+}
+
+/// An endpoint as `record` keeps it while applying a batch.
+pub struct Recording {
+    id: String,
+    failure: Failure,
+    active: bool,
+    user_id: i64,
+    /// The latest attempt's status code and failure, to write back.
+    last: Option<(Option<u16>, Option<FailureCode>)>,
+}
+
+/// An endpoint with its latest attempt's status code and failure, to write back.
+pub type Written<'a> = (&'a Recording, (Option<u16>, Option<FailureCode>));
+
+/// An endpoint's row as both engines select it for a record: `id, fail_since, dead_count,
+/// first_dead_at, last_dead_at, last_success_at, active, user_id`.
+fn recording(r: &super::sql::Row<'_>) -> super::sql::Result<Recording> {
+    Ok(Recording {
+        id: r.get(0)?,
+        failure: endpoints::failure_at(r, 1)?,
+        active: r.get(6)?,
+        user_id: r.get(7)?,
+        last: None,
+    })
+}
+
+/// When a decision schedules the next attempt, and when it ends the delivery.
+fn next_times(next: Next, now: i64) -> (Option<i64>, Option<i64>) {
+    match next {
+        Next::Succeeded | Next::Dead => (None, Some(now)),
+        Next::RetryAt(t) => (Some(t), None),
+    }
+}
+
+/// The failure rule's transitions after one attempt (docs/reliability.md, "When an endpoint
+/// keeps failing"), from the record before (`old`) to the one after (`e.failure`): each changes
+/// the endpoint's state and queues its notice in this same transaction, so a transition is told
+/// exactly once.
+/// - a delivery that went dead: `delivery.exhausted`;
+/// - the first dead delivery with no success since it began: `endpoint.failing`;
+/// - a 410, or the rule's conditions met: the endpoint is disabled, `endpoint.disabled`.
+fn transitions(
+    db: Db<'_>,
+    e: &mut Recording,
+    old: Failure,
+    a: &Attempted<'_>,
+    event_id: &str,
+    now: i64,
+    notify: &Notify,
+) -> Result<()> {
+    let (new, user_id, endpoint_id) = (e.failure, e.user_id, e.id.as_str());
+    let o = a.outcome;
+    let url = || -> Result<String> {
+        Ok(db.conn.prepare_cached("SELECT url FROM endpoints WHERE id = ?1")?.query_row([endpoint_id], |r| r.get(0))?)
+    };
+    let last = |data: &mut serde_json::Value| {
+        data["last_status_code"] = json!(o.status_code);
+        data["last_error_code"] = json!(o.error_code.map(|c| c.as_str()));
+    };
+    if a.next == Next::Dead {
+        let mut data = json!({"delivery_id": a.delivery_id, "event_id": event_id, "endpoint_id": endpoint_id,
+                              "attempts": a.attempt});
+        last(&mut data);
+        let n = notices::New { event_type: "delivery.exhausted", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
+    if !e.active {
+        return Ok(());
+    }
+    let reason = if o.error_code == Some(FailureCode::Gone) {
+        Some(DisabledReason::Gone)
+    } else if new.should_disable(notify.rule, now) {
+        Some(DisabledReason::SustainedFailure)
+    } else {
+        None
+    };
+    // Disabled at once (a 410 on the first failure): that one notice says it all.
+    if reason.is_none() && !old.is_failing() && new.is_failing() {
+        let mut data = json!({"endpoint_id": endpoint_id, "url": url()?,
+                              "fail_since": new.since.map(time::rfc3339),
+                              "disable_at": new.disable_at(notify.rule).map(time::rfc3339)});
+        last(&mut data);
+        let n = notices::New { event_type: "endpoint.failing", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+    }
+    if let Some(reason) = reason {
+        let ep = endpoints::disable(db, endpoint_id, reason)?;
+        let mut data = json!({"endpoint_id": endpoint_id, "url": ep.url, "reason": reason.as_str(),
+                              "fail_since": new.since.map(time::rfc3339), "held": ep.held});
+        last(&mut data);
+        let n = notices::New { event_type: "endpoint.disabled", user_id, endpoint_id: Some(endpoint_id), data };
+        notices::add(db, notify, n, now)?;
+        e.active = false;
+    }
+    Ok(())
+}
+
+/// Ends a claimed delivery without a request (its endpoint is disabled, its body is gone, it has
+/// no signing key).
+pub fn finish_unsent(
+    db: Db<'_>,
+    delivery_id: &str,
+    run_id: &str,
+    code: FailureCode,
+    error: &str,
+    now: i64,
+    payload_retention: Duration,
+) -> Result<()> {
+    let event: Option<String> = db
+        .conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?1, next_attempt_at = NULL, lease_until = NULL,
+                    lease_owner = NULL, last_error_code = ?2, last_error = ?3, finished_at = ?4
+             WHERE id = ?5 AND lease_owner = ?6
+             RETURNING event_id",
+        )?
+        .query_row(params![Status::Dead, code, error, now, delivery_id, run_id], |r| r.get(0))
+        .optional()?;
+    db.queue().expire_payloads(db, &event.into_iter().collect(), now + payload_retention.as_millis() as i64)
+}
+
+/// Gives a claimed delivery back untried (the run's time budget ran out before it started).
+pub fn release(db: Db<'_>, delivery_id: &str, run_id: &str, now: i64) -> Result<()> {
+    db.conn
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL, lease_owner = NULL
+             WHERE id = ?2 AND lease_owner = ?3",
+        )?
+        .execute(params![now, delivery_id, run_id])?;
+    Ok(())
+}
+
+/// What one attempt did, to record.
+#[derive(Debug)]
+pub struct Attempted<'a> {
+    pub delivery_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub started_at: i64,
+    pub outcome: &'a Outcome,
+    /// The request body, kept only when `WEBHOOKS_LOG_BODIES` asks for it.
+    pub request_body: Option<&'a str>,
+    /// The decision (`model::delivery::decide`).
+    pub next: Next,
+}
+
+// ---- runs -----------------------------------------------------------------------------------
+
+/// Notes that run `id` started at `at`.
+pub fn start_run(db: Db<'_>, id: &str, at: i64) -> Result<()> {
+    db.conn.execute("INSERT INTO runs (id, started_at) VALUES (?1, ?2)", params![id, at])?;
+    Ok(())
+}
+
+/// Notes that run `id` ended, with its summary (JSON).
+pub fn finish_run(db: Db<'_>, id: &str, at: i64, summary: &str) -> Result<()> {
+    db.conn.execute("UPDATE runs SET finished_at = ?1, summary = ?2 WHERE id = ?3", params![at, summary, id])?;
+    Ok(())
+}
+
+/// When the latest run started, if any ever did.
+pub fn last_run_started(db: Db<'_>) -> Result<Option<i64>> {
+    Ok(db.conn.query_row("SELECT max(started_at) FROM runs", params![], |r| r.get(0))?)
+}
