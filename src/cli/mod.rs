@@ -2,15 +2,16 @@
 //! configuration once, calls the library, prints one value (`--json`) or a human summary, and
 //! turns errors into one line and an exit code (the only place besides `web` where a library
 //! error meets the user). `args` defines the commands; `doctor` checks a deployment; `serve`
-//! runs the product locally; `setup` writes the installation's files (`init`, `rotate-key`).
-//! The top layer: uses `web` (to run the CGI and sign login links), `outbound`, `store`,
-//! `model` and `config`.
+//! runs the product locally; `setup` writes the installation's files (`init`, `rotate-key`,
+//! `migrate-store`); `source_commands` is `webhooks source …` and `webhooks inbound …`.
+//! A top layer beside `web`, never using it (`webhooks cgi` runs the entry point the binary
+//! hands over): uses `inbound`, `outbound`, `store`, `model` and `config`.
 
 pub mod args;
 pub mod doctor;
 pub mod serve;
 pub mod setup;
-pub mod sources;
+pub mod source_commands;
 
 use std::io::Read;
 
@@ -238,9 +239,9 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 format!("ended {} of {user}", crate::model::count(n as i64, "session", "sessions"))
             })
         }
-        Command::Source(cmd) => sources::source_cmd(cfg, *cmd),
+        Command::Source(cmd) => source_commands::source_cmd(cfg, *cmd),
         Command::Inbound { command, source, outcome, limit, json } => {
-            sources::inbound_cmd(cfg, command, source, outcome, limit, json)
+            source_commands::inbound_cmd(cfg, command, source, outcome, limit, json)
         }
         Command::Backup { to } => {
             open(cfg)?.backup(&to)?;

@@ -7,5 +7,6 @@
 //! `config`; never `web` or `cli`.
 
 pub mod keys;
+pub mod new_source;
 pub mod receive;
 pub mod verify;

@@ -154,6 +154,13 @@ impl Serialize for FailureCode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for FailureCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FailureCode::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown failure code {s:?}")))
+    }
+}
+
 /// A delivery as the log shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {

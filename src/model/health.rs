@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::time::{self, Time};
 
@@ -43,7 +43,7 @@ pub enum Health {
 }
 
 /// Why an endpoint is disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisabledReason {
     /// By its owner or an administrator: new events make no deliveries.
@@ -63,10 +63,11 @@ impl DisabledReason {
         }
     }
 
+    pub const ALL: [DisabledReason; 3] =
+        [DisabledReason::Manual, DisabledReason::Gone, DisabledReason::SustainedFailure];
+
     pub fn parse(s: &str) -> Option<DisabledReason> {
-        [DisabledReason::Manual, DisabledReason::Gone, DisabledReason::SustainedFailure]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        DisabledReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// The reason in words, for pages and the CLI.
@@ -97,12 +98,10 @@ pub struct Notify {
     pub rule: FailureRule,
     /// `WEBHOOKS_OPERATOR_URL` is set: every operational event is posted there.
     pub webhook: bool,
-    /// `WEBHOOKS_OPERATOR_EMAIL` is set: [`EMAILED`] events are mailed there.
+    /// `WEBHOOKS_OPERATOR_EMAIL` is set: the notices that ask someone to act are mailed there
+    /// (`Notice::is_mailed`).
     pub email: bool,
 }
-
-/// The operational events that are also mailed: those that ask someone to act.
-pub const EMAILED: &[&str] = &["endpoint.failing", "endpoint.disabled", "source.silent", "source.verification_failing"];
 
 /// Dead deliveries an endpoint must have had before the rule disables it …
 pub const DEAD_TO_DISABLE: u32 = 3;

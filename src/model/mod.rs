@@ -12,6 +12,7 @@ pub mod event;
 pub mod health;
 pub mod inbound;
 pub mod location;
+pub mod notice;
 pub mod principal;
 
 pub mod schema;

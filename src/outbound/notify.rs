@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::model::address::{Cidr, Policy};
-use crate::model::delivery::next_delay;
+use crate::model::delivery::{next_delay, FailureCode};
+use crate::model::notice::Notice;
 use crate::model::secret::{self, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::send::Sender;
@@ -171,67 +172,79 @@ fn mail(
 /// `WEBHOOKS_PUBLIC_URL` is set, the page to do it on.
 pub fn message(to: &str, n: &Due, public_url: Option<&str>) -> Result<String> {
     let v: Value = serde_json::from_str(&n.payload)?;
-    let d = &v["data"];
-    let text = |k: &str| d[k].as_str().unwrap_or("").replace(['\r', '\n'], " ");
-    let last = match (d["last_status_code"].as_u64(), d["last_error_code"].as_str()) {
+    let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+    let last = |status: Option<u16>, code: Option<FailureCode>| match (status, code) {
         (Some(s), Some(c)) => format!("the last attempt got {s} ({c})"),
         (None, Some(c)) => format!("the last attempt failed with {c}"),
         _ => "no attempt has succeeded".into(),
     };
-    let user = v["user"].as_str().unwrap_or("").replace(['\r', '\n'], " ");
-    let (subject, body) = match n.event_type.as_str() {
-        "endpoint.failing" => (
-            format!("Webhook endpoint failing: {}", text("url")),
-            format!(
-                "Deliveries to {} (endpoint {}, user {user}) have failed since {}, and {last}.\n\n{}\n\nThe deliveries: webhooks deliveries --endpoint {}\n",
-                text("url"),
-                text("endpoint_id"),
-                text("fail_since"),
-                match d["disable_at"].as_str() {
-                    Some(at) => format!("It will be disabled at {at} unless a delivery succeeds first; its new events are then held, not lost."),
-                    None => "It will not be disabled for this (WEBHOOKS_DISABLE_AFTER=off).".into(),
-                },
-                text("endpoint_id"),
-            ),
-        ),
-        "endpoint.disabled" => (
-            format!("Webhook endpoint disabled: {}", text("url")),
-            format!(
-                "The endpoint {} (user {user}) was disabled: {}, and {last}.\n\nIts new events are held ({} so far), not sent, for WEBHOOKS_HOLD_RETENTION. Once the receiver works, enable it again and send them:\n\n    webhooks endpoint enable {} --replay\n\nor use Enable on its page.\n",
-                text("url"),
-                if text("reason") == "gone" { "the receiver answered 410 Gone" } else { "every delivery failed for too long" },
-                d["held"].as_u64().unwrap_or(0),
-                text("endpoint_id"),
-            ),
-        ),
-        "source.silent" => (
-            format!("Inbound source silent: {}", text("name")),
-            format!(
-                "The inbound source {} ({}) has accepted no request since {} (its expected gap is {} seconds). The provider may have stopped sending, or its requests no longer reach this program: check the provider's dashboard and the source's recent requests:\n\n    webhooks inbound --source {}\n",
-                text("name"),
-                text("source_id"),
-                d["last_accepted_at"].as_str().unwrap_or("it was created"),
-                d["expected_gap_seconds"].as_i64().unwrap_or(0),
-                text("source_id"),
-            ),
-        ),
-        "source.verification_failing" => (
-            format!("Inbound source failing verification: {}", text("name")),
-            format!(
-                "{} of {} requests to the inbound source {} ({}) in the last hour were rejected, most often for {}. A secret rotated at the provider and not here is the usual cause; a stored reject can be re-checked after fixing it:\n\n    webhooks inbound --source {} --outcome rejected\n    webhooks inbound recheck REQUEST_ID\n",
-                d["rejected"].as_i64().unwrap_or(0),
-                d["requests"].as_i64().unwrap_or(0),
-                text("name"),
-                text("source_id"),
-                text("top_reason"),
-                text("source_id"),
-            ),
-        ),
-        other => (format!("Webhooks: {other}"), format!("{}\n", serde_json::to_string_pretty(&v)?)),
+    let user = one_line(v["user"].as_str().unwrap_or(""));
+    let notice = Notice::parse(&n.event_type, &v["data"]);
+    let (subject, body) = match &notice {
+        Some(Notice::EndpointFailing {
+            endpoint_id,
+            url,
+            fail_since,
+            disable_at,
+            last_status_code,
+            last_error_code,
+        }) => {
+            let (url, endpoint_id) = (one_line(url), one_line(endpoint_id));
+            (
+                format!("Webhook endpoint failing: {url}"),
+                format!(
+                    "Deliveries to {url} (endpoint {endpoint_id}, user {user}) have failed since {}, and {}.\n\n{}\n\nThe deliveries: webhooks deliveries --endpoint {endpoint_id}\n",
+                    fail_since.as_deref().unwrap_or(""),
+                    last(*last_status_code, *last_error_code),
+                    match disable_at {
+                        Some(at) => format!("It will be disabled at {at} unless a delivery succeeds first; its new events are then held, not lost."),
+                        None => "It will not be disabled for this (WEBHOOKS_DISABLE_AFTER=off).".into(),
+                    },
+                ),
+            )
+        }
+        Some(Notice::EndpointDisabled {
+            endpoint_id, url, reason, held, last_status_code, last_error_code, ..
+        }) => {
+            let (url, endpoint_id) = (one_line(url), one_line(endpoint_id));
+            (
+                format!("Webhook endpoint disabled: {url}"),
+                format!(
+                    "The endpoint {url} (user {user}) was disabled: {}, and {}.\n\nIts new events are held ({held} so far), not sent, for WEBHOOKS_HOLD_RETENTION. Once the receiver works, enable it again and send them:\n\n    webhooks endpoint enable {endpoint_id} --replay\n\nor use Enable on its page.\n",
+                    reason.describe(),
+                    last(*last_status_code, *last_error_code),
+                ),
+            )
+        }
+        Some(Notice::SourceSilent { source_id, name, last_accepted_at, expected_gap_seconds }) => {
+            let (name, source_id) = (one_line(name), one_line(source_id));
+            (
+                format!("Inbound source silent: {name}"),
+                format!(
+                    "The inbound source {name} ({source_id}) has accepted no request since {} (its expected gap is {expected_gap_seconds} seconds). The provider may have stopped sending, or its requests no longer reach this program: check the provider's dashboard and the source's recent requests:\n\n    webhooks inbound --source {source_id}\n",
+                    last_accepted_at.as_deref().unwrap_or("it was created"),
+                ),
+            )
+        }
+        Some(Notice::SourceVerificationFailing { source_id, name, requests, rejected, top_reason }) => {
+            let (name, source_id) = (one_line(name), one_line(source_id));
+            (
+                format!("Inbound source failing verification: {name}"),
+                format!(
+                    "{rejected} of {requests} requests to the inbound source {name} ({source_id}) in the last hour were rejected, most often for {}. A secret rotated at the provider and not here is the usual cause; a stored reject can be re-checked after fixing it:\n\n    webhooks inbound --source {source_id} --outcome rejected\n    webhooks inbound recheck REQUEST_ID\n",
+                    one_line(top_reason),
+                ),
+            )
+        }
+        _ => (format!("Webhooks: {}", one_line(&n.event_type)), format!("{}\n", serde_json::to_string_pretty(&v)?)),
     };
-    let page = match (public_url, text("endpoint_id"), text("source_id")) {
-        (Some(base), e, _) if !e.is_empty() => format!("On the web: {base}/endpoints/{e}\n"),
-        (Some(base), _, s) if !s.is_empty() => format!("On the web: {base}/sources/{s}\n"),
+    let page = match (
+        public_url,
+        notice.as_ref().and_then(Notice::endpoint_id),
+        notice.as_ref().and_then(Notice::source_id),
+    ) {
+        (Some(base), Some(e), _) => format!("On the web: {base}/endpoints/{}\n", one_line(e)),
+        (Some(base), _, Some(s)) => format!("On the web: {base}/sources/{}\n", one_line(s)),
         _ => String::new(),
     };
     let body = body + &page;

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use super::sql::{self, params, OptionalExtension, Row};
-use serde_json::json;
 
 use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::delivery::FailureCode;
 use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
 use crate::model::health::{DisabledReason, Failure, Health, Notify};
+use crate::model::notice::Notice;
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
 use crate::model::time::{self, Time};
 use crate::model::{Error, Result};
@@ -155,18 +155,28 @@ pub struct Target {
     pub hold: bool,
 }
 
+/// Whether an endpoint disabled for `kind` (its `disabled_kind`) holds new deliveries
+/// ([`DisabledReason::holds`]): an unknown or missing kind does not.
+pub(super) fn holds(kind: Option<String>) -> bool {
+    kind.and_then(|k| DisabledReason::parse(&k)).is_some_and(DisabledReason::holds)
+}
+
 /// The endpoints of a user that take events: the active ones, and those the system disabled
 /// (their deliveries are held). Manually disabled endpoints take none.
 pub fn targets_of_user(db: Db<'_>, user_id: i64) -> Result<Vec<Target>> {
     let mut stmt = db.conn.prepare_cached(
-        "SELECT id, event_types, active FROM endpoints
-         WHERE user_id = ?1 AND (active = 1 OR disabled_kind IN ('gone', 'sustained_failure')) ORDER BY id",
+        "SELECT id, event_types, active, disabled_kind FROM endpoints WHERE user_id = ?1 ORDER BY id",
     )?;
-    let found = rows(stmt.query_map([user_id], |r| {
+    let found: Vec<Target> = rows(stmt.query_map([user_id], |r| {
         let types: String = r.get(1)?;
         let active: bool = r.get(2)?;
-        Ok(Target { id: r.get(0)?, filters: serde_json::from_str(&types).unwrap_or_default(), hold: !active })
-    })?)?;
+        let takes = active || holds(r.get(3)?);
+        let id: String = r.get(0)?;
+        Ok(takes.then(|| Target { id, filters: serde_json::from_str(&types).unwrap_or_default(), hold: !active }))
+    })?)?
+    .into_iter()
+    .flatten()
+    .collect();
     Ok(found)
 }
 
@@ -282,9 +292,13 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
     if before.disabled_reason.is_some_and(DisabledReason::holds) {
         let user_id: i64 =
             db.conn.prepare_cached("SELECT user_id FROM endpoints WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
-        let data = json!({"endpoint_id": id, "url": before.url, "replayed": replayed, "discarded": discarded});
-        let n = super::notices::New { event_type: "endpoint.enabled", user_id, endpoint_id: Some(id), data };
-        super::notices::add(db, notify, n, now)?;
+        let n = Notice::EndpointEnabled {
+            endpoint_id: id.to_string(),
+            url: before.url.clone(),
+            replayed: replayed as i64,
+            discarded: discarded as i64,
+        };
+        super::notices::add(db, notify, user_id, &n, now)?;
     }
     Ok(Enabled { endpoint: get(db, id)?, replayed, discarded, was: before.disabled_reason })
 }
@@ -319,15 +333,18 @@ pub struct Trouble {
 }
 
 pub fn trouble(db: Db<'_>, user: Option<&str>) -> Result<Trouble> {
-    let (failing, disabled): (i64, i64) = db
-        .conn
-        .prepare_cached(
-            "SELECT coalesce(sum(CASE WHEN e.active = 1 AND e.dead_count > 0 THEN 1 ELSE 0 END), 0),
-                    coalesce(sum(CASE WHEN e.active = 0 AND e.disabled_kind IN ('gone', 'sustained_failure')
-                                      THEN 1 ELSE 0 END), 0)
-             FROM endpoints e WHERE CAST(?1 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)",
-        )?
-        .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // Per state: (active, disabled_kind) -> endpoints, and the failing among the active ones.
+    let states: Vec<(bool, Option<String>, i64, i64)> = rows(
+        db.conn
+            .prepare_cached(
+                "SELECT e.active, e.disabled_kind, count(*), coalesce(sum(CASE WHEN e.dead_count > 0 THEN 1 ELSE 0 END), 0)
+                 FROM endpoints e WHERE CAST(?1 AS TEXT) IS NULL OR e.user_id = (SELECT id FROM users WHERE name = ?1)
+                 GROUP BY e.active, e.disabled_kind",
+            )?
+            .query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
+    )?;
+    let failing = states.iter().filter(|s| s.0).map(|s| s.3).sum();
+    let disabled = states.iter().filter(|s| !s.0 && holds(s.1.clone())).map(|s| s.2).sum();
     let held: i64 = match user {
         Some(name) => db
             .conn

@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use super::sql::{self, params, OptionalExtension, Row};
-use serde_json::json;
 
-use super::notices::{self, New};
+use super::notices;
 use super::{rows, Db};
 use crate::model::health::Notify;
 use crate::model::inbound::{
     body_hash, is_silent, verification_failing, LoggedHeader, Outcome, Reason, Request, Source, Verified,
     FAILING_WINDOW_MS, REPLAY_WINDOW_MS,
 };
+use crate::model::notice::Notice;
 use crate::model::time::{self, hour_of};
 use crate::model::{Error, Result};
 
@@ -244,11 +244,14 @@ fn failing_alert(db: Db<'_>, notify: &Notify, source: &Source, now: i64) -> Resu
         return Ok(());
     }
     db.conn.prepare_cached("UPDATE sources SET failing_since = ?1 WHERE id = ?2")?.execute(params![now, source.id])?;
-    let data = json!({
-        "source_id": source.id, "name": source.name, "requests": requests, "rejected": rejected,
-        "top_reason": top.unwrap_or_default(),
-    });
-    add_notice(db, notify, source, "source.verification_failing", data, now)
+    let n = Notice::SourceVerificationFailing {
+        source_id: source.id.clone(),
+        name: source.name.clone(),
+        requests,
+        rejected,
+        top_reason: top.unwrap_or_default(),
+    };
+    add_notice(db, notify, source, &n, now)
 }
 
 /// Requests and rejects of the last hour, with the most frequent reject reason.
@@ -273,17 +276,10 @@ fn last_hour(db: Db<'_>, source_id: &str, now: i64) -> Result<(i64, i64, Option<
     Ok((requests, rejected, top))
 }
 
-fn add_notice(
-    db: Db<'_>,
-    notify: &Notify,
-    source: &Source,
-    kind: &'static str,
-    data: serde_json::Value,
-    now: i64,
-) -> Result<()> {
+/// Queues a notice about a source, as its relay user's.
+fn add_notice(db: Db<'_>, notify: &Notify, source: &Source, n: &Notice, now: i64) -> Result<()> {
     let user_id = super::sources::relay_user_id(db, &source.id)?;
-    let id = notices::add(db, notify, New { event_type: kind, user_id, endpoint_id: None, data }, now)?;
-    db.conn.prepare_cached("UPDATE notices SET source_id = ?1 WHERE id = ?2")?.execute(params![source.id, id])?;
+    notices::add(db, notify, user_id, n, now)?;
     Ok(())
 }
 
@@ -301,12 +297,13 @@ pub fn tick(db: Db<'_>, notify: &Notify, now: i64) -> Result<usize> {
             db.conn
                 .prepare_cached("UPDATE sources SET silent_since = ?1 WHERE id = ?2")?
                 .execute(params![now, s.id])?;
-            let data = json!({
-                "source_id": s.id, "name": s.name,
-                "last_accepted_at": s.last_accepted_at.map(time::rfc3339),
-                "expected_gap_seconds": s.expected_gap_seconds,
-            });
-            add_notice(db, notify, &s, "source.silent", data, now)?;
+            let n = Notice::SourceSilent {
+                source_id: s.id.clone(),
+                name: s.name.clone(),
+                last_accepted_at: s.last_accepted_at.map(time::rfc3339),
+                expected_gap_seconds: s.expected_gap_seconds.unwrap_or_default(),
+            };
+            add_notice(db, notify, &s, &n, now)?;
             told += 1;
         }
         if s.failing_since.is_some() {

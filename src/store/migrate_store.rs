@@ -17,7 +17,7 @@ use crate::model::{Error, Result};
 
 /// The tables in an order that satisfies their foreign keys, each with the columns to copy. The
 /// tables that order ties by SQLite's `rowid` copy it into PostgreSQL's `rowid` column.
-const TABLES: &[(&str, bool)] = &[
+pub const TABLES: &[(&str, bool)] = &[
     ("users", false),
     ("tokens", false),
     ("endpoints", true),

@@ -11,7 +11,7 @@
 //!   `endpoints` (with their keys), `events` (intake's fan-out), `deliveries` (the log, with
 //!   attempts), `queue/` (the dispatcher's claim and record, each engine's statements in its
 //!   own file), `health`, `notices`, `retention`, `sessions`, `observations`, `sources` and
-//!   `inbound_log` (provider webhooks), `migrate_store` (a SQLite installation copied to
+//!   `inbound_requests` (provider webhooks and their log), `migrate_store` (a SQLite installation copied to
 //!   PostgreSQL). Times (`model::time::Time`), delivery statuses and failure codes cross as
 //!   typed values, ids as their strings (`evt_…`); errors as `model::Error` (a locked database
 //!   is `Error::Busy`, an unreachable one `Error::Unavailable`). Uses `model` only.

@@ -4,43 +4,35 @@
 //! succeeds, under a lease so that two runs never send the same notice at once.
 
 use super::sql::params;
-use serde_json::Value;
 
 use super::{rows, Db};
 use crate::model::event::operational;
-use crate::model::health::{Notify, EMAILED};
+use crate::model::health::Notify;
+use crate::model::notice::Notice;
 use crate::model::time;
 use crate::model::Result;
 
-/// A notice to queue.
-#[derive(Debug)]
-pub struct New<'a> {
-    pub event_type: &'static str,
-    pub user_id: i64,
-    pub endpoint_id: Option<&'a str>,
-    pub data: Value,
-}
-
-/// Queues a notice for the channels `notify` has, and returns its id (`evt_…`, the id its
-/// receivers see).
-pub fn add(db: Db<'_>, notify: &Notify, n: New<'_>, now: i64) -> Result<String> {
+/// Queues `notice` about `user_id`'s endpoint or source for the channels `notify` has, and
+/// returns its id (`evt_…`, the id its receivers see).
+pub fn add(db: Db<'_>, notify: &Notify, user_id: i64, notice: &Notice, now: i64) -> Result<String> {
     let user: String =
-        db.conn.prepare_cached("SELECT name FROM users WHERE id = ?1")?.query_row([n.user_id], |r| r.get(0))?;
+        db.conn.prepare_cached("SELECT name FROM users WHERE id = ?1")?.query_row([user_id], |r| r.get(0))?;
     let id = time::new_id("evt");
-    let payload = operational(&id, n.event_type, &user, n.data, now).to_string();
+    let payload = operational(&id, notice.event_type(), &user, notice.data(), now).to_string();
     let state = |on: bool| if on { "pending" } else { "none" };
-    let email = notify.email && EMAILED.contains(&n.event_type);
+    let email = notify.email && notice.is_mailed();
     db.conn
         .prepare_cached(
-            "INSERT INTO notices (id, type, user_id, endpoint_id, payload, created_at,
+            "INSERT INTO notices (id, type, user_id, endpoint_id, source_id, payload, created_at,
                                   webhook_state, webhook_next_at, email_state, email_next_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?7)",
         )?
         .execute(params![
             id,
-            n.event_type,
-            n.user_id,
-            n.endpoint_id,
+            notice.event_type(),
+            user_id,
+            notice.endpoint_id(),
+            notice.source_id(),
             payload,
             now,
             state(notify.webhook),

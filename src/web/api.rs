@@ -15,8 +15,8 @@ use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::endpoints::Backlog;
 use crate::store::{deliveries, endpoints, events, health, principals, Db};
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");

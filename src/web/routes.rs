@@ -13,11 +13,12 @@ use crate::config::Config;
 use crate::model::principal::Principal;
 use crate::model::time;
 use crate::store::{observations, principals, Db};
-use crate::web::auth::Ctx;
-use crate::web::auth::{self, Viewer};
+use crate::web::auth;
 use crate::web::cgi::{CgiEnv, Request, Response};
+use crate::web::context::Ctx;
+use crate::web::context::Viewer;
 use crate::web::error::HttpError;
-use crate::web::{api, api_inbound, pages, views};
+use crate::web::{api, api_sources, pages, views};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -62,17 +63,17 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/v1/tokens", Api, api::create_token),
     r("DELETE", "/api/v1/tokens/{id}", Api, api::revoke_token),
     r("DELETE", "/api/v1/users/{user}/sessions", Api, api::revoke_sessions),
-    r("GET", "/api/v1/sources", Api, api_inbound::list_sources),
-    r("POST", "/api/v1/sources", Api, api_inbound::create_source),
-    r("GET", "/api/v1/sources/{id}", Api, api_inbound::get_source),
-    r("PATCH", "/api/v1/sources/{id}", Api, api_inbound::update_source),
-    r("DELETE", "/api/v1/sources/{id}", Api, api_inbound::delete_source),
-    r("POST", "/api/v1/sources/{id}/rotate-secret", Api, api_inbound::rotate_source_secret),
-    r("POST", "/api/v1/sources/{id}/forwards", Api, api_inbound::add_forward),
-    r("POST", "/api/v1/sources/{id}/public-keys", Api, api_inbound::add_public_key),
-    r("GET", "/api/v1/inbound", Api, api_inbound::list_inbound),
-    r("GET", "/api/v1/inbound/{id}", Api, api_inbound::get_inbound),
-    r("POST", "/api/v1/inbound/{id}/recheck", Api, api_inbound::recheck_inbound),
+    r("GET", "/api/v1/sources", Api, api_sources::list_sources),
+    r("POST", "/api/v1/sources", Api, api_sources::create_source),
+    r("GET", "/api/v1/sources/{id}", Api, api_sources::get_source),
+    r("PATCH", "/api/v1/sources/{id}", Api, api_sources::update_source),
+    r("DELETE", "/api/v1/sources/{id}", Api, api_sources::delete_source),
+    r("POST", "/api/v1/sources/{id}/rotate-secret", Api, api_sources::rotate_source_secret),
+    r("POST", "/api/v1/sources/{id}/forwards", Api, api_sources::add_forward),
+    r("POST", "/api/v1/sources/{id}/public-keys", Api, api_sources::add_public_key),
+    r("GET", "/api/v1/inbound", Api, api_sources::list_inbound),
+    r("GET", "/api/v1/inbound/{id}", Api, api_sources::get_inbound),
+    r("POST", "/api/v1/inbound/{id}/recheck", Api, api_sources::recheck_inbound),
     r("GET", "/", Page, pages::dashboard::show),
     r("GET", "/endpoints", Page, pages::endpoints::list),
     r("GET", "/endpoints/new", Page, pages::endpoints::new),

@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use super::sql::{params, OptionalExtension};
 
-use serde_json::json;
-
 use super::{endpoints, notices, Db};
 use crate::model::delivery::{FailureCode, Next, Outcome, Status};
 use crate::model::health::{Counted, DisabledReason, Failure, Notify};
+use crate::model::notice::Notice;
 use crate::model::time::{self, hour_of};
 use crate::model::Result;
 
@@ -229,11 +228,7 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
         },
         endpoint: if r.get(5)? {
             EndpointState::Active
-        } else if r
-            .get::<_, Option<String>>(8)?
-            .and_then(|k| DisabledReason::parse(&k))
-            .is_some_and(DisabledReason::holds)
-        {
+        } else if endpoints::holds(r.get(8)?) {
             EndpointState::Held
         } else {
             EndpointState::Disabled
@@ -351,16 +346,17 @@ fn transitions(
     let url = || -> Result<String> {
         Ok(db.conn.prepare_cached("SELECT url FROM endpoints WHERE id = ?1")?.query_row([endpoint_id], |r| r.get(0))?)
     };
-    let last = |data: &mut serde_json::Value| {
-        data["last_status_code"] = json!(o.status_code);
-        data["last_error_code"] = json!(o.error_code.map(|c| c.as_str()));
-    };
+    let (last_status_code, last_error_code) = (o.status_code, o.error_code);
     if a.next == Next::Dead {
-        let mut data = json!({"delivery_id": a.delivery_id, "event_id": event_id, "endpoint_id": endpoint_id,
-                              "attempts": a.attempt});
-        last(&mut data);
-        let n = notices::New { event_type: "delivery.exhausted", user_id, endpoint_id: Some(endpoint_id), data };
-        notices::add(db, notify, n, now)?;
+        let n = Notice::DeliveryExhausted {
+            delivery_id: a.delivery_id.to_string(),
+            event_id: event_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+            attempts: a.attempt,
+            last_status_code,
+            last_error_code,
+        };
+        notices::add(db, notify, user_id, &n, now)?;
     }
     if !e.active {
         return Ok(());
@@ -374,20 +370,28 @@ fn transitions(
     };
     // Disabled at once (a 410 on the first failure): that one notice says it all.
     if reason.is_none() && !old.is_failing() && new.is_failing() {
-        let mut data = json!({"endpoint_id": endpoint_id, "url": url()?,
-                              "fail_since": new.since.map(time::rfc3339),
-                              "disable_at": new.disable_at(notify.rule).map(time::rfc3339)});
-        last(&mut data);
-        let n = notices::New { event_type: "endpoint.failing", user_id, endpoint_id: Some(endpoint_id), data };
-        notices::add(db, notify, n, now)?;
+        let n = Notice::EndpointFailing {
+            endpoint_id: endpoint_id.to_string(),
+            url: url()?,
+            fail_since: new.since.map(time::rfc3339),
+            disable_at: new.disable_at(notify.rule).map(time::rfc3339),
+            last_status_code,
+            last_error_code,
+        };
+        notices::add(db, notify, user_id, &n, now)?;
     }
     if let Some(reason) = reason {
         let ep = endpoints::disable(db, endpoint_id, reason)?;
-        let mut data = json!({"endpoint_id": endpoint_id, "url": ep.url, "reason": reason.as_str(),
-                              "fail_since": new.since.map(time::rfc3339), "held": ep.held});
-        last(&mut data);
-        let n = notices::New { event_type: "endpoint.disabled", user_id, endpoint_id: Some(endpoint_id), data };
-        notices::add(db, notify, n, now)?;
+        let n = Notice::EndpointDisabled {
+            endpoint_id: endpoint_id.to_string(),
+            url: ep.url,
+            reason,
+            fail_since: new.since.map(time::rfc3339),
+            held: ep.held,
+            last_status_code,
+            last_error_code,
+        };
+        notices::add(db, notify, user_id, &n, now)?;
         e.active = false;
     }
     Ok(())

@@ -7,8 +7,8 @@ use super::layout::{context, render};
 use crate::model::health::{is_stale, Overview, COUNT_CAP};
 use crate::model::time;
 use crate::store::health;
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 #[derive(Serialize)]

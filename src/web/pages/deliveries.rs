@@ -8,8 +8,8 @@ use crate::model::delivery::Status;
 use crate::model::schema;
 use crate::store::{deliveries, endpoints};
 use crate::web::api::{self, owned_delivery};
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

@@ -17,8 +17,8 @@ use crate::outbound::{network, probe};
 use crate::store::{deliveries, endpoints};
 use crate::web::api::{self, owned_endpoint};
 use crate::web::auth;
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 /// Form values to show, and what each field's problem is.

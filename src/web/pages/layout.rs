@@ -5,8 +5,8 @@ use crate::store::endpoints;
 use serde_json::json;
 use tera::Context;
 
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 use crate::web::views;
 

@@ -3,8 +3,8 @@
 use super::layout::{context, render};
 use crate::model::time;
 use crate::web::auth;
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 /// `GET /login?user=…&expires=…&nonce=…&sig=…`: a link from the host application.

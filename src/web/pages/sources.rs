@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 use tera::Context;
 
 use super::layout::{context, redirect, render};
+use crate::inbound::new_source::{self, NewSource};
 use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Reason, Settings};
 use crate::model::{time, Error};
 use crate::store::inbound_requests::{self as log, Filter};
 use crate::store::sources::{self, Changes};
-use crate::web::api_inbound::{request_json, require_admin};
-use crate::web::auth::Ctx;
+use crate::web::api_sources::{request_json, require_admin};
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 /// Recent requests shown on a source's page.
@@ -107,26 +108,18 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     });
     let changes = Changes { name: get("name"), settings, expected_gap_seconds: gap, ..Changes::default() };
     let secret = get("secret");
-    let forward = get("forward_url");
-    let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
-    let created = ctx.try_write(|db| {
-        let created = sources::add(db, &keyring, provider, &changes, secret.as_deref())?;
-        let fwd = match &forward {
-            Some(url) => {
-                Some(sources::add_forward(db, &keyring, &policy, &created.source.id, url, cfg.max_endpoints_per_user)?)
-            }
-            None => None,
-        };
-        Ok((created, fwd))
-    })?;
-    match created {
-        Ok((created, fwd)) => {
-            let id = created.source.id.clone();
-            let base = ctx.public_base();
-            source_page(ctx, &id, 201, |c, d| {
-                c.insert("secret", &created.secret);
-                c.insert("provider_url", &d.provider_url(&base, created.secret.as_deref()));
-                c.insert("forward_secret", &fwd.map(|(ep, s)| forward_json(&ep, Some(&s))));
+    let forward_urls: Vec<String> = get("forward_url").into_iter().collect();
+    ctx.keyring()?;
+    let base = ctx.public_base();
+    let new = NewSource { provider, changes: &changes, secret: secret.as_deref(), forward_urls: &forward_urls };
+    let cfg = ctx.cfg;
+    match new_source::create(cfg, ctx.store()?, &new, &base) {
+        Ok(made) => {
+            let id = made.created.source.id.clone();
+            source_page(ctx, &id, 201, |c, _| {
+                c.insert("secret", &made.created.secret);
+                c.insert("provider_url", &made.provider_url);
+                c.insert("forward_secret", &made.forwards.first());
             })
         }
         Err(e) => {

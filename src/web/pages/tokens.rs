@@ -5,8 +5,8 @@ use tera::Context;
 use super::layout::{context, redirect, render};
 use crate::model::{principal, Error};
 use crate::store::principals;
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 fn tokens_page(ctx: &mut Ctx<'_>, status: u16, extra: impl FnOnce(&mut Context)) -> Result<Response, HttpError> {

@@ -2,8 +2,8 @@
 //! header prefix.
 
 use super::layout::{context, render};
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 const PHP: &str = r#"<?php

@@ -7,14 +7,15 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::inbound::new_source::{self, NewSource};
 use crate::model::endpoint::check_grace;
 use crate::model::inbound::{forward_json, parse_public_key, Outcome, Provider, Request, Settings};
 use crate::model::{time, Error};
 use crate::store::inbound_requests::{self as log, Filter};
 use crate::store::sources::{self, Changes};
 use crate::web::api::{json_body, Fields422};
-use crate::web::auth::Ctx;
 use crate::web::cgi::Response;
+use crate::web::context::Ctx;
 use crate::web::error::HttpError;
 
 /// Sources are the operator's: admins only.
@@ -82,27 +83,12 @@ pub fn create_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     }
     f.finish()?;
     let provider = Provider::parse(provider.as_deref().unwrap_or(""))?;
-    let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
-    let (created, forwards) = ctx.write(|db| {
-        let created = sources::add(db, &keyring, provider, &changes, secret.as_deref())?;
-        let added = sources::add_forwards(
-            db,
-            &keyring,
-            &policy,
-            &created.source.id,
-            &forward_urls,
-            cfg.max_endpoints_per_user,
-        )?;
-        Ok((created, added))
-    })?;
-    let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
+    ctx.keyring()?;
     let base = ctx.public_base();
-    let d = sources::detail(ctx.db()?, &keyring, &created.source.id, time::now_ms())?;
-    let mut v = d.to_json(&base);
-    v["secret"] = json!(created.secret);
-    v["provider_url"] = json!(d.provider_url(&base, created.secret.as_deref()));
-    v["forwards"] = Value::Array(forwards);
-    Ok(Response::json(201, &v))
+    let new = NewSource { provider, changes: &changes, secret: secret.as_deref(), forward_urls: &forward_urls };
+    let cfg = ctx.cfg;
+    let made = new_source::create(cfg, ctx.store()?, &new, &base)?;
+    Ok(Response::json(201, &made.to_json(&base)))
 }
 
 pub fn get_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

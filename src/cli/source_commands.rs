@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::{open, print, read_arg};
 use crate::cli::args::{InboundCmd, SourceCmd, SourceSettings};
 use crate::config::{parse_size, Config};
+use crate::inbound::new_source::{self, NewSource};
 use crate::model::endpoint::check_grace;
 use crate::model::inbound::{forward_json, parse_public_key, Detail, Outcome, Provider, Request, Settings};
 use crate::model::time;
@@ -129,34 +130,18 @@ pub fn source_cmd(cfg: &Config, cmd: SourceCmd) -> Result<()> {
             let base = super::link_base(cfg, base);
             let provider = Provider::parse(&provider)?;
             let ch = changes(&settings, &Settings::default(), Some(name))?;
-            let policy = cfg.policy();
-            let (created, forwards) = store.write(|db| {
-                let created = sources::add(db, &keyring, provider, &ch, secret.as_deref())?;
-                let added = sources::add_forwards(
-                    db,
-                    &keyring,
-                    &policy,
-                    &created.source.id,
-                    &forward_url,
-                    cfg.max_endpoints_per_user,
-                )?;
-                Ok((created, added))
-            })?;
-            let forwards: Vec<Value> = forwards.iter().map(|(ep, s)| forward_json(ep, Some(s))).collect();
-            let d = sources::detail(store.db(), &keyring, &created.source.id, now)?;
-            let mut v = d.to_json(&base);
-            v["secret"] = json!(created.secret);
-            v["provider_url"] = json!(d.provider_url(&base, created.secret.as_deref()));
-            v["forwards"] = Value::Array(forwards.clone());
+            let new = NewSource { provider, changes: &ch, secret: secret.as_deref(), forward_urls: &forward_url };
+            let made = new_source::create(cfg, &mut store, &new, &base)?;
+            let v = made.to_json(&base);
             print(json, &v, |_| {
                 let mut lines = vec![
-                    format!("{}  {}", created.source.id, created.source.name),
-                    format!("url for {}: {}", provider, d.provider_url(&base, created.secret.as_deref())),
+                    format!("{}  {}", made.created.source.id, made.created.source.name),
+                    format!("url for {}: {}", provider, made.provider_url),
                 ];
-                if let Some(s) = &created.secret {
+                if let Some(s) = &made.created.secret {
                     lines.push(format!("secret: {s} (shown only now)"));
                 }
-                lines.extend(forward_lines(&forwards));
+                lines.extend(forward_lines(&made.forwards));
                 lines.join("\n")
             })
         }
