@@ -71,7 +71,7 @@ def main():
                 "--url", base,
                 "--header", f"Authorization: Bearer {credential}",
                 # Revoking a token is left out: the run would revoke its own credential (listed by
-                # GET /api/v1/tokens) and see nothing but 401 after; tests/api.rs covers revocation.
+                # GET /api/v1/tokens) and see nothing but 401 after; tests/suite/api.rs covers revocation.
                 *paths,
                 "--max-time", str(seconds),
                 # One worker: with two, hypothesis describes strategies from two threads at once,

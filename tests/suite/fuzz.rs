@@ -6,7 +6,7 @@
 //! saved to `tests/fuzz.proptest-regressions`, which is committed: proptest replays every saved
 //! case first on every run, so each crash found stays a regression test.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

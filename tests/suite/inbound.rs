@@ -3,13 +3,11 @@
 //! receiver. Signatures here are made with the providers' documented rules; the providers' own
 //! libraries sign the same cases in tests/external/inbound_providers.py.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;

@@ -1,6 +1,5 @@
 //! Shared test harness: a temporary installation driven through the real binaries, and a
 //! scriptable loopback receiver that records every request.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -539,7 +538,6 @@ type Script = dyn Fn(usize, &Received) -> Reply + Send + Sync;
 pub struct Receiver {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Received>>>,
-    count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -568,7 +566,7 @@ impl Receiver {
                 std::thread::spawn(move || serve_conn(stream, &r, &c, &*script));
             }
         });
-        Receiver { port, requests, count, stop }
+        Receiver { port, requests, stop }
     }
 
     pub fn always(status: u16) -> Receiver {
@@ -660,10 +658,6 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     f()
-}
-
-pub fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// A browser session against the CGI: keeps cookies, reads the CSRF token from each page and

@@ -1,12 +1,12 @@
 //! The files an operator copies stay true to the code: `.env.example` lists every key with its
 //! default, the cgi-bin wrapper runs the CGI, the crontab line runs the dispatcher.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{bin_path, Env};
+use crate::common::{bin_path, Env};
 use webhooks::config::KEYS;
 
 fn repo(path: &str) -> String {

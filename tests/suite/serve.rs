@@ -1,14 +1,12 @@
 //! `webhooks serve` on a fresh directory: initialises itself, runs the CGI per request as a real
 //! process, and dispatches on its own.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{bin_path, wait_until, Receiver};
+use crate::common::{bin_path, wait_until, Receiver};
 
 struct Server(std::process::Child);
 

@@ -2,13 +2,11 @@
 //! holding the release tarball. `crontab` is a stand-in that keeps the table in a file, so the
 //! test can then run the installed line as cron would.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::bin_path;
+use crate::common::bin_path;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

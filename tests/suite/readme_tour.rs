@@ -1,12 +1,12 @@
 //! The README's five-minute tour, run as written (with the placeholders a reader fills in —
 //! the secret, the port, a delivery id — filled in here). Needs python3 for the receiver.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::bin_path;
+use crate::common::bin_path;
 
 #[test]
 fn the_readme_tour_runs_as_written() {

@@ -2,9 +2,7 @@
 //! objects (404 on every route with an id), security headers on every response, and hostile text
 //! in every user-controlled field escaped on every page.
 
-mod common;
-
-use common::{api, Browser, CgiResponse, Env, Receiver};
+use crate::common::{api, Browser, CgiResponse, Env, Receiver};
 use webhooks::web::routes::{Kind, ROUTES};
 
 const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;

@@ -2,7 +2,7 @@
 //! from the source, must point down the layers (model < config, store < outbound < inbound <
 //! web, cli), with no cycle between modules anywhere; only `store/` names rusqlite or writes
 //! SQL; and only the engine files name an engine.
-//! `cargo test --test layers -- --nocapture` prints the folder graph and the files with SQL.
+//! `cargo test --test suite layers:: -- --nocapture` prints the folder graph and the files with SQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

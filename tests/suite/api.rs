@@ -1,9 +1,7 @@
 //! The JSON API through the CGI binary: every route, success and failure, and every answer
 //! checked against the OpenAPI document's schema for it.
 
-mod common;
-
-use common::{api, CgiResponse, Env, Receiver, Reply};
+use crate::common::{api, CgiResponse, Env, Receiver, Reply};
 use jsonschema::{Draft, JSONSchema};
 use serde_json::{json, Value};
 

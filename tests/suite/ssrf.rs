@@ -3,11 +3,11 @@
 //! returned, which are the only ones connected to); address literals are refused already when
 //! the endpoint is created, with a message naming the address.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use common::{Env, Receiver, Reply};
+use crate::common::{Env, Receiver, Reply};
 use webhooks::model::address::Policy;
 
 /// Loopback in every spelling the URL parser accepts; `{p}` is the receiver's port, so a guard

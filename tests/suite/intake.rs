@@ -1,9 +1,7 @@
 //! `POST /api/v1/events` through the real CGI binary: success, idempotency, and every bad input
 //! with its status code — and no rows written.
 
-mod common;
-
-use common::Env;
+use crate::common::Env;
 use serde_json::json;
 
 const OK_EVENT: &str = r#"{"type":"email.forwarded","user":"alice","data":{"alias":"a@x","message_id":"<m>","destinations":["d@y"],"size_bytes":5}}"#;

@@ -3,13 +3,11 @@
 //! is missing or unreachable, and what `/in/` answers then. Each test here failed on the code
 //! before its fix.
 
-mod common;
-
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// CGI variables as bytes.

@@ -4,13 +4,13 @@
 //! run stays within the stated memory bound (docs/reliability.md: 64 MiB peak RSS) and its time
 //! budget, stored response snippets stay capped, and the well-behaved user is fully served.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Env, Receiver};
+use crate::common::{Env, Receiver};
 
 /// The dispatcher's stated memory bound (peak resident set size of one run).
 const MEMORY_BOUND_KIB: i64 = 64 * 1024;

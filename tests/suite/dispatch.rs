@@ -1,12 +1,12 @@
 //! The dispatcher end to end: real binaries, loopback receivers started by the tests.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Env, Receiver, Reply};
+use crate::common::{Env, Receiver, Reply};
 use serde_json::Value;
 
 const RECEIVED: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;

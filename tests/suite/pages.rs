@@ -1,11 +1,11 @@
 //! The pages through the real CGI binary with a synthetic CGI environment, driven like a browser
 //! (cookies, CSRF tokens from the forms), checking the important elements of each page.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{api, Browser, Env, Receiver, Reply};
+use crate::common::{api, Browser, Env, Receiver, Reply};
 
 const EVENT: &str = r#"{"alias":"a@x.example","message_id":"<1@x>","size_bytes":10}"#;
 

@@ -3,14 +3,14 @@
 //! Days pass without sleeping: the test builds' clock moves (`Env::set_clock`), and a dispatcher
 //! run is started for each simulated hour, as cron would.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Env, Receiver, Reply};
+use crate::common::{Env, Receiver, Reply};
 use serde_json::Value;
 
 const EVENT: &str = r#"{"alias":"a@x","message_id":"<m@x>","size_bytes":1}"#;

@@ -8,7 +8,7 @@
 //! fail instead. (The whole behavioural suite runs on PostgreSQL too: `.ci/run` runs `cargo test`
 //! a second time with `WEBHOOKS_TEST_STORE=postgres`.)
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Stdio};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Env, Receiver, Reply};
+use crate::common::{Env, Receiver, Reply};
 use serde_json::{json, Value};
 use webhooks::model::delivery::{Next, Outcome};
 use webhooks::model::health::{FailureRule, Notify};
@@ -38,7 +38,7 @@ fn postgres() -> Option<String> {
                 use std::io::Write;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "tests/postgres.rs: PostgreSQL cases skipped; to run them: .ci/postgres start /tmp/pg, then export the two lines it prints"
+                    "tests/suite/postgres.rs: PostgreSQL cases skipped; to run them: .ci/postgres start /tmp/pg, then export the two lines it prints"
                 );
             });
             None
@@ -888,4 +888,145 @@ fn the_pgbouncer_recipe_works_as_pasted() {
     assert!(status["pending"].is_number(), "{status}");
     assert_eq!(wrong.status.code(), Some(75), "{}", String::from_utf8_lossy(&wrong.stderr));
     assert!(log.contains("password authentication failed"), "pgbouncer refused the wrong password: {log}");
+}
+
+/// A schema's shape: each table with its columns and its indexes (`name(col, col)`; the
+/// indexes a table's keys and unique constraints make are left out, they follow from the
+/// columns' definitions).
+type Catalog = std::collections::BTreeMap<String, (Vec<String>, Vec<String>)>;
+
+fn strings(db: &webhooks::store::sql::Conn, sql: &str, param: &str) -> Vec<String> {
+    let mut found: Vec<String> =
+        db.prepare(sql).unwrap().query_map([param], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+    found.sort();
+    found
+}
+
+fn sqlite_catalog(db: &webhooks::store::sql::Conn) -> Catalog {
+    let tables = strings(
+        db,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != ?1",
+        "",
+    );
+    tables
+        .into_iter()
+        .map(|t| {
+            let columns = strings(db, "SELECT name FROM pragma_table_info(?1)", &t);
+            let indexes = strings(
+                db,
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ?1",
+                &t,
+            )
+            .into_iter()
+            .map(|i| {
+                let cols: Vec<String> = db
+                    .prepare("SELECT coalesce(name, '(expression)') FROM pragma_index_info(?1) ORDER BY seqno")
+                    .unwrap()
+                    .query_map([i.as_str()], |r| r.get(0))
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect();
+                format!("{i}({})", cols.join(", "))
+            })
+            .collect();
+            (t, (columns, indexes))
+        })
+        .collect()
+}
+
+fn postgres_catalog(db: &webhooks::store::sql::Conn) -> Catalog {
+    let tables = strings(
+        db,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != ?1",
+        "webhooks_schema",
+    );
+    tables
+        .into_iter()
+        .map(|t| {
+            let columns = strings(
+                db,
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ?1",
+                &t,
+            );
+            let indexes = strings(
+                db,
+                "SELECT i.relname::text || '(' || (SELECT string_agg(CASE WHEN k.attnum = 0 THEN '(expression)' ELSE a.attname::text END, ', ' ORDER BY k.n)
+                        FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)
+                        LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum) || ')'
+                 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+                 WHERE c.relname = ?1 AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)",
+                &t,
+            );
+            (t, (columns, indexes))
+        })
+        .collect()
+}
+
+/// Where the engines differ on purpose, each with its reason (docs/postgres.md, "Schema").
+const ENGINE_DIFFERENCES: &[(&str, &str, &str)] = &[
+    // SQLite orders these tables' rows by its implicit rowid; PostgreSQL has no implicit one.
+    ("postgres", "column", "endpoints.rowid"),
+    ("postgres", "column", "endpoint_keys.rowid"),
+    ("postgres", "column", "source_keys.rowid"),
+    // PostgreSQL walks the whole queue by due time (many dispatchers, `any_due`, the oldest due);
+    // SQLite walks it user by user and keeps no index on the due time alone (sql/010).
+    ("postgres", "index", "deliveries.deliveries_due_time(next_attempt_at)"),
+];
+
+fn flatten(c: &Catalog) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (t, (columns, indexes)) in c {
+        out.insert(format!("table {t}"));
+        out.extend(columns.iter().map(|col| format!("column {t}.{col}")));
+        out.extend(indexes.iter().map(|i| format!("index {t}.{i}")));
+    }
+    out
+}
+
+#[test]
+fn the_two_engines_migrate_to_the_same_tables_columns_and_indexes() {
+    let Some(admin) = postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = webhooks::model::location::Location::File(dir.path().join("w.db"));
+    Store::create(&file).unwrap();
+    let sqlite = flatten(&sqlite_catalog(&webhooks::store::connect(&file).unwrap()));
+    let pg = webhooks::model::location::Location::Postgres(common::with_database(
+        &admin,
+        &common::create_pg_database(&admin),
+    ));
+    Store::open(&pg).unwrap();
+    let postgres = flatten(&postgres_catalog(&webhooks::store::connect(&pg).unwrap()));
+    assert!(sqlite.len() > 150 && sqlite.contains("column deliveries.lease_until"), "the catalog was read: {sqlite:?}");
+
+    let allowed = |engine: &str, item: &String| {
+        ENGINE_DIFFERENCES.iter().any(|(e, kind, what)| *e == engine && *item == format!("{kind} {what}"))
+    };
+    let only_sqlite: Vec<&String> = sqlite.difference(&postgres).filter(|i| !allowed("sqlite", i)).collect();
+    let only_postgres: Vec<&String> = postgres.difference(&sqlite).filter(|i| !allowed("postgres", i)).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "a table, column or index in one engine's migrations only (sql/ against sql/postgres/):\n  SQLite only: {only_sqlite:#?}\n  PostgreSQL only: {only_postgres:#?}"
+    );
+    for (engine, kind, what) in ENGINE_DIFFERENCES {
+        let there = if *engine == "sqlite" { &sqlite } else { &postgres };
+        assert!(there.contains(&format!("{kind} {what}")), "a listed difference that is gone: {kind} {what}");
+    }
+
+    // migrate-store copies every table, each after those it refers to.
+    let copied: Vec<&str> = webhooks::store::migrate_store::TABLES.iter().map(|(t, _)| *t).collect();
+    let tables: std::collections::BTreeSet<&str> = sqlite.iter().filter_map(|i| i.strip_prefix("table ")).collect();
+    assert_eq!(copied.iter().copied().collect::<std::collections::BTreeSet<_>>(), tables, "migrate-store's table list");
+    let db = webhooks::store::connect(&file).unwrap();
+    for (i, t) in copied.iter().enumerate() {
+        for parent in strings(&db, "SELECT \"table\" FROM pragma_foreign_key_list(?1)", t) {
+            assert!(
+                copied[..i].contains(&parent.as_str()) || parent == *t,
+                "{t} is copied before {parent}, which it refers to"
+            );
+        }
+    }
+    // A table with a rowid column on PostgreSQL is copied with SQLite's rowid, and only those.
+    for (t, rowid) in webhooks::store::migrate_store::TABLES {
+        assert_eq!(*rowid, postgres.contains(&format!("column {t}.rowid")), "{t}: copied with its rowid or not");
+    }
 }

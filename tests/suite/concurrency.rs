@@ -4,14 +4,14 @@
 //! an event answered 503 (with `Retry-After`) was not stored, and the client's retry stores it
 //! once; nothing answers 500.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Env, Receiver};
+use crate::common::{Env, Receiver};
 
 const WRITERS: usize = 16;
 const EVENTS_EACH: usize = 200;

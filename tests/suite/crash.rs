@@ -6,14 +6,14 @@
 //! `CRASH_RUNS` sets the number of runs killed while running (default 200); the seed is printed so that a
 //! failure can be replayed with `CRASH_SEED`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Receiver, Reply};
+use crate::common::{Env, Receiver, Reply};
 
 /// A small deterministic generator (xorshift64*), so a run can be replayed from its seed.
 struct Rng(u64);

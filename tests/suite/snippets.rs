@@ -2,11 +2,11 @@
 //! delivery: each accepts it and rejects a tampered copy. (PHP is run by .ci/run's external
 //! suite once installed; Python and Node.js are on every development machine.)
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::{Env, Receiver};
+use crate::common::{Env, Receiver};
 
 fn delivery(prefix: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
     let mut env = Env::new();

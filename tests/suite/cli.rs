@@ -1,11 +1,11 @@
 //! The `webhooks` CLI: init, configuration errors and discovery, endpoints, tokens, emit, verify.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use common::{bin_path, Env, Receiver};
+use crate::common::{bin_path, Env, Receiver};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
