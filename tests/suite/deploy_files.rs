@@ -169,8 +169,8 @@ fn docs_list_every_key_failure_code_and_event_type() {
 }
 
 /// `.ci/release` keeps its tools inside the checkout: Python packages only into a virtual
-/// environment under `target/` (Debian 12's own python3 refuses `pip install` outside one), and
-/// cargo-zigbuild only under `--root` there, never into the user's home.
+/// environment under `target/` (Debian 12's own python3 refuses `pip install` outside one), Zig
+/// and cargo-zigbuild among them, nothing with `cargo install` into the user's home.
 #[test]
 fn the_release_script_installs_its_tools_under_target_only() {
     let script = repo(".ci/release");
@@ -181,9 +181,10 @@ fn the_release_script_installs_its_tools_under_target_only() {
         if line.contains("pip install") {
             assert!(line.trim_start().starts_with(venv_python), "pip outside the venv: {line}");
         }
-        if line.contains("cargo install") {
-            assert!(line.contains("--root \"$tools\""), "cargo install outside target/: {line}");
-        }
+        assert!(!line.contains("cargo install"), "a tool installed outside the venv: {line}");
     }
-    assert!(script.lines().any(|l| l.contains("pip install")) && script.lines().any(|l| l.contains("cargo install")));
+    assert!(
+        script.lines().any(|l| l.contains("pip install") && l.contains("ziglang") && l.contains("cargo-zigbuild")),
+        "Zig and cargo-zigbuild come into the venv: {script}"
+    );
 }
