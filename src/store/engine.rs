@@ -1,7 +1,7 @@
 //! The seam between the store and its two engines: what differs between SQLite and PostgreSQL,
 //! said once per engine (`store/sqlite.rs`, `store/postgres.rs`, and the queue's statements in
 //! `store/queue/sqlite.rs`, `store/queue/postgres.rs`). A [`Store`](super::Store) gets its engine
-//! when it is opened, from where the data is (`Store::open`, the one place that chooses);
+//! when it is opened, from where the data is (`Store::open_unmigrated`, the one place that chooses);
 //! everything else asks it.
 
 use std::path::{Path, PathBuf};

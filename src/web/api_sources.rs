@@ -83,6 +83,7 @@ pub fn create_source(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     }
     f.finish()?;
     let provider = Provider::parse(provider.as_deref().unwrap_or(""))?;
+    // A missing WEBHOOKS_SECRET_KEY answers as the other handlers do, before anything is written.
     ctx.keyring()?;
     let base = ctx.public_base();
     let new = NewSource { provider, changes: &changes, secret: secret.as_deref(), forward_urls: &forward_urls };

@@ -76,6 +76,7 @@ fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result
     if token.is_empty() || token.contains('/') {
         return Ok(not_found());
     }
+    // A missing WEBHOOKS_SECRET_KEY is a 503 before anything is read (E_MISCONFIGURED).
     cfg.keyring()?;
     let mut store = Store::open(&cfg.database)?;
     let Some(source) = receive::source_at(&store, token)? else {

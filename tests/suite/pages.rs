@@ -479,6 +479,22 @@ fn a_users_sessions_are_revoked_from_the_cli_and_the_api() {
     assert_eq!(four.get("/endpoints").status, 401);
 }
 
+/// The route takes every user name the API takes (1-128 characters), and answers anything else
+/// with the documented 422, never "no API route".
+#[test]
+fn sessions_are_revoked_for_a_name_of_any_allowed_length_and_a_bad_name_is_422() {
+    let env = Env::new();
+    let app = env.app_token();
+    for user in ["a".to_string(), "u".repeat(101), "u".repeat(128)] {
+        let r = api(&env, &app, "DELETE", &format!("/api/v1/users/{user}/sessions"), None);
+        assert_eq!((r.status, r.json()["user"].as_str()), (200, Some(user.as_str())), "{}", r.text());
+    }
+    for bad in ["u".repeat(129), "%F0%9D%91%BB%20x".to_string(), "x".repeat(2_000)] {
+        let r = api(&env, &app, "DELETE", &format!("/api/v1/users/{bad}/sessions"), None);
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+    }
+}
+
 #[test]
 fn expired_login_links_are_refused() {
     let mut env = Env::new();

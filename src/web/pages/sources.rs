@@ -109,6 +109,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let changes = Changes { name: get("name"), settings, expected_gap_seconds: gap, ..Changes::default() };
     let secret = get("secret");
     let forward_urls: Vec<String> = get("forward_url").into_iter().collect();
+    // A missing WEBHOOKS_SECRET_KEY answers as the other pages do, before anything is written.
     ctx.keyring()?;
     let base = ctx.public_base();
     let new = NewSource { provider, changes: &changes, secret: secret.as_deref(), forward_urls: &forward_urls };
