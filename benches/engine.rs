@@ -6,7 +6,9 @@
 //!     BENCH_ONLY=cgi cargo bench --bench engine  # one part: cgi, intake, dispatch, scale,
 //!                                                # fairness, latency
 //!
-//! Knobs: BENCH_DELIVERIES (20000), BENCH_SCALE (1000000).
+//! Knobs: BENCH_DELIVERIES (20000), BENCH_SCALE (1000000). BENCH_BEFORE=DIR (an earlier build's
+//! `target/release`, with BENCH_BEFORE_LABEL naming it) adds its bookkeeping row beside this
+//! build's, measured alternately in the same run.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -581,16 +583,9 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
     // The dispatcher's own work with no network at all: every endpoint points outside the
     // allowed networks, so each request is refused before a socket is opened, and each delivery
     // is still claimed, recorded as an attempt and rescheduled.
-    let d = queued_install(bins, 8, port, n);
-    d.db().execute("UPDATE endpoints SET url = 'http://127.0.0.2:9/hook'", []).unwrap();
-    let Dispatched { summary, usage, wall, .. } = dispatch_once(&d);
-    assert_eq!(
-        summary["failures"]["E_BLOCKED_ADDRESS"].as_u64().unwrap() as usize,
-        n,
-        "every request refused before connecting: {summary}"
-    );
+    let (wall, cpu) = no_network(bins, port, n);
     let (client, receiver) = bare_cpu;
-    let bookkeeping = usage.cpu / n as f64;
+    let bookkeeping = cpu / n as f64;
     t.add(s, format!("bookkeeping alone, {n} deliveries, no network (deliveries/s)"), n as f64 / wall, None, "", "");
     t.add(
         s,
@@ -598,8 +593,29 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
         bookkeeping * 1e6,
         Some(client * 1e6),
         "bare ureq loop's client CPU per request",
-        "",
+        "≤ 35 µs",
     );
+    // The same with an earlier build's binaries (BENCH_BEFORE=its target/release), alternated
+    // with this build's three times each, so that both see the same machine.
+    if let Ok(dir) = std::env::var("BENCH_BEFORE") {
+        let before = Bins { webhooks: Path::new(&dir).join("webhooks"), cgi: Path::new(&dir).join("webhooks-cgi") };
+        let label = std::env::var("BENCH_BEFORE_LABEL").unwrap_or_else(|_| "an earlier build".to_string());
+        let (mut now_cpu, mut then_cpu) = (vec![bookkeeping], Vec::new());
+        for round in 0..3 {
+            then_cpu.push(no_network(&before, port, n).1 / n as f64);
+            if round < 2 {
+                now_cpu.push(no_network(bins, port, n).1 / n as f64);
+            }
+        }
+        t.add(
+            s,
+            "  CPU per delivery, median of 3 (µs)",
+            median(&mut now_cpu) * 1e6,
+            Some(median(&mut then_cpu) * 1e6),
+            format!("the same with {label}, alternated"),
+            "≤ 35 µs",
+        );
+    }
     t.add(s, "  bare loop's receiver CPU per request (µs)", receiver * 1e6, None, "", "");
     t.add(
         s,
@@ -618,6 +634,20 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
 
 /// An installation with 20 users, one endpoint each at the receiver, and `n` due deliveries
 /// queued through the CGI in batches of 1,000.
+/// One dispatcher run over `n` deliveries whose every request is refused before connecting:
+/// (wall seconds, CPU seconds).
+fn no_network(bins: &Bins, port: u16, n: usize) -> (f64, f64) {
+    let d = queued_install(bins, 8, port, n);
+    d.db().execute("UPDATE endpoints SET url = 'http://127.0.0.2:9/hook'", []).unwrap();
+    let Dispatched { summary, usage, wall, .. } = dispatch_once(&d);
+    assert_eq!(
+        summary["failures"]["E_BLOCKED_ADDRESS"].as_u64().unwrap() as usize,
+        n,
+        "every request refused before connecting: {summary}"
+    );
+    (wall, usage.cpu)
+}
+
 fn queued_install(bins: &Bins, concurrency: usize, port: u16, n: usize) -> Install {
     queued_on(bins, None, &format!("WEBHOOKS_CONCURRENCY={concurrency}\n"), port, n)
 }
@@ -691,7 +721,16 @@ fn scale(t: &mut Table, bins: &Bins) {
             let _ = child.kill();
             let _ = child.wait();
             claims.push(at.duration_since(started).as_secs_f64());
-            install.db().execute("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL, next_attempt_at = 0, status = 'pending', attempts = 0 WHERE lease_until IS NOT NULL OR status != 'pending'", []).unwrap();
+            install
+                .db()
+                .execute_batch(
+                    "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at)
+                         SELECT id, user_id, endpoint_id, 'pending', 0 FROM deliveries WHERE status != 'pending';
+                     UPDATE deliveries SET status = 'pending', attempts = 0, finished_at = NULL WHERE status != 'pending';
+                     UPDATE queue SET lease_until = NULL, lease_owner = NULL, next_attempt_at = 0, status = 'pending', attempts = 0
+                         WHERE lease_until IS NOT NULL OR status != 'pending';",
+                )
+                .unwrap();
         }
         f.insert("claim", median(&mut claims) * 1e3);
         for (key, path) in [
@@ -728,7 +767,8 @@ fn scale(t: &mut Table, bins: &Bins) {
     let live = size(&install.db_path());
     let old = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000;
     db.execute_batch(&format!(
-        "UPDATE deliveries SET status = 'succeeded', attempts = 1, next_attempt_at = NULL, finished_at = {old}, last_attempt_at = {old}, last_status_code = 200;
+        "UPDATE deliveries SET status = 'succeeded', attempts = 1, finished_at = {old}, last_attempt_at = {old}, last_status_code = 200;
+         DELETE FROM queue;
          UPDATE events SET payload_expires_at = {old};"
     ))
     .unwrap();
@@ -769,7 +809,8 @@ fn fill(install: &Install, n: usize, users: usize, port: u16) {
     let tx = db.transaction().unwrap();
     {
         let mut ev = tx.prepare("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.forwarded', 'h', ?3, ?4)").unwrap();
-        let mut dl = tx.prepare("INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)").unwrap();
+        let mut dl = tx.prepare("INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)").unwrap();
+        let mut q = tx.prepare("INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4)").unwrap();
         for i in 0..n {
             let (ep, user) = &eps[i % eps.len()];
             let at = now - (n - i) as i64;
@@ -780,14 +821,9 @@ fn fill(install: &Install, n: usize, users: usize, port: u16) {
                 user - 1
             );
             ev.execute(rusqlite::params![id, user, payload, at]).unwrap();
-            dl.execute(rusqlite::params![
-                format!("dlv_{}", ulid::Ulid::from_parts(at as u64, i as u128)),
-                id,
-                ep,
-                user,
-                at
-            ])
-            .unwrap();
+            let dlv = format!("dlv_{}", ulid::Ulid::from_parts(at as u64, i as u128));
+            dl.execute(rusqlite::params![dlv, id, ep, user, at]).unwrap();
+            q.execute(rusqlite::params![dlv, user, ep, at]).unwrap();
         }
     }
     tx.commit().unwrap();
@@ -1231,8 +1267,8 @@ fn main() {
     )
 }
 
-/// The same rows intake writes (event + one delivery each), inserted straight with rusqlite in
-/// one transaction over the product's schema. Returns the median seconds per 1,000.
+/// The rows intake wrote before the queue (event + one delivery each; intake now also writes a
+/// queue row), inserted straight with rusqlite in one transaction over the first schema. Returns the median seconds per 1,000.
 fn raw_inserts(dir: &Path, n: usize, rounds: usize) -> f64 {
     let path = dir.join("raw.db");
     let mut conn = rusqlite::Connection::open(&path).unwrap();

@@ -96,6 +96,7 @@ struct Job {
     event_type: String,
     endpoint_id: String,
     url: String,
+    created_at: i64,
     attempt: u32,
     payload: Arc<[u8]>,
     relay: Option<Relay>,
@@ -112,6 +113,7 @@ impl Job {
             event_type: due.event_type,
             endpoint_id: due.endpoint_id,
             url: due.url,
+            created_at: due.created_at,
             attempt: due.attempt,
             payload: Arc::from(due.payload),
             relay: due.relay,
@@ -518,6 +520,8 @@ impl Coordinator<'_> {
             .filter_map(|(done, decided)| match (done, decided) {
                 (Done::Sent { job, outcome, started_at }, Some((next, logged_body))) => Some(Attempted {
                     delivery_id: &job.delivery_id,
+                    event_id: &job.event_id,
+                    created_at: job.created_at,
                     endpoint_id: &job.endpoint_id,
                     attempt: job.attempt,
                     run_id: &self.run_id,

@@ -10,10 +10,25 @@ use crate::model::health::{QueueStatus, COUNT_CAP};
 use crate::model::time::{self, Time};
 use crate::model::{Error, Result};
 
-const SELECT: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, d.status, d.attempts,
-        d.last_status_code, d.last_error_code, d.last_error, d.created_at, d.last_attempt_at,
-        d.next_attempt_at, d.finished_at, d.lease_until, ev.payload IS NOT NULL
-    FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id";
+/// A delivery as the log shows it: from its record, and while it waits to be sent from its queue
+/// row (status, attempts, due time, lease) and its latest attempt (the record's summary of the
+/// last attempt is written when the delivery leaves the queue).
+const COLUMNS: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, coalesce(q.status, d.status),
+        coalesce(q.attempts, d.attempts),
+        CASE WHEN q.delivery_id IS NULL THEN d.last_status_code ELSE la.status_code END,
+        CASE WHEN q.delivery_id IS NULL THEN d.last_error_code ELSE la.error_code END,
+        CASE WHEN q.delivery_id IS NULL THEN d.last_error ELSE la.error END,
+        d.created_at,
+        CASE WHEN q.delivery_id IS NULL THEN d.last_attempt_at ELSE la.started_at END,
+        q.next_attempt_at, d.finished_at, q.lease_until, ev.payload IS NOT NULL";
+
+/// The joins of [`COLUMNS`] after `deliveries d` (and, for the `failed` filter, `queue q` first).
+const JOINS: &str = "JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id
+    LEFT JOIN attempts la ON la.id = (SELECT max(a.id) FROM attempts a WHERE a.delivery_id = q.delivery_id)";
+
+static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{COLUMNS} FROM deliveries d LEFT JOIN queue q ON q.delivery_id = d.id {JOINS}")
+});
 
 fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
     let lease: Option<i64> = r.get(14)?;
@@ -38,10 +53,20 @@ fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
     })
 }
 
-/// The log, newest first.
+/// The log, newest first. `failed` deliveries are read from the queue's `queue_failed` index
+/// (the record says `pending` while a delivery waits), `pending` ones are the record's that
+/// the queue has not seen fail, the others the record's own.
 pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
+    let (from, status) = match f.status {
+        Some(Status::Failed) => (
+            format!("{COLUMNS} FROM queue q JOIN deliveries d ON d.id = q.delivery_id {JOINS}"),
+            "q.status = ?1 AND d.id = q.delivery_id",
+        ),
+        Some(Status::Pending) => (SELECT.clone(), "d.status = ?1 AND q.status = ?1"),
+        _ => (SELECT.clone(), "(CAST(?1 AS TEXT) IS NULL OR d.status = ?1)"),
+    };
     let sql = format!(
-        "{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR d.status = ?1)
+        "{from} WHERE {status}
            AND (CAST(?2 AS TEXT) IS NULL OR d.user_id = (SELECT id FROM users WHERE name = ?2))
            AND (CAST(?3 AS TEXT) IS NULL OR d.endpoint_id = ?3)
            AND (CAST(?4 AS TEXT) IS NULL OR ev.type = ?4)
@@ -71,7 +96,7 @@ pub fn list(db: Db<'_>, f: &Filter) -> Result<Vec<Delivery>> {
 pub fn get(db: Db<'_>, id: &str) -> Result<Delivery> {
     let now = time::now_ms();
     db.conn
-        .prepare_cached(&format!("{SELECT} WHERE d.id = ?1"))?
+        .prepare_cached(&format!("{} WHERE d.id = ?1", *SELECT))?
         .query_row([id], |r| from_row(r, now))
         .optional()?
         .ok_or_else(|| Error::not_found(format!("delivery {id}")))
@@ -102,13 +127,27 @@ pub fn retry(db: Db<'_>, id: &str) -> Result<Delivery> {
             ),
         ));
     }
+    if d.status == Status::Held {
+        return Err(Error::conflict(
+            "held",
+            format!(
+                "delivery {id} is held while its endpoint {} is disabled: enable the endpoint to send or discard what it holds",
+                d.endpoint_id
+            ),
+        ));
+    }
     let now = time::now_ms();
-    db.conn.execute(
-        "UPDATE deliveries SET status = CASE WHEN status IN ('succeeded', 'dead') THEN 'pending' ELSE status END,
-                next_attempt_at = ?1, finished_at = NULL
-         WHERE id = ?2",
-        params![now, id],
-    )?;
+    // Waiting already: due now. Otherwise it joins the queue with the attempts it had, and its
+    // record is `pending` again.
+    let waiting = db.conn.execute("UPDATE queue SET next_attempt_at = ?1 WHERE delivery_id = ?2", params![now, id])?;
+    if waiting == 0 {
+        db.conn.execute(
+            "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
+             SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 FROM deliveries WHERE id = ?2",
+            params![now, id],
+        )?;
+        db.conn.execute("UPDATE deliveries SET status = 'pending', finished_at = NULL WHERE id = ?1", [id])?;
+    }
     db.conn.execute("UPDATE events SET payload_expires_at = NULL WHERE id = ?1", [&d.event_id])?;
     get(db, id)
 }
@@ -122,12 +161,26 @@ pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
          AND payload IS NOT NULL",
         [endpoint_id],
     )?;
-    Ok(db.conn.execute(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, finished_at = NULL
-         WHERE endpoint_id = ?2 AND status = 'dead'
-           AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
+    let n = db.conn.execute(
+        "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
+         SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 FROM deliveries
+         WHERE endpoint_id = ?2 AND status = 'dead' AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
         params![now, endpoint_id],
-    )?)
+    )?;
+    requeued(db, endpoint_id)?;
+    Ok(n)
+}
+
+/// Makes the records of an endpoint's held or dead deliveries that joined the queue again
+/// `pending` (the record says `pending` while a delivery waits).
+pub(super) fn requeued(db: Db<'_>, endpoint_id: &str) -> Result<()> {
+    db.conn.execute(
+        "UPDATE deliveries SET status = 'pending', finished_at = NULL
+         WHERE endpoint_id = ?1 AND status IN ('held', 'dead')
+           AND id IN (SELECT delivery_id FROM queue)",
+        [endpoint_id],
+    )?;
+    Ok(())
 }
 
 /// Every attempt of a delivery, in order.
@@ -166,15 +219,10 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
             super::bounded_count(db, sql, p, &mut capped)
         }
     };
-    let pending = count(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL LIMIT ?1) AS capped",
-        &[&limit],
-    )?;
+    let pending = count("SELECT count(*) FROM (SELECT 1 FROM queue LIMIT ?1) AS capped", &[&limit])?;
     let due = count(db.queue().due_count(), &[&now, &limit])?;
-    let in_flight = count(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE lease_until > ?1 LIMIT ?2) AS capped",
-        &[&now, &limit],
-    )?;
+    let in_flight =
+        count("SELECT count(*) FROM (SELECT 1 FROM queue WHERE lease_until > ?1 LIMIT ?2) AS capped", &[&now, &limit])?;
     let dead = count(
         "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = ?1 LIMIT ?2) AS capped",
         &[&Status::Dead, &limit],
@@ -227,8 +275,10 @@ mod tests {
         ];
         for (id, user, next, lease) in rows {
             sql.push_str(&format!(
-                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, lease_until, created_at)
-                 VALUES ('{id}', 'evt_{user}', 'ep_{user}', {user}, 'pending', {next}, {}, 0);",
+                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at)
+                 VALUES ('{id}', 'evt_{user}', 'ep_{user}', {user}, 'pending', 0);
+                 INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at, lease_until)
+                 VALUES ('{id}', {user}, 'ep_{user}', 'pending', {next}, {});",
                 lease.map_or("NULL".to_string(), |l| l.to_string())
             ));
         }
@@ -254,13 +304,13 @@ mod tests {
         }
         assert!(queue::any_due(store.db(), now).unwrap());
         assert!(!queue::any_due(store.db(), now - 3 * 3_600_000).unwrap(), "nothing due three hours ago");
-        store.sqlite().execute_batch("UPDATE deliveries SET lease_until = NULL WHERE id = 'dlv_1'").unwrap();
+        store.sqlite().execute_batch("UPDATE queue SET lease_until = NULL WHERE delivery_id = 'dlv_1'").unwrap();
         let oldest = queue_status(store.db(), true).unwrap().oldest_due_seconds.unwrap();
         assert!((10_799..=10_830).contains(&oldest), "the lease gone, dlv_1 is the oldest: {oldest}");
         store
             .sqlite()
             .execute_batch(
-                "UPDATE deliveries SET lease_until = 9223372036854775807 WHERE id IN ('dlv_1', 'dlv_2', 'dlv_3')",
+                "UPDATE queue SET lease_until = 9223372036854775807 WHERE delivery_id IN ('dlv_1', 'dlv_2', 'dlv_3')",
             )
             .unwrap();
         let q = queue_status(store.db(), true).unwrap();
@@ -278,10 +328,19 @@ mod tests {
             .sqlite()
             .execute(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                 INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, lease_until, created_at)
-                 SELECT printf('dlv_x%06d', i), 'evt_3', 'ep_3', 3, 'pending', ?2 - i,
-                        CASE WHEN i <= 10 THEN ?2 + 60000 END, 0 FROM n",
-                rusqlite::params![COUNT_CAP + 5, now],
+                 INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at)
+                 SELECT printf('dlv_x%06d', i), 'evt_3', 'ep_3', 3, 'pending', 0 FROM n",
+                rusqlite::params![COUNT_CAP + 5],
+            )
+            .unwrap();
+        store
+            .sqlite()
+            .execute(
+                "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at, lease_until)
+                 SELECT id, 3, 'ep_3', 'pending', ?1 - CAST(substr(id, 6) AS INTEGER),
+                        CASE WHEN CAST(substr(id, 6) AS INTEGER) <= 10 THEN ?1 + 60000 END
+                 FROM deliveries WHERE id LIKE 'dlv_x%'",
+                rusqlite::params![now],
             )
             .unwrap();
         let exact = queue_status(store.db(), true).unwrap();
@@ -292,7 +351,7 @@ mod tests {
         store
             .sqlite()
             .execute(
-                "UPDATE deliveries SET lease_until = NULL WHERE id IN ('dlv_x000001', 'dlv_x000002', 'dlv_x000003', 'dlv_x000004')",
+                "UPDATE queue SET lease_until = NULL WHERE delivery_id IN ('dlv_x000001', 'dlv_x000002', 'dlv_x000003', 'dlv_x000004')",
                 [],
             )
             .unwrap();

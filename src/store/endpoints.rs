@@ -263,18 +263,19 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
             // Due a millisecond apart in creation order (ids sort by it), so that they are claimed
             // and sent in order: the claim walks the due index by time alone.
             let n = db.conn.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1 + r.n, finished_at = NULL
-                 FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM deliveries
-                       WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
-                         AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)) AS r
-                 WHERE deliveries.id = r.id",
+                "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
+                 SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 + row_number() OVER (ORDER BY id)
+                 FROM deliveries
+                 WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
+                   AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
                 params![now, id, since],
             )?;
+            super::deliveries::requeued(db, id)?;
             (n, 0)
         }
         Some(Backlog::Discard) => {
             let n = db.conn.execute(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1,
+                "UPDATE deliveries SET status = 'dead', finished_at = ?1,
                         last_error_code = ?2, last_error = 'discarded when the endpoint was enabled again'
                  WHERE endpoint_id = ?3 AND status = 'held'",
                 params![now, FailureCode::EndpointDisabled, id],

@@ -74,17 +74,23 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
     Ok(out)
 }
 
-/// One delivery of event `event_id` per target: `pending` and due now, or `held` (not due) for
-/// an endpoint the system disabled.
+/// One delivery of event `event_id` per target: `pending` and queued due now, or `held` (not
+/// queued) for an endpoint the system disabled.
 pub(super) fn fan_out(db: Db<'_>, event_id: &str, user_id: i64, targets: &[&Target], now: i64) -> Result<()> {
     let mut insert = db.conn.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut queue = db.conn.prepare_cached(
+        "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
     )?;
     for t in targets {
-        // A held delivery waits for its endpoint to be enabled again: it is not due.
-        let (status, due) = if t.hold { (Status::Held, None) } else { (Status::Pending, Some(now)) };
-        insert.execute(params![time::new_id("dlv"), event_id, t.id, user_id, status, due, now])?;
+        let id = time::new_id("dlv");
+        // A held delivery waits for its endpoint to be enabled again: it is not queued.
+        let status = if t.hold { Status::Held } else { Status::Pending };
+        insert.execute(params![id, event_id, t.id, user_id, status, now])?;
+        if !t.hold {
+            queue.execute(params![id, user_id, t.id, now])?;
+        }
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `webhooks migrate-store`: a SQLite installation copied into an empty PostgreSQL database,
 //! table by table, every row and column as it is (ids, sealed secrets, payload bytes, delivery
-//! states and leases, attempts).
+//! states, the queue with its leases, attempts).
 //!
 //! The copy is consistent and complete: it runs inside the SQLite database's write lock, so no
 //! intake, page or dispatcher writes meanwhile (they wait, or answer 503 and are retried), and
@@ -24,6 +24,7 @@ pub const TABLES: &[(&str, bool)] = &[
     ("endpoint_keys", true),
     ("events", false),
     ("deliveries", false),
+    ("queue", false),
     ("attempts", false),
     ("runs", false),
     ("login_links_used", false),
@@ -117,9 +118,10 @@ fn count(conn: &Conn, table: &str) -> Result<i64> {
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), super::params![], |r| r.get(0))?)
 }
 
-/// Tables SQLite keeps without a rowid (small: hourly counters, keys), copied in one read.
+/// Tables SQLite keeps without a rowid (hourly counters, keys, the queue), each copied in one
+/// read that streams its rows (as the pages do), so memory stays flat all the same.
 const WITHOUT_ROWID: &[&str] =
-    &["endpoint_stats", "observations", "source_public_keys", "source_hours", "source_key_misses"];
+    &["endpoint_stats", "observations", "source_public_keys", "source_hours", "source_key_misses", "queue"];
 
 /// Rows read from SQLite at a time, so that memory stays flat however large the tables are.
 const PAGE: i64 = 2_000;

@@ -137,7 +137,7 @@ fn expire_held(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Resul
     let total = batches_with(
         db,
         max_batches,
-        "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, finished_at = ?1, last_error_code = ?2,
+        "UPDATE deliveries SET status = 'dead', finished_at = ?1, last_error_code = ?2,
                 last_error = 'held longer than WEBHOOKS_HOLD_RETENTION while its endpoint was disabled'
          WHERE id IN (SELECT id FROM deliveries WHERE status = 'held' AND created_at <= ?3 LIMIT ?4)",
         &[&now, &FailureCode::EndpointDisabled, &cutoff],

@@ -182,6 +182,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("009_key_misses", include_str!("../../sql/009_key_misses.sql")),
     ("010_due_by_user", include_str!("../../sql/010_due_by_user.sql")),
     ("011_inbound_edges", include_str!("../../sql/011_inbound_edges.sql")),
+    ("012_queue", include_str!("../../sql/012_queue.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign
@@ -365,7 +366,12 @@ mod tests {
         let store = Store::create(&Location::File(path.clone())).unwrap();
         let count = |sql: &str| -> i64 { store.sqlite().query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM attempts"), 1, "no cascade from the rebuild");
-        assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
+        // The failed delivery waits in the queue since sql/012_queue.sql; its record says pending.
+        assert_eq!(
+            count("SELECT count(*) FROM queue WHERE delivery_id = 'dlv_1' AND status = 'failed' AND attempts = 1"),
+            1
+        );
+        assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'pending'"), 1);
         assert_eq!(count("SELECT count(*) FROM endpoints WHERE disabled_kind = 'gone' AND disabled_at = 5"), 1);
         store
             .sqlite()

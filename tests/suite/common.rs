@@ -391,10 +391,7 @@ impl Env {
     /// Makes every waiting delivery due now (instead of waiting out the retry schedule).
     pub fn make_due(&self) {
         self.db()
-            .execute(
-                "UPDATE deliveries SET next_attempt_at = 0 WHERE next_attempt_at IS NOT NULL AND lease_until IS NULL",
-                webhooks::sql_params![],
-            )
+            .execute("UPDATE queue SET next_attempt_at = 0 WHERE lease_until IS NULL", webhooks::sql_params![])
             .unwrap();
     }
 

@@ -111,7 +111,7 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
         // and the next run must leave those deliveries alone.
         if rng.below(2) == 0 {
             env.db()
-                .execute("UPDATE deliveries SET lease_until = 1, next_attempt_at = 1 WHERE lease_until IS NOT NULL", [])
+                .execute("UPDATE queue SET lease_until = 1, next_attempt_at = 1 WHERE lease_until IS NOT NULL", [])
                 .unwrap();
         }
         let owners_before = lease_owners(&env);
@@ -151,7 +151,7 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
     std::thread::sleep(Duration::from_millis(2100));
     let now_ms = chrono::Utc::now().timestamp_millis();
     let live: i64 =
-        env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until > ?1", [now_ms], |r| r.get(0)).unwrap();
+        env.db().query_row("SELECT count(*) FROM queue WHERE lease_until > ?1", [now_ms], |r| r.get(0)).unwrap();
     assert_eq!(live, 0, "every lease of a killed run has run out");
     let mut recovery_runs = 0;
     loop {
@@ -172,7 +172,7 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_nothing_stuck() {
         );
     }
     let leased: i64 =
-        env.db().query_row("SELECT count(*) FROM deliveries WHERE lease_until IS NOT NULL", [], |r| r.get(0)).unwrap();
+        env.db().query_row("SELECT count(*) FROM queue WHERE lease_until IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(leased, 0, "no lease left behind");
 
     // What the receiver saw, by (endpoint path, X-QSM-Id).
@@ -230,7 +230,7 @@ fn path_of(r: &common::Received) -> String {
 fn lease_owners(env: &Env) -> BTreeMap<String, i64> {
     let db = env.db();
     let mut q = db
-        .prepare("SELECT lease_owner, count(*) FROM deliveries WHERE lease_until IS NOT NULL GROUP BY lease_owner")
+        .prepare("SELECT lease_owner, count(*) FROM queue WHERE lease_until IS NOT NULL GROUP BY lease_owner")
         .unwrap();
     let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
     rows.map(Result::unwrap).collect()

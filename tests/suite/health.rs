@@ -240,6 +240,15 @@ fn a_410_disables_at_once_with_reason_gone() {
     assert_eq!(rx.len(), 1, "no request after the 410");
     assert_eq!(s.endpoint()["held"], 1);
     assert_eq!(s.notices("endpoint.disabled").len(), 1);
+    // A held delivery is sent or discarded by enabling its endpoint, not retried by hand.
+    let held = s.env.json(&["deliveries", "--status", "held"]);
+    let id = held[0]["id"].as_str().unwrap();
+    let out = s.env.run(&["retry", id]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("held") && err.contains("enable the endpoint"), "{err}");
+    assert_eq!(s.env.json(&["deliveries", "--status", "held"]).as_array().unwrap().len(), 1, "still held");
+    assert_eq!(s.env.count("queue"), 0, "and not queued");
 }
 
 #[test]

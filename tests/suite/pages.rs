@@ -563,9 +563,15 @@ fn dashboard_counts_stop_at_the_cap_and_the_status_command_is_exact() {
         for i in 0..10_005 {
             let id = webhooks::model::time::new_id("evt");
             tx.execute("INSERT INTO events (id, user_id, type, request_hash, payload, created_at) VALUES (?1, ?2, 'email.received', 'h', '{}', ?3)", webhooks::sql_params![id, user, now]).unwrap();
+            let dlv = webhooks::model::time::new_id("dlv");
             tx.execute(
-                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
-                webhooks::sql_params![webhooks::model::time::new_id("dlv"), id, ep, user, now + 3_600_000 + i],
+                "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+                webhooks::sql_params![dlv, id, ep, user, now],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                webhooks::sql_params![dlv, user, ep, now + 3_600_000 + i],
             )
             .unwrap();
         }

@@ -158,8 +158,9 @@ fn four_dispatchers_recording_at_once_never_find_the_database_busy() {
     assert_eq!(env.count("deliveries"), deliveries);
     assert_eq!(env.count("attempts"), deliveries, "each delivery tried once, every result recorded");
     assert_eq!(env.count("deliveries WHERE status = 'succeeded'"), 1600);
-    assert_eq!(env.count("deliveries WHERE status = 'failed' AND next_attempt_at IS NOT NULL"), 800);
-    assert_eq!(env.count("deliveries WHERE lease_owner IS NOT NULL"), 0);
+    assert_eq!(env.count("queue WHERE status = 'failed'"), 800);
+    assert_eq!(env.count("deliveries WHERE status = 'pending'"), 800, "the record of a delivery that will retry");
+    assert_eq!(env.count("queue WHERE lease_owner IS NOT NULL"), 0);
     let counted: i64 =
         env.db().query_row("SELECT sum(succeeded + failed) FROM endpoint_stats", [], |r| r.get(0)).unwrap();
     assert_eq!(counted, deliveries, "the hourly counters hold every attempt");
@@ -257,7 +258,7 @@ fn kill_9_of_four_dispatchers_200_times_while_events_arrive_loses_nothing() {
     let total = posted.load(Ordering::SeqCst);
     assert_eq!(total, 300);
     assert_eq!(env.count("deliveries WHERE status = 'succeeded'"), 300, "nothing lost");
-    assert_eq!(env.count("deliveries WHERE lease_until IS NOT NULL"), 0, "nothing stuck");
+    assert_eq!(env.count("queue WHERE lease_until IS NOT NULL"), 0, "nothing stuck");
     let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
     let mut repeats = 0;
     for r in rx.received() {
@@ -310,6 +311,8 @@ fn fenced(env: Env) {
     let record = |store: &mut Store, run_id: &str| {
         let attempted = Attempted {
             delivery_id: &a.due[0].delivery_id,
+            event_id: &a.due[0].event_id,
+            created_at: a.due[0].created_at,
             endpoint_id: &a.due[0].endpoint_id,
             attempt: 1,
             run_id,
@@ -332,10 +335,11 @@ fn fenced(env: Env) {
     };
     assert!(!record(&mut store, "run_a"), "the stale lease is refused");
     assert_eq!(env.count("attempts"), 0, "and leaves no attempt");
-    assert_eq!(env.count("deliveries WHERE status = 'pending' AND lease_owner = 'run_b'"), 1, "run_b's lease stands");
+    assert_eq!(env.count("queue WHERE status = 'pending' AND lease_owner = 'run_b'"), 1, "run_b's lease stands");
     assert!(record(&mut store, "run_b"));
     assert_eq!(env.count("attempts"), 1);
-    assert_eq!(env.count("deliveries WHERE status = 'succeeded' AND lease_owner IS NULL"), 1);
+    assert_eq!(env.count("deliveries WHERE status = 'succeeded'"), 1);
+    assert_eq!(env.count("queue"), 0, "it left the queue");
 }
 
 fn assert_unavailable(env: &Env, says: &str) {
@@ -977,7 +981,7 @@ const ENGINE_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("postgres", "column", "source_keys.rowid"),
     // PostgreSQL walks the whole queue by due time (many dispatchers, `any_due`, the oldest due);
     // SQLite walks it user by user and keeps no index on the due time alone (sql/010).
-    ("postgres", "index", "deliveries.deliveries_due_time(next_attempt_at)"),
+    ("postgres", "index", "queue.queue_due_time(next_attempt_at)"),
 ];
 
 fn flatten(c: &Catalog) -> std::collections::BTreeSet<String> {
@@ -1003,7 +1007,7 @@ fn the_two_engines_migrate_to_the_same_tables_columns_and_indexes() {
     ));
     Store::open(&pg).unwrap();
     let postgres = flatten(&postgres_catalog(&webhooks::store::connect(&pg).unwrap()));
-    assert!(sqlite.len() > 150 && sqlite.contains("column deliveries.lease_until"), "the catalog was read: {sqlite:?}");
+    assert!(sqlite.len() > 150 && sqlite.contains("column queue.lease_until"), "the catalog was read: {sqlite:?}");
 
     let allowed = |engine: &str, item: &String| {
         ENGINE_DIFFERENCES.iter().any(|(e, kind, what)| *e == engine && *item == format!("{kind} {what}"))
@@ -1036,4 +1040,120 @@ fn the_two_engines_migrate_to_the_same_tables_columns_and_indexes() {
     for (t, rowid) in webhooks::store::migrate_store::TABLES {
         assert_eq!(*rowid, postgres.contains(&format!("column {t}.rowid")), "{t}: copied with its rowid or not");
     }
+}
+
+// ---- the queue beside the record (sql/012_queue.sql, sql/postgres/003_queue.sql) -------------
+
+/// Deliveries in every state as the schema before the queue kept them (times relative to `now`):
+/// pending and due, failed twice and due later, pending and leased, held, dead, succeeded.
+fn deliveries_before_the_queue(now: i64) -> String {
+    let later = now + 3_600_000;
+    format!(
+        "INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0);
+         INSERT INTO endpoints (id, user_id, url, created_at, updated_at) VALUES ('ep_1', 1, 'https://x/', 0, 0);
+         INSERT INTO events (id, user_id, type, request_hash, payload, created_at)
+             VALUES ('evt_1', 1, 'email.received', 'h', '{{}}', 0);
+         INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, attempts, next_attempt_at, lease_until,
+                                 lease_owner, last_attempt_at, last_status_code, last_error_code, last_error,
+                                 created_at, finished_at) VALUES
+             ('dlv_1pending', 'evt_1', 'ep_1', 1, 'pending', 0, {now}, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL),
+             ('dlv_2failed', 'evt_1', 'ep_1', 1, 'failed', 2, {later}, NULL, NULL, 5, 500, 'E_HTTP_STATUS', 'HTTP 500', 2, NULL),
+             ('dlv_3leased', 'evt_1', 'ep_1', 1, 'pending', 0, {now}, {later}, 'run_old', NULL, NULL, NULL, NULL, 3, NULL),
+             ('dlv_4held', 'evt_1', 'ep_1', 1, 'held', 1, NULL, NULL, NULL, 6, 503, 'E_HTTP_STATUS', 'HTTP 503', 4, NULL),
+             ('dlv_5dead', 'evt_1', 'ep_1', 1, 'dead', 5, NULL, NULL, NULL, 7, NULL, 'E_TIMEOUT', 'timed out', 5, 7),
+             ('dlv_6succeeded', 'evt_1', 'ep_1', 1, 'succeeded', 1, NULL, NULL, NULL, 8, 200, NULL, NULL, 6, 8);
+         INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_code, error) VALUES
+             ('dlv_2failed', 1, 4, 3, 500, 'E_HTTP_STATUS', 'HTTP 500'),
+             ('dlv_2failed', 2, 5, 3, 500, 'E_HTTP_STATUS', 'HTTP 500');"
+    )
+}
+
+/// Every delivery is where it was: the waiting ones in the queue with their attempts, due times
+/// and leases, the others as they were; the log shows each as before; the dispatcher claims the
+/// due ones (not the leased one) and sends them.
+fn the_queue_migration_kept(store: &mut Store, now: i64) {
+    use webhooks::model::delivery::{Filter, Status};
+    let list = webhooks::store::deliveries::list(store.db(), &Filter { limit: 100, ..Filter::default() }).unwrap();
+    let shown: Vec<(String, Status, u32, Option<u16>)> =
+        list.iter().rev().map(|d| (d.id.clone(), d.status, d.attempts, d.last_status_code)).collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("dlv_1pending".to_string(), Status::Pending, 0, None),
+            ("dlv_2failed".to_string(), Status::Failed, 2, Some(500)),
+            ("dlv_3leased".to_string(), Status::Pending, 0, None),
+            ("dlv_4held".to_string(), Status::Held, 1, Some(503)),
+            ("dlv_5dead".to_string(), Status::Dead, 5, None),
+            ("dlv_6succeeded".to_string(), Status::Succeeded, 1, Some(200)),
+        ]
+    );
+    let by_id = |id: &str| list.iter().find(|d| d.id == id).unwrap().clone();
+    assert!(by_id("dlv_3leased").in_flight, "the lease is kept");
+    assert_eq!(by_id("dlv_2failed").next_attempt_at.map(|t| t.0), Some(now + 3_600_000));
+    for (status, ids) in [(Status::Failed, vec!["dlv_2failed"]), (Status::Pending, vec!["dlv_3leased", "dlv_1pending"])]
+    {
+        let f = Filter { status: Some(status), limit: 100, ..Filter::default() };
+        let found: Vec<String> =
+            webhooks::store::deliveries::list(store.db(), &f).unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(found, ids, "the log filtered by {status:?}");
+    }
+    let q = webhooks::store::deliveries::queue_status(store.db(), true).unwrap();
+    assert_eq!((q.pending, q.in_flight, q.dead), (3, 1, 1));
+    let claim = Claim {
+        run_id: "run_new",
+        now: now + 1,
+        lease_until: now + 60_000,
+        per_user: 10,
+        slots: 10,
+        payload_retention: Duration::from_secs(3600),
+    };
+    let claimed = store.work(|db| queue::claim(db, &claim, &mut None)).unwrap();
+    let ids: Vec<&str> = claimed.due.iter().map(|d| d.delivery_id.as_str()).collect();
+    assert_eq!(ids, vec!["dlv_1pending"], "due now and not leased: only the first");
+}
+
+#[test]
+fn the_queue_migration_keeps_every_pending_failed_held_and_dead_delivery_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let now = webhooks::model::time::now_ms();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for (i, (name, sql)) in
+            webhooks::store::sqlite::MIGRATIONS.iter().enumerate().take_while(|(_, (n, _))| *n != "012_queue")
+        {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+            conn.pragma_update(None, "user_version", i + 1).unwrap();
+        }
+        conn.execute_batch(&deliveries_before_the_queue(now)).unwrap();
+    }
+    let mut store = Store::open(&webhooks::model::location::Location::File(path)).unwrap();
+    assert_eq!(store.schema_version().unwrap(), webhooks::store::sqlite::MIGRATIONS.len() as u32);
+    the_queue_migration_kept(&mut store, now);
+}
+
+#[test]
+fn the_queue_migration_keeps_every_pending_failed_held_and_dead_delivery_on_postgres() {
+    let Some(admin) = postgres() else { return };
+    let url = common::with_database(&admin, &common::create_pg_database(&admin));
+    let pg = webhooks::model::location::Location::Postgres(url);
+    let now = webhooks::model::time::now_ms();
+    {
+        let conn = webhooks::store::connect(&pg).unwrap();
+        let before: Vec<&(&str, &str)> =
+            webhooks::store::postgres::MIGRATIONS.iter().take_while(|(n, _)| *n != "003_queue").collect();
+        conn.execute_batch(
+            "CREATE TABLE webhooks_schema (version BIGINT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .unwrap();
+        for (i, (name, sql)) in before.iter().enumerate() {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+            conn.execute("INSERT INTO webhooks_schema (version) VALUES (?1)", [i as i64 + 1]).unwrap();
+        }
+        conn.execute_batch(&deliveries_before_the_queue(now)).unwrap();
+    }
+    let mut store = Store::open(&pg).unwrap();
+    assert_eq!(store.schema_version().unwrap(), webhooks::store::postgres::MIGRATIONS.len() as u32);
+    the_queue_migration_kept(&mut store, now);
 }

@@ -42,7 +42,8 @@ fn fill(path: &str, w: &World) -> String {
 fn snapshot(env: &Env) -> String {
     let sql = "SELECT (SELECT AGG(id || url || description || event_types || CAST(active AS TEXT)) FROM endpoints)
                  || (SELECT AGG(id || coalesce(CAST(expires_at AS TEXT), '')) FROM endpoint_keys)
-                 || (SELECT AGG(id || status || coalesce(CAST(next_attempt_at AS TEXT), '')) FROM deliveries)
+                 || (SELECT AGG(id || status) FROM deliveries)
+                 || (SELECT AGG(delivery_id || status || CAST(next_attempt_at AS TEXT)) FROM queue)
                  || (SELECT AGG(id || coalesce(CAST(revoked_at AS TEXT), '')) FROM tokens)
                  || CAST((SELECT count(*) AS n FROM endpoints) AS TEXT)";
     let agg = if env.is_postgres() { "string_agg(" } else { "group_concat(" };

@@ -5,10 +5,17 @@
 //! coordinator's transactions where one writer holds the database at a time, in one each where
 //! claims run at once (see `dispatch.rs`).
 //!
-//! A lease is `lease_until` and `lease_owner` (the run id). A claim writes only those two (and
-//! so touches one index, `deliveries_leased`): a delivery is due when `next_attempt_at` has
-//! come and it holds no live lease, so a killed run's deliveries become due again when their
-//! lease runs out. Results are applied only while their run still owns the lease (fencing).
+//! A delivery waiting to be sent has a row in `queue` beside its record in `deliveries`
+//! (`sql/012_queue.sql`): the queue row is what claims, retries and releases write (its due
+//! time, lease, attempts so far and `pending`/`failed`), three small indexes; the record, with
+//! the log's and the dashboard's indexes, is written when the delivery is held or ends, and then
+//! its queue row is deleted.
+//!
+//! A lease is the queue row's `lease_until` and `lease_owner` (the run id). A claim writes only
+//! those two (and so touches one index, `queue_leased`): a delivery is due when
+//! `next_attempt_at` has come and it holds no live lease, so a killed run's deliveries become
+//! due again when their lease runs out. Results are applied only while their run still owns the
+//! lease (fencing).
 //!
 //! This file is the walk and the record, the same on every engine; each engine says its
 //! statements in its own file ([`Statements`]: `sqlite.rs`, `postgres.rs`), which the store's
@@ -48,6 +55,8 @@ pub struct Due {
     pub event_type: String,
     pub endpoint_id: String,
     pub url: String,
+    /// When the delivery was created (the failure rule counts a dead one from then).
+    pub created_at: i64,
     /// The number this attempt will have (1 for the first).
     pub attempt: u32,
     /// The body as sent: the event's JSON envelope, or a relayed provider body byte for byte.
@@ -113,13 +122,7 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         for row in found {
             if row.endpoint == EndpointState::Held {
                 // Disabled by the system: kept until the endpoint is enabled again.
-                db.conn
-                    .prepare_cached(
-                        "UPDATE deliveries SET status = 'held', next_attempt_at = NULL, lease_until = NULL,
-                                lease_owner = NULL
-                         WHERE id = ?1 AND lease_owner = ?2",
-                    )?
-                    .execute(params![row.due.delivery_id, c.run_id])?;
+                leave(db, &row.due.delivery_id, c.run_id, Status::Held, None, None)?;
                 out.held += 1;
                 continue;
             }
@@ -172,9 +175,9 @@ pub trait Statements: Sync {
     fn lock_endpoints(&self, db: Db<'_>, ids: &BTreeSet<&str>) -> Result<Vec<Recording>>;
 
     /// Moves each attempt's delivery to its next state, fenced by the lease, and appends its
-    /// attempt row. Returns, per attempt, the delivery's creation time and event when it was
-    /// still this run's.
-    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<Option<(i64, String)>>>;
+    /// attempt row: a retry rewrites the queue row; a delivery that ended leaves the queue and
+    /// its record says how it ended. Returns, per attempt, whether it was still this run's.
+    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<bool>>;
 
     /// Writes the endpoints' new failure records and latest attempts.
     fn write_endpoints(&self, db: Db<'_>, written: &[Written<'_>], now: i64) -> Result<()>;
@@ -208,7 +211,7 @@ enum EndpointState {
 }
 
 /// A due row as both engines select it: the delivery, its event (and source), its endpoint's
-/// `active` and `disabled_kind`.
+/// `active` and `disabled_kind`, the delivery's creation time.
 fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
     Ok(DueRow {
         due: Due {
@@ -217,6 +220,7 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
             event_type: r.get(2)?,
             endpoint_id: r.get(3)?,
             url: r.get(4)?,
+            created_at: r.get(13)?,
             attempt: r.get::<_, u32>(6)? + 1,
             payload: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
             relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
@@ -243,7 +247,7 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
 /// and was claimed by another (fenced) changes nothing, the new holder's record stands.
 ///
 /// Locks are taken in one order by every dispatcher: the batch's endpoints (sorted by id), then
-/// its deliveries, then the events whose deliveries all ended (sorted), so concurrent records
+/// its queue rows and deliveries, then the events whose deliveries all ended (sorted), so concurrent records
 /// on PostgreSQL wait for each other and never deadlock. There each step is one statement for
 /// the whole batch (its rows as one JSON parameter), a handful of round trips however large the
 /// batch; SQLite, in process, takes the rows one by one.
@@ -261,16 +265,17 @@ pub fn record(
     let applied = statements.apply_attempts(db, batch, now)?;
     let mut stats: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
     let mut ended: BTreeSet<String> = BTreeSet::new();
-    for (a, delivery) in batch.iter().zip(&applied) {
-        let (Some((began, event_id)), Some(e)) = (delivery, endpoints.get_mut(a.endpoint_id)) else {
+    for (a, applied) in batch.iter().zip(&applied) {
+        let (true, Some(e)) = (applied, endpoints.get_mut(a.endpoint_id)) else {
             continue; // fenced, or the endpoint was deleted meanwhile (its deliveries with it)
         };
+        let (began, event_id) = (a.created_at, a.event_id);
         let o = a.outcome;
         let counted = Counted::of(o);
         let old = e.failure;
         let mut failure = old.after_attempt(counted, now);
         if a.next == Next::Dead && counted == Counted::Failure {
-            failure = failure.after_dead(now, *began);
+            failure = failure.after_dead(now, began);
         }
         e.failure = failure;
         e.last = Some((o.status_code, o.error_code));
@@ -282,14 +287,14 @@ pub fn record(
         }
         transitions(db, e, old, a, event_id, now, notify)?;
         if !matches!(a.next, Next::RetryAt(_)) {
-            ended.insert(event_id.clone());
+            ended.insert(event_id.to_string());
         }
     }
     let written: Vec<Written<'_>> = endpoints.values().filter_map(|e| e.last.map(|last| (e, last))).collect();
     statements.write_endpoints(db, &written, now)?;
     statements.add_stats(db, &stats)?;
     statements.expire_payloads(db, &ended, now + payload_retention.as_millis() as i64)?;
-    Ok(applied.iter().map(Option::is_some).collect())
+    Ok(applied)
 }
 
 /// An endpoint as `record` keeps it while applying a batch.
@@ -315,14 +320,6 @@ fn recording(r: &super::sql::Row<'_>) -> super::sql::Result<Recording> {
         user_id: r.get(7)?,
         last: None,
     })
-}
-
-/// When a decision schedules the next attempt, and when it ends the delivery.
-fn next_times(next: Next, now: i64) -> (Option<i64>, Option<i64>) {
-    match next {
-        Next::Succeeded | Next::Dead => (None, Some(now)),
-        Next::RetryAt(t) => (Some(t), None),
-    }
 }
 
 /// The failure rule's transitions after one attempt (docs/reliability.md, "When an endpoint
@@ -408,25 +405,50 @@ pub fn finish_unsent(
     now: i64,
     payload_retention: Duration,
 ) -> Result<()> {
-    let event: Option<String> = db
-        .conn
-        .prepare_cached(
-            "UPDATE deliveries SET status = ?1, next_attempt_at = NULL, lease_until = NULL,
-                    lease_owner = NULL, last_error_code = ?2, last_error = ?3, finished_at = ?4
-             WHERE id = ?5 AND lease_owner = ?6
-             RETURNING event_id",
-        )?
-        .query_row(params![Status::Dead, code, error, now, delivery_id, run_id], |r| r.get(0))
-        .optional()?;
+    let event = leave(db, delivery_id, run_id, Status::Dead, Some(now), Some((code, error)))?;
     db.queue().expire_payloads(db, &event.into_iter().collect(), now + payload_retention.as_millis() as i64)
+}
+
+/// Takes a claimed delivery out of the queue without an attempt, fenced by the lease: its record
+/// becomes `status` with the attempts it had, its latest attempt's summary (or `error`, which
+/// says why it was not sent) and, for an end, `finished`. Returns its event when it was still
+/// this run's.
+fn leave(
+    db: Db<'_>,
+    delivery_id: &str,
+    run_id: &str,
+    status: Status,
+    finished: Option<i64>,
+    error: Option<(FailureCode, &str)>,
+) -> Result<Option<String>> {
+    let left: Option<i64> = db
+        .conn
+        .prepare_cached("DELETE FROM queue WHERE delivery_id = ?1 AND lease_owner = ?2 RETURNING attempts")?
+        .query_row(params![delivery_id, run_id], |r| r.get(0))
+        .optional()?;
+    let Some(attempts) = left else { return Ok(None) };
+    let (code, text) = error.map_or((None, None), |(c, t)| (Some(c), Some(t)));
+    Ok(Some(
+        db.conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = ?3, finished_at = ?4,
+                    last_attempt_at = a.started_at, last_status_code = a.status_code,
+                    last_error_code = coalesce(?5, a.error_code), last_error = coalesce(?6, a.error)
+                 FROM (SELECT 1 AS one) o LEFT JOIN (SELECT started_at, status_code, error_code, error FROM attempts
+                     WHERE delivery_id = ?1 ORDER BY attempt DESC, id DESC LIMIT 1) a ON true
+                 WHERE deliveries.id = ?1
+                 RETURNING deliveries.event_id",
+            )?
+            .query_row(params![delivery_id, status, attempts, finished, code, text], |r| r.get(0))?,
+    ))
 }
 
 /// Gives a claimed delivery back untried (the run's time budget ran out before it started).
 pub fn release(db: Db<'_>, delivery_id: &str, run_id: &str, now: i64) -> Result<()> {
     db.conn
         .prepare_cached(
-            "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL, lease_owner = NULL
-             WHERE id = ?2 AND lease_owner = ?3",
+            "UPDATE queue SET next_attempt_at = ?1, lease_until = NULL, lease_owner = NULL
+             WHERE delivery_id = ?2 AND lease_owner = ?3",
         )?
         .execute(params![now, delivery_id, run_id])?;
     Ok(())
@@ -436,6 +458,9 @@ pub fn release(db: Db<'_>, delivery_id: &str, run_id: &str, now: i64) -> Result<
 #[derive(Debug)]
 pub struct Attempted<'a> {
     pub delivery_id: &'a str,
+    pub event_id: &'a str,
+    /// When the delivery was created ([`Due::created_at`]).
+    pub created_at: i64,
     pub endpoint_id: &'a str,
     pub attempt: u32,
     pub run_id: &'a str,

@@ -2,63 +2,63 @@
 //! claim locks the user it claims for (skipping one another dispatcher holds) and leases in one
 //! statement; a record takes each step for the whole batch in one statement, its rows as one
 //! JSON parameter, a handful of round trips however large the batch. Locks are taken in one
-//! order by every dispatcher (endpoints by id, then deliveries, then events), so records wait
+//! order by every dispatcher (endpoints by id, then queue rows and deliveries, then events), so records wait
 //! for each other and never deadlock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::json;
 
 use super::super::sql::params;
 use super::super::{rows, Db};
-use super::{due_row, next_times, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
+use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
+use crate::model::delivery::Next;
 use crate::model::Result;
 
 pub struct Postgres;
 
 pub static STATEMENTS: Postgres = Postgres;
 
-/// Whether any delivery is due at `?1`: the first in `deliveries_due_time`.
-const ANY_DUE: &str = "SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+/// Whether any delivery is due at `?1`: the first in `queue_due_time`.
+const ANY_DUE: &str = "SELECT 1 FROM queue WHERE next_attempt_at <= ?1
     AND (lease_until IS NULL OR lease_until <= ?1) LIMIT 1";
 
-/// Deliveries due at `?1` (not leased), counted up to `?2`, walking `deliveries_due_time`.
-const DUE_COUNT: &str = "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE next_attempt_at <= ?1
+/// Deliveries due at `?1` (not leased), counted up to `?2`, walking `queue_due_time`.
+const DUE_COUNT: &str = "SELECT count(*) FROM (SELECT 1 FROM queue WHERE next_attempt_at <= ?1
     AND (lease_until IS NULL OR lease_until <= ?1) LIMIT ?2) AS capped";
 
-/// When the oldest delivery not leased at `?1` is (or was) due: the first in
-/// `deliveries_due_time` order.
-const OLDEST_DUE: &str = "SELECT min(next_attempt_at) FROM (SELECT next_attempt_at FROM deliveries
-    WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?1)
+/// When the oldest delivery not leased at `?1` is (or was) due: the first in `queue_due_time`
+/// order.
+const OLDEST_DUE: &str = "SELECT min(next_attempt_at) FROM (SELECT next_attempt_at FROM queue
+    WHERE lease_until IS NULL OR lease_until <= ?1
     ORDER BY next_attempt_at LIMIT 1) AS first";
 
-/// The next user with pending work, and whether it could be locked (a user another dispatcher
+/// The next user with queued work, and whether it could be locked (a user another dispatcher
 /// is claiming for now is skipped, not waited for). The user's live leases are then counted in
 /// a later statement ([`LEASE_FOR_USER`]), whose snapshot (READ COMMITTED) holds every lease
 /// committed by whoever had the lock before; counting in the locking statement would see the
 /// older snapshot and overrun the cap.
 const NEXT_USER_LOCKED: &str = "SELECT n.id, (SELECT u.id FROM users u WHERE u.id = n.id FOR NO KEY UPDATE SKIP LOCKED)
-    FROM (SELECT min(user_id) AS id FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1) n";
+    FROM (SELECT min(user_id) AS id FROM queue WHERE user_id > ?1) n";
 
 /// A locked user's free share of the cap (`?4` less its live leases, at most `?3`), oldest due
 /// first, leased to this run, in one statement. Rows another transaction holds (a page retrying
 /// one, another dispatcher) are left for the next claim rather than waited for.
 const LEASE_FOR_USER: &str = "WITH due AS (
-        SELECT d.id FROM deliveries d
-        WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
-            AND (d.lease_until IS NULL OR d.lease_until <= ?2)
-        ORDER BY d.next_attempt_at
-        LIMIT GREATEST(0, LEAST(?3, ?4 - (SELECT count(*) FROM deliveries WHERE user_id = ?1 AND lease_until > ?2)))
-        FOR UPDATE OF d SKIP LOCKED
+        SELECT q.delivery_id FROM queue q
+        WHERE q.user_id = ?1 AND q.next_attempt_at <= ?2 AND (q.lease_until IS NULL OR q.lease_until <= ?2)
+        ORDER BY q.next_attempt_at
+        LIMIT GREATEST(0, LEAST(?3, ?4 - (SELECT count(*) FROM queue WHERE user_id = ?1 AND lease_until > ?2)))
+        FOR UPDATE OF q SKIP LOCKED
     ), leased AS (
-        UPDATE deliveries d SET lease_until = ?5, lease_owner = ?6 FROM due WHERE d.id = due.id
-        RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
+        UPDATE queue q SET lease_until = ?5, lease_owner = ?6 FROM due WHERE q.delivery_id = due.delivery_id
+        RETURNING q.delivery_id, q.endpoint_id, q.attempts, q.next_attempt_at
     )
-    SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of
-    FROM leased d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
-        LEFT JOIN sources s ON s.id = ev.source_id
-    ORDER BY d.next_attempt_at";
+    SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts, ev.payload,
+        e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at
+    FROM leased q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+        JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
+    ORDER BY q.next_attempt_at";
 
 /// The failure records are read to be rewritten, so they are locked for that, always in the
 /// same order (the sort runs before the lock).
@@ -67,25 +67,34 @@ const RECORDING: &str =
     FROM endpoints WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(?1 AS TEXT) AS jsonb)))
     ORDER BY id FOR NO KEY UPDATE";
 
-/// The batch's deliveries (fenced by the lease) and their attempt rows in one statement.
+/// The batch's deliveries (fenced by the lease) and their attempt rows in one statement: a
+/// retry rewrites its queue row; a delivery that ended leaves the queue and its record says how.
 const APPLY: &str = "WITH v AS (
         SELECT * FROM jsonb_to_recordset(CAST(CAST(?1 AS TEXT) AS jsonb)) AS v(id TEXT, status TEXT, attempt BIGINT,
-            next_attempt_at BIGINT, finished_at BIGINT, status_code BIGINT, error_code TEXT, error TEXT,
+            next_attempt_at BIGINT, status_code BIGINT, error_code TEXT, error TEXT,
             started_at BIGINT, duration_ms BIGINT, snippet TEXT, request_body TEXT, response_body TEXT)
-    ), moved AS (
-        UPDATE deliveries d SET status = v.status, attempts = v.attempt, next_attempt_at = v.next_attempt_at,
-            lease_until = NULL, lease_owner = NULL, last_attempt_at = ?2, last_status_code = v.status_code,
-            last_error_code = v.error_code, last_error = v.error, finished_at = v.finished_at
-        FROM v WHERE d.id = v.id AND d.lease_owner = ?3
-        RETURNING d.id, d.created_at, d.event_id
+    ), retried AS (
+        UPDATE queue q SET status = 'failed', attempts = v.attempt, next_attempt_at = v.next_attempt_at,
+            lease_until = NULL, lease_owner = NULL
+        FROM v WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NOT NULL
+        RETURNING q.delivery_id AS id
+    ), left_queue AS (
+        DELETE FROM queue q USING v WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NULL
+        RETURNING q.delivery_id AS id
+    ), ended AS (
+        UPDATE deliveries d SET status = v.status, attempts = v.attempt, finished_at = ?2, last_attempt_at = ?2,
+            last_status_code = v.status_code, last_error_code = v.error_code, last_error = v.error
+        FROM v JOIN left_queue l ON l.id = v.id WHERE d.id = v.id
+    ), applied AS (
+        SELECT id FROM retried UNION ALL SELECT id FROM left_queue
     ), logged AS (
         INSERT INTO attempts (delivery_id, attempt, run_id, started_at, duration_ms, status_code, error_code, error,
                               response_snippet, request_body, response_body)
         SELECT v.id, v.attempt, ?3, v.started_at, v.duration_ms, v.status_code, v.error_code, v.error, v.snippet,
                v.request_body, v.response_body
-        FROM v JOIN moved ON moved.id = v.id
+        FROM v JOIN applied ON applied.id = v.id
     )
-    SELECT id, created_at, event_id FROM moved";
+    SELECT id FROM applied";
 
 const WRITE_ENDPOINTS: &str = "UPDATE endpoints e SET last_attempt_at = ?2, last_status_code = v.status_code,
         last_error_code = v.error_code, fail_since = v.fail_since, dead_count = v.dead_count,
@@ -122,30 +131,31 @@ impl Statements for Postgres {
         rows(db.conn.prepare_cached(RECORDING)?.query_map([serde_json::to_string(ids)?], recording)?)
     }
 
-    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<Option<(i64, String)>>> {
+    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<bool>> {
         let Some(first) = batch.first() else { return Ok(Vec::new()) };
         let rows_json: Vec<serde_json::Value> = batch
             .iter()
             .map(|a| {
-                let (next_at, finished) = next_times(a.next, now);
+                let next_at = match a.next {
+                    Next::RetryAt(t) => Some(t),
+                    Next::Succeeded | Next::Dead => None,
+                };
                 let o = a.outcome;
                 json!({"id": a.delivery_id, "status": a.next.status().as_str(), "attempt": a.attempt,
-                       "next_attempt_at": next_at, "finished_at": finished, "status_code": o.status_code,
+                       "next_attempt_at": next_at, "status_code": o.status_code,
                        "error_code": o.error_code.map(|c| c.as_str()), "error": o.error, "started_at": a.started_at,
                        "duration_ms": o.duration_ms, "snippet": o.snippet, "request_body": a.request_body,
                        "response_body": o.response_body})
             })
             .collect();
-        let applied: HashMap<String, (i64, String)> = rows(
+        let applied: HashSet<String> = rows(
             db.conn
                 .prepare_cached(APPLY)?
-                .query_map(params![serde_json::to_string(&rows_json)?, now, first.run_id], |r| {
-                    Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-                })?,
+                .query_map(params![serde_json::to_string(&rows_json)?, now, first.run_id], |r| r.get::<_, String>(0))?,
         )?
         .into_iter()
         .collect();
-        Ok(batch.iter().map(|a| applied.get(a.delivery_id).cloned()).collect())
+        Ok(batch.iter().map(|a| applied.contains(a.delivery_id)).collect())
     }
 
     fn write_endpoints(&self, db: Db<'_>, written: &[Written<'_>], now: i64) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use super::super::sql::{params, OptionalExtension};
 use super::super::{rows, Db};
-use super::{due_row, next_times, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
+use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
 use crate::model::delivery::Next;
 use crate::model::Result;
 
@@ -16,89 +16,81 @@ pub struct Sqlite;
 
 pub static STATEMENTS: Sqlite = Sqlite;
 
-/// The users with pending deliveries (`u.id`, one NULL row at the end), each found by one seek
-/// of `deliveries_due(user_id, next_attempt_at)` past the one before. The readers that look at
-/// the whole queue by due time go through it user by user, with no index on the due time alone
-/// for every retry to rewrite (`sql/010_due_by_user.sql`): about 1 µs per user with pending
-/// work (17 ms for the due count and the oldest due time at 10,000 such users).
+/// The users with queued deliveries (`u.id`, one NULL row at the end), each found by one seek
+/// of `queue_due(user_id, next_attempt_at)` past the one before. The readers that look at the
+/// whole queue by due time go through it user by user, with no index on the due time alone for
+/// every retry to rewrite (`sql/010_due_by_user.sql`): about 1 µs per user with queued work
+/// (17 ms for the due count and the oldest due time at 10,000 such users).
 const PENDING_USERS: &str = "WITH RECURSIVE u(id) AS (
-        SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL
+        SELECT min(user_id) FROM queue
         UNION ALL
-        SELECT (SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > u.id)
+        SELECT (SELECT min(user_id) FROM queue WHERE user_id > u.id)
         FROM u WHERE u.id IS NOT NULL
     )";
 
 /// Whether any delivery is due at `?1`: user by user ([`PENDING_USERS`]).
 static ANY_DUE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{PENDING_USERS} SELECT 1 FROM u CROSS JOIN deliveries d
-        WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-            AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+        "{PENDING_USERS} SELECT 1 FROM u CROSS JOIN queue q
+        WHERE q.user_id = u.id AND q.next_attempt_at <= ?1 AND (q.lease_until IS NULL OR q.lease_until <= ?1)
         LIMIT 1"
     )
 });
 
 /// Deliveries due at `?1` (not leased), counted up to at least `?2` (so that a count above the
 /// cap is still seen as one). With no index on the due time alone: user by user
-/// ([`PENDING_USERS`]), a seek per user with pending work, then its due entries in
-/// `deliveries_due` alone, less the live leases on due rows (found in `deliveries_leased`).
-/// Reading each due row's lease from the table instead took 28.9 ms at 1,000,000 pending (the
-/// rows of 100 users interleave, a page read each) against 10 through the old index. The first
-/// count stops `?2` past the live leases, so that the difference still reaches `?2`.
+/// ([`PENDING_USERS`]), a seek per user with queued work, then its due entries in `queue_due`
+/// alone, less the live leases on due rows (found in `queue_leased`). The first count stops
+/// `?2` past the live leases, so that the difference still reaches `?2`.
 static DUE_COUNT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{PENDING_USERS} SELECT
-            (SELECT count(*) FROM (SELECT 1 FROM u CROSS JOIN deliveries d
-                WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
-                LIMIT min(?2, 4611686018427387904) + (SELECT count(*) FROM deliveries WHERE lease_until > ?1)))
-            - (SELECT count(*) FROM deliveries
-                WHERE lease_until > ?1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?1)"
+            (SELECT count(*) FROM (SELECT 1 FROM u CROSS JOIN queue q
+                WHERE q.user_id = u.id AND q.next_attempt_at <= ?1
+                LIMIT min(?2, 4611686018427387904) + (SELECT count(*) FROM queue WHERE lease_until > ?1)))
+            - (SELECT count(*) FROM queue WHERE lease_until > ?1 AND next_attempt_at <= ?1)"
     )
 });
 
 /// When the oldest delivery not leased at `?1` is (or was) due: each user's first in
-/// `deliveries_due` order, a seek per user with pending work.
+/// `queue_due` order, a seek per user with queued work.
 static OLDEST_DUE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{PENDING_USERS} SELECT min((SELECT d.next_attempt_at FROM deliveries d
-            WHERE d.user_id = u.id AND d.next_attempt_at IS NOT NULL
-                AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-            ORDER BY d.next_attempt_at LIMIT 1))
+        "{PENDING_USERS} SELECT min((SELECT q.next_attempt_at FROM queue q
+            WHERE q.user_id = u.id AND (q.lease_until IS NULL OR q.lease_until <= ?1)
+            ORDER BY q.next_attempt_at LIMIT 1))
         FROM u WHERE u.id IS NOT NULL"
     )
 });
 
-/// A user's due deliveries, oldest due first: the partial index `deliveries_due(user_id,
-/// next_attempt_at)` makes this a seek however many rows are pending (the live leases it steps
-/// over are at most the user's cap). Ordered by the due index alone: a second sort key would
-/// make SQLite sort every due row of the user for each claim (a test reads the plan).
-const DUE_FOR_USER: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, e.url, e.active, d.attempts, ev.payload,
-        e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of
-    FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
-        LEFT JOIN sources s ON s.id = ev.source_id
-    WHERE d.user_id = ?1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2
-        AND (d.lease_until IS NULL OR d.lease_until <= ?2)
-    ORDER BY d.next_attempt_at LIMIT ?3";
+/// A user's due deliveries, oldest due first: `queue_due(user_id, next_attempt_at)` makes this
+/// a seek however many rows are queued (the live leases it steps over are at most the user's
+/// cap). Ordered by the due index alone: a second sort key would make SQLite sort every due row
+/// of the user for each claim (a test reads the plan).
+const DUE_FOR_USER: &str = "SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts,
+        ev.payload, e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at
+    FROM queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+        JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
+    WHERE q.user_id = ?1 AND q.next_attempt_at <= ?2 AND (q.lease_until IS NULL OR q.lease_until <= ?2)
+    ORDER BY q.next_attempt_at LIMIT ?3";
 
-/// A retry of a delivery that failed before (`?1` is `failed`, `?3` the next time).
-const RETRY_AGAIN: &str =
-    "UPDATE deliveries SET attempts = ?2, next_attempt_at = ?3, lease_until = NULL, lease_owner = NULL,
-        last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
-    WHERE id = ?8 AND lease_owner = ?9 AND status = ?1
-    RETURNING created_at, event_id";
+/// A retry of a delivery that failed before: `status` is not named, so SQLite leaves the
+/// partial index `queue_failed` alone.
+const RETRY_AGAIN: &str = "UPDATE queue SET attempts = ?1, next_attempt_at = ?2, lease_until = NULL, lease_owner = NULL
+    WHERE delivery_id = ?3 AND lease_owner = ?4 AND status = 'failed'";
 
 /// Any other retry.
-const RETRY_FIRST: &str = "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL,
-        lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
-    WHERE id = ?8 AND lease_owner = ?9
-    RETURNING created_at, event_id";
+const RETRY_FIRST: &str =
+    "UPDATE queue SET status = 'failed', attempts = ?1, next_attempt_at = ?2, lease_until = NULL, lease_owner = NULL
+    WHERE delivery_id = ?3 AND lease_owner = ?4";
 
-/// A delivery that succeeded or went dead (`?3` is when it ended).
-const END: &str =
-    "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = NULL, finished_at = ?3, lease_until = NULL,
-        lease_owner = NULL, last_attempt_at = ?4, last_status_code = ?5, last_error_code = ?6, last_error = ?7
-    WHERE id = ?8 AND lease_owner = ?9
-    RETURNING created_at, event_id";
+/// A delivery that succeeded or went dead leaves the queue ...
+const LEAVE: &str = "DELETE FROM queue WHERE delivery_id = ?1 AND lease_owner = ?2";
+
+/// ... and its record says how it ended (`?3` is when).
+const END: &str = "UPDATE deliveries SET status = ?1, attempts = ?2, finished_at = ?3, last_attempt_at = ?3,
+        last_status_code = ?4, last_error_code = ?5, last_error = ?6
+    WHERE id = ?7";
 
 impl Statements for Sqlite {
     fn any_due(&self) -> &str {
@@ -117,7 +109,7 @@ impl Statements for Sqlite {
     fn next_user(&self, db: Db<'_>, after: Option<i64>) -> Result<(Option<i64>, bool)> {
         let next = db
             .conn
-            .prepare_cached("SELECT min(user_id) FROM deliveries WHERE next_attempt_at IS NOT NULL AND user_id > ?1")?
+            .prepare_cached("SELECT min(user_id) FROM queue WHERE user_id > ?1")?
             .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?;
         Ok((next, true))
     }
@@ -125,7 +117,7 @@ impl Statements for Sqlite {
     fn lease(&self, db: Db<'_>, user_id: i64, c: &Claim<'_>, room: usize) -> Result<Vec<DueRow>> {
         let leased: i64 = db
             .conn
-            .prepare_cached("SELECT count(*) FROM deliveries WHERE user_id = ?1 AND lease_until > ?2")?
+            .prepare_cached("SELECT count(*) FROM queue WHERE user_id = ?1 AND lease_until > ?2")?
             .query_row(params![user_id, c.now], |r| r.get(0))?;
         let take = (c.per_user as i64 - leased).max(0) as usize;
         if take.min(room) == 0 {
@@ -136,7 +128,7 @@ impl Statements for Sqlite {
         )?;
         for row in &found {
             db.conn
-                .prepare_cached("UPDATE deliveries SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")?
+                .prepare_cached("UPDATE queue SET lease_until = ?1, lease_owner = ?2 WHERE delivery_id = ?3")?
                 .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
         }
         Ok(found)
@@ -158,46 +150,43 @@ impl Statements for Sqlite {
         Ok(found)
     }
 
-    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<Option<(i64, String)>>> {
+    fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(batch.len());
         for a in batch {
             let o = a.outcome;
-            // SQLite rewrites every index holding a column the SET names, changed or not: a retry
-            // names no `finished_at` (NULL while a delivery is leased), and a later retry of a
-            // delivery already `failed` no `status` (a manual retry made it `pending`: then the
-            // narrow statement matches nothing and the general one follows). Each is fenced by
-            // the lease.
-            let variants: &[&str] = match a.next {
-                Next::RetryAt(_) if a.attempt > 1 => &[RETRY_AGAIN, RETRY_FIRST],
-                Next::RetryAt(_) => &[RETRY_FIRST],
-                Next::Succeeded | Next::Dead => &[END],
-            };
-            let (next_at, finished) = next_times(a.next, now);
-            let mut applied = None;
-            for sql in variants {
-                applied = db
-                    .conn
-                    .prepare_cached(sql)?
-                    .query_row(
-                        params![
+            let applied = match a.next {
+                Next::RetryAt(at) => {
+                    // SQLite rewrites every index holding a column the SET names, changed or not:
+                    // a later retry of a delivery already `failed` names no `status` (a manual
+                    // retry made it `pending`: then the narrow statement matches nothing and the
+                    // general one follows). Each is fenced by the lease.
+                    let variants: &[&str] = if a.attempt > 1 { &[RETRY_AGAIN, RETRY_FIRST] } else { &[RETRY_FIRST] };
+                    let mut n = 0;
+                    for sql in variants {
+                        n = db.conn.prepare_cached(sql)?.execute(params![a.attempt, at, a.delivery_id, a.run_id])?;
+                        if n > 0 {
+                            break;
+                        }
+                    }
+                    n > 0
+                }
+                Next::Succeeded | Next::Dead => {
+                    let left = db.conn.prepare_cached(LEAVE)?.execute(params![a.delivery_id, a.run_id])? > 0;
+                    if left {
+                        db.conn.prepare_cached(END)?.execute(params![
                             a.next.status(),
                             a.attempt,
-                            next_at.or(finished),
                             now,
                             o.status_code,
                             o.error_code,
                             o.error,
-                            a.delivery_id,
-                            a.run_id
-                        ],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                if applied.is_some() {
-                    break;
+                            a.delivery_id
+                        ])?;
+                    }
+                    left
                 }
-            }
-            if applied.is_some() {
+            };
+            if applied {
                 insert_attempt(db, a)?;
             }
             out.push(applied);
@@ -299,7 +288,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        assert!(plan.iter().any(|p| p.contains("USING INDEX deliveries_due")), "{plan:?}");
+        assert!(plan.iter().any(|p| p.contains("USING INDEX queue_due")), "{plan:?}");
         assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "a sort per claim: {plan:?}");
     }
 
@@ -321,19 +310,19 @@ mod tests {
         };
         let due = plan_of(&DUE_COUNT, 2);
         assert!(
-            due.iter().any(|p| p.contains("SEARCH d USING COVERING INDEX deliveries_due (user_id=?")),
+            due.iter().any(|p| p.contains("SEARCH q USING COVERING INDEX queue_due (user_id=?")),
             "the due count reads no row, only the index: {due:?}"
         );
         for (sql, params) in [(&*DUE_COUNT, 2), (&*OLDEST_DUE, 1), (&*ANY_DUE, 1)] {
             let plan = plan_of(sql, params);
             // Each user's rows from a seek on (user_id, ...), users found by seeks: no scan.
             assert!(
-                plan.iter().any(|p| p.contains("SEARCH d USING INDEX deliveries_due (user_id=?")
-                    || p.contains("SEARCH d USING COVERING INDEX deliveries_due (user_id=?")),
+                plan.iter().any(|p| p.contains("SEARCH q USING INDEX queue_due (user_id=?")
+                    || p.contains("SEARCH q USING COVERING INDEX queue_due (user_id=?")),
                 "{plan:?}"
             );
             // Scanned, if anything, only the partial index of the leased rows (a few per user).
-            let scans = |p: &&String| p.starts_with("SCAN d") && !p.contains("INDEX deliveries_leased");
+            let scans = |p: &&String| p.starts_with("SCAN q") && !p.contains("INDEX queue_leased");
             assert!(!plan.iter().any(|p| scans(&p)), "{plan:?}");
         }
     }

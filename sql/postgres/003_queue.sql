@@ -1,0 +1,30 @@
+-- The queue beside the record (issue 26; sql/012_queue.sql says why). A delivery waiting to be
+-- sent has a `queue` row (due time, lease, attempts so far, `pending` or `failed`); the record
+-- in `deliveries` changes when it is created, held and when it ends, and never says `failed`.
+CREATE TABLE queue (
+    delivery_id       TEXT PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,
+    user_id           BIGINT NOT NULL,
+    endpoint_id       TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending', 'failed')),
+    attempts          BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at   BIGINT NOT NULL,
+    lease_until       BIGINT,
+    lease_owner       TEXT
+);
+INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at, lease_until, lease_owner)
+    SELECT id, user_id, endpoint_id, status, attempts, coalesce(next_attempt_at, created_at), lease_until, lease_owner
+    FROM deliveries WHERE status IN ('pending', 'failed');
+UPDATE deliveries SET status = 'pending' WHERE status = 'failed';
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_status_check;
+ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check CHECK (status IN ('pending', 'held', 'succeeded', 'dead'));
+-- Their indexes (deliveries_due, deliveries_due_time, deliveries_leased) go with them.
+ALTER TABLE deliveries DROP COLUMN next_attempt_at, DROP COLUMN lease_until, DROP COLUMN lease_owner;
+
+CREATE INDEX queue_due ON queue(user_id, next_attempt_at);
+CREATE INDEX queue_leased ON queue(user_id, lease_until) WHERE lease_until IS NOT NULL;
+CREATE INDEX queue_failed ON queue(delivery_id, user_id) WHERE status = 'failed';
+-- The whole queue by due time, for "anything due?", the due count and the oldest due time
+-- (SQLite seeks queue_due user by user instead: its cost is pages, PostgreSQL's round trips).
+CREATE INDEX queue_due_time ON queue(next_attempt_at);
+ALTER TABLE queue SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+                       fillfactor = 80);
