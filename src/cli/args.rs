@@ -45,6 +45,9 @@ pub enum Command {
         occurred_at: Option<String>,
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// On FIFO endpoints, events with the same key are delivered one at a time, in order.
+        #[arg(long)]
+        ordering_key: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -79,6 +82,9 @@ pub enum Command {
         dead: bool,
         #[arg(long)]
         endpoint: Option<String>,
+        /// Instead of sending it again, let the FIFO key this dead delivery blocks move on.
+        #[arg(long, requires = "delivery_id", conflicts_with = "dead")]
+        discard: bool,
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +186,8 @@ pub enum EndpointCmd {
         events: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
+        #[command(flatten)]
+        order: OrderFlags,
         #[arg(long)]
         json: bool,
     },
@@ -203,6 +211,8 @@ pub enum EndpointCmd {
         events: Option<Vec<String>>,
         #[arg(long)]
         description: Option<String>,
+        #[command(flatten)]
+        order: OrderFlags,
         #[arg(long)]
         json: bool,
     },
@@ -410,4 +420,15 @@ pub enum InboundCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// An endpoint's ordering (docs/ordering.md).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OrderFlags {
+    /// none, or fifo: one delivery at a time per ordering key, in the order the events came.
+    #[arg(long)]
+    pub ordering: Option<String>,
+    /// Under fifo, what a dead delivery does to its key: continue, or block until retried or discarded.
+    #[arg(long = "fifo-on-dead")]
+    pub fifo_on_dead: Option<String>,
 }

@@ -24,14 +24,14 @@ use crate::cli::args::{Cli, Command, EndpointCmd, SessionsCmd, TokenCmd};
 use crate::config::Config;
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
-use crate::model::endpoint::{Endpoint, Fields};
+use crate::model::endpoint::{Endpoint, Fields, OnDead, Ordering};
 use crate::model::health::{DisabledReason, Health};
 use crate::model::principal::{check_name, Principal};
 use crate::model::token::login_query;
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
 use crate::store::endpoints::Backlog;
-use crate::store::{deliveries, endpoints, events, principals, retention, Store};
+use crate::store::{deliveries, endpoints, events, ordering, principals, retention, Store};
 
 /// Exit status when the database stayed locked past the busy timeout: sysexits' EX_TEMPFAIL
 /// ("try again later"), so a script can tell it from a mistake to fix (1).
@@ -143,7 +143,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Emit { user, event_type, data, occurred_at, idempotency_key, json } => {
+        Command::Emit { user, event_type, data, occurred_at, idempotency_key, ordering_key, json } => {
             let data: Value =
                 serde_json::from_str(&read_arg(&data)?).map_err(|e| anyhow!("--data is not valid JSON: {e}"))?;
             let mut intake = json!({"type": event_type, "user": user, "data": data});
@@ -152,6 +152,9 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             }
             if let Some(k) = idempotency_key {
                 intake["idempotency_key"] = json!(k);
+            }
+            if let Some(k) = ordering_key {
+                intake["ordering_key"] = json!(k);
             }
             let intakes = event::parse_request(&intake, &Principal::App, None, 1)?;
             let recorded = open(cfg)?.write(|db| events::record(db, cfg.payload_retention, &intakes))?;
@@ -213,7 +216,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 }
             })
         }
-        Command::Retry { delivery_id, dead, endpoint, json } => {
+        Command::Retry { delivery_id, dead, endpoint, discard, json } => {
             let value = if dead {
                 let ep = endpoint.expect("clap requires --endpoint with --dead");
                 let n = open(cfg)?.write(|db| {
@@ -223,10 +226,20 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 json!({"endpoint_id": ep, "retried": n})
             } else {
                 let id = delivery_id.ok_or_else(|| anyhow!("give a DELIVERY_ID, or --dead --endpoint ENDPOINT_ID"))?;
-                serde_json::to_value(open(cfg)?.write(|db| deliveries::retry(db, &id))?)?
+                if discard {
+                    serde_json::to_value(open(cfg)?.write(|db| deliveries::discard(db, &id))?)?
+                } else {
+                    serde_json::to_value(open(cfg)?.write(|db| deliveries::retry(db, &id))?)?
+                }
             };
             print(json, &value, |v| match v.get("retried") {
                 Some(n) => format!("{n} dead deliveries scheduled again"),
+                None if discard => {
+                    format!(
+                        "{} discarded: the next delivery of its key goes at the next dispatcher run",
+                        v["id"].as_str().unwrap_or("")
+                    )
+                }
                 None => format!("{} scheduled to be sent at the next dispatcher run", v["id"].as_str().unwrap_or("")),
             })
         }
@@ -374,12 +387,15 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         )
     };
     match cmd {
-        EndpointCmd::Add { user, url, events, description, json } => {
+        EndpointCmd::Add { user, url, events, description, order, json } => {
             let keyring = cfg.keyring()?;
+            let (ordering, fifo_on_dead) = order_of(&order)?;
             let fields = Fields {
                 url: Some(url.trim().to_string()),
                 description: Some(description),
                 event_types: Some(trimmed(events)),
+                ordering,
+                fifo_on_dead,
             };
             let limit = cfg.max_endpoints_per_user;
             let (ep, secret) = store.write(|db| endpoints::add(db, &keyring, &policy, &user, &fields, limit))?;
@@ -406,10 +422,18 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         EndpointCmd::Show { id, json } => {
             let ep = endpoints::get(store.db(), &id)?.apply_rule(cfg.failure_rule());
             let keys = endpoints::keys(store.db(), &id, time::now_ms())?;
+            let blocked = ordering::blocked(store.db(), Some(&id), None, 100)?;
             let mut v = serde_json::to_value(&ep)?;
             v["keys"] = serde_json::to_value(&keys)?;
+            v["blocked_keys"] = serde_json::to_value(&blocked)?;
             print(json, &v, |_| {
                 let mut out = human(&ep);
+                for b in &blocked {
+                    out.push_str(&format!(
+                        "\n  key {:?} blocked by dead delivery {} ({} waiting): `webhooks retry {}` or `webhooks retry {} --discard`",
+                        b.ordering_key, b.delivery_id, b.waiting, b.delivery_id, b.delivery_id
+                    ));
+                }
                 for k in &keys {
                     out.push_str(&format!(
                         "\n  key {} created {}{}",
@@ -421,9 +445,15 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                 out
             })
         }
-        EndpointCmd::Update { id, url, events, description, json } => {
-            let fields =
-                Fields { url: url.map(|u| u.trim().to_string()), description, event_types: events.map(trimmed) };
+        EndpointCmd::Update { id, url, events, description, order, json } => {
+            let (ordering, fifo_on_dead) = order_of(&order)?;
+            let fields = Fields {
+                url: url.map(|u| u.trim().to_string()),
+                description,
+                event_types: events.map(trimmed),
+                ordering,
+                fifo_on_dead,
+            };
             let ep = store.write(|db| endpoints::update(db, &policy, &id, &fields))?;
             let mut v = serde_json::to_value(&ep)?;
             if fields.url.is_some() {
@@ -609,4 +639,12 @@ fn warn_about_url(v: &mut Value, url: &str, policy: &Policy) {
 /// `--events a, b` and `--events ''` (every type): filters as typed on a command line.
 fn trimmed(filters: Vec<String>) -> Vec<String> {
     filters.iter().map(|f| f.trim()).filter(|f| !f.is_empty()).map(String::from).collect()
+}
+
+/// The ordering flags, checked.
+fn order_of(o: &args::OrderFlags) -> Result<(Option<Ordering>, Option<OnDead>)> {
+    Ok((
+        o.ordering.as_deref().map(|s| Ordering::parse("--ordering", s)).transpose()?,
+        o.fifo_on_dead.as_deref().map(|s| OnDead::parse("--fifo-on-dead", s)).transpose()?,
+    ))
 }

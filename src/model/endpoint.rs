@@ -39,6 +39,10 @@ pub struct Endpoint {
     pub disable_at: Option<Time>,
     /// Deliveries held while it is disabled by the rule or a 410.
     pub held: i64,
+    /// `none`, or `fifo`: one delivery at a time per ordering key, in order (docs/ordering.md).
+    pub ordering: Ordering,
+    /// Under `fifo`, what a dead delivery does to its key: `continue` or `block`.
+    pub fifo_on_dead: OnDead,
     pub created_at: Time,
     pub updated_at: Time,
     /// The failure record the rule works from.
@@ -62,12 +66,75 @@ pub struct KeyInfo {
     pub expires_at: Option<Time>,
 }
 
+/// How an endpoint orders its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Sent as they come due, several at once (docs/ordering.md says what order that gives).
+    #[default]
+    None,
+    /// For one (endpoint, ordering key), the next is not sent before the previous one ended.
+    Fifo,
+}
+
+/// Under FIFO, what a delivery that went dead does to the ones behind it on its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDead {
+    /// The next one goes.
+    #[default]
+    Continue,
+    /// The key waits until a person retries or discards the dead one.
+    Block,
+}
+
+impl Ordering {
+    pub const NAMES: &'static str = "none or fifo";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ordering::None => "none",
+            Ordering::Fifo => "fifo",
+        }
+    }
+
+    /// `field` names the field in the error.
+    pub fn parse(field: &str, s: &str) -> Result<Ordering> {
+        match s {
+            "none" => Ok(Ordering::None),
+            "fifo" => Ok(Ordering::Fifo),
+            _ => Err(Error::invalid(field, format!("must be {}, not {s:?}", Ordering::NAMES))),
+        }
+    }
+}
+
+impl OnDead {
+    pub const NAMES: &'static str = "continue or block";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDead::Continue => "continue",
+            OnDead::Block => "block",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<OnDead> {
+        match s {
+            "continue" => Ok(OnDead::Continue),
+            "block" => Ok(OnDead::Block),
+            _ => Err(Error::invalid(field, format!("must be {}, not {s:?}", OnDead::NAMES))),
+        }
+    }
+}
+
 /// A new or changed endpoint; `None` fields of an update stay as they are.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
     pub url: Option<String>,
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
+    pub ordering: Option<Ordering>,
+    pub fifo_on_dead: Option<OnDead>,
 }
 
 /// An update's fields, checked: what the store writes.
@@ -76,6 +143,8 @@ pub struct Checked {
     pub url: String,
     pub description: String,
     pub event_types: Vec<String>,
+    pub ordering: Ordering,
+    pub fifo_on_dead: OnDead,
 }
 
 impl Fields {
@@ -98,6 +167,8 @@ impl Fields {
                 (None, Some(c)) => c.event_types.clone(),
                 (None, None) => Vec::new(),
             },
+            ordering: self.ordering.or(current.map(|c| c.ordering)).unwrap_or_default(),
+            fifo_on_dead: self.fifo_on_dead.or(current.map(|c| c.fifo_on_dead)).unwrap_or_default(),
         })
     }
 }

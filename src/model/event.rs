@@ -12,6 +12,8 @@ use crate::model::time;
 
 /// The longest idempotency key (the `Idempotency-Key` header or the field).
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+/// The longest `ordering_key`, in bytes.
+pub const ORDERING_KEY_MAX: usize = 128;
 
 /// One checked event as the host application submitted it.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Intake {
     pub occurred_at: Option<String>,
     pub actor: Option<Value>,
     pub idempotency_key: Option<String>,
+    /// On FIFO endpoints, events with the same key are delivered one at a time, in order.
+    pub ordering_key: Option<String>,
 }
 
 /// What recording one event did.
@@ -37,7 +41,7 @@ pub struct Recorded {
 }
 
 const SERVER_FIELDS: &[&str] = &["id", "created_at", "schema_version"];
-const INTAKE_FIELDS: &[&str] = &["type", "user", "data", "occurred_at", "actor", "idempotency_key"];
+const INTAKE_FIELDS: &[&str] = &["type", "user", "data", "occurred_at", "actor", "idempotency_key", "ordering_key"];
 
 /// Parses a request body (one event object or an array of them) for `principal`. Every problem
 /// of every event is reported at once; a user token naming another user is forbidden.
@@ -210,6 +214,17 @@ pub fn parse_one(
             None
         }
     };
+    let ordering_key = match text("ordering_key") {
+        None => None,
+        Some(Ok(k)) if k.len() <= ORDERING_KEY_MAX => Some(k.to_string()),
+        Some(_) => {
+            problem!(
+                schema::child(path, "ordering_key"),
+                format!("must be a string of at most {ORDERING_KEY_MAX} bytes")
+            );
+            None
+        }
+    };
     if problems.len() > before {
         return Ok(None);
     }
@@ -220,12 +235,17 @@ pub fn parse_one(
         occurred_at,
         actor: obj.get("actor").cloned(),
         idempotency_key,
+        ordering_key,
     }))
 }
 
 /// A stable hash of what the event says, to tell a replay from a conflicting reuse of a key.
 pub fn request_hash(i: &Intake) -> String {
-    let canonical = json!([i.event_type, i.data, i.occurred_at, i.actor]);
+    // The ordering key only when given, so that the hashes of events without one stay as they were.
+    let canonical = match &i.ordering_key {
+        None => json!([i.event_type, i.data, i.occurred_at, i.actor]),
+        Some(k) => json!([i.event_type, i.data, i.occurred_at, i.actor, k]),
+    };
     format!("{:x}", Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -255,6 +275,9 @@ pub fn envelope(id: &str, i: &Intake, now: i64) -> Value {
     m.insert("user".into(), json!(i.user));
     if let Some(a) = &i.actor {
         m.insert("actor".into(), a.clone());
+    }
+    if let Some(k) = &i.ordering_key {
+        m.insert("ordering_key".into(), json!(k));
     }
     m.insert("data".into(), i.data.clone());
     Value::Object(m)

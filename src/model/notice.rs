@@ -50,6 +50,18 @@ pub enum Notice {
         last_status_code: Option<u16>,
         last_error_code: Option<FailureCode>,
     },
+    /// On a FIFO endpoint that blocks on dead deliveries, one went dead: its key waits for a
+    /// person to retry or discard it.
+    #[serde(rename = "endpoint.key_blocked")]
+    KeyBlocked {
+        endpoint_id: String,
+        ordering_key: String,
+        delivery_id: String,
+        event_id: String,
+        attempts: u32,
+        last_status_code: Option<u16>,
+        last_error_code: Option<FailureCode>,
+    },
     /// An inbound source accepted nothing for longer than its expected gap.
     #[serde(rename = "source.silent")]
     SourceSilent { source_id: String, name: String, last_accepted_at: Option<String>, expected_gap_seconds: i64 },
@@ -66,6 +78,7 @@ impl Notice {
             Notice::EndpointDisabled { .. } => "endpoint.disabled",
             Notice::EndpointEnabled { .. } => "endpoint.enabled",
             Notice::DeliveryExhausted { .. } => "delivery.exhausted",
+            Notice::KeyBlocked { .. } => "endpoint.key_blocked",
             Notice::SourceSilent { .. } => "source.silent",
             Notice::SourceVerificationFailing { .. } => "source.verification_failing",
         }
@@ -95,7 +108,8 @@ impl Notice {
             Notice::EndpointFailing { endpoint_id, .. }
             | Notice::EndpointDisabled { endpoint_id, .. }
             | Notice::EndpointEnabled { endpoint_id, .. }
-            | Notice::DeliveryExhausted { endpoint_id, .. } => Some(endpoint_id),
+            | Notice::DeliveryExhausted { endpoint_id, .. }
+            | Notice::KeyBlocked { endpoint_id, .. } => Some(endpoint_id),
             Notice::SourceSilent { .. } | Notice::SourceVerificationFailing { .. } => None,
         }
     }
@@ -149,6 +163,15 @@ mod tests {
                 last_status_code: None,
                 last_error_code: Some(FailureCode::Timeout),
             },
+            Notice::KeyBlocked {
+                endpoint_id: "ep_1".into(),
+                ordering_key: "order-1042".into(),
+                delivery_id: "dlv_1".into(),
+                event_id: "evt_1".into(),
+                attempts: 5,
+                last_status_code: Some(500),
+                last_error_code: Some(FailureCode::HttpStatus),
+            },
             Notice::SourceSilent {
                 source_id: "src_1".into(),
                 name: "stripe".into(),
@@ -191,6 +214,15 @@ mod tests {
     #[test]
     fn only_what_asks_someone_to_act_is_mailed() {
         let mailed: Vec<&str> = every_kind().iter().filter(|n| n.is_mailed()).map(Notice::event_type).collect();
-        assert_eq!(mailed, ["endpoint.failing", "endpoint.disabled", "source.silent", "source.verification_failing"]);
+        assert_eq!(
+            mailed,
+            [
+                "endpoint.failing",
+                "endpoint.disabled",
+                "endpoint.key_blocked",
+                "source.silent",
+                "source.verification_failing"
+            ]
+        );
     }
 }

@@ -23,6 +23,7 @@ const FILES: &[(&str, &str)] = &[
     ("endpoint.disabled", include_str!("../../schemas/v1/endpoint.disabled.json")),
     ("endpoint.enabled", include_str!("../../schemas/v1/endpoint.enabled.json")),
     ("delivery.exhausted", include_str!("../../schemas/v1/delivery.exhausted.json")),
+    ("endpoint.key_blocked", include_str!("../../schemas/v1/endpoint.key_blocked.json")),
     ("source.silent", include_str!("../../schemas/v1/source.silent.json")),
     ("source.verification_failing", include_str!("../../schemas/v1/source.verification_failing.json")),
 ];
@@ -83,6 +84,7 @@ pub const OPERATIONAL: &[&str] = &[
     "endpoint.disabled",
     "endpoint.enabled",
     "delivery.exhausted",
+    "endpoint.key_blocked",
     "source.silent",
     "source.verification_failing",
 ];

@@ -100,6 +100,8 @@ struct Job {
     attempt: u32,
     payload: Arc<[u8]>,
     relay: Option<Relay>,
+    ordering_key: Option<String>,
+    block_on_dead: bool,
     keys: Arc<Vec<SigningKey>>,
     /// Until when this run holds the delivery; a request that could outlast it is not started.
     lease_until: i64,
@@ -117,6 +119,8 @@ impl Job {
             attempt: due.attempt,
             payload: Arc::from(due.payload),
             relay: due.relay,
+            ordering_key: due.ordering_key,
+            block_on_dead: due.block_on_dead,
             keys,
             lease_until,
         }
@@ -529,6 +533,8 @@ impl Coordinator<'_> {
                     outcome,
                     request_body: logged_body.as_deref(),
                     next: *next,
+                    ordering_key: job.ordering_key.as_deref(),
+                    block_on_dead: job.block_on_dead,
                 }),
                 _ => None,
             })

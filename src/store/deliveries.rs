@@ -4,7 +4,7 @@
 
 use super::sql::{self, params, OptionalExtension, Row};
 
-use super::{rows, Db};
+use super::{ordering, rows, Db};
 use crate::model::delivery::{Attempt, Delivery, Filter, Status};
 use crate::model::health::{QueueStatus, COUNT_CAP};
 use crate::model::time::{self, Time};
@@ -26,8 +26,9 @@ const COLUMNS: &str = "SELECT d.id, d.event_id, ev.type, d.endpoint_id, u.name, 
 const JOINS: &str = "JOIN events ev ON ev.id = d.event_id JOIN users u ON u.id = d.user_id
     LEFT JOIN attempts la ON la.id = (SELECT max(a.id) FROM attempts a WHERE a.delivery_id = q.delivery_id)";
 
+/// (A dead delivery blocking its FIFO key keeps its queue row; the record says what it is.)
 static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("{COLUMNS} FROM deliveries d LEFT JOIN queue q ON q.delivery_id = d.id {JOINS}")
+    format!("{COLUMNS} FROM deliveries d LEFT JOIN queue q ON q.delivery_id = d.id AND q.status <> 'blocked' {JOINS}")
 });
 
 fn from_row(r: &Row<'_>, now: i64) -> sql::Result<Delivery> {
@@ -137,22 +138,39 @@ pub fn retry(db: Db<'_>, id: &str) -> Result<Delivery> {
         ));
     }
     let now = time::now_ms();
-    // Waiting already: due now. Otherwise it joins the queue with the attempts it had, and its
-    // record is `pending` again.
-    let waiting = db.conn.execute("UPDATE queue SET next_attempt_at = ?1 WHERE delivery_id = ?2", params![now, id])?;
-    if waiting == 0 {
-        db.conn.execute(
-            "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
-             SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 FROM deliveries WHERE id = ?2",
+    // A dead delivery blocking its FIFO key is due again where it stands. One waiting is due
+    // now, unless it waits its turn on a FIFO key (then it goes when its turn comes). Any other
+    // joins the queue with the attempts it had, its record `pending` again.
+    if !ordering::retry_blocked(db, id, now)? {
+        let waiting = db.conn.execute(
+            "UPDATE queue SET next_attempt_at = ?1 WHERE delivery_id = ?2 AND next_attempt_at IS NOT NULL",
             params![now, id],
         )?;
-        db.conn.execute("UPDATE deliveries SET status = 'pending', finished_at = NULL WHERE id = ?1", [id])?;
+        if waiting == 0 {
+            ordering::requeue(db, id, now)?;
+        }
     }
     db.conn.execute("UPDATE events SET payload_expires_at = NULL WHERE id = ?1", [&d.event_id])?;
     get(db, id)
 }
 
-/// Retries every dead delivery of an endpoint whose body is still kept; returns how many.
+/// Discards a dead delivery that blocks its FIFO key (`fifo_on_dead = block`): it stays dead,
+/// and the next delivery of its key goes.
+pub fn discard(db: Db<'_>, id: &str) -> Result<Delivery> {
+    get(db, id)?;
+    if !ordering::discard_blocked(db, id, time::now_ms())? {
+        return Err(Error::conflict(
+            "not_blocking",
+            format!(
+                "delivery {id} blocks no ordering key: only a dead delivery at the head of a blocked key is discarded"
+            ),
+        ));
+    }
+    get(db, id)
+}
+
+/// Retries every dead delivery of an endpoint whose body is still kept, in the order they were
+/// made; returns how many.
 pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
     let now = time::now_ms();
     db.conn.execute(
@@ -161,26 +179,28 @@ pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
          AND payload IS NOT NULL",
         [endpoint_id],
     )?;
-    let n = db.conn.execute(
-        "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
-         SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 FROM deliveries
-         WHERE endpoint_id = ?2 AND status = 'dead' AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
-        params![now, endpoint_id],
+    let blocked: Vec<String> = rows(
+        db.conn
+            .prepare("SELECT delivery_id FROM queue WHERE endpoint_id = ?1 AND status = 'blocked'")?
+            .query_map([endpoint_id], |r| r.get(0))?,
     )?;
-    requeued(db, endpoint_id)?;
+    let dead: Vec<String> = rows(
+        db.conn
+            .prepare(
+                "SELECT id FROM deliveries
+                 WHERE endpoint_id = ?1 AND status = 'dead' AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)
+                 ORDER BY fifo_seq, id",
+            )?
+            .query_map([endpoint_id], |r| r.get(0))?,
+    )?;
+    let mut n = 0;
+    for id in &blocked {
+        n += usize::from(ordering::retry_blocked(db, id, now)?);
+    }
+    for id in dead.iter().filter(|id| !blocked.contains(id)) {
+        n += usize::from(ordering::requeue(db, id, now)?);
+    }
     Ok(n)
-}
-
-/// Makes the records of an endpoint's held or dead deliveries that joined the queue again
-/// `pending` (the record says `pending` while a delivery waits).
-pub(super) fn requeued(db: Db<'_>, endpoint_id: &str) -> Result<()> {
-    db.conn.execute(
-        "UPDATE deliveries SET status = 'pending', finished_at = NULL
-         WHERE endpoint_id = ?1 AND status IN ('held', 'dead')
-           AND id IN (SELECT delivery_id FROM queue)",
-        [endpoint_id],
-    )?;
-    Ok(())
 }
 
 /// Every attempt of a delivery, in order.
@@ -219,7 +239,8 @@ pub fn queue_status(db: Db<'_>, exact: bool) -> Result<QueueStatus> {
             super::bounded_count(db, sql, p, &mut capped)
         }
     };
-    let pending = count("SELECT count(*) FROM (SELECT 1 FROM queue LIMIT ?1) AS capped", &[&limit])?;
+    let pending =
+        count("SELECT count(*) FROM (SELECT 1 FROM queue WHERE status <> 'blocked' LIMIT ?1) AS capped", &[&limit])?;
     let due = count(db.queue().due_count(), &[&now, &limit])?;
     let in_flight =
         count("SELECT count(*) FROM (SELECT 1 FROM queue WHERE lease_until > ?1 LIMIT ?2) AS capped", &[&now, &limit])?;

@@ -8,7 +8,7 @@ use super::sql::{self, params, OptionalExtension, Row};
 use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::delivery::FailureCode;
-use crate::model::endpoint::{Endpoint, Fields, KeyInfo};
+use crate::model::endpoint::{Endpoint, Fields, KeyInfo, OnDead, Ordering};
 use crate::model::health::{DisabledReason, Failure, Health, Notify};
 use crate::model::notice::Notice;
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
@@ -18,7 +18,8 @@ use crate::model::{Error, Result};
 const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.active, \
                        e.disabled_kind, e.created_at, e.updated_at, e.disabled_at, e.fail_since, \
                        e.dead_count, e.first_dead_at, e.last_dead_at, e.last_success_at, \
-                       (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held')";
+                       (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held'), \
+                       e.ordering, e.fifo_on_dead";
 
 /// The failure record from five columns starting at `first`: `fail_since, dead_count,
 /// first_dead_at, last_dead_at, last_success_at`.
@@ -58,6 +59,8 @@ fn from_row(r: &Row<'_>) -> sql::Result<Endpoint> {
         held: r.get(15)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        ordering: if r.get::<_, String>(16)? == "fifo" { Ordering::Fifo } else { Ordering::None },
+        fifo_on_dead: if r.get::<_, String>(17)? == "block" { OnDead::Block } else { OnDead::Continue },
         failure,
     })
 }
@@ -98,9 +101,19 @@ pub(super) fn add_for(
     let id = time::new_id("ep");
     let now = time::now_ms();
     db.conn.execute(
-        "INSERT INTO endpoints (id, user_id, url, description, event_types, active, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
-        params![id, user_id, checked.url, checked.description, serde_json::to_string(&checked.event_types)?, now],
+        "INSERT INTO endpoints (id, user_id, url, description, event_types, active, created_at, updated_at,
+                                ordering, fifo_on_dead)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7, ?8)",
+        params![
+            id,
+            user_id,
+            checked.url,
+            checked.description,
+            serde_json::to_string(&checked.event_types)?,
+            now,
+            checked.ordering.as_str(),
+            checked.fifo_on_dead.as_str()
+        ],
     )?;
     let secret = secret::generate();
     insert_key(db, keyring, &id, &secret, now)?;
@@ -153,6 +166,8 @@ pub struct Target {
     pub filters: Vec<String>,
     /// Disabled by the failure rule or a 410: its deliveries are made `held`, not sent.
     pub hold: bool,
+    /// Its deliveries are numbered and sent one at a time per ordering key.
+    pub fifo: bool,
 }
 
 /// Whether an endpoint disabled for `kind` (its `disabled_kind`) holds new deliveries
@@ -165,14 +180,15 @@ pub(super) fn holds(kind: Option<String>) -> bool {
 /// (their deliveries are held). Manually disabled endpoints take none.
 pub fn targets_of_user(db: Db<'_>, user_id: i64) -> Result<Vec<Target>> {
     let mut stmt = db.conn.prepare_cached(
-        "SELECT id, event_types, active, disabled_kind FROM endpoints WHERE user_id = ?1 ORDER BY id",
+        "SELECT id, event_types, active, disabled_kind, ordering FROM endpoints WHERE user_id = ?1 ORDER BY id",
     )?;
     let found: Vec<Target> = rows(stmt.query_map([user_id], |r| {
         let types: String = r.get(1)?;
         let active: bool = r.get(2)?;
         let takes = active || holds(r.get(3)?);
         let id: String = r.get(0)?;
-        Ok(takes.then(|| Target { id, filters: serde_json::from_str(&types).unwrap_or_default(), hold: !active }))
+        let fifo = r.get::<_, String>(4)? == "fifo";
+        Ok(takes.then(|| Target { id, filters: serde_json::from_str(&types).unwrap_or_default(), hold: !active, fifo }))
     })?)?
     .into_iter()
     .flatten()
@@ -183,10 +199,26 @@ pub fn targets_of_user(db: Db<'_>, user_id: i64) -> Result<Vec<Target>> {
 pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<Endpoint> {
     let current = get(db, id)?;
     let c = fields.check(policy, Some(&current))?;
+    let now = time::now_ms();
     db.conn.execute(
-        "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4 WHERE id = ?5",
-        params![c.url, c.description, serde_json::to_string(&c.event_types)?, time::now_ms(), id],
+        "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4, ordering = ?5,
+                fifo_on_dead = ?6
+         WHERE id = ?7",
+        params![
+            c.url,
+            c.description,
+            serde_json::to_string(&c.event_types)?,
+            now,
+            c.ordering.as_str(),
+            c.fifo_on_dead.as_str(),
+            id
+        ],
     )?;
+    if current.ordering == Ordering::Fifo && c.ordering == Ordering::None {
+        super::ordering::unorder(db, id, now)?;
+    } else if current.fifo_on_dead == OnDead::Block && c.fifo_on_dead == OnDead::Continue {
+        super::ordering::unblock_all(db, id, now)?;
+    }
     get(db, id)
 }
 
@@ -204,6 +236,10 @@ pub fn disable(db: Db<'_>, id: &str, reason: DisabledReason) -> Result<Endpoint>
     )?;
     if n == 0 {
         get(db, id)?; // not found, or already disabled
+    } else if reason.holds() {
+        // A FIFO endpoint's waiting deliveries are held at once, so that enabling it again
+        // sends them in order from an empty line (the others are held as the claim meets them).
+        super::ordering::hold_ordered(db, id)?;
     }
     get(db, id)
 }
@@ -260,17 +296,23 @@ pub fn enable(db: Db<'_>, id: &str, backlog: Backlog, payload_retention: Duratio
                       AND (status = 'held' OR (status = 'dead' AND finished_at >= ?2)))",
                 params![id, since],
             )?;
-            // Due a millisecond apart in creation order (ids sort by it), so that they are claimed
-            // and sent in order: the claim walks the due index by time alone.
-            let n = db.conn.execute(
-                "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, attempts, next_attempt_at)
-                 SELECT id, user_id, endpoint_id, 'pending', attempts, ?1 + row_number() OVER (ORDER BY id)
-                 FROM deliveries
-                 WHERE endpoint_id = ?2 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?3))
-                   AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)",
-                params![now, id, since],
+            // In the order they were made (a FIFO endpoint's by its numbers; the others due a
+            // millisecond apart, so that they are claimed in that order), each at the end of its
+            // key's line on a FIFO endpoint (the line is empty: its deliveries were held).
+            let backlog: Vec<String> = rows(
+                db.conn
+                    .prepare(
+                        "SELECT id FROM deliveries
+                         WHERE endpoint_id = ?1 AND (status = 'held' OR (status = 'dead' AND finished_at >= ?2))
+                           AND event_id IN (SELECT id FROM events WHERE payload IS NOT NULL)
+                         ORDER BY fifo_seq, id",
+                    )?
+                    .query_map(params![id, since], |r| r.get(0))?,
             )?;
-            super::deliveries::requeued(db, id)?;
+            let mut n = 0;
+            for (i, delivery) in backlog.iter().enumerate() {
+                n += usize::from(super::ordering::requeue(db, delivery, now + i as i64 + 1)?);
+            }
             (n, 0)
         }
         Some(Backlog::Discard) => {
@@ -479,6 +521,7 @@ mod tests {
             url: Some(url.into()),
             description: Some("d".into()),
             event_types: Some(types.iter().map(|s| s.to_string()).collect()),
+            ..Fields::default()
         }
     }
 

@@ -58,11 +58,22 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
         let expires = targets.is_empty().then(|| now + payload_retention.as_millis() as i64);
         db.conn
             .prepare_cached(
-                "INSERT INTO events (id, user_id, type, idempotency_key, request_hash, payload, created_at, payload_expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO events (id, user_id, type, idempotency_key, request_hash, payload, created_at, payload_expires_at,
+                                     ordering_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![id, user_id, intake.event_type, intake.idempotency_key, hash, payload, now, expires])?;
-        fan_out(db, &id, *user_id, &targets, now)?;
+            .execute(params![
+                id,
+                user_id,
+                intake.event_type,
+                intake.idempotency_key,
+                hash,
+                payload,
+                now,
+                expires,
+                intake.ordering_key
+            ])?;
+        fan_out(db, &id, *user_id, &targets, intake.ordering_key.as_deref(), now)?;
         out.push(Recorded {
             id,
             event_type: intake.event_type.clone(),
@@ -75,22 +86,40 @@ pub fn record(db: Db<'_>, payload_retention: Duration, intakes: &[Intake]) -> Re
 }
 
 /// One delivery of event `event_id` per target: `pending` and queued due now, or `held` (not
-/// queued) for an endpoint the system disabled.
-pub(super) fn fan_out(db: Db<'_>, event_id: &str, user_id: i64, targets: &[&Target], now: i64) -> Result<()> {
+/// queued) for an endpoint the system disabled. A FIFO endpoint numbers it and queues it on its
+/// key (`ordering_key`, '' for none), due now only when the key's line was empty.
+pub(super) fn fan_out(
+    db: Db<'_>,
+    event_id: &str,
+    user_id: i64,
+    targets: &[&Target],
+    ordering_key: Option<&str>,
+    now: i64,
+) -> Result<()> {
     let mut insert = db.conn.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut queue = db.conn.prepare_cached(
-        "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+        "INSERT INTO deliveries (id, event_id, endpoint_id, user_id, status, created_at, fifo_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for t in targets {
         let id = time::new_id("dlv");
         // A held delivery waits for its endpoint to be enabled again: it is not queued.
         let status = if t.hold { Status::Held } else { Status::Pending };
-        insert.execute(params![id, event_id, t.id, user_id, status, now])?;
-        if !t.hold {
-            queue.execute(params![id, user_id, t.id, now])?;
+        let seq = if t.fifo { Some(super::ordering::next_seq(db, &t.id)?) } else { None };
+        insert.execute(params![id, event_id, t.id, user_id, status, now, seq])?;
+        if t.hold {
+            continue;
         }
+        let key = t.fifo.then(|| ordering_key.unwrap_or_default());
+        let due = match key {
+            Some(key) => (!super::ordering::key_has_line(db, &t.id, key)?).then_some(now),
+            None => Some(now),
+        };
+        db.conn
+            .prepare_cached(
+                "INSERT INTO queue (delivery_id, user_id, endpoint_id, status, next_attempt_at, ordering_key, fifo_seq)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
+            )?
+            .execute(params![id, user_id, t.id, due, key, seq])?;
     }
     Ok(())
 }

@@ -371,7 +371,7 @@ fn relay(
             source.id,
             replay_of
         ])?;
-    super::events::fan_out(db, &id, user_id, &targets.iter().collect::<Vec<_>>(), now)?;
+    super::events::fan_out(db, &id, user_id, &targets.iter().collect::<Vec<_>>(), None, now)?;
     Ok((id, targets.len()))
 }
 

@@ -33,6 +33,7 @@ pub mod inbound_requests;
 pub mod migrate_store;
 pub mod notices;
 pub mod observations;
+pub mod ordering;
 pub mod postgres;
 pub mod principals;
 pub mod queue;

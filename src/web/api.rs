@@ -8,13 +8,13 @@ use serde_json::{json, Value};
 
 use crate::model::address::Policy;
 use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
-use crate::model::endpoint::{check_grace, Endpoint, Fields};
+use crate::model::endpoint::{check_grace, Endpoint, Fields, OnDead, Ordering};
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::health::{DisabledReason, FailureRule};
 use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::endpoints::Backlog;
-use crate::store::{deliveries, endpoints, events, health, principals, Db};
+use crate::store::{deliveries, endpoints, events, health, ordering, principals, Db};
 use crate::web::cgi::Response;
 use crate::web::context::Ctx;
 use crate::web::error::HttpError;
@@ -84,6 +84,25 @@ impl<'a> Fields422<'a> {
         }
     }
 
+    /// The endpoint's `ordering` and `fifo_on_dead`, when given.
+    pub(crate) fn ordering(&mut self) -> (Option<Ordering>, Option<OnDead>) {
+        let ordering = self.string("ordering").and_then(|s| match Ordering::parse("ordering", &s) {
+            Ok(o) => Some(o),
+            Err(_) => {
+                self.problems.push(problem("$.ordering".into(), format!("must be {}", Ordering::NAMES)));
+                None
+            }
+        });
+        let on_dead = self.string("fifo_on_dead").and_then(|s| match OnDead::parse("fifo_on_dead", &s) {
+            Ok(o) => Some(o),
+            Err(_) => {
+                self.problems.push(problem("$.fifo_on_dead".into(), format!("must be {}", OnDead::NAMES)));
+                None
+            }
+        });
+        (ordering, on_dead)
+    }
+
     pub(crate) fn boolean(&mut self, name: &str) -> Option<bool> {
         match self.body.get(name) {
             None => None,
@@ -128,11 +147,15 @@ impl<'a> Fields422<'a> {
 }
 
 /// The endpoint as the API shows it: fields, signing keys (ids and expiry, never secrets) and health.
+/// The most blocked FIFO keys an endpoint's JSON and page list.
+pub const BLOCKED_SHOWN: usize = 100;
+
 pub fn endpoint_json(db: Db<'_>, rule: FailureRule, ep: &Endpoint) -> Result<Value, HttpError> {
     let now = time::now_ms();
     let mut v = serde_json::to_value(ep.clone().apply_rule(rule))?;
     v["keys"] = serde_json::to_value(endpoints::keys(db, &ep.id, now)?)?;
     v["stats"] = serde_json::to_value(health::endpoint(db, &ep.id, now)?)?;
+    v["blocked_keys"] = serde_json::to_value(ordering::blocked(db, Some(&ep.id), None, BLOCKED_SHOWN)?)?;
     Ok(v)
 }
 
@@ -209,10 +232,12 @@ pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let body = json_body(ctx)?;
-    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active", "user"]);
+    let mut f =
+        Fields422::new(&body, &["url", "description", "event_types", "active", "user", "ordering", "fifo_on_dead"]);
     let url = f.string("url");
     let description = f.string("description");
     let event_types = f.strings("event_types");
+    let (ordering, fifo_on_dead) = f.ordering();
     let active = f.boolean("active");
     let user = f.string("user");
     if url.is_none() && !f.problems.iter().any(|p| p.path == "$.url") {
@@ -221,7 +246,7 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     f.finish()?;
     let owner = owner_for(ctx, user, "endpoints")?;
     let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
-    let fields = Fields { url, description, event_types };
+    let fields = Fields { url, description, event_types, ordering, fifo_on_dead };
     let (ep, secret) = ctx.write(|db| {
         let (ep, secret) = endpoints::add(db, &keyring, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
         let ep = if active == Some(false) { endpoints::disable(db, &ep.id, DisabledReason::Manual)? } else { ep };
@@ -263,9 +288,16 @@ pub fn get_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
     let body = json_body(ctx)?;
-    let mut f = Fields422::new(&body, &["url", "description", "event_types", "active", "backlog"]);
-    let fields =
-        Fields { url: f.string("url"), description: f.string("description"), event_types: f.strings("event_types") };
+    let mut f =
+        Fields422::new(&body, &["url", "description", "event_types", "active", "backlog", "ordering", "fifo_on_dead"]);
+    let (ordering, fifo_on_dead) = f.ordering();
+    let fields = Fields {
+        url: f.string("url"),
+        description: f.string("description"),
+        event_types: f.strings("event_types"),
+        ordering,
+        fifo_on_dead,
+    };
     let active = f.boolean("active");
     let backlog = Backlog::parse(f.string("backlog").as_deref()).unwrap_or_else(|| {
         f.problems.push(problem("$.backlog".into(), "must be send or discard".into()));
@@ -396,6 +428,13 @@ pub fn get_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn retry_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let d = owned_delivery(ctx)?;
     let d = ctx.write(|db| deliveries::retry(db, &d.id))?;
+    Ok(Response::json(200, &serde_json::to_value(d)?))
+}
+
+/// Lets a FIFO key blocked by this dead delivery move on (it stays dead).
+pub fn discard_delivery(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let d = owned_delivery(ctx)?;
+    let d = ctx.write(|db| deliveries::discard(db, &d.id))?;
     Ok(Response::json(200, &serde_json::to_value(d)?))
 }
 

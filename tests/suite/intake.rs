@@ -322,7 +322,7 @@ fn unknown_api_routes_are_json_404_and_pages_are_html() {
     assert_eq!(r.status, 200);
     let types: Vec<String> =
         r.json()["event_types"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap().to_string()).collect();
-    assert_eq!(types.len(), 14, "8 the host posts or the test button sends, 6 operational");
+    assert_eq!(types.len(), 15, "8 the host posts or the test button sends, 7 operational");
     assert!(types.contains(&"usage.over_limit".to_string()));
 }
 

@@ -18,6 +18,7 @@ mod inbound;
 mod intake;
 mod layers;
 mod operator_guide;
+mod ordering;
 mod pages;
 mod postgres;
 mod readme_tour;

@@ -320,6 +320,8 @@ fn fenced(env: Env) {
             outcome: &ok,
             request_body: None,
             next: Next::Succeeded,
+            ordering_key: None,
+            block_on_dead: false,
         };
         store
             .work(|db| {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::sql::{params, OptionalExtension};
 
-use super::{endpoints, notices, Db};
+use super::{endpoints, notices, ordering, Db};
 use crate::model::delivery::{FailureCode, Next, Outcome, Status};
 use crate::model::health::{Counted, DisabledReason, Failure, Notify};
 use crate::model::notice::Notice;
@@ -63,6 +63,11 @@ pub struct Due {
     pub payload: Vec<u8>,
     /// Set for a relayed inbound request.
     pub relay: Option<Relay>,
+    /// On a FIFO endpoint, the delivery's ordering key ('' for none): the next of its key is
+    /// sent when this one leaves the queue.
+    pub ordering_key: Option<String>,
+    /// On a FIFO endpoint with `fifo_on_dead = block`: going dead blocks the key.
+    pub block_on_dead: bool,
 }
 
 /// What a relayed request says about where it came from.
@@ -211,7 +216,8 @@ enum EndpointState {
 }
 
 /// A due row as both engines select it: the delivery, its event (and source), its endpoint's
-/// `active` and `disabled_kind`, the delivery's creation time.
+/// `active` and `disabled_kind`, the delivery's creation time, its ordering key and the
+/// endpoint's `fifo_on_dead`.
 fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
     Ok(DueRow {
         due: Due {
@@ -221,6 +227,8 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
             endpoint_id: r.get(3)?,
             url: r.get(4)?,
             created_at: r.get(13)?,
+            ordering_key: r.get(14)?,
+            block_on_dead: r.get::<_, Option<String>>(15)?.as_deref() == Some("block"),
             attempt: r.get::<_, u32>(6)? + 1,
             payload: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
             relay: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?) {
@@ -288,6 +296,22 @@ pub fn record(
         transitions(db, e, old, a, event_id, now, notify)?;
         if !matches!(a.next, Next::RetryAt(_)) {
             ended.insert(event_id.to_string());
+            if let Some(key) = a.ordering_key {
+                if a.blocks() {
+                    let n = Notice::KeyBlocked {
+                        endpoint_id: a.endpoint_id.to_string(),
+                        ordering_key: key.to_string(),
+                        delivery_id: a.delivery_id.to_string(),
+                        event_id: event_id.to_string(),
+                        attempts: a.attempt,
+                        last_status_code: o.status_code,
+                        last_error_code: o.error_code,
+                    };
+                    notices::add(db, notify, e.user_id, &n, now)?;
+                } else {
+                    ordering::promote(db, a.endpoint_id, key, now)?;
+                }
+            }
         }
     }
     let written: Vec<Written<'_>> = endpoints.values().filter_map(|e| e.last.map(|last| (e, last))).collect();
@@ -421,12 +445,17 @@ fn leave(
     finished: Option<i64>,
     error: Option<(FailureCode, &str)>,
 ) -> Result<Option<String>> {
-    let left: Option<i64> = db
+    let left: Option<(i64, String, Option<String>)> = db
         .conn
-        .prepare_cached("DELETE FROM queue WHERE delivery_id = ?1 AND lease_owner = ?2 RETURNING attempts")?
-        .query_row(params![delivery_id, run_id], |r| r.get(0))
+        .prepare_cached(
+            "DELETE FROM queue WHERE delivery_id = ?1 AND lease_owner = ?2 RETURNING attempts, endpoint_id, ordering_key",
+        )?
+        .query_row(params![delivery_id, run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some(attempts) = left else { return Ok(None) };
+    let Some((attempts, endpoint_id, key)) = left else { return Ok(None) };
+    if let Some(key) = key {
+        ordering::promote(db, &endpoint_id, &key, time::now_ms())?;
+    }
     let (code, text) = error.map_or((None, None), |(c, t)| (Some(c), Some(t)));
     Ok(Some(
         db.conn
@@ -470,6 +499,16 @@ pub struct Attempted<'a> {
     pub request_body: Option<&'a str>,
     /// The decision (`model::delivery::decide`).
     pub next: Next,
+    /// [`Due::ordering_key`] and [`Due::block_on_dead`].
+    pub ordering_key: Option<&'a str>,
+    pub block_on_dead: bool,
+}
+
+impl Attempted<'_> {
+    /// Whether this attempt leaves its delivery in the queue as a blocked key's dead head.
+    pub fn blocks(&self) -> bool {
+        self.next == Next::Dead && self.block_on_dead && self.ordering_key.is_some()
+    }
 }
 
 // ---- runs -----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ const DUE_COUNT: &str = "SELECT count(*) FROM (SELECT 1 FROM queue WHERE next_at
 /// When the oldest delivery not leased at `?1` is (or was) due: the first in `queue_due_time`
 /// order.
 const OLDEST_DUE: &str = "SELECT min(next_attempt_at) FROM (SELECT next_attempt_at FROM queue
-    WHERE lease_until IS NULL OR lease_until <= ?1
+    WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?1)
     ORDER BY next_attempt_at LIMIT 1) AS first";
 
 /// The next user with queued work, and whether it could be locked (a user another dispatcher
@@ -39,7 +39,7 @@ const OLDEST_DUE: &str = "SELECT min(next_attempt_at) FROM (SELECT next_attempt_
 /// committed by whoever had the lock before; counting in the locking statement would see the
 /// older snapshot and overrun the cap.
 const NEXT_USER_LOCKED: &str = "SELECT n.id, (SELECT u.id FROM users u WHERE u.id = n.id FOR NO KEY UPDATE SKIP LOCKED)
-    FROM (SELECT min(user_id) AS id FROM queue WHERE user_id > ?1) n";
+    FROM (SELECT min(user_id) AS id FROM queue WHERE next_attempt_at IS NOT NULL AND user_id > ?1) n";
 
 /// A locked user's free share of the cap (`?4` less its live leases, at most `?3`), oldest due
 /// first, leased to this run, in one statement. Rows another transaction holds (a page retrying
@@ -52,10 +52,11 @@ const LEASE_FOR_USER: &str = "WITH due AS (
         FOR UPDATE OF q SKIP LOCKED
     ), leased AS (
         UPDATE queue q SET lease_until = ?5, lease_owner = ?6 FROM due WHERE q.delivery_id = due.delivery_id
-        RETURNING q.delivery_id, q.endpoint_id, q.attempts, q.next_attempt_at
+        RETURNING q.delivery_id, q.endpoint_id, q.attempts, q.next_attempt_at, q.ordering_key
     )
     SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts, ev.payload,
-        e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at
+        e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at, q.ordering_key,
+        e.fifo_on_dead
     FROM leased q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
         JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
     ORDER BY q.next_attempt_at";
@@ -71,22 +72,28 @@ const RECORDING: &str =
 /// retry rewrites its queue row; a delivery that ended leaves the queue and its record says how.
 const APPLY: &str = "WITH v AS (
         SELECT * FROM jsonb_to_recordset(CAST(CAST(?1 AS TEXT) AS jsonb)) AS v(id TEXT, status TEXT, attempt BIGINT,
-            next_attempt_at BIGINT, status_code BIGINT, error_code TEXT, error TEXT,
+            next_attempt_at BIGINT, block BOOLEAN, status_code BIGINT, error_code TEXT, error TEXT,
             started_at BIGINT, duration_ms BIGINT, snippet TEXT, request_body TEXT, response_body TEXT)
     ), retried AS (
         UPDATE queue q SET status = 'failed', attempts = v.attempt, next_attempt_at = v.next_attempt_at,
             lease_until = NULL, lease_owner = NULL
         FROM v WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NOT NULL
         RETURNING q.delivery_id AS id
+    ), blocked AS (
+        UPDATE queue q SET status = 'blocked', attempts = v.attempt, next_attempt_at = NULL, lease_until = NULL,
+            lease_owner = NULL
+        FROM v WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NULL AND v.block
+        RETURNING q.delivery_id AS id
     ), left_queue AS (
-        DELETE FROM queue q USING v WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NULL
+        DELETE FROM queue q USING v
+        WHERE q.delivery_id = v.id AND q.lease_owner = ?3 AND v.next_attempt_at IS NULL AND NOT v.block
         RETURNING q.delivery_id AS id
     ), ended AS (
         UPDATE deliveries d SET status = v.status, attempts = v.attempt, finished_at = ?2, last_attempt_at = ?2,
             last_status_code = v.status_code, last_error_code = v.error_code, last_error = v.error
-        FROM v JOIN left_queue l ON l.id = v.id WHERE d.id = v.id
+        FROM v JOIN (SELECT id FROM left_queue UNION ALL SELECT id FROM blocked) l ON l.id = v.id WHERE d.id = v.id
     ), applied AS (
-        SELECT id FROM retried UNION ALL SELECT id FROM left_queue
+        SELECT id FROM retried UNION ALL SELECT id FROM left_queue UNION ALL SELECT id FROM blocked
     ), logged AS (
         INSERT INTO attempts (delivery_id, attempt, run_id, started_at, duration_ms, status_code, error_code, error,
                               response_snippet, request_body, response_body)
@@ -142,7 +149,7 @@ impl Statements for Postgres {
                 };
                 let o = a.outcome;
                 json!({"id": a.delivery_id, "status": a.next.status().as_str(), "attempt": a.attempt,
-                       "next_attempt_at": next_at, "status_code": o.status_code,
+                       "next_attempt_at": next_at, "block": a.blocks(), "status_code": o.status_code,
                        "error_code": o.error_code.map(|c| c.as_str()), "error": o.error, "started_at": a.started_at,
                        "duration_ms": o.duration_ms, "snippet": o.snippet, "request_body": a.request_body,
                        "response_body": o.response_body})

@@ -22,9 +22,9 @@ pub static STATEMENTS: Sqlite = Sqlite;
 /// every retry to rewrite (`sql/010_due_by_user.sql`): about 1 µs per user with queued work
 /// (17 ms for the due count and the oldest due time at 10,000 such users).
 const PENDING_USERS: &str = "WITH RECURSIVE u(id) AS (
-        SELECT min(user_id) FROM queue
+        SELECT min(user_id) FROM queue WHERE next_attempt_at IS NOT NULL
         UNION ALL
-        SELECT (SELECT min(user_id) FROM queue WHERE user_id > u.id)
+        SELECT (SELECT min(user_id) FROM queue WHERE next_attempt_at IS NOT NULL AND user_id > u.id)
         FROM u WHERE u.id IS NOT NULL
     )";
 
@@ -57,7 +57,7 @@ static DUE_COUNT: LazyLock<String> = LazyLock::new(|| {
 static OLDEST_DUE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{PENDING_USERS} SELECT min((SELECT q.next_attempt_at FROM queue q
-            WHERE q.user_id = u.id AND (q.lease_until IS NULL OR q.lease_until <= ?1)
+            WHERE q.user_id = u.id AND q.next_attempt_at IS NOT NULL AND (q.lease_until IS NULL OR q.lease_until <= ?1)
             ORDER BY q.next_attempt_at LIMIT 1))
         FROM u WHERE u.id IS NOT NULL"
     )
@@ -68,7 +68,8 @@ static OLDEST_DUE: LazyLock<String> = LazyLock::new(|| {
 /// cap). Ordered by the due index alone: a second sort key would make SQLite sort every due row
 /// of the user for each claim (a test reads the plan).
 const DUE_FOR_USER: &str = "SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts,
-        ev.payload, e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at
+        ev.payload, e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at,
+        q.ordering_key, e.fifo_on_dead
     FROM queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
         JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
     WHERE q.user_id = ?1 AND q.next_attempt_at <= ?2 AND (q.lease_until IS NULL OR q.lease_until <= ?2)
@@ -83,6 +84,11 @@ const RETRY_AGAIN: &str = "UPDATE queue SET attempts = ?1, next_attempt_at = ?2,
 const RETRY_FIRST: &str =
     "UPDATE queue SET status = 'failed', attempts = ?1, next_attempt_at = ?2, lease_until = NULL, lease_owner = NULL
     WHERE delivery_id = ?3 AND lease_owner = ?4";
+
+/// A dead delivery that blocks its FIFO key stays in the queue as the key's head ...
+const BLOCK: &str = "UPDATE queue SET status = 'blocked', attempts = ?3, next_attempt_at = NULL, lease_until = NULL,
+        lease_owner = NULL
+    WHERE delivery_id = ?1 AND lease_owner = ?2";
 
 /// A delivery that succeeded or went dead leaves the queue ...
 const LEAVE: &str = "DELETE FROM queue WHERE delivery_id = ?1 AND lease_owner = ?2";
@@ -109,7 +115,7 @@ impl Statements for Sqlite {
     fn next_user(&self, db: Db<'_>, after: Option<i64>) -> Result<(Option<i64>, bool)> {
         let next = db
             .conn
-            .prepare_cached("SELECT min(user_id) FROM queue WHERE user_id > ?1")?
+            .prepare_cached("SELECT min(user_id) FROM queue WHERE next_attempt_at IS NOT NULL AND user_id > ?1")?
             .query_row([after.unwrap_or(i64::MIN)], |r| r.get(0))?;
         Ok((next, true))
     }
@@ -171,7 +177,11 @@ impl Statements for Sqlite {
                     n > 0
                 }
                 Next::Succeeded | Next::Dead => {
-                    let left = db.conn.prepare_cached(LEAVE)?.execute(params![a.delivery_id, a.run_id])? > 0;
+                    let left = if a.blocks() {
+                        db.conn.prepare_cached(BLOCK)?.execute(params![a.delivery_id, a.run_id, a.attempt])? > 0
+                    } else {
+                        db.conn.prepare_cached(LEAVE)?.execute(params![a.delivery_id, a.run_id])? > 0
+                    };
                     if left {
                         db.conn.prepare_cached(END)?.execute(params![
                             a.next.status(),

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::layout::{context, render};
 use crate::model::health::{is_stale, Overview, COUNT_CAP};
 use crate::model::time;
-use crate::store::health;
+use crate::store::{health, ordering, principals};
 use crate::web::cgi::Response;
 use crate::web::context::Ctx;
 use crate::web::error::HttpError;
@@ -36,6 +36,9 @@ fn chart_top(max: i64) -> i64 {
         unit *= 10;
     }
 }
+
+/// The most blocked FIFO keys the dashboard lists (each endpoint's page lists its own).
+const BLOCKED_ON_DASHBOARD: usize = 20;
 
 pub fn show(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let scope = ctx.viewer().scope().map(String::from);
@@ -74,6 +77,12 @@ pub fn show(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     c.insert("cap", &COUNT_CAP);
     c.insert("queue", &queue);
     c.insert("stale", &is_stale(queue.last_run_seconds_ago));
+    let user_id = match scope.as_deref() {
+        Some(name) => Some(principals::find(ctx.db()?, name)?.unwrap_or(-1)),
+        None => None,
+    };
+    c.insert("blocked", &ordering::blocked(ctx.db()?, None, user_id, BLOCKED_ON_DASHBOARD)?);
+    c.insert("blocked_cap", &BLOCKED_ON_DASHBOARD);
     // Only an administrator can act on a stopped dispatcher: they get the line to install.
     if admin {
         c.insert("cron_line", &ctx.cfg.cron_line());

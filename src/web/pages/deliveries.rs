@@ -85,3 +85,10 @@ pub fn retry(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     ctx.write(|db| deliveries::retry(db, &d.id))?;
     redirect(ctx, &format!("/deliveries/{}?notice=retried&after={}", d.id, d.attempts))
 }
+
+/// Lets the FIFO key this dead delivery blocks move on.
+pub fn discard(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let d = owned_delivery(ctx)?;
+    ctx.write(|db| deliveries::discard(db, &d.id))?;
+    redirect(ctx, &format!("/deliveries/{}?notice=discarded", d.id))
+}

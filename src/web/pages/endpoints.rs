@@ -11,7 +11,7 @@ use tera::Context;
 
 use super::layout::{context, redirect, render};
 use crate::config::format_duration;
-use crate::model::endpoint::{Endpoint, Fields, MAX_ROTATION_GRACE};
+use crate::model::endpoint::{Endpoint, Fields, OnDead, Ordering, MAX_ROTATION_GRACE};
 use crate::model::{schema, time, Error};
 use crate::outbound::{network, probe};
 use crate::store::{deliveries, endpoints};
@@ -28,6 +28,8 @@ struct EndpointForm {
     description: String,
     types: Vec<String>,
     active: bool,
+    ordering: Ordering,
+    fifo_on_dead: OnDead,
 }
 
 impl EndpointForm {
@@ -37,6 +39,8 @@ impl EndpointForm {
             description: e.description.clone(),
             types: e.event_types.clone(),
             active: e.active,
+            ordering: e.ordering,
+            fifo_on_dead: e.fifo_on_dead,
         }
     }
 
@@ -51,6 +55,14 @@ impl EndpointForm {
             description: f.get("description").unwrap_or("").to_string(),
             types,
             active: f.get("active").is_some(),
+            ordering: match f.get("ordering") {
+                Some("fifo") => Ordering::Fifo,
+                _ => Ordering::None,
+            },
+            fifo_on_dead: match f.get("fifo_on_dead") {
+                Some("block") => OnDead::Block,
+                _ => OnDead::Continue,
+            },
         }
     }
 
@@ -59,11 +71,17 @@ impl EndpointForm {
             url: Some(self.url.clone()),
             description: Some(self.description.clone()),
             event_types: Some(self.types.clone()),
+            ordering: Some(self.ordering),
+            fifo_on_dead: Some(self.fifo_on_dead),
         }
     }
 
     fn insert(&self, c: &mut Context, errors: &BTreeMap<String, String>) {
-        c.insert("form", &json!({"url": self.url, "description": self.description, "active": self.active, "all": self.types.is_empty()}));
+        c.insert(
+            "form",
+            &json!({"url": self.url, "description": self.description, "active": self.active, "all": self.types.is_empty(),
+                    "fifo": self.ordering == Ordering::Fifo, "block": self.fifo_on_dead == OnDead::Block}),
+        );
         let mut groups: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
         // The test event is sent by the test button whatever the filters say.
         for t in schema::intake_types() {
