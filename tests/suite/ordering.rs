@@ -77,9 +77,9 @@ fn fleet(env: &Env, runs: usize, rng: &mut Rng, deadline: Duration, mut done: im
         std::thread::sleep(Duration::from_millis(50 + rng.below(250)));
         if rng.below(6) == 0 {
             let i = rng.below(live.len() as u64) as usize;
-            let _ = live[i].kill(); // SIGKILL
-            let _ = live[i].wait();
-            live.remove(i);
+            let mut victim = live.remove(i);
+            let _ = victim.kill(); // SIGKILL
+            let _ = victim.wait();
             kills += 1;
         }
     }
@@ -322,7 +322,7 @@ fn a_dead_delivery_blocks_its_key_and_only_its_key_until_it_is_retried_or_discar
     assert!(page.contains("blocked") && page.contains(&dead_delivery), "{page}");
     let dash = b.get("/").text();
     assert!(dash.contains(&dead_delivery), "the dashboard names the blocked key's head");
-    assert_eq!(env.deliveries().iter().filter(|d| d["id"] == dead_delivery.as_str()).next().unwrap()["status"], "dead");
+    assert_eq!(env.deliveries().iter().find(|d| d["id"] == dead_delivery.as_str()).unwrap()["status"], "dead");
 
     // Retried by hand (and now accepted): a#2, then a#3, a#4, in order.
     refuse.lock().unwrap().clear();
