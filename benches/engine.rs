@@ -580,6 +580,7 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
         );
         t.add(s, format!("  peak RSS, {label} (MiB)"), usage.max_rss_kib as f64 / 1024.0, None, "", "");
     }
+    fifo_throughput(t, s, bins, port);
     // The dispatcher's own work with no network at all: every endpoint points outside the
     // allowed networks, so each request is refused before a socket is opened, and each delivery
     // is still claimed, recorded as an attempt and rescheduled.
@@ -634,6 +635,46 @@ fn dispatcher_throughput(t: &mut Table, bins: &Bins) {
 
 /// An installation with 20 users, one endpoint each at the receiver, and `n` due deliveries
 /// queued through the CGI in batches of 1,000.
+/// FIFO throughput against the fast receiver: `n` deliveries to one endpoint on one key and on
+/// 100 keys, beside the same endpoint with `ordering: none`, at `WEBHOOKS_CONCURRENCY_PER_USER=8`.
+fn fifo_throughput(t: &mut Table, s: &'static str, bins: &Bins, port: u16) {
+    let n = 2_000;
+    let rate = |ordering: &str, keys: usize| -> f64 {
+        let d = Install::new(
+            &bins.webhooks,
+            "WEBHOOKS_TIME_BUDGET=10m\nWEBHOOKS_CONCURRENCY=8\nWEBHOOKS_CONCURRENCY_PER_USER=8\n",
+        );
+        let url = format!("http://127.0.0.1:{port}/hook");
+        d.run(&["endpoint", "add", "--user", "alice", "--url", &url, "--ordering", ordering]);
+        let token = d.token();
+        for batch in 0..n / 1000 {
+            let events: Vec<serde_json::Value> = (0..1000)
+                .map(|i| {
+                    let mut e: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+                    e["ordering_key"] = serde_json::json!(format!("k{}", (batch * 1000 + i) % keys));
+                    e
+                })
+                .collect();
+            cgi_request(&bins.cgi, &d, &token, serde_json::Value::Array(events).to_string().as_bytes());
+        }
+        let Dispatched { summary, wall, .. } = dispatch_once(&d);
+        assert_eq!(summary["succeeded"].as_u64().unwrap() as usize, n, "{summary}");
+        n as f64 / wall
+    };
+    let free = rate("none", 1);
+    for keys in [1, 100] {
+        t.add(
+            s,
+            format!("FIFO, {n} deliveries on {keys} key{} (deliveries/s)", if keys == 1 { "" } else { "s" }),
+            rate("fifo", keys),
+            Some(free),
+            "the same endpoint with ordering none, 8 in flight",
+            "",
+        );
+    }
+    t.note("FIFO: one request in flight per (endpoint, ordering key); the next is claimed after the previous one's result is recorded, so one key runs at one receiver round trip plus one record-and-claim transaction per delivery. 100 keys fill the 8 requests a user may have in flight.");
+}
+
 /// One dispatcher run over `n` deliveries whose every request is refused before connecting:
 /// (wall seconds, CPU seconds).
 fn no_network(bins: &Bins, port: u16, n: usize) -> (f64, f64) {

@@ -85,6 +85,19 @@ pub enum Command {
         /// Instead of sending it again, let the FIFO key this dead delivery blocks move on.
         #[arg(long, requires = "delivery_id", conflicts_with = "dead")]
         discard: bool,
+        /// Send again the endpoint's deliveries made from this time on (2026-11-23,
+        /// 2026-11-23T10:00 UTC, or RFC 3339): counted first, sent with --yes.
+        #[arg(long, requires = "endpoint", conflicts_with_all = ["delivery_id", "dead"])]
+        since: Option<String>,
+        /// With --since: up to this time (default now).
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// With --since: every delivery that ended, not only the dead ones.
+        #[arg(long, requires = "since")]
+        all: bool,
+        /// With --since: send them (without it, only count them).
+        #[arg(long, requires = "since")]
+        yes: bool,
         #[arg(long)]
         json: bool,
     },

@@ -30,6 +30,7 @@ use crate::model::principal::{check_name, Principal};
 use crate::model::token::login_query;
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
+use crate::store::deliveries::ReplayOf;
 use crate::store::endpoints::Backlog;
 use crate::store::{deliveries, endpoints, events, ordering, principals, retention, Store};
 
@@ -216,7 +217,42 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 }
             })
         }
-        Command::Retry { delivery_id, dead, endpoint, discard, json } => {
+        Command::Retry { delivery_id, dead, endpoint, discard, since, until, all, yes, json } => {
+            if let Some(since) = since {
+                let ep = endpoint.expect("clap requires --endpoint with --since");
+                let moment = |flag: &str, v: &str| {
+                    time::parse_moment(v).ok_or_else(|| anyhow!("{flag} {v:?} is not {}", time::MOMENT_FORMS))
+                };
+                let from = moment("--since", &since)?;
+                let to = until.as_deref().map(|u| moment("--until", u)).transpose()?.unwrap_or_else(time::now_ms);
+                if from >= to {
+                    bail!("--until must be after --since");
+                }
+                let of = if all { ReplayOf::All } else { ReplayOf::Dead };
+                let r = open(cfg)?.write(|db| {
+                    endpoints::get(db, &ep)?;
+                    deliveries::replay(db, &ep, from, to, of, yes)
+                })?;
+                let v = json!({"endpoint_id": ep, "since": time::rfc3339(from), "until": time::rfc3339(to),
+                               "status": if all { "all" } else { "dead" }, "dry_run": !yes,
+                               "count": r.count, "expired": r.expired, "replayed": r.replayed});
+                return print(json, &v, |_| {
+                    let what = if all { "ended" } else { "dead" };
+                    let expired = if r.expired > 0 {
+                        format!("; {} more cannot be sent, their event bodies have expired", r.expired)
+                    } else {
+                        String::new()
+                    };
+                    if yes {
+                        format!("{} {what} deliveries scheduled again, in order{expired}", r.replayed)
+                    } else {
+                        format!(
+                            "{} {what} deliveries in that range would be sent again{expired}; add --yes to send them",
+                            r.count
+                        )
+                    }
+                });
+            }
             let value = if dead {
                 let ep = endpoint.expect("clap requires --endpoint with --dead");
                 let n = open(cfg)?.write(|db| {

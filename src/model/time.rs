@@ -33,6 +33,28 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
 }
 
+/// How [`parse_moment`] takes a time, for error messages.
+pub const MOMENT_FORMS: &str =
+    "a date (2026-11-23, midnight UTC), a UTC time (2026-11-23T10:00) or an RFC 3339 time (2026-11-23T10:00:00Z)";
+
+/// A time as people and forms write it ([`MOMENT_FORMS`]): RFC 3339, a date (midnight UTC), or
+/// a date and time without a zone (UTC, as an HTML `datetime-local` field sends it).
+pub fn parse_moment(s: &str) -> Option<i64> {
+    let s = s.trim();
+    parse_rfc3339(s)
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+                .map(|t| t.and_utc().timestamp_millis())
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis())
+        })
+}
+
 /// A point in time, Unix milliseconds UTC, as the store keeps it; shown (JSON, pages, the CLI)
 /// as RFC 3339 with whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -203,6 +203,63 @@ pub fn retry_dead(db: Db<'_>, endpoint_id: &str) -> Result<usize> {
     Ok(n)
 }
 
+/// Which ended deliveries a range replay sends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOf {
+    /// The dead ones.
+    Dead,
+    /// Every one that ended, succeeded or dead.
+    All,
+}
+
+/// What a range replay found: `count` deliveries it sends (or would), `expired` more in the
+/// range whose event body is gone.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Replay {
+    pub count: usize,
+    pub expired: usize,
+    pub replayed: usize,
+}
+
+/// The deliveries of an endpoint created in [`since`, `until`) that ended (`dead`, or with
+/// `All` succeeded too), counted; with `send`, queued again in the order their events were
+/// recorded (started in that order; on a FIFO endpoint, each at the end of its key's line).
+/// Those waiting, held or blocking a key are not in it: they are sent (or not) as they are.
+pub fn replay(db: Db<'_>, endpoint_id: &str, since: i64, until: i64, of: ReplayOf, send: bool) -> Result<Replay> {
+    let statuses = match of {
+        ReplayOf::Dead => "('dead')",
+        ReplayOf::All => "('dead', 'succeeded')",
+    };
+    let range = format!(
+        "FROM deliveries d JOIN events ev ON ev.id = d.event_id
+         WHERE d.endpoint_id = ?1 AND d.id >= ?2 AND d.id < ?3 AND d.status IN {statuses}
+           AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.delivery_id = d.id)"
+    );
+    let (from, to) = (time::id_at("dlv", since), time::id_at("dlv", until));
+    let ids: Vec<String> = rows(
+        db.conn
+            .prepare(&format!("SELECT d.id {range} AND ev.payload IS NOT NULL ORDER BY d.fifo_seq, d.id"))?
+            .query_map(params![endpoint_id, from, to], |r| r.get(0))?,
+    )?;
+    let expired: i64 = db
+        .conn
+        .prepare(&format!("SELECT count(*) {range} AND ev.payload IS NULL"))?
+        .query_row(params![endpoint_id, from, to], |r| r.get(0))?;
+    let mut out = Replay { count: ids.len(), expired: expired as usize, replayed: 0 };
+    if send {
+        let now = time::now_ms();
+        for (i, id) in ids.iter().enumerate() {
+            db.conn
+                .prepare_cached(
+                    "UPDATE events SET payload_expires_at = NULL WHERE id = (SELECT event_id FROM deliveries WHERE id = ?1)",
+                )?
+                .execute([id])?;
+            out.replayed += usize::from(ordering::requeue(db, id, now + i as i64)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Every attempt of a delivery, in order.
 pub fn attempts(db: Db<'_>, delivery_id: &str) -> Result<Vec<Attempt>> {
     let mut stmt = db.conn.prepare_cached(

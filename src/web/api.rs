@@ -13,6 +13,7 @@ use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::health::{DisabledReason, FailureRule};
 use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
+use crate::store::deliveries::ReplayOf;
 use crate::store::endpoints::Backlog;
 use crate::store::{deliveries, endpoints, events, health, ordering, principals, Db};
 use crate::web::cgi::Response;
@@ -366,15 +367,54 @@ pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::json(200, &json!({"endpoint_id": ep.id, "retried": n})))
 }
 
-/// Parses a time filter: RFC 3339, or a date (`2026-11-23`, midnight UTC).
+/// Sends again the deliveries of a time range (`since`, `until`, `status`: `dead` or `all`);
+/// with `"dry_run": true`, only counts them, so that a client can confirm first.
+pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["since", "until", "status", "dry_run"]);
+    let since = f.string("since");
+    let until = f.string("until");
+    let status = f.string("status");
+    let dry_run = f.boolean("dry_run").unwrap_or(false);
+    if since.is_none() && !f.problems.iter().any(|p| p.path == "$.since") {
+        f.problems.push(problem("$.since".into(), "is required".into()));
+    }
+    let mut time_of = |name: &str, v: Option<String>| -> Option<i64> {
+        let v = v?;
+        let t = time::parse_moment(&v);
+        if t.is_none() {
+            f.problems.push(problem(format!("$.{name}"), format!("must be {}", time::MOMENT_FORMS)));
+        }
+        t
+    };
+    let (since, until) = (time_of("since", since), time_of("until", until));
+    let of = match status.as_deref() {
+        None | Some("dead") => ReplayOf::Dead,
+        Some("all") => ReplayOf::All,
+        Some(_) => {
+            f.problems.push(problem("$.status".into(), "must be dead or all".into()));
+            ReplayOf::Dead
+        }
+    };
+    let until = until.unwrap_or_else(time::now_ms);
+    if since.is_some_and(|s| s >= until) {
+        f.problems.push(problem("$.until".into(), "must be after since".into()));
+    }
+    f.finish()?;
+    let since = since.expect("checked");
+    let r = ctx.write(|db| deliveries::replay(db, &ep.id, since, until, of, !dry_run))?;
+    Ok(Response::json(
+        200,
+        &json!({"endpoint_id": ep.id, "since": time::rfc3339(since), "until": time::rfc3339(until),
+                "status": if of == ReplayOf::All { "all" } else { "dead" }, "dry_run": dry_run,
+                "count": r.count, "expired": r.expired, "replayed": r.replayed}),
+    ))
+}
+
+/// Parses a time filter ([`time::parse_moment`]).
 pub fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
-    time::parse_rfc3339(s)
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis())
-        })
-        .ok_or_else(|| Error::invalid(field, "must be a date (2026-11-23) or an RFC 3339 time (2026-11-23T10:00:00Z)"))
+    time::parse_moment(s).ok_or_else(|| Error::invalid(field, format!("must be {}", time::MOMENT_FORMS)))
 }
 
 /// The delivery-log filter from query parameters, limited to what the viewer may see.

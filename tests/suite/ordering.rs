@@ -446,3 +446,94 @@ fn ordering_fields_are_checked_everywhere_they_are_set() {
     env.dispatch();
     assert_eq!(rx.received()[0].json()["ordering_key"], "k".repeat(128));
 }
+
+/// RFC 3339 with milliseconds, for range boundaries between batches posted a moment apart.
+fn at_ms(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[test]
+fn replaying_a_time_range_counts_first_and_sends_exactly_the_deliveries_in_it() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_MAX_ATTEMPTS", "1");
+    let refuse: Arc<Mutex<bool>> = Arc::new(Mutex::new(true));
+    let r = refuse.clone();
+    // Every other request of a batch fails (so each range holds dead and succeeded ones).
+    let rx = Receiver::start(move |n, _| Reply::Status(if *r.lock().unwrap() && n % 2 == 0 { 500 } else { 200 }));
+    let (ep, _) = env.endpoint("alice", &rx.url("/"), "");
+    let batch = |env: &Env| -> Vec<String> {
+        (0..4)
+            .map(|_| {
+                env.emit("alice", "email.received", r#"{"alias":"a@x","message_id":"<m@x>","size_bytes":1}"#)["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let _before = batch(&env);
+    std::thread::sleep(Duration::from_millis(20));
+    let since = webhooks::model::time::now_ms();
+    let inside = batch(&env);
+    std::thread::sleep(Duration::from_millis(20));
+    let until = webhooks::model::time::now_ms();
+    let _after = batch(&env);
+    env.dispatch();
+    assert_eq!(rx.len(), 12);
+    let status_of = |event: &str| -> String {
+        env.deliveries().iter().find(|d| d["event_id"] == event).unwrap()["status"].as_str().unwrap().to_string()
+    };
+    let dead_inside: Vec<String> = inside.iter().filter(|e| status_of(e) == "dead").cloned().collect();
+    assert_eq!(dead_inside.len(), 2, "half of them failed");
+    *refuse.lock().unwrap() = false;
+
+    // The CLI counts without --yes and changes nothing.
+    let (from, to) = (at_ms(since), at_ms(until));
+    let counted = env.json(&["retry", "--endpoint", &ep, "--since", &from, "--until", &to]);
+    assert_eq!(
+        (counted["count"].as_u64(), counted["replayed"].as_u64(), counted["dry_run"].as_bool()),
+        (Some(2), Some(0), Some(true))
+    );
+    assert_eq!(env.count("queue"), 0, "counting queues nothing");
+    // The API: a dry run, then the real thing; `all` counts the succeeded ones too.
+    let token = env.user_token("alice");
+    let path = format!("/api/v1/endpoints/{ep}/replay");
+    let all = api(
+        &env,
+        &token,
+        "POST",
+        &path,
+        Some(&json!({"since": from, "until": to, "status": "all", "dry_run": true}).to_string()),
+    );
+    assert_eq!((all.status, all.json()["count"].as_u64()), (200, Some(4)), "{}", all.text());
+    let bad = api(&env, &token, "POST", &path, Some(r#"{"since":"yesterday"}"#));
+    assert_eq!(bad.status, 422);
+    let sent = api(&env, &token, "POST", &path, Some(&json!({"since": from, "until": to}).to_string()));
+    assert_eq!((sent.status, sent.json()["replayed"].as_u64()), (200, Some(2)), "{}", sent.text());
+    let before = rx.len();
+    env.dispatch();
+    let mut resent: Vec<String> =
+        rx.received()[before..].iter().map(|q| q.header("X-QSM-Id").unwrap().to_string()).collect();
+    resent.sort();
+    let mut expected = dead_inside.clone();
+    expected.sort();
+    assert_eq!(resent, expected, "exactly the dead ones of the range (two in flight: in either order)");
+    // Nothing dead is left in the range; the page counts again (0) and sends nothing.
+    let mut b = common::Browser::new(&env, Some("alice"));
+    assert!(b.get(&format!("/endpoints/{ep}")).text().contains("Send a time range again"));
+    let page = b.post(&format!("/endpoints/{ep}/replay"), &[("since", &from), ("until", &to), ("status", "dead")]);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<strong>0 deliveries</strong>"), "{}", page.text());
+    // `all` on the page: counted (4), then confirmed.
+    let page = b.post(&format!("/endpoints/{ep}/replay"), &[("since", &from), ("until", &to), ("status", "all")]);
+    assert!(page.text().contains("<strong>4 deliveries</strong>"), "{}", page.text());
+    assert_eq!(env.count("queue"), 0);
+    let done = b.post(
+        &format!("/endpoints/{ep}/replay"),
+        &[("since", &from), ("until", &to), ("status", "all"), ("confirm", "yes")],
+    );
+    assert_eq!(done.status, 303, "{}", done.text());
+    assert_eq!(env.count("queue"), 4);
+}

@@ -2,6 +2,7 @@
 //! keys, secret rotation, test button and retry of dead deliveries.
 
 use crate::model::health::DisabledReason;
+use crate::store::deliveries::ReplayOf;
 use crate::store::endpoints::Backlog;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -314,6 +315,45 @@ pub fn test(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let (cfg, keyring) = (ctx.cfg, ctx.keyring()?);
     let result = probe::send_test(ctx.db()?, cfg, &keyring, &ep)?;
     endpoint_page(ctx, &ep, |c| c.insert("test", &result))
+}
+
+/// Replay a time range: the first post counts what it would send and asks to confirm; the
+/// confirming post (`confirm=yes`) sends them.
+pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let ep = owned_endpoint(ctx)?;
+    let form = ctx.req.form();
+    let field = |k: &str| form.get(k).map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+    let (since_text, until_text, status) = (field("since"), field("until"), field("status"));
+    let confirmed = form.get("confirm") == Some("yes");
+    let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>, HttpError> {
+        match v {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                time::parse_moment(v).ok_or_else(|| Error::invalid(name, format!("must be {}", time::MOMENT_FORMS)))?,
+            )),
+        }
+    };
+    let since = parse("since", &since_text)?.ok_or_else(|| Error::invalid("since", "is required"))?;
+    let until = parse("until", &until_text)?.unwrap_or_else(time::now_ms);
+    if since >= until {
+        return Err(Error::invalid("until", "must be after since").into());
+    }
+    let of = match status.as_deref() {
+        None | Some("dead") => ReplayOf::Dead,
+        Some("all") => ReplayOf::All,
+        Some(_) => return Err(HttpError::bad_request("the choice is not one of those offered")),
+    };
+    let found = ctx.write(|db| deliveries::replay(db, &ep.id, since, until, of, confirmed))?;
+    if confirmed {
+        return redirect(ctx, &format!("/endpoints/{}?notice=replayed&count={}", ep.id, found.replayed));
+    }
+    let preview = json!({
+        "since": time::rfc3339(since), "until": time::rfc3339(until),
+        "since_text": since_text, "until_text": until_text.unwrap_or_default(),
+        "status": if of == ReplayOf::All { "all" } else { "dead" },
+        "count": found.count, "expired": found.expired,
+    });
+    endpoint_page(ctx, &ep, |c| c.insert("replay", &preview))
 }
 
 pub fn retry_dead(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

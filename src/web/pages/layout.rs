@@ -21,6 +21,8 @@ const NOTICES: &[(&str, &str)] = &[
     ("deleted", "The endpoint was deleted."),
     ("retried", "The delivery will be sent again at the next dispatcher run."),
     ("retried-dead", "The endpoint's dead deliveries will be sent again at the next dispatcher run."),
+    ("replayed", "The deliveries of that time range will be sent again, in order, from the next dispatcher run."),
+    ("discarded", "The delivery was discarded: the next one of its ordering key goes at the next dispatcher run."),
     ("revoked", "The token was revoked."),
     ("key-added", "The public key was stored."),
     ("source-enabled", "The source is enabled: its address takes requests again."),
@@ -40,6 +42,13 @@ pub fn context(ctx: &mut Ctx<'_>, title: &str, nav: &str) -> Context {
     // After re-enabling, how many deliveries it sends or discarded (numbers only, never echoed text).
     let count = |k: &str| ctx.req.query(k).and_then(|v| v.parse::<u64>().ok());
     let notice = match (notice, count("sent"), count("discarded")) {
+        (Some(m), _, _) if m.starts_with("The deliveries of that time range") => match count("count") {
+            Some(n) => Some(format!(
+                "{n} deliver{} of that time range will be sent again, in order, from the next dispatcher run.",
+                if n == 1 { "y" } else { "ies" }
+            )),
+            None => Some(m.to_string()),
+        },
         (Some(_), Some(n), _) => Some(format!(
             "The endpoint is enabled: {n} held or dead deliver{} will be sent again, in order, at the next dispatcher run.",
             if n == 1 { "y" } else { "ies" }
