@@ -24,6 +24,12 @@ ALTER TABLE endpoints ADD COLUMN fifo_on_dead TEXT NOT NULL DEFAULT 'continue'
     CHECK (fifo_on_dead IN ('continue', 'block'));
 ALTER TABLE endpoints ADD COLUMN fifo_next INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN ordering_key TEXT;
+-- Custom headers (names in clear, the name → value JSON sealed like secrets) and an extra
+-- signature for receivers in the field (docs/signing.md, "Custom headers", "Spatie").
+ALTER TABLE endpoints ADD COLUMN header_names TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE endpoints ADD COLUMN headers_sealed BLOB;
+ALTER TABLE endpoints ADD COLUMN signature_compat TEXT NOT NULL DEFAULT 'none'
+    CHECK (signature_compat IN ('none', 'spatie'));
 
 CREATE TABLE queue (
     delivery_id       TEXT PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,

@@ -7,6 +7,10 @@ ALTER TABLE endpoints ADD COLUMN fifo_on_dead TEXT NOT NULL DEFAULT 'continue'
     CHECK (fifo_on_dead IN ('continue', 'block'));
 ALTER TABLE endpoints ADD COLUMN fifo_next BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN ordering_key TEXT;
+ALTER TABLE endpoints ADD COLUMN header_names TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE endpoints ADD COLUMN headers_sealed BYTEA;
+ALTER TABLE endpoints ADD COLUMN signature_compat TEXT NOT NULL DEFAULT 'none'
+    CHECK (signature_compat IN ('none', 'spatie'));
 ALTER TABLE deliveries ADD COLUMN fifo_seq BIGINT;
 
 CREATE TABLE queue (

@@ -201,6 +201,8 @@ pub enum EndpointCmd {
         description: String,
         #[command(flatten)]
         order: OrderFlags,
+        #[command(flatten)]
+        extra: HeaderFlags,
         #[arg(long)]
         json: bool,
     },
@@ -226,6 +228,8 @@ pub enum EndpointCmd {
         description: Option<String>,
         #[command(flatten)]
         order: OrderFlags,
+        #[command(flatten)]
+        extra: HeaderFlags,
         #[arg(long)]
         json: bool,
     },
@@ -444,4 +448,19 @@ pub struct OrderFlags {
     /// Under fifo, what a dead delivery does to its key: continue, or block until retried or discarded.
     #[arg(long = "fifo-on-dead")]
     pub fifo_on_dead: Option<String>,
+}
+
+/// An endpoint's custom headers and extra signature (docs/signing.md).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HeaderFlags {
+    /// A custom header sent with every delivery, 'Name: value'; repeat for several. Replaces
+    /// those it has. Values are sealed at rest and never shown again.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// Removes every custom header.
+    #[arg(long = "clear-headers", conflicts_with = "header")]
+    pub clear_headers: bool,
+    /// none, or spatie: also sign as spatie/laravel-webhook-client checks (Signature header).
+    #[arg(long = "signature-compat")]
+    pub signature_compat: Option<String>,
 }

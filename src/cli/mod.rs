@@ -24,7 +24,7 @@ use crate::cli::args::{Cli, Command, EndpointCmd, SessionsCmd, TokenCmd};
 use crate::config::Config;
 use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
-use crate::model::endpoint::{Endpoint, Fields, OnDead, Ordering};
+use crate::model::endpoint::{Endpoint, Fields, Headers, OnDead, Ordering, SignatureCompat};
 use crate::model::health::{DisabledReason, Health};
 use crate::model::principal::{check_name, Principal};
 use crate::model::token::login_query;
@@ -423,15 +423,18 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
         )
     };
     match cmd {
-        EndpointCmd::Add { user, url, events, description, order, json } => {
+        EndpointCmd::Add { user, url, events, description, order, extra, json } => {
             let keyring = cfg.keyring()?;
             let (ordering, fifo_on_dead) = order_of(&order)?;
+            let (headers, signature_compat) = extras_of(&extra)?;
             let fields = Fields {
                 url: Some(url.trim().to_string()),
                 description: Some(description),
                 event_types: Some(trimmed(events)),
                 ordering,
                 fifo_on_dead,
+                headers,
+                signature_compat,
             };
             let limit = cfg.max_endpoints_per_user;
             let (ep, secret) = store.write(|db| endpoints::add(db, &keyring, &policy, &user, &fields, limit))?;
@@ -481,16 +484,20 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                 out
             })
         }
-        EndpointCmd::Update { id, url, events, description, order, json } => {
+        EndpointCmd::Update { id, url, events, description, order, extra, json } => {
             let (ordering, fifo_on_dead) = order_of(&order)?;
+            let (headers, signature_compat) = extras_of(&extra)?;
+            let keyring = cfg.keyring()?;
             let fields = Fields {
                 url: url.map(|u| u.trim().to_string()),
                 description,
                 event_types: events.map(trimmed),
                 ordering,
                 fifo_on_dead,
+                headers,
+                signature_compat,
             };
-            let ep = store.write(|db| endpoints::update(db, &policy, &id, &fields))?;
+            let ep = store.write(|db| endpoints::update(db, &keyring, &policy, &id, &fields))?;
             let mut v = serde_json::to_value(&ep)?;
             if fields.url.is_some() {
                 warn_about_url(&mut v, &ep.url, &policy);
@@ -683,4 +690,23 @@ fn order_of(o: &args::OrderFlags) -> Result<(Option<Ordering>, Option<OnDead>)> 
         o.ordering.as_deref().map(|s| Ordering::parse("--ordering", s)).transpose()?,
         o.fifo_on_dead.as_deref().map(|s| OnDead::parse("--fifo-on-dead", s)).transpose()?,
     ))
+}
+
+/// The custom header flags, read: `None` keeps the headers an endpoint has.
+fn extras_of(f: &args::HeaderFlags) -> Result<(Option<Headers>, Option<SignatureCompat>)> {
+    let headers = if f.clear_headers {
+        Some(Headers::new())
+    } else if f.header.is_empty() {
+        None
+    } else {
+        let mut h = Headers::new();
+        for line in &f.header {
+            let (name, value) =
+                line.split_once(':').ok_or_else(|| anyhow!("--header {line:?} is not 'Name: value'"))?;
+            h.insert(name.trim().to_string(), value.trim().to_string());
+        }
+        Some(h)
+    };
+    let compat = f.signature_compat.as_deref().map(|s| SignatureCompat::parse("--signature-compat", s)).transpose()?;
+    Ok((headers, compat))
 }

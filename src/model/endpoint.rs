@@ -43,6 +43,9 @@ pub struct Endpoint {
     pub ordering: Ordering,
     /// Under `fifo`, what a dead delivery does to its key: `continue` or `block`.
     pub fifo_on_dead: OnDead,
+    /// The names of its custom headers (their values are sealed, never shown).
+    pub headers: Vec<String>,
+    pub signature_compat: SignatureCompat,
     pub created_at: Time,
     pub updated_at: Time,
     /// The failure record the rule works from.
@@ -64,6 +67,110 @@ pub struct KeyInfo {
     pub created_at: Time,
     /// When the key stops signing; `None` for the primary key.
     pub expires_at: Option<Time>,
+}
+
+/// Custom headers sent with every delivery of an endpoint, name → value.
+pub type Headers = std::collections::BTreeMap<String, String>;
+
+pub const MAX_HEADERS: usize = 20;
+pub const HEADER_NAME_MAX: usize = 64;
+pub const HEADER_VALUE_MAX: usize = 1024;
+
+/// The header names (lowercase) and families (`…-`) the product sets itself, or that HTTP keeps
+/// for the connection: a custom header may not use them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "expect",
+];
+const RESERVED_FAMILIES: &[&str] = &["x-qsm-", "webhook-", "svix-", "proxy-"];
+
+/// Whether a custom header may not be called `name`.
+pub fn is_reserved_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&n.as_str()) || RESERVED_FAMILIES.iter().any(|f| n.starts_with(f))
+}
+
+/// Checks custom headers: at most [`MAX_HEADERS`], names HTTP tokens of at most
+/// [`HEADER_NAME_MAX`] characters and not reserved, values of at most [`HEADER_VALUE_MAX`]
+/// bytes of visible characters, spaces and tabs (no line breaks), trimmed.
+pub fn check_headers(h: &Headers) -> Result<Headers> {
+    if h.len() > MAX_HEADERS {
+        return Err(Error::invalid("headers", format!("may hold at most {MAX_HEADERS} headers, not {}", h.len())));
+    }
+    let mut out = Headers::new();
+    for (name, value) in h {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || name.len() > HEADER_NAME_MAX || !name.chars().all(token) {
+            return Err(Error::invalid(
+                "headers",
+                format!(
+                    "{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~, at most {HEADER_NAME_MAX})"
+                ),
+            ));
+        }
+        if is_reserved_header(name) {
+            return Err(Error::invalid(
+                "headers",
+                format!(
+                    "{name} is set by the product itself: Content-Type, Content-Length, Host, User-Agent, the connection's \
+                     own headers and the X-QSM-*, webhook-*, svix-* and Proxy-* families are reserved"
+                ),
+            ));
+        }
+        let v = value.trim();
+        if v.len() > HEADER_VALUE_MAX || v.chars().any(|c| c.is_control() && c != '\t') || !v.is_ascii() {
+            return Err(Error::invalid(
+                "headers",
+                format!(
+                    "the value of {name} must be at most {HEADER_VALUE_MAX} printable ASCII characters, on one line"
+                ),
+            ));
+        }
+        if out.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            return Err(Error::invalid("headers", format!("{name} is given twice")));
+        }
+        out.insert(name.clone(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// An extra signature for receivers already in the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureCompat {
+    #[default]
+    None,
+    /// `Signature: <hex HMAC-SHA256 of the raw body>`, keyed with the endpoint's secret as
+    /// written (`whsec_…`): what spatie/laravel-webhook-client checks.
+    Spatie,
+}
+
+impl SignatureCompat {
+    pub const NAMES: &'static str = "none or spatie";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureCompat::None => "none",
+            SignatureCompat::Spatie => "spatie",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<SignatureCompat> {
+        match s {
+            "none" => Ok(SignatureCompat::None),
+            "spatie" => Ok(SignatureCompat::Spatie),
+            _ => Err(Error::invalid(field, format!("must be {}, not {s:?}", SignatureCompat::NAMES))),
+        }
+    }
 }
 
 /// How an endpoint orders its deliveries.
@@ -135,6 +242,9 @@ pub struct Fields {
     pub event_types: Option<Vec<String>>,
     pub ordering: Option<Ordering>,
     pub fifo_on_dead: Option<OnDead>,
+    /// Replaces every custom header (an empty map removes them).
+    pub headers: Option<Headers>,
+    pub signature_compat: Option<SignatureCompat>,
 }
 
 /// An update's fields, checked: what the store writes.
@@ -145,6 +255,9 @@ pub struct Checked {
     pub event_types: Vec<String>,
     pub ordering: Ordering,
     pub fifo_on_dead: OnDead,
+    /// New custom headers; `None` keeps those it has.
+    pub headers: Option<Headers>,
+    pub signature_compat: SignatureCompat,
 }
 
 impl Fields {
@@ -169,6 +282,8 @@ impl Fields {
             },
             ordering: self.ordering.or(current.map(|c| c.ordering)).unwrap_or_default(),
             fifo_on_dead: self.fifo_on_dead.or(current.map(|c| c.fifo_on_dead)).unwrap_or_default(),
+            headers: self.headers.as_ref().map(check_headers).transpose()?,
+            signature_compat: self.signature_compat.or(current.map(|c| c.signature_compat)).unwrap_or_default(),
         })
     }
 }

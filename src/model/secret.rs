@@ -28,6 +28,11 @@ pub fn generate() -> String {
     format!("{PREFIX}{}", STANDARD.encode(random_bytes::<32>()))
 }
 
+/// A key's printable form (`whsec_` + base64), the inverse of [`decode`].
+pub fn encode(key: &[u8]) -> String {
+    format!("{PREFIX}{}", STANDARD.encode(key))
+}
+
 /// The HMAC key of a secret: the base64-decoded bytes after `whsec_` (the prefix is optional, as
 /// Standard Webhooks libraries accept it either way).
 pub fn decode(secret: &str) -> Result<Vec<u8>> {
@@ -90,6 +95,14 @@ fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     m.update(b".");
     m.update(body);
     m
+}
+
+/// Spatie's signature (spatie/laravel-webhook-client's default signer): the lowercase hex of
+/// HMAC-SHA256 of the raw body alone, keyed with the secret's text as the receiver configures it.
+pub fn spatie_signature(secret_text: &str, body: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret_text.as_bytes()).expect("HMAC takes keys of any length");
+    m.update(body);
+    hex(&m.finalize().into_bytes())
 }
 
 /// The raw signature of `{id}.{timestamp}.{body}`.

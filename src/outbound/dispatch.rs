@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::model::delivery::{decide, FailureCode, Next, Outcome};
 use crate::model::delivery::{random_unit, Schedule};
+use crate::model::endpoint::{Headers, SignatureCompat};
 use crate::model::health::Notify;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
@@ -102,13 +103,13 @@ struct Job {
     relay: Option<Relay>,
     ordering_key: Option<String>,
     block_on_dead: bool,
-    keys: Arc<Vec<SigningKey>>,
+    keys: Arc<Signer>,
     /// Until when this run holds the delivery; a request that could outlast it is not started.
     lease_until: i64,
 }
 
 impl Job {
-    fn of(due: Due, keys: Arc<Vec<SigningKey>>, lease_until: i64) -> Job {
+    fn of(due: Due, keys: Arc<Signer>, lease_until: i64) -> Job {
         Job {
             delivery_id: due.delivery_id,
             event_id: due.event_id,
@@ -125,6 +126,13 @@ impl Job {
             lease_until,
         }
     }
+}
+
+/// What signs an endpoint's deliveries and what they carry besides the product's headers.
+struct Signer {
+    keys: Vec<SigningKey>,
+    headers: Headers,
+    compat: SignatureCompat,
 }
 
 enum Done {
@@ -356,7 +364,7 @@ fn worker(
         }
         let mut headers = signing::headers(
             prefix,
-            &job.keys,
+            &job.keys.keys,
             &signing::Delivery {
                 event_id: &job.event_id,
                 event_type: &job.event_type,
@@ -368,6 +376,8 @@ fn worker(
         if let Some(r) = &job.relay {
             signing::relayed(prefix, &mut headers, &r.content_type, &r.source, &r.provider, r.replay_of.as_deref());
         }
+        let s = &job.keys;
+        signing::add_endpoint_headers(&mut headers, &s.headers, s.compat, s.keys.first(), &job.payload);
         // A panic here must not lose the job: the coordinator waits for an answer to each one.
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sender.post(&job.url, &headers, &job.payload)))
@@ -386,8 +396,8 @@ struct Coordinator<'a> {
     skew: i64,
     /// The last user served: the next claim starts after it (round-robin).
     cursor: Option<i64>,
-    /// Signing keys per endpoint, read once per run.
-    keys: HashMap<String, Arc<Vec<SigningKey>>>,
+    /// Signing keys and custom headers per endpoint, read once per run.
+    keys: HashMap<String, Arc<Signer>>,
 }
 
 impl Coordinator<'_> {
@@ -481,7 +491,7 @@ impl Coordinator<'_> {
         let mut jobs = Vec::with_capacity(claimed.due.len());
         for due in claimed.due {
             let keys = self.keys_for(db, &due.endpoint_id, now)?;
-            if keys.is_empty() {
+            if keys.keys.is_empty() {
                 let (id, run) = (&due.delivery_id, &self.run_id);
                 let why = "the endpoint has no signing key";
                 queue::finish_unsent(db, id, run, FailureCode::NoSigningKey, why, now, self.cfg.payload_retention)?;
@@ -494,11 +504,13 @@ impl Coordinator<'_> {
         Ok((jobs, unsent, claimed.held))
     }
 
-    fn keys_for(&mut self, db: Db<'_>, endpoint_id: &str, now: i64) -> Result<Arc<Vec<SigningKey>>> {
+    fn keys_for(&mut self, db: Db<'_>, endpoint_id: &str, now: i64) -> Result<Arc<Signer>> {
         if let Some(k) = self.keys.get(endpoint_id) {
             return Ok(Arc::clone(k));
         }
-        let k = Arc::new(endpoints::signing_keys(db, self.keyring, endpoint_id, now)?);
+        let (headers, compat) = endpoints::custom_headers(db, self.keyring, endpoint_id)?;
+        let k =
+            Arc::new(Signer { keys: endpoints::signing_keys(db, self.keyring, endpoint_id, now)?, headers, compat });
         self.keys.insert(endpoint_id.to_string(), Arc::clone(&k));
         Ok(k)
     }

@@ -41,7 +41,7 @@ pub fn send_test(db: Db<'_>, cfg: &Config, keyring: &Keyring, ep: &Endpoint) -> 
         "data": {"message": format!("This is a test delivery from QSM Webhooks to endpoint {}.", ep.id)},
     })
     .to_string();
-    let headers = signing::headers(
+    let mut headers = signing::headers(
         &cfg.header_prefix,
         &keys,
         &signing::Delivery {
@@ -52,7 +52,15 @@ pub fn send_test(db: Db<'_>, cfg: &Config, keyring: &Keyring, ep: &Endpoint) -> 
             body: body.as_bytes(),
         },
     );
+    let (custom, compat) = endpoints::custom_headers(db, keyring, &ep.id)?;
+    signing::add_endpoint_headers(&mut headers, &custom, compat, keys.first(), body.as_bytes());
     let outcome = Sender::with_timeout(cfg, cfg.test_timeout).post(&ep.url, &headers, body.as_bytes());
+    // The custom headers' values are sealed: the result shows that they were sent, not what.
+    for (name, value) in headers.iter_mut() {
+        if custom.contains_key(name) {
+            *value = "(sealed)".to_string();
+        }
+    }
     let meaning = outcome.error_code.map(|c| c.meaning().to_string());
     Ok(TestResult {
         endpoint_id: ep.id.clone(),

@@ -10,6 +10,8 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use crate::model::endpoint::{Headers, SignatureCompat};
+use crate::model::secret::{encode, spatie_signature};
 pub use crate::model::secret::{hex, sign, SigningKey};
 use crate::model::secret::{signature_matches, unhex};
 
@@ -41,6 +43,28 @@ pub fn headers(prefix: &str, keys: &[SigningKey], d: &Delivery<'_>) -> Vec<(Stri
         ("webhook-timestamp".into(), d.timestamp.to_string()),
         ("webhook-signature".into(), join(&|i| format!("v1,{}", STANDARD.encode(macs[i])))),
     ]
+}
+
+/// Adds an endpoint's own headers to a delivery's: its custom headers (never one the product
+/// sets: the product's win, whatever the case of the name) and, for `spatie`, `Signature` (the
+/// hex HMAC-SHA256 of the raw body keyed with the primary secret's text, `whsec_…`).
+pub fn add_endpoint_headers(
+    headers: &mut Vec<(String, String)>,
+    custom: &Headers,
+    compat: SignatureCompat,
+    primary: Option<&SigningKey>,
+    body: &[u8],
+) {
+    if compat == SignatureCompat::Spatie {
+        if let Some(k) = primary {
+            headers.push(("Signature".into(), spatie_signature(&encode(&k.key), body)));
+        }
+    }
+    for (name, value) in custom {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
 }
 
 /// Makes a delivery's headers those of a relayed inbound request: the provider's content type,

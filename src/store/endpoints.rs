@@ -8,7 +8,7 @@ use super::sql::{self, params, OptionalExtension, Row};
 use super::{rows, Db};
 use crate::model::address::Policy;
 use crate::model::delivery::FailureCode;
-use crate::model::endpoint::{Endpoint, Fields, KeyInfo, OnDead, Ordering};
+use crate::model::endpoint::{Endpoint, Fields, Headers, KeyInfo, OnDead, Ordering, SignatureCompat};
 use crate::model::health::{DisabledReason, Failure, Health, Notify};
 use crate::model::notice::Notice;
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
@@ -19,7 +19,7 @@ const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.acti
                        e.disabled_kind, e.created_at, e.updated_at, e.disabled_at, e.fail_since, \
                        e.dead_count, e.first_dead_at, e.last_dead_at, e.last_success_at, \
                        (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held'), \
-                       e.ordering, e.fifo_on_dead";
+                       e.ordering, e.fifo_on_dead, e.header_names, e.signature_compat";
 
 /// The failure record from five columns starting at `first`: `fail_since, dead_count,
 /// first_dead_at, last_dead_at, last_success_at`.
@@ -61,6 +61,12 @@ fn from_row(r: &Row<'_>) -> sql::Result<Endpoint> {
         updated_at: r.get(8)?,
         ordering: if r.get::<_, String>(16)? == "fifo" { Ordering::Fifo } else { Ordering::None },
         fifo_on_dead: if r.get::<_, String>(17)? == "block" { OnDead::Block } else { OnDead::Continue },
+        headers: serde_json::from_str(&r.get::<_, String>(18)?).unwrap_or_default(),
+        signature_compat: if r.get::<_, String>(19)? == "spatie" {
+            SignatureCompat::Spatie
+        } else {
+            SignatureCompat::None
+        },
         failure,
     })
 }
@@ -115,6 +121,7 @@ pub(super) fn add_for(
             checked.fifo_on_dead.as_str()
         ],
     )?;
+    write_headers(db, keyring, &id, checked.headers.as_ref(), checked.signature_compat)?;
     let secret = secret::generate();
     insert_key(db, keyring, &id, &secret, now)?;
     Ok((get(db, &id)?, secret))
@@ -196,9 +203,47 @@ pub fn targets_of_user(db: Db<'_>, user_id: i64) -> Result<Vec<Target>> {
     Ok(found)
 }
 
-pub fn update(db: Db<'_>, policy: &Policy, id: &str, fields: &Fields) -> Result<Endpoint> {
+/// Writes an endpoint's custom headers (when `headers` is given: names in clear, the values
+/// sealed with the endpoint's id as associated data) and its `signature_compat`.
+fn write_headers(
+    db: Db<'_>,
+    keyring: &Keyring,
+    id: &str,
+    headers: Option<&Headers>,
+    compat: SignatureCompat,
+) -> Result<()> {
+    if let Some(h) = headers {
+        let names: Vec<&String> = h.keys().collect();
+        let sealed = (!h.is_empty()).then(|| keyring.seal(id, &serde_json::to_string(h).expect("a map serializes")));
+        db.conn.execute(
+            "UPDATE endpoints SET header_names = ?1, headers_sealed = ?2 WHERE id = ?3",
+            params![serde_json::to_string(&names)?, sealed, id],
+        )?;
+    }
+    db.conn.execute("UPDATE endpoints SET signature_compat = ?1 WHERE id = ?2", params![compat.as_str(), id])?;
+    Ok(())
+}
+
+/// What a delivery to the endpoint carries besides the product's own headers: its custom
+/// headers, opened, and whether it adds the Spatie signature.
+pub fn custom_headers(db: Db<'_>, keyring: &Keyring, id: &str) -> Result<(Headers, SignatureCompat)> {
+    let found: Option<(Option<Vec<u8>>, String)> = db
+        .conn
+        .prepare_cached("SELECT headers_sealed, signature_compat FROM endpoints WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((sealed, compat)) = found else { return Ok((Headers::new(), SignatureCompat::None)) };
+    let headers = match sealed {
+        Some(s) => serde_json::from_str(&keyring.open(id, &s)?)?,
+        None => Headers::new(),
+    };
+    Ok((headers, if compat == "spatie" { SignatureCompat::Spatie } else { SignatureCompat::None }))
+}
+
+pub fn update(db: Db<'_>, keyring: &Keyring, policy: &Policy, id: &str, fields: &Fields) -> Result<Endpoint> {
     let current = get(db, id)?;
     let c = fields.check(policy, Some(&current))?;
+    write_headers(db, keyring, id, c.headers.as_ref(), c.signature_compat)?;
     let now = time::now_ms();
     db.conn.execute(
         "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4, ordering = ?5,
@@ -498,6 +543,18 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
             .prepare("SELECT id, secret FROM endpoint_keys")?
             .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
     )?;
+    let headers: Vec<(String, Vec<u8>)> = rows(
+        db.conn
+            .prepare("SELECT id, headers_sealed FROM endpoints WHERE headers_sealed IS NOT NULL")?
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    )?;
+    for (id, sealed) in &headers {
+        let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
+        db.conn.execute(
+            "UPDATE endpoints SET headers_sealed = ?1 WHERE id = ?2",
+            params![secret::seal(new, id, &plain), id],
+        )?;
+    }
     for (id, sealed) in &sealed {
         let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
         db.conn.execute(
@@ -552,7 +609,8 @@ mod tests {
         assert_eq!(after, vec![new_secret]);
 
         let updated =
-            update(conn, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() }).unwrap();
+            update(conn, &MASTER, &p, &ep.id, &Fields { description: Some("new".into()), ..Fields::default() })
+                .unwrap();
         assert_eq!(updated.description, "new");
         assert_eq!(updated.event_types, vec!["email.*"]);
         let off = disable(conn, &ep.id, DisabledReason::Gone).unwrap();

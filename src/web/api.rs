@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::model::address::Policy;
 use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
-use crate::model::endpoint::{check_grace, Endpoint, Fields, OnDead, Ordering};
+use crate::model::endpoint::{check_grace, Endpoint, Fields, Headers, OnDead, Ordering, SignatureCompat};
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::health::{DisabledReason, FailureRule};
 use crate::model::{event, principal, schema, time, Error, Problem};
@@ -102,6 +102,31 @@ impl<'a> Fields422<'a> {
             }
         });
         (ordering, on_dead)
+    }
+
+    /// `headers`: an object of strings (custom headers, checked by the model).
+    pub(crate) fn headers(&mut self) -> Option<Headers> {
+        match self.body.get("headers") {
+            None => None,
+            Some(Value::Object(o)) if o.values().all(Value::is_string) => {
+                Some(o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            }
+            Some(_) => {
+                self.problems
+                    .push(problem("$.headers".into(), "must be an object of header names to string values".into()));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn signature_compat(&mut self) -> Option<SignatureCompat> {
+        self.string("signature_compat").and_then(|s| match SignatureCompat::parse("signature_compat", &s) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                self.problems.push(problem("$.signature_compat".into(), format!("must be {}", SignatureCompat::NAMES)));
+                None
+            }
+        })
     }
 
     pub(crate) fn boolean(&mut self, name: &str) -> Option<bool> {
@@ -233,12 +258,25 @@ pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 
 pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let body = json_body(ctx)?;
-    let mut f =
-        Fields422::new(&body, &["url", "description", "event_types", "active", "user", "ordering", "fifo_on_dead"]);
+    let mut f = Fields422::new(
+        &body,
+        &[
+            "url",
+            "description",
+            "event_types",
+            "active",
+            "user",
+            "ordering",
+            "fifo_on_dead",
+            "headers",
+            "signature_compat",
+        ],
+    );
     let url = f.string("url");
     let description = f.string("description");
     let event_types = f.strings("event_types");
     let (ordering, fifo_on_dead) = f.ordering();
+    let (headers, signature_compat) = (f.headers(), f.signature_compat());
     let active = f.boolean("active");
     let user = f.string("user");
     if url.is_none() && !f.problems.iter().any(|p| p.path == "$.url") {
@@ -247,7 +285,7 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     f.finish()?;
     let owner = owner_for(ctx, user, "endpoints")?;
     let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
-    let fields = Fields { url, description, event_types, ordering, fifo_on_dead };
+    let fields = Fields { url, description, event_types, ordering, fifo_on_dead, headers, signature_compat };
     let (ep, secret) = ctx.write(|db| {
         let (ep, secret) = endpoints::add(db, &keyring, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
         let ep = if active == Some(false) { endpoints::disable(db, &ep.id, DisabledReason::Manual)? } else { ep };
@@ -289,8 +327,20 @@ pub fn get_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
 pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let ep = owned_endpoint(ctx)?;
     let body = json_body(ctx)?;
-    let mut f =
-        Fields422::new(&body, &["url", "description", "event_types", "active", "backlog", "ordering", "fifo_on_dead"]);
+    let mut f = Fields422::new(
+        &body,
+        &[
+            "url",
+            "description",
+            "event_types",
+            "active",
+            "backlog",
+            "ordering",
+            "fifo_on_dead",
+            "headers",
+            "signature_compat",
+        ],
+    );
     let (ordering, fifo_on_dead) = f.ordering();
     let fields = Fields {
         url: f.string("url"),
@@ -298,6 +348,8 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         event_types: f.strings("event_types"),
         ordering,
         fifo_on_dead,
+        headers: f.headers(),
+        signature_compat: f.signature_compat(),
     };
     let active = f.boolean("active");
     let backlog = Backlog::parse(f.string("backlog").as_deref()).unwrap_or_else(|| {
@@ -306,8 +358,9 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     });
     f.finish()?;
     let (policy, retention, notify) = (ctx.cfg.policy(), ctx.cfg.payload_retention, ctx.cfg.notify());
+    let keyring = ctx.keyring()?;
     let ep = ctx.write(|db| {
-        let ep = endpoints::update(db, &policy, &ep.id, &fields)?;
+        let ep = endpoints::update(db, &keyring, &policy, &ep.id, &fields)?;
         match active {
             Some(a) => endpoints::set_active(db, &ep.id, a, backlog, retention, &notify),
             None => Ok(ep),

@@ -12,6 +12,7 @@ mod crash;
 mod deploy_files;
 mod dispatch;
 mod edges;
+mod endpoint_headers;
 mod fuzz;
 mod health;
 mod inbound;

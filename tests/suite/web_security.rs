@@ -56,7 +56,7 @@ fn every_form_post_without_a_valid_csrf_token_is_refused_and_changes_nothing() {
     let w = world();
     let posts: Vec<&str> =
         ROUTES.iter().filter(|r| r.kind == Kind::Page && r.method == "POST").map(|r| r.path).collect();
-    assert_eq!(posts.len(), 21, "every form route is covered");
+    assert_eq!(posts.len(), 22, "every form route is covered");
     for path in posts {
         let path = fill(path, &w);
         let before = snapshot(&w.env);

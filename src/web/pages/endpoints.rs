@@ -74,6 +74,9 @@ impl EndpointForm {
             event_types: Some(self.types.clone()),
             ordering: Some(self.ordering),
             fifo_on_dead: Some(self.fifo_on_dead),
+            // Custom headers are set through the API and the CLI (their values never come back).
+            headers: None,
+            signature_compat: None,
         }
     }
 
@@ -228,8 +231,9 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let fields = form.fields();
     let active = form.active;
     let (retention, notify) = (ctx.cfg.payload_retention, ctx.cfg.notify());
+    let keyring = ctx.keyring()?;
     let saved = ctx.try_write(|db| {
-        let updated = endpoints::update(db, &policy, &ep.id, &fields)?;
+        let updated = endpoints::update(db, &keyring, &policy, &ep.id, &fields)?;
         endpoints::set_active(db, &updated.id, active, Backlog::Send, retention, &notify)?;
         Ok(())
     })?;
