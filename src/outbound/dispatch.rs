@@ -476,7 +476,9 @@ impl Coordinator<'_> {
     /// whose endpoint has no signing key is ended unsent. Returns the jobs, how many deliveries
     /// were ended unsent and how many were held.
     fn claim(&mut self, db: Db<'_>, slots: usize, local_now: i64) -> Result<(Vec<Job>, usize, usize)> {
-        let now = local_now + self.skew;
+        // Not before the record just made in this step: a FIFO key's next delivery became due
+        // at the record's time, and must be claimable by the claim that follows it.
+        let now = local_now.max(time::now_ms()) + self.skew;
         let lease_until = now + self.cfg.lease().as_millis() as i64;
         let request = Claim {
             run_id: &self.run_id,

@@ -537,3 +537,16 @@ fn replaying_a_time_range_counts_first_and_sends_exactly_the_deliveries_in_it() 
     assert_eq!(done.status, 303, "{}", done.text());
     assert_eq!(env.count("queue"), 4);
 }
+
+#[test]
+fn one_dispatcher_run_sends_a_whole_key_one_after_the_other() {
+    let mut env = Env::new();
+    env.set("WEBHOOKS_CONCURRENCY_PER_USER", "8");
+    let rx = Receiver::always(200);
+    fifo_endpoint(&env, "alice", &rx.url("/"), "continue");
+    let ids = post(&env, &["k"], 20);
+    let summary = env.dispatch();
+    assert_eq!(summary["succeeded"], 20, "the run claims each next one as the previous ends: {summary}");
+    let sent: Vec<String> = rx.received().iter().map(|q| q.header("X-QSM-Id").unwrap().to_string()).collect();
+    assert_eq!(sent, of_map(&ids, "k", &(0..20).collect::<Vec<_>>()));
+}
