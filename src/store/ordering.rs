@@ -11,7 +11,14 @@ use crate::model::Result;
 
 /// Makes the first row of (`endpoint_id`, `key`) due at `now`, unless it is due already (or
 /// leased), or is a blocked dead head.
+///
+/// It first takes the endpoint's row lock, as an intake numbering a delivery for it does
+/// ([`next_seq`]): on PostgreSQL an intake that saw the old head and queued behind it has then
+/// committed before the promotion reads the line, or it comes after and finds the line empty.
+/// (A record holds the lock already; the claim's unsent and held ends, and the pages' retry and
+/// discard, take it here.)
 pub fn promote(db: Db<'_>, endpoint_id: &str, key: &str, now: i64) -> Result<()> {
+    db.conn.prepare_cached("UPDATE endpoints SET fifo_next = fifo_next WHERE id = ?1")?.execute([endpoint_id])?;
     db.conn
         .prepare_cached(
             "UPDATE queue SET next_attempt_at = ?3
