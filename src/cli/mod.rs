@@ -234,7 +234,7 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                     deliveries::replay(db, &ep, from, to, of, yes)
                 })?;
                 let v = json!({"endpoint_id": ep, "since": time::rfc3339(from), "until": time::rfc3339(to),
-                               "status": if all { "all" } else { "dead" }, "dry_run": !yes,
+                               "status": of.as_str(), "dry_run": !yes,
                                "count": r.count, "expired": r.expired, "replayed": r.replayed});
                 return print(json, &v, |_| {
                     let what = if all { "ended" } else { "dead" };

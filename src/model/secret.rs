@@ -165,6 +165,12 @@ pub fn seal(master: &[u8; 32], key_id: &str, secret: &str) -> Vec<u8> {
     out
 }
 
+/// Re-seals under `new` what was sealed under `new` (an interrupted re-seal) or `retiring`.
+pub fn reseal(new: &[u8; 32], retiring: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    let plain = open_with(new, key_id, sealed).or_else(|_| open_with(retiring, key_id, sealed))?;
+    Ok(seal(new, key_id, &plain))
+}
+
 /// Decrypts with exactly this master key.
 pub fn open_with(master: &[u8; 32], key_id: &str, sealed: &[u8]) -> Result<String> {
     if sealed.len() <= NONCE_LEN {

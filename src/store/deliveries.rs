@@ -212,6 +212,25 @@ pub enum ReplayOf {
     All,
 }
 
+impl ReplayOf {
+    /// The choice as the API and the pages spell it: `dead` (also when none is given) or `all`;
+    /// `None` for anything else.
+    pub fn parse(choice: Option<&str>) -> Option<ReplayOf> {
+        match choice {
+            None | Some("dead") => Some(ReplayOf::Dead),
+            Some("all") => Some(ReplayOf::All),
+            Some(_) => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayOf::Dead => "dead",
+            ReplayOf::All => "all",
+        }
+    }
+}
+
 /// What a range replay found: `count` deliveries it sends (or would), `expired` more in the
 /// range whose event body is gone.
 #[derive(Debug, Clone, Copy, serde::Serialize)]

@@ -538,28 +538,28 @@ pub fn signing_keys(db: Db<'_>, keyring: &Keyring, id: &str, now: i64) -> Result
 /// Re-seals every endpoint secret under `new`; each opens with `new` (already re-sealed by an
 /// interrupted run) or `retiring`. Returns how many. Run it inside one write.
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
+    reseal_column(db, "endpoints", "headers_sealed", new, retiring)?;
+    reseal_column(db, "endpoint_keys", "secret", new, retiring)
+}
+
+/// Re-seals every non-null sealed `column` of `table` (keyed by its `id`, the associated data)
+/// under `new`; returns how many.
+pub(super) fn reseal_column(
+    db: Db<'_>,
+    table: &str,
+    column: &str,
+    new: &[u8; 32],
+    retiring: &[u8; 32],
+) -> Result<usize> {
     let sealed: Vec<(String, Vec<u8>)> = rows(
         db.conn
-            .prepare("SELECT id, secret FROM endpoint_keys")?
+            .prepare(&format!("SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"))?
             .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
     )?;
-    let headers: Vec<(String, Vec<u8>)> = rows(
-        db.conn
-            .prepare("SELECT id, headers_sealed FROM endpoints WHERE headers_sealed IS NOT NULL")?
-            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
-    )?;
-    for (id, sealed) in &headers {
-        let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
+    for (id, s) in &sealed {
         db.conn.execute(
-            "UPDATE endpoints SET headers_sealed = ?1 WHERE id = ?2",
-            params![secret::seal(new, id, &plain), id],
-        )?;
-    }
-    for (id, sealed) in &sealed {
-        let plain = secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))?;
-        db.conn.execute(
-            "UPDATE endpoint_keys SET secret = ?1 WHERE id = ?2",
-            params![secret::seal(new, id, &plain), id],
+            &format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"),
+            params![secret::reseal(new, retiring, id, s)?, id],
         )?;
     }
     Ok(sealed.len())

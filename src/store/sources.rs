@@ -451,17 +451,7 @@ pub fn add_forwards(
 
 /// Re-seals every source secret, URL token and API key under `new` (see `endpoints::reseal_all`).
 pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usize> {
-    let open = |id: &str, sealed: &[u8]| {
-        secret::open_with(new, id, sealed).or_else(|_| secret::open_with(retiring, id, sealed))
-    };
-    let keys: Vec<(String, Vec<u8>)> = rows(
-        db.conn.prepare("SELECT id, secret FROM source_keys")?.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?,
-    )?;
-    for (id, sealed) in &keys {
-        let plain = open(id, sealed)?;
-        db.conn
-            .execute("UPDATE source_keys SET secret = ?1 WHERE id = ?2", params![secret::seal(new, id, &plain), id])?;
-    }
+    let keys = super::endpoints::reseal_column(db, "source_keys", "secret", new, retiring)?;
     let sources: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = rows(
         db.conn
             .prepare("SELECT id, token, api_key FROM sources")?
@@ -469,18 +459,17 @@ pub fn reseal_all(db: Db<'_>, new: &[u8; 32], retiring: &[u8; 32]) -> Result<usi
     )?;
     for (id, token, api_key) in &sources {
         let tid = format!("{id}/token");
-        let t = open(&tid, token)?;
-        db.conn.execute("UPDATE sources SET token = ?1 WHERE id = ?2", params![secret::seal(new, &tid, &t), id])?;
+        let t = secret::reseal(new, retiring, &tid, token)?;
+        db.conn.execute("UPDATE sources SET token = ?1 WHERE id = ?2", params![t, id])?;
         if let Some(k) = api_key {
             let kid = format!("{id}/api_key");
-            let plain = open(&kid, k)?;
             db.conn.execute(
                 "UPDATE sources SET api_key = ?1 WHERE id = ?2",
-                params![secret::seal(new, &kid, &plain), id],
+                params![secret::reseal(new, retiring, &kid, k)?, id],
             )?;
         }
     }
-    Ok(keys.len() + sources.len())
+    Ok(keys + sources.len())
 }
 
 /// A source with everything its detail views show.

@@ -442,14 +442,10 @@ pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         t
     };
     let (since, until) = (time_of("since", since), time_of("until", until));
-    let of = match status.as_deref() {
-        None | Some("dead") => ReplayOf::Dead,
-        Some("all") => ReplayOf::All,
-        Some(_) => {
-            f.problems.push(problem("$.status".into(), "must be dead or all".into()));
-            ReplayOf::Dead
-        }
-    };
+    let of = ReplayOf::parse(status.as_deref()).unwrap_or_else(|| {
+        f.problems.push(problem("$.status".into(), "must be dead or all".into()));
+        ReplayOf::Dead
+    });
     let until = until.unwrap_or_else(time::now_ms);
     if since.is_some_and(|s| s >= until) {
         f.problems.push(problem("$.until".into(), "must be after since".into()));
@@ -460,7 +456,7 @@ pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::json(
         200,
         &json!({"endpoint_id": ep.id, "since": time::rfc3339(since), "until": time::rfc3339(until),
-                "status": if of == ReplayOf::All { "all" } else { "dead" }, "dry_run": dry_run,
+                "status": of.as_str(), "dry_run": dry_run,
                 "count": r.count, "expired": r.expired, "replayed": r.replayed}),
     ))
 }

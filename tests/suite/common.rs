@@ -849,3 +849,18 @@ pub fn run_with_stdin(mut c: Command, body: &[u8]) -> Output {
     writer.join().unwrap();
     out
 }
+
+/// A small deterministic generator (xorshift64*), so a randomised run can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

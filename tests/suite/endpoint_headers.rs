@@ -88,6 +88,12 @@ fn custom_headers_arrive_are_sealed_and_never_shown_and_reserved_names_are_refus
     let last = rx.received().last().unwrap().headers.clone();
     assert!(last.iter().any(|(k, v)| k.eq_ignore_ascii_case("X-Tenant") && v == "beta"), "{last:?}");
     assert!(!last.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")));
+    // A new WEBHOOKS_SECRET_KEY re-seals them: they still arrive after rotate-key.
+    env.ok(&["rotate-key"]);
+    env.emit("alice", "email.received", r#"{"alias":"a@x","message_id":"<m3@x>","size_bytes":1}"#);
+    env.dispatch();
+    let last = rx.received().last().unwrap().headers.clone();
+    assert!(last.iter().any(|(k, v)| k.eq_ignore_ascii_case("X-Tenant") && v == "beta"), "{last:?}");
     let cleared = env.json(&["endpoint", "update", &ep, "--clear-headers"]);
     assert_eq!(cleared["headers"], json!([]));
     assert_eq!(env.count("endpoints WHERE headers_sealed IS NOT NULL"), 0);

@@ -11,22 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{self, api, Env, Receiver, Reply};
-
-/// A small deterministic generator (xorshift64*), so a run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::common::{self, api, Env, Receiver, Reply, Rng};
 
 fn seed() -> u64 {
     let s = std::env::var("ORDERING_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {

@@ -342,11 +342,8 @@ pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     if since >= until {
         return Err(Error::invalid("until", "must be after since").into());
     }
-    let of = match status.as_deref() {
-        None | Some("dead") => ReplayOf::Dead,
-        Some("all") => ReplayOf::All,
-        Some(_) => return Err(HttpError::bad_request("the choice is not one of those offered")),
-    };
+    let of = ReplayOf::parse(status.as_deref())
+        .ok_or_else(|| HttpError::bad_request("the choice is not one of those offered"))?;
     let found = ctx.write(|db| deliveries::replay(db, &ep.id, since, until, of, confirmed))?;
     if confirmed {
         return redirect(ctx, &format!("/endpoints/{}?notice=replayed&count={}", ep.id, found.replayed));
@@ -354,7 +351,7 @@ pub fn replay(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let preview = json!({
         "since": time::rfc3339(since), "until": time::rfc3339(until),
         "since_text": since_text, "until_text": until_text.unwrap_or_default(),
-        "status": if of == ReplayOf::All { "all" } else { "dead" },
+        "status": of.as_str(),
         "count": found.count, "expired": found.expired,
     });
     endpoint_page(ctx, &ep, |c| c.insert("replay", &preview))
