@@ -448,6 +448,12 @@ pub struct OrderFlags {
     /// Under fifo, what a dead delivery does to its key: continue, or block until retried or discarded.
     #[arg(long = "fifo-on-dead")]
     pub fifo_on_dead: Option<String>,
+    /// Requests per second at most, across every dispatcher (e.g. 5 or 0.5); none removes the limit.
+    #[arg(long = "max-per-second", value_name = "N|none")]
+    pub max_per_second: Option<String>,
+    /// Requests at once at most, across every dispatcher; none removes the limit.
+    #[arg(long = "max-in-flight", value_name = "N|none")]
+    pub max_in_flight: Option<String>,
 }
 
 /// An endpoint's custom headers and extra signature (docs/signing.md).

@@ -26,6 +26,7 @@ use crate::model::address::Policy;
 use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields, Headers, OnDead, Ordering, SignatureCompat};
 use crate::model::health::{DisabledReason, Health};
+use crate::model::pacing;
 use crate::model::principal::{check_name, Principal};
 use crate::model::token::login_query;
 use crate::model::{event, principal, secret, time, Error};
@@ -420,7 +421,7 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
             },
             if e.event_types.is_empty() { "*".into() } else { e.event_types.join(",") },
             e.description
-        )
+        ) + &pace_line(e)
     };
     match cmd {
         EndpointCmd::Add { user, url, events, description, order, extra, json } => {
@@ -435,6 +436,8 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                 fifo_on_dead,
                 headers,
                 signature_compat,
+                max_per_second: per_second_of(&order)?,
+                max_in_flight: in_flight_of(&order)?,
             };
             let limit = cfg.max_endpoints_per_user;
             let (ep, secret) = store.write(|db| endpoints::add(db, &keyring, &policy, &user, &fields, limit))?;
@@ -496,6 +499,8 @@ fn endpoint_cmd(cfg: &Config, cmd: EndpointCmd) -> Result<()> {
                 fifo_on_dead,
                 headers,
                 signature_compat,
+                max_per_second: per_second_of(&order)?,
+                max_in_flight: in_flight_of(&order)?,
             };
             let ep = store.write(|db| endpoints::update(db, &keyring, &policy, &id, &fields))?;
             let mut v = serde_json::to_value(&ep)?;
@@ -690,6 +695,49 @@ fn order_of(o: &args::OrderFlags) -> Result<(Option<Ordering>, Option<OnDead>)> 
         o.ordering.as_deref().map(|s| Ordering::parse("--ordering", s)).transpose()?,
         o.fifo_on_dead.as_deref().map(|s| OnDead::parse("--fifo-on-dead", s)).transpose()?,
     ))
+}
+
+/// An endpoint's limits and pause, as the human listing adds them ("" when it has none).
+fn pace_line(e: &Endpoint) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = e.max_per_second {
+        parts.push(format!("max {r}/s"));
+    }
+    if let Some(n) = e.max_in_flight {
+        parts.push(format!("max {n} in flight"));
+    }
+    if let Some(t) = e.paused_until {
+        parts.push(format!("paused until {t} (the receiver answered {})", e.paused_status.unwrap_or(429)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", parts.join(", "))
+    }
+}
+
+/// `--max-per-second N|none`: `Some(None)` removes the limit.
+fn per_second_of(o: &args::OrderFlags) -> Result<Option<Option<f64>>> {
+    let Some(v) = o.max_per_second.as_deref().map(str::trim) else { return Ok(None) };
+    if v == "none" {
+        return Ok(Some(None));
+    }
+    let n: f64 = v.parse().map_err(|_| {
+        Error::invalid("--max-per-second", format!("must be a number of requests per second or none, not {v:?}"))
+    })?;
+    Ok(Some(Some(pacing::check_per_second("--max-per-second", n)?)))
+}
+
+/// `--max-in-flight N|none`.
+fn in_flight_of(o: &args::OrderFlags) -> Result<Option<Option<i64>>> {
+    let Some(v) = o.max_in_flight.as_deref().map(str::trim) else { return Ok(None) };
+    if v == "none" {
+        return Ok(Some(None));
+    }
+    let n: i64 = v
+        .parse()
+        .map_err(|_| Error::invalid("--max-in-flight", format!("must be a whole number or none, not {v:?}")))?;
+    Ok(Some(Some(pacing::check_in_flight("--max-in-flight", n)?)))
 }
 
 /// The custom header flags, read: `None` keeps the headers an endpoint has.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::model::address::{literal_ip, Policy};
 use crate::model::error::{Error, Result};
 use crate::model::health::{DisabledReason, Failure, FailureRule, Health};
+use crate::model::pacing::{check_in_flight, check_per_second, Limits};
 use crate::model::schema;
 use crate::model::time::Time;
 
@@ -46,6 +47,15 @@ pub struct Endpoint {
     /// The names of its custom headers (their values are sealed, never shown).
     pub headers: Vec<String>,
     pub signature_compat: SignatureCompat,
+    /// Requests per second at most, across every dispatcher (docs/pacing.md); `None`: no limit.
+    pub max_per_second: Option<f64>,
+    /// Requests at once at most, across every dispatcher; `None`: no limit.
+    pub max_in_flight: Option<i64>,
+    /// Until when its receiver asked for no requests (a 429, or a 503 with `Retry-After`), while
+    /// that is still to come.
+    pub paused_until: Option<Time>,
+    /// The status code that asked for the pause.
+    pub paused_status: Option<u16>,
     pub created_at: Time,
     pub updated_at: Time,
     /// The failure record the rule works from.
@@ -245,6 +255,9 @@ pub struct Fields {
     /// Replaces every custom header (an empty map removes them).
     pub headers: Option<Headers>,
     pub signature_compat: Option<SignatureCompat>,
+    /// `Some(None)` removes the limit.
+    pub max_per_second: Option<Option<f64>>,
+    pub max_in_flight: Option<Option<i64>>,
 }
 
 /// An update's fields, checked: what the store writes.
@@ -258,6 +271,7 @@ pub struct Checked {
     /// New custom headers; `None` keeps those it has.
     pub headers: Option<Headers>,
     pub signature_compat: SignatureCompat,
+    pub limits: Limits,
 }
 
 impl Fields {
@@ -284,6 +298,16 @@ impl Fields {
             fifo_on_dead: self.fifo_on_dead.or(current.map(|c| c.fifo_on_dead)).unwrap_or_default(),
             headers: self.headers.as_ref().map(check_headers).transpose()?,
             signature_compat: self.signature_compat.or(current.map(|c| c.signature_compat)).unwrap_or_default(),
+            limits: Limits {
+                max_per_second: match self.max_per_second {
+                    Some(v) => v.map(|v| check_per_second("max_per_second", v)).transpose()?,
+                    None => current.and_then(|c| c.max_per_second),
+                },
+                max_in_flight: match self.max_in_flight {
+                    Some(v) => v.map(|v| check_in_flight("max_in_flight", v)).transpose()?,
+                    None => current.and_then(|c| c.max_in_flight),
+                },
+            },
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod inbound;
 pub mod location;
 pub mod notice;
+pub mod pacing;
 pub mod principal;
 
 pub mod schema;

@@ -19,6 +19,7 @@ use crate::model::delivery::{decide, FailureCode, Next, Outcome};
 use crate::model::delivery::{random_unit, Schedule};
 use crate::model::endpoint::{Headers, SignatureCompat};
 use crate::model::health::Notify;
+use crate::model::pacing as pacing_rules;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
 use crate::outbound::notify;
@@ -27,13 +28,17 @@ use crate::outbound::signing;
 use crate::store::queue::Attempted;
 use crate::store::queue::{self, Claim, Due, Relay};
 use crate::store::retention::{self, Purged};
-use crate::store::{endpoints, Db, Store};
+use crate::store::{endpoints, pacing, Db, Store};
 
 /// How long the coordinator waits to gather results into one transaction.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
 
 /// How often a dispatcher on PostgreSQL looks again for work while others hold it.
 const HELP_POLL: Duration = Duration::from_millis(50);
+
+/// The longest a run with nothing due sleeps at once while parked deliveries wait (it looks
+/// again after, in case another dispatcher parked some sooner).
+const PARKED_POLL: Duration = Duration::from_millis(1000);
 
 /// SQLite: WAL pages between the run's automatic checkpoints, 16 MiB at most ([`Store::checkpoint_every`]).
 const CHECKPOINT_PAGES: u32 = 4_000;
@@ -136,9 +141,20 @@ struct Signer {
 }
 
 enum Done {
-    Sent { job: Job, outcome: Outcome, started_at: i64 },
-    Released(Job),
+    Sent {
+        job: Job,
+        outcome: Outcome,
+        started_at: i64,
+    },
+    /// Given back untried; due again at the time given (this machine's clock), else at once.
+    Released(Job, Option<i64>),
 }
+
+/// Endpoints whose receivers asked for no requests (429, 503 with `Retry-After`), until when
+/// (this machine's clock): what a worker checks before it starts a request. A worker that gets
+/// such an answer adds it at once; the coordinator adds those other dispatchers recorded at
+/// each claim (docs/pacing.md).
+type Pauses = Mutex<HashMap<String, i64>>;
 
 /// The argument with which `webhooks-cgi` runs as the after-intake dispatcher.
 pub const ON_INTAKE_ARG: &str = "--dispatch-on-intake";
@@ -222,12 +238,14 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let pauses: Pauses = Mutex::new(HashMap::new());
 
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..cfg.concurrency {
             let (rx, tx, sender) = (Arc::clone(&job_rx), done_tx.clone(), sender.clone());
             let prefix = cfg.header_prefix.as_str();
-            scope.spawn(move || worker(&rx, &tx, &sender, prefix, deadline, timeout_ms));
+            let pauses = &pauses;
+            scope.spawn(move || worker(&rx, &tx, &sender, pauses, prefix, deadline, timeout_ms));
         }
         drop(done_tx);
         let mut coordinator = Coordinator {
@@ -239,6 +257,8 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
             skew,
             cursor: None,
             keys: HashMap::new(),
+            pauses: &pauses,
+            wake_at: None,
         };
         // Claimed jobs not yet reported back. Up to 3 × `concurrency` more than the workers can
         // take wait in the queue, so that workers never idle while the coordinator writes, and
@@ -286,10 +306,40 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                         std::thread::sleep(HELP_POLL);
                         continue;
                     }
-                    return Ok(());
+                    // Deliveries parked by pacing or a pause (this run's or another's) that come
+                    // due within the budget: wait for them rather than leave them to the next run.
+                    let next = match coordinator.wake_at {
+                        Some(w) => Some(w),
+                        None => pacing::next_parked(store.db(), now + skew)?.map(|t| t - skew),
+                    };
+                    match next {
+                        Some(at) if can_start && at + timeout_ms <= deadline => {
+                            let wait = (at - time::now_ms()).clamp(1, PARKED_POLL.as_millis() as i64);
+                            std::thread::sleep(Duration::from_millis(wait as u64));
+                            coordinator.wake_at = None; // the claim after the wait finds the next
+                            continue;
+                        }
+                        _ => return Ok(()),
+                    }
                 }
-                // Wait for one result, then gather a few more (briefly) to record them together.
-                batch.push(done_rx.recv().expect("a worker answers every job"));
+                // Wait for one result (or, with deliveries parked, until the first comes due),
+                // then gather a few more (briefly) to record them together.
+                let first = match coordinator.wake_at {
+                    Some(at) => {
+                        let wait = (at - time::now_ms()).max(0) as u64;
+                        match done_rx.recv_timeout(Duration::from_millis(wait)) {
+                            Ok(done) => Some(done),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("a worker answers every job"),
+                        }
+                    }
+                    None => Some(done_rx.recv().expect("a worker answers every job")),
+                };
+                let Some(first) = first else {
+                    coordinator.wake_at = None; // due now: the next step claims it
+                    continue;
+                };
+                batch.push(first);
                 let until = Instant::now() + GATHER_WAIT;
                 while batch.len() < gather.min(outstanding) {
                     match done_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -345,6 +395,7 @@ fn worker(
     jobs: &Mutex<mpsc::Receiver<Job>>,
     done: &mpsc::Sender<Done>,
     sender: &Sender,
+    pauses: &Pauses,
     prefix: &str,
     deadline: i64,
     timeout_ms: i64,
@@ -359,7 +410,13 @@ fn worker(
         // pick-up (jobs wait in a queue): a request that could outlast either is not started,
         // so no other run can ever be sending the same delivery.
         if now + timeout_ms > deadline || now + timeout_ms > job.lease_until {
-            let _ = done.send(Done::Released(job));
+            let _ = done.send(Done::Released(job, None));
+            continue;
+        }
+        // Its receiver asked for a pause since the claim: not started, due again after it.
+        let paused = pauses.lock().ok().and_then(|p| p.get(&job.endpoint_id).copied()).filter(|&t| t > now);
+        if paused.is_some() {
+            let _ = done.send(Done::Released(job, paused));
             continue;
         }
         let mut headers = signing::headers(
@@ -382,6 +439,14 @@ fn worker(
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sender.post(&job.url, &headers, &job.payload)))
                 .unwrap_or_else(|_| Outcome::failure(FailureCode::Connect, "internal error while sending (logged)"));
+        if let Some(pause) = pacing_rules::pause_of(&outcome) {
+            // The other workers hold this endpoint's jobs from now, before the record says so.
+            let until = time::now_ms() + pause.as_millis() as i64;
+            if let Ok(mut p) = pauses.lock() {
+                let e = p.entry(job.endpoint_id.clone()).or_insert(until);
+                *e = (*e).max(until);
+            }
+        }
         let _ = done.send(Done::Sent { job, outcome, started_at: now });
     }
 }
@@ -398,6 +463,10 @@ struct Coordinator<'a> {
     cursor: Option<i64>,
     /// Signing keys and custom headers per endpoint, read once per run.
     keys: HashMap<String, Arc<Signer>>,
+    /// What the workers check before they start a request.
+    pauses: &'a Pauses,
+    /// When the first delivery this run parked comes due (this machine's clock).
+    wake_at: Option<i64>,
 }
 
 impl Coordinator<'_> {
@@ -489,6 +558,20 @@ impl Coordinator<'_> {
             payload_retention: self.cfg.payload_retention,
         };
         let claimed = queue::claim(db, &request, &mut self.cursor)?;
+        if let Some(at) = claimed.parked_until {
+            let at = at - self.skew;
+            self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+        }
+        // Pauses other dispatchers recorded, for this run's workers.
+        let paused = pacing::paused(db, now)?;
+        if let Ok(mut p) = self.pauses.lock() {
+            p.retain(|_, until| *until > local_now);
+            for (id, until) in paused {
+                let until = until - self.skew;
+                let e = p.entry(id).or_insert(until);
+                *e = (*e).max(until);
+            }
+        }
         let mut unsent = claimed.unsent;
         let mut jobs = Vec::with_capacity(claimed.due.len());
         for due in claimed.due {
@@ -529,7 +612,7 @@ impl Coordinator<'_> {
                         self.cfg.log_bodies.then(|| send::storable(&String::from_utf8_lossy(&job.payload)));
                     Some((next, logged_body))
                 }
-                Done::Released(_) => None,
+                Done::Released(..) => None,
             })
             .collect();
         let attempted: Vec<Attempted<'_>> = batch
@@ -555,8 +638,9 @@ impl Coordinator<'_> {
             .collect();
         queue::record(db, &attempted, now, self.cfg.payload_retention, &self.notify)?;
         for done in batch {
-            if let Done::Released(job) = done {
-                queue::release(db, &job.delivery_id, &self.run_id, now)?;
+            if let Done::Released(job, until) = done {
+                let at = until.map_or(now, |u| (u + self.skew).max(now));
+                queue::release(db, &job.delivery_id, &self.run_id, at)?;
             }
         }
         Ok(decided.into_iter().map(|d| d.map(|(next, _)| next)).collect())

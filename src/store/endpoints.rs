@@ -11,6 +11,7 @@ use crate::model::delivery::FailureCode;
 use crate::model::endpoint::{Endpoint, Fields, Headers, KeyInfo, OnDead, Ordering, SignatureCompat};
 use crate::model::health::{DisabledReason, Failure, Health, Notify};
 use crate::model::notice::Notice;
+use crate::model::pacing::Limits;
 use crate::model::secret::{self, KeySecret, Keyring, SigningKey};
 use crate::model::time::{self, Time};
 use crate::model::{Error, Result};
@@ -19,7 +20,8 @@ const COLUMNS: &str = "e.id, u.name, e.url, e.description, e.event_types, e.acti
                        e.disabled_kind, e.created_at, e.updated_at, e.disabled_at, e.fail_since, \
                        e.dead_count, e.first_dead_at, e.last_dead_at, e.last_success_at, \
                        (SELECT count(*) FROM deliveries h WHERE h.endpoint_id = e.id AND h.status = 'held'), \
-                       e.ordering, e.fifo_on_dead, e.header_names, e.signature_compat";
+                       e.ordering, e.fifo_on_dead, e.header_names, e.signature_compat, \
+                       e.max_per_second, e.max_in_flight, e.paused_until, e.paused_status";
 
 /// The failure record from five columns starting at `first`: `fail_since, dead_count,
 /// first_dead_at, last_dead_at, last_success_at`.
@@ -67,6 +69,10 @@ fn from_row(r: &Row<'_>) -> sql::Result<Endpoint> {
         } else {
             SignatureCompat::None
         },
+        max_per_second: r.get(20)?,
+        max_in_flight: r.get(21)?,
+        paused_until: r.get::<_, Option<i64>>(22)?.filter(|&t| t > time::now_ms()).map(Time),
+        paused_status: r.get::<_, Option<i64>>(23)?.map(|c| c as u16),
         failure,
     })
 }
@@ -108,8 +114,8 @@ pub(super) fn add_for(
     let now = time::now_ms();
     db.conn.execute(
         "INSERT INTO endpoints (id, user_id, url, description, event_types, active, created_at, updated_at,
-                                ordering, fifo_on_dead)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7, ?8)",
+                                ordering, fifo_on_dead, max_per_second, max_in_flight)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7, ?8, ?9, ?10)",
         params![
             id,
             user_id,
@@ -118,7 +124,9 @@ pub(super) fn add_for(
             serde_json::to_string(&checked.event_types)?,
             now,
             checked.ordering.as_str(),
-            checked.fifo_on_dead.as_str()
+            checked.fifo_on_dead.as_str(),
+            checked.limits.max_per_second,
+            checked.limits.max_in_flight
         ],
     )?;
     write_headers(db, keyring, &id, checked.headers.as_ref(), checked.signature_compat)?;
@@ -247,7 +255,7 @@ pub fn update(db: Db<'_>, keyring: &Keyring, policy: &Policy, id: &str, fields: 
     let now = time::now_ms();
     db.conn.execute(
         "UPDATE endpoints SET url = ?1, description = ?2, event_types = ?3, updated_at = ?4, ordering = ?5,
-                fifo_on_dead = ?6
+                fifo_on_dead = ?6, max_per_second = ?8, max_in_flight = ?9
          WHERE id = ?7",
         params![
             c.url,
@@ -256,9 +264,15 @@ pub fn update(db: Db<'_>, keyring: &Keyring, policy: &Policy, id: &str, fields: 
             now,
             c.ordering.as_str(),
             c.fifo_on_dead.as_str(),
-            id
+            id,
+            c.limits.max_per_second,
+            c.limits.max_in_flight
         ],
     )?;
+    let before = Limits { max_per_second: current.max_per_second, max_in_flight: current.max_in_flight };
+    if c.limits != before {
+        super::pacing::limits_changed(db, id, now)?;
+    }
     if current.ordering == Ordering::Fifo && c.ordering == Ordering::None {
         super::ordering::unorder(db, id, now)?;
     } else if current.fifo_on_dead == OnDead::Block && c.fifo_on_dead == OnDead::Continue {

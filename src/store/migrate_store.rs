@@ -22,6 +22,7 @@ pub const TABLES: &[(&str, bool)] = &[
     ("tokens", false),
     ("endpoints", true),
     ("endpoint_keys", true),
+    ("endpoint_pacing", false),
     ("events", false),
     ("deliveries", false),
     ("queue", false),
@@ -120,8 +121,15 @@ fn count(conn: &Conn, table: &str) -> Result<i64> {
 
 /// Tables SQLite keeps without a rowid (hourly counters, keys, the queue), each copied in one
 /// read that streams its rows (as the pages do), so memory stays flat all the same.
-const WITHOUT_ROWID: &[&str] =
-    &["endpoint_stats", "observations", "source_public_keys", "source_hours", "source_key_misses", "queue"];
+const WITHOUT_ROWID: &[&str] = &[
+    "endpoint_stats",
+    "observations",
+    "source_public_keys",
+    "source_hours",
+    "source_key_misses",
+    "queue",
+    "endpoint_pacing",
+];
 
 /// Rows read from SQLite at a time, so that memory stays flat however large the tables are.
 const PAGE: i64 = 2_000;

@@ -34,6 +34,7 @@ pub mod migrate_store;
 pub mod notices;
 pub mod observations;
 pub mod ordering;
+pub mod pacing;
 pub mod postgres;
 pub mod principals;
 pub mod queue;

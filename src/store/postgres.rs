@@ -103,6 +103,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_initial", include_str!("../../sql/postgres/001_initial.sql")),
     ("002_inbound_edges", include_str!("../../sql/postgres/002_inbound_edges.sql")),
     ("003_queue", include_str!("../../sql/postgres/003_queue.sql")),
+    ("004_pacing", include_str!("../../sql/postgres/004_pacing.sql")),
 ];
 
 /// The advisory lock that serialises migrations (the one-writer lock of `Store::write` is 7147).

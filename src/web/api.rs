@@ -11,6 +11,7 @@ use crate::model::delivery::{Delivery, Filter, Status, MAX_PAGE};
 use crate::model::endpoint::{check_grace, Endpoint, Fields, Headers, OnDead, Ordering, SignatureCompat};
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::health::{DisabledReason, FailureRule};
+use crate::model::pacing;
 use crate::model::{event, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::deliveries::ReplayOf;
@@ -102,6 +103,46 @@ impl<'a> Fields422<'a> {
             }
         });
         (ordering, on_dead)
+    }
+
+    /// `max_per_second` and `max_in_flight`: a number, or null to remove the limit.
+    pub(crate) fn limits(&mut self) -> (Option<Option<f64>>, Option<Option<i64>>) {
+        let per_second = match self.body.get("max_per_second") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => match v.as_f64().map(|n| pacing::check_per_second("max_per_second", n)) {
+                Some(Ok(n)) => Some(Some(n)),
+                _ => {
+                    self.problems.push(problem(
+                        "$.max_per_second".into(),
+                        format!(
+                            "must be a number from {} to {} (requests per second), or null for no limit",
+                            pacing::MIN_PER_SECOND,
+                            pacing::MAX_PER_SECOND
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+        let in_flight = match self.body.get("max_in_flight") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => match v.as_i64().map(|n| pacing::check_in_flight("max_in_flight", n)) {
+                Some(Ok(n)) => Some(Some(n)),
+                _ => {
+                    self.problems.push(problem(
+                        "$.max_in_flight".into(),
+                        format!(
+                            "must be a whole number from 1 to {} (requests at once), or null for no limit",
+                            pacing::MAX_IN_FLIGHT
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+        (per_second, in_flight)
     }
 
     /// `headers`: an object of strings (custom headers, checked by the model).
@@ -270,6 +311,8 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
             "fifo_on_dead",
             "headers",
             "signature_compat",
+            "max_per_second",
+            "max_in_flight",
         ],
     );
     let url = f.string("url");
@@ -277,6 +320,7 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let event_types = f.strings("event_types");
     let (ordering, fifo_on_dead) = f.ordering();
     let (headers, signature_compat) = (f.headers(), f.signature_compat());
+    let (max_per_second, max_in_flight) = f.limits();
     let active = f.boolean("active");
     let user = f.string("user");
     if url.is_none() && !f.problems.iter().any(|p| p.path == "$.url") {
@@ -285,7 +329,17 @@ pub fn create_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     f.finish()?;
     let owner = owner_for(ctx, user, "endpoints")?;
     let (cfg, keyring, policy) = (ctx.cfg, ctx.keyring()?, ctx.cfg.policy());
-    let fields = Fields { url, description, event_types, ordering, fifo_on_dead, headers, signature_compat };
+    let fields = Fields {
+        url,
+        description,
+        event_types,
+        ordering,
+        fifo_on_dead,
+        headers,
+        signature_compat,
+        max_per_second,
+        max_in_flight,
+    };
     let (ep, secret) = ctx.write(|db| {
         let (ep, secret) = endpoints::add(db, &keyring, &policy, &owner, &fields, cfg.max_endpoints_per_user)?;
         let ep = if active == Some(false) { endpoints::disable(db, &ep.id, DisabledReason::Manual)? } else { ep };
@@ -339,9 +393,12 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
             "fifo_on_dead",
             "headers",
             "signature_compat",
+            "max_per_second",
+            "max_in_flight",
         ],
     );
     let (ordering, fifo_on_dead) = f.ordering();
+    let (max_per_second, max_in_flight) = f.limits();
     let fields = Fields {
         url: f.string("url"),
         description: f.string("description"),
@@ -350,6 +407,8 @@ pub fn update_endpoint(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         fifo_on_dead,
         headers: f.headers(),
         signature_compat: f.signature_compat(),
+        max_per_second,
+        max_in_flight,
     };
     let active = f.boolean("active");
     let backlog = Backlog::parse(f.string("backlog").as_deref()).unwrap_or_else(|| {

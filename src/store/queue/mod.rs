@@ -26,10 +26,11 @@ use std::time::Duration;
 
 use super::sql::{params, OptionalExtension};
 
-use super::{endpoints, notices, ordering, Db};
+use super::{endpoints, notices, ordering, pacing, Db};
 use crate::model::delivery::{FailureCode, Next, Outcome, Status};
 use crate::model::health::{Counted, DisabledReason, Failure, Notify};
 use crate::model::notice::Notice;
+use crate::model::pacing::{self as pace, Admit, Gate, Limits};
 use crate::model::time::{self, hour_of};
 use crate::model::Result;
 
@@ -88,14 +89,21 @@ pub struct Claimed {
     pub unsent: usize,
     /// Deliveries held because their endpoint was disabled by the failure rule or a 410.
     pub held: usize,
+    /// Deliveries parked until their endpoint's limits or pause let them go, and the earliest
+    /// time one of them comes due.
+    pub parked: usize,
+    pub parked_until: Option<i64>,
 }
 
 /// Claims up to `c.slots` due deliveries, user by user in round-robin order starting after
 /// `cursor` (the last user served, updated here), each user taking at most its free share of
 /// `c.per_user`. Deliveries whose endpoint is disabled or whose body has expired are ended
-/// (dead, unsent) instead of claimed.
+/// (dead, unsent) instead of claimed. A due delivery of an endpoint with limits or a pause
+/// (docs/pacing.md) is claimed only when they let it go; otherwise it is parked until they do,
+/// and the claim looks further on (up to [`MAX_PARKED_PER_USER`] rows per user per claim).
 pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Claimed> {
     let mut out = Claimed::default();
+    let mut gates: BTreeMap<String, Gate> = BTreeMap::new();
     // The walk: the users after the cursor, then (wrapped round) those up to it, each once. It
     // is bounded by the cursor, not by the users met on the way: on PostgreSQL each statement
     // sees what other dispatchers committed meanwhile, so users come and go during the walk.
@@ -119,35 +127,84 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
         if !locked {
             continue; // another dispatcher is claiming for this user now
         }
-        let room = c.slots - out.due.len();
-        let found = db.queue().lease(db, user_id, c, room)?;
-        if !found.is_empty() {
-            *cursor = Some(user_id);
-        }
-        for row in found {
-            if row.endpoint == EndpointState::Held {
-                // Disabled by the system: kept until the endpoint is enabled again.
-                leave(db, &row.due.delivery_id, c.run_id, Status::Held, None, None)?;
-                out.held += 1;
-                continue;
+        let mut parked_here = 0;
+        loop {
+            let room = c.slots - out.due.len();
+            let found = db.queue().lease(db, user_id, c, room)?;
+            if !found.is_empty() {
+                *cursor = Some(user_id);
             }
-            let unsendable = if row.endpoint == EndpointState::Disabled {
-                Some((FailureCode::EndpointDisabled, "the endpoint is disabled"))
-            } else if row.due.payload.is_empty() {
-                Some((FailureCode::PayloadExpired, "the event body has expired"))
-            } else {
-                None
-            };
-            match unsendable {
-                Some((code, why)) => {
-                    finish_unsent(db, &row.due.delivery_id, c.run_id, code, why, c.now, c.payload_retention)?;
-                    out.unsent += 1;
+            let mut parked = 0;
+            for row in found {
+                if !row.leased {
+                    if row.endpoint == EndpointState::Active {
+                        let gate = match gates.entry(row.due.endpoint_id.clone()) {
+                            std::collections::btree_map::Entry::Occupied(g) => g.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(v) => v.insert(pacing::gate(
+                                db,
+                                user_id,
+                                &row.due.endpoint_id,
+                                row.limits,
+                                row.paused_until,
+                                c.now,
+                            )?),
+                        };
+                        if let Admit::Park(at) = gate.admit(c.now, c.lease_until) {
+                            pacing::park(db, &row.due.delivery_id, at)?;
+                            out.parked_until = Some(out.parked_until.map_or(at, |p| p.min(at)));
+                            out.parked += 1;
+                            parked += 1;
+                            continue;
+                        }
+                    }
+                    lease_one(db, &row.due.delivery_id, c)?;
                 }
-                None => out.due.push(row.due),
+                if row.endpoint == EndpointState::Held {
+                    // Disabled by the system: kept until the endpoint is enabled again.
+                    leave(db, &row.due.delivery_id, c.run_id, Status::Held, None, None)?;
+                    out.held += 1;
+                    continue;
+                }
+                let unsendable = if row.endpoint == EndpointState::Disabled {
+                    Some((FailureCode::EndpointDisabled, "the endpoint is disabled"))
+                } else if row.due.payload.is_empty() {
+                    Some((FailureCode::PayloadExpired, "the event body has expired"))
+                } else {
+                    None
+                };
+                match unsendable {
+                    Some((code, why)) => {
+                        finish_unsent(db, &row.due.delivery_id, c.run_id, code, why, c.now, c.payload_retention)?;
+                        out.unsent += 1;
+                    }
+                    None => out.due.push(row.due),
+                }
+            }
+            parked_here += parked;
+            // Parked rows moved out of the way: the user's next due rows may go.
+            if parked == 0 || out.due.len() >= c.slots || parked_here >= MAX_PARKED_PER_USER {
+                break;
             }
         }
     }
+    for (endpoint_id, gate) in &gates {
+        if gate.limits.is_limited() {
+            pacing::save(db, endpoint_id, gate)?;
+        }
+    }
     Ok(out)
+}
+
+/// The most due rows one claim parks for one user before it moves on: a large backlog of a
+/// paused or paced endpoint is parked over a few claims, each bounded, rather than in one.
+pub const MAX_PARKED_PER_USER: usize = 256;
+
+/// Leases a claimed row the engine's lease left to the claim's decision.
+fn lease_one(db: Db<'_>, delivery_id: &str, c: &Claim<'_>) -> Result<()> {
+    db.conn
+        .prepare_cached("UPDATE queue SET lease_until = ?1, lease_owner = ?2, parked = 0 WHERE delivery_id = ?3")?
+        .execute(params![c.lease_until, c.run_id, delivery_id])?;
+    Ok(())
 }
 
 /// Whether any delivery is due at `now` (leased ones are not until their lease runs out).
@@ -172,7 +229,9 @@ pub trait Statements: Sync {
     fn next_user(&self, db: Db<'_>, after: Option<i64>) -> Result<(Option<i64>, bool)>;
 
     /// Leases to `c.run_id` up to `room` of the user's due deliveries, oldest due first, within
-    /// its free share of `c.per_user` (less its live leases).
+    /// its free share of `c.per_user` (less its live leases). Rows of an endpoint with limits or
+    /// a pause are returned (locked where claims run at once) but not leased (`DueRow::leased`):
+    /// the claim decides for them.
     fn lease(&self, db: Db<'_>, user_id: i64, c: &Claim<'_>, room: usize) -> Result<Vec<DueRow>>;
 
     /// Reads the batch's endpoints with their failure records, locking them in id order where
@@ -201,6 +260,10 @@ pub mod sqlite;
 pub struct DueRow {
     due: Due,
     endpoint: EndpointState,
+    /// Leased by the engine's statement (its endpoint has no limits and no pause).
+    leased: bool,
+    limits: Limits,
+    paused_until: i64,
 }
 
 /// What the delivery's endpoint lets happen to it.
@@ -217,7 +280,8 @@ enum EndpointState {
 
 /// A due row as both engines select it: the delivery, its event (and source), its endpoint's
 /// `active` and `disabled_kind`, the delivery's creation time, its ordering key and the
-/// endpoint's `fifo_on_dead`.
+/// endpoint's `fifo_on_dead`; then whether the endpoint is free of limits and pause, its limits
+/// and its pause.
 fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
     Ok(DueRow {
         due: Due {
@@ -245,6 +309,9 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
         } else {
             EndpointState::Disabled
         },
+        leased: r.get::<_, i64>(16)? == 1,
+        limits: Limits { max_per_second: r.get(17)?, max_in_flight: r.get(18)? },
+        paused_until: r.get::<_, Option<i64>>(19)?.unwrap_or(0),
     })
 }
 
@@ -287,6 +354,16 @@ pub fn record(
         }
         e.failure = failure;
         e.last = Some((o.status_code, o.error_code));
+        if let Some(pause) = pace::pause_of(o) {
+            // The whole endpoint waits, from when the answer is recorded (docs/pacing.md).
+            let until = now + pause.as_millis() as i64;
+            if e.paused.0.is_none_or(|p| p < until) {
+                e.paused = (Some(until), o.status_code.map(i64::from));
+            }
+        }
+        if e.max_in_flight.is_some() {
+            pacing::wake(db, e.user_id, a.endpoint_id, now)?;
+        }
         let counts = stats.entry((a.endpoint_id, hour_of(now))).or_default();
         if o.delivered() {
             counts.0 += 1;
@@ -329,13 +406,15 @@ pub struct Recording {
     user_id: i64,
     /// The latest attempt's status code and failure, to write back.
     last: Option<(Option<u16>, Option<FailureCode>)>,
+    /// The pause its receiver asked for (until, status code), to write back.
+    paused: (Option<i64>, Option<i64>),
+    max_in_flight: Option<i64>,
 }
 
 /// An endpoint with its latest attempt's status code and failure, to write back.
 pub type Written<'a> = (&'a Recording, (Option<u16>, Option<FailureCode>));
 
-/// An endpoint's row as both engines select it for a record: `id, fail_since, dead_count,
-/// first_dead_at, last_dead_at, last_success_at, active, user_id`.
+/// An endpoint's row as both engines select it for a record ([`RECORDING_COLUMNS`]).
 fn recording(r: &super::sql::Row<'_>) -> super::sql::Result<Recording> {
     Ok(Recording {
         id: r.get(0)?,
@@ -343,8 +422,15 @@ fn recording(r: &super::sql::Row<'_>) -> super::sql::Result<Recording> {
         active: r.get(6)?,
         user_id: r.get(7)?,
         last: None,
+        paused: (r.get(8)?, r.get(9)?),
+        max_in_flight: r.get(10)?,
     })
 }
+
+/// The columns [`recording`] reads.
+pub const RECORDING_COLUMNS: &str =
+    "id, fail_since, dead_count, first_dead_at, last_dead_at, last_success_at, active, \
+    user_id, paused_until, paused_status, max_in_flight";
 
 /// The failure rule's transitions after one attempt (docs/reliability.md, "When an endpoint
 /// keeps failing"), from the record before (`old`) to the one after (`e.failure`): each changes

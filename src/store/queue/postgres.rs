@@ -6,12 +6,13 @@
 //! for each other and never deadlock.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::LazyLock;
 
 use serde_json::json;
 
 use super::super::sql::params;
 use super::super::{rows, Db};
-use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
+use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written, RECORDING_COLUMNS};
 use crate::model::delivery::Next;
 use crate::model::Result;
 
@@ -43,30 +44,37 @@ const NEXT_USER_LOCKED: &str = "SELECT n.id, (SELECT u.id FROM users u WHERE u.i
 
 /// A locked user's free share of the cap (`?4` less its live leases, at most `?3`), oldest due
 /// first, leased to this run, in one statement. Rows another transaction holds (a page retrying
-/// one, another dispatcher) are left for the next claim rather than waited for.
+/// one, another dispatcher) are left for the next claim rather than waited for. Rows of an
+/// endpoint with limits or a pause are locked but not leased (`free` = 0): the claim decides.
 const LEASE_FOR_USER: &str = "WITH due AS (
-        SELECT q.delivery_id FROM queue q
+        SELECT q.delivery_id, CASE WHEN e.max_per_second IS NULL AND e.max_in_flight IS NULL
+            AND coalesce(e.paused_until, 0) <= ?2 THEN 1 ELSE 0 END AS free
+        FROM queue q JOIN endpoints e ON e.id = q.endpoint_id
         WHERE q.user_id = ?1 AND q.next_attempt_at <= ?2 AND (q.lease_until IS NULL OR q.lease_until <= ?2)
         ORDER BY q.next_attempt_at
         LIMIT GREATEST(0, LEAST(?3, ?4 - (SELECT count(*) FROM queue WHERE user_id = ?1 AND lease_until > ?2)))
         FOR UPDATE OF q SKIP LOCKED
     ), leased AS (
-        UPDATE queue q SET lease_until = ?5, lease_owner = ?6 FROM due WHERE q.delivery_id = due.delivery_id
-        RETURNING q.delivery_id, q.endpoint_id, q.attempts, q.next_attempt_at, q.ordering_key
+        UPDATE queue q SET lease_until = ?5, lease_owner = ?6, parked = 0 FROM due
+        WHERE q.delivery_id = due.delivery_id AND due.free = 1
     )
     SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts, ev.payload,
         e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at, q.ordering_key,
-        e.fifo_on_dead
-    FROM leased q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
-        JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
+        e.fifo_on_dead, due.free, e.max_per_second, e.max_in_flight, e.paused_until
+    FROM due JOIN queue q ON q.delivery_id = due.delivery_id JOIN deliveries d ON d.id = q.delivery_id
+        JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = q.endpoint_id
+        LEFT JOIN sources s ON s.id = ev.source_id
     ORDER BY q.next_attempt_at";
 
 /// The failure records are read to be rewritten, so they are locked for that, always in the
 /// same order (the sort runs before the lock).
-const RECORDING: &str =
-    "SELECT id, fail_since, dead_count, first_dead_at, last_dead_at, last_success_at, active, user_id
-    FROM endpoints WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(?1 AS TEXT) AS jsonb)))
-    ORDER BY id FOR NO KEY UPDATE";
+static RECORDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORDING_COLUMNS}
+        FROM endpoints WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(?1 AS TEXT) AS jsonb)))
+        ORDER BY id FOR NO KEY UPDATE"
+    )
+});
 
 /// The batch's deliveries (fenced by the lease) and their attempt rows in one statement: a
 /// retry rewrites its queue row; a delivery that ended leaves the queue and its record says how.
@@ -105,9 +113,11 @@ const APPLY: &str = "WITH v AS (
 
 const WRITE_ENDPOINTS: &str = "UPDATE endpoints e SET last_attempt_at = ?2, last_status_code = v.status_code,
         last_error_code = v.error_code, fail_since = v.fail_since, dead_count = v.dead_count,
-        first_dead_at = v.first_dead_at, last_dead_at = v.last_dead_at, last_success_at = v.last_success_at
+        first_dead_at = v.first_dead_at, last_dead_at = v.last_dead_at, last_success_at = v.last_success_at,
+        paused_until = v.paused_until, paused_status = v.paused_status
     FROM jsonb_to_recordset(CAST(CAST(?1 AS TEXT) AS jsonb)) AS v(id TEXT, status_code BIGINT, error_code TEXT,
-        fail_since BIGINT, dead_count BIGINT, first_dead_at BIGINT, last_dead_at BIGINT, last_success_at BIGINT)
+        fail_since BIGINT, dead_count BIGINT, first_dead_at BIGINT, last_dead_at BIGINT, last_success_at BIGINT,
+        paused_until BIGINT, paused_status BIGINT)
     WHERE e.id = v.id";
 
 impl Statements for Postgres {
@@ -135,7 +145,7 @@ impl Statements for Postgres {
     }
 
     fn lock_endpoints(&self, db: Db<'_>, ids: &BTreeSet<&str>) -> Result<Vec<Recording>> {
-        rows(db.conn.prepare_cached(RECORDING)?.query_map([serde_json::to_string(ids)?], recording)?)
+        rows(db.conn.prepare_cached(&RECORDING)?.query_map([serde_json::to_string(ids)?], recording)?)
     }
 
     fn apply_attempts(&self, db: Db<'_>, batch: &[Attempted<'_>], now: i64) -> Result<Vec<bool>> {
@@ -175,7 +185,8 @@ impl Statements for Postgres {
                 let f = e.failure;
                 json!({"id": e.id, "status_code": status_code, "error_code": error_code.map(|c| c.as_str()),
                        "fail_since": f.since, "dead_count": f.dead, "first_dead_at": f.first_dead_at,
-                       "last_dead_at": f.last_dead_at, "last_success_at": f.last_success_at})
+                       "last_dead_at": f.last_dead_at, "last_success_at": f.last_success_at,
+                       "paused_until": e.paused.0, "paused_status": e.paused.1})
             })
             .collect();
         db.conn.prepare_cached(WRITE_ENDPOINTS)?.execute(params![serde_json::to_string(&rows_json)?, now])?;

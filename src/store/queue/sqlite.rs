@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use super::super::sql::{params, OptionalExtension};
 use super::super::{rows, Db};
-use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written};
+use super::{due_row, recording, Attempted, Claim, DueRow, Recording, Statements, Written, RECORDING_COLUMNS};
 use crate::model::delivery::Next;
 use crate::model::Result;
 
@@ -69,7 +69,10 @@ static OLDEST_DUE: LazyLock<String> = LazyLock::new(|| {
 /// of the user for each claim (a test reads the plan).
 const DUE_FOR_USER: &str = "SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts,
         ev.payload, e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at,
-        q.ordering_key, e.fifo_on_dead
+        q.ordering_key, e.fifo_on_dead,
+        CASE WHEN e.max_per_second IS NULL AND e.max_in_flight IS NULL AND coalesce(e.paused_until, 0) <= ?2
+            THEN 1 ELSE 0 END,
+        e.max_per_second, e.max_in_flight, e.paused_until, q.parked
     FROM queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
         JOIN endpoints e ON e.id = q.endpoint_id LEFT JOIN sources s ON s.id = ev.source_id
     WHERE q.user_id = ?1 AND q.next_attempt_at <= ?2 AND (q.lease_until IS NULL OR q.lease_until <= ?2)
@@ -130,14 +133,25 @@ impl Statements for Sqlite {
             return Ok(Vec::new());
         }
         let found = rows(
-            db.conn.prepare_cached(DUE_FOR_USER)?.query_map(params![user_id, c.now, take.min(room) as i64], due_row)?,
+            db.conn.prepare_cached(DUE_FOR_USER)?.query_map(params![user_id, c.now, take.min(room) as i64], |r| {
+                Ok((due_row(r)?, r.get::<_, bool>(20)?))
+            })?,
         )?;
-        for row in &found {
-            db.conn
-                .prepare_cached("UPDATE queue SET lease_until = ?1, lease_owner = ?2 WHERE delivery_id = ?3")?
-                .execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
+        let mut out = Vec::with_capacity(found.len());
+        for (row, parked) in found {
+            // The rows of an endpoint with limits or a pause are left to the claim's decision.
+            if row.leased {
+                // Naming `parked` only where it is set keeps the usual lease off `queue_parked`.
+                let sql = if parked {
+                    "UPDATE queue SET lease_until = ?1, lease_owner = ?2, parked = 0 WHERE delivery_id = ?3"
+                } else {
+                    "UPDATE queue SET lease_until = ?1, lease_owner = ?2 WHERE delivery_id = ?3"
+                };
+                db.conn.prepare_cached(sql)?.execute(params![c.lease_until, c.run_id, row.due.delivery_id])?;
+            }
+            out.push(row);
         }
-        Ok(found)
+        Ok(out)
     }
 
     fn lock_endpoints(&self, db: Db<'_>, ids: &BTreeSet<&str>) -> Result<Vec<Recording>> {
@@ -145,10 +159,7 @@ impl Statements for Sqlite {
         for id in ids {
             found.extend(
                 db.conn
-                    .prepare_cached(
-                        "SELECT id, fail_since, dead_count, first_dead_at, last_dead_at, last_success_at, active, user_id
-                         FROM endpoints WHERE id = ?1",
-                    )?
+                    .prepare_cached(&format!("SELECT {RECORDING_COLUMNS} FROM endpoints WHERE id = ?1"))?
                     .query_row([id], recording)
                     .optional()?,
             );
@@ -210,7 +221,8 @@ impl Statements for Sqlite {
             db.conn
                 .prepare_cached(
                     "UPDATE endpoints SET last_attempt_at = ?1, last_status_code = ?2, last_error_code = ?3,
-                            fail_since = ?4, dead_count = ?5, first_dead_at = ?6, last_dead_at = ?7, last_success_at = ?8
+                            fail_since = ?4, dead_count = ?5, first_dead_at = ?6, last_dead_at = ?7, last_success_at = ?8,
+                            paused_until = ?10, paused_status = ?11
                      WHERE id = ?9",
                 )?
                 .execute(params![
@@ -222,7 +234,9 @@ impl Statements for Sqlite {
                     f.first_dead_at,
                     f.last_dead_at,
                     f.last_success_at,
-                    e.id
+                    e.id,
+                    e.paused.0,
+                    e.paused.1
                 ])?;
         }
         Ok(())

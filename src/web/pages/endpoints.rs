@@ -31,6 +31,9 @@ struct EndpointForm {
     active: bool,
     ordering: Ordering,
     fifo_on_dead: OnDead,
+    /// As typed (empty: no limit).
+    max_per_second: String,
+    max_in_flight: String,
 }
 
 impl EndpointForm {
@@ -42,6 +45,8 @@ impl EndpointForm {
             active: e.active,
             ordering: e.ordering,
             fifo_on_dead: e.fifo_on_dead,
+            max_per_second: e.max_per_second.map(|r| r.to_string()).unwrap_or_default(),
+            max_in_flight: e.max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
         }
     }
 
@@ -64,6 +69,8 @@ impl EndpointForm {
                 Some("block") => OnDead::Block,
                 _ => OnDead::Continue,
             },
+            max_per_second: f.get("max_per_second").unwrap_or("").trim().to_string(),
+            max_in_flight: f.get("max_in_flight").unwrap_or("").trim().to_string(),
         }
     }
 
@@ -77,6 +84,11 @@ impl EndpointForm {
             // Custom headers are set through the API and the CLI (their values never come back).
             headers: None,
             signature_compat: None,
+            // What is not a number fails the model's check, which names the field and the range.
+            max_per_second: Some(
+                (!self.max_per_second.is_empty()).then(|| self.max_per_second.parse().unwrap_or(f64::NAN)),
+            ),
+            max_in_flight: Some((!self.max_in_flight.is_empty()).then(|| self.max_in_flight.parse().unwrap_or(0))),
         }
     }
 
@@ -84,7 +96,8 @@ impl EndpointForm {
         c.insert(
             "form",
             &json!({"url": self.url, "description": self.description, "active": self.active, "all": self.types.is_empty(),
-                    "fifo": self.ordering == Ordering::Fifo, "block": self.fifo_on_dead == OnDead::Block}),
+                    "fifo": self.ordering == Ordering::Fifo, "block": self.fifo_on_dead == OnDead::Block,
+                    "max_per_second": self.max_per_second, "max_in_flight": self.max_in_flight}),
         );
         let mut groups: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
         // The test event is sent by the test button whatever the filters say.
