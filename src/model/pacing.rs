@@ -101,9 +101,10 @@ pub enum Admit {
 
 impl Gate {
     /// Decides for one due delivery at `now`, leased until `lease_until` if it is sent, and
-    /// moves the gate on: a send takes a slot and a place in flight; a park takes the next
-    /// parking place, one slot after the one before.
-    pub fn admit(&mut self, now: i64, lease_until: i64) -> Admit {
+    /// moves the gate on: a send takes a slot and a place in flight. A delivery that must wait
+    /// takes the next place in the line of parked ones, one slot after the one before; one that
+    /// was parked already (`parked`) has waited its turn, and waits only for the next slot.
+    pub fn admit(&mut self, now: i64, lease_until: i64, parked: bool) -> Admit {
         let interval = self.limits.interval_ms();
         let mut earliest = now.max(self.paused_until);
         if interval.is_some() {
@@ -122,6 +123,9 @@ impl Gate {
             }
             return Admit::Send;
         }
+        if parked {
+            return Admit::Park(earliest);
+        }
         let at = earliest.max(self.parked_until);
         self.parked_until = at + interval.unwrap_or(0);
         Admit::Park(at)
@@ -139,39 +143,42 @@ mod tests {
     #[test]
     fn a_rate_spaces_starts_and_parks_the_rest_one_slot_apart() {
         let mut g = gate(Some(5.0), None);
-        assert_eq!(g.admit(1_000, 61_000), Admit::Send);
+        assert_eq!(g.admit(1_000, 61_000, false), Admit::Send);
         // The next slot is 200 ms on; three more due now are parked at 1200, 1400, 1600.
-        assert_eq!(g.admit(1_000, 61_000), Admit::Park(1_200));
-        assert_eq!(g.admit(1_010, 61_010), Admit::Park(1_400));
-        assert_eq!(g.admit(1_020, 61_020), Admit::Park(1_600));
+        assert_eq!(g.admit(1_000, 61_000, false), Admit::Park(1_200));
+        assert_eq!(g.admit(1_010, 61_010, false), Admit::Park(1_400));
+        assert_eq!(g.admit(1_020, 61_020, false), Admit::Park(1_600));
         // Each comes due at its place and goes.
-        assert_eq!(g.admit(1_200, 61_200), Admit::Send);
-        assert_eq!(g.admit(1_403, 61_403), Admit::Send);
-        // Late by 3 ms: the next slot is counted from the late start, never sooner.
+        assert_eq!(g.admit(1_200, 61_200, true), Admit::Send);
+        assert_eq!(g.admit(1_403, 61_403, true), Admit::Send);
+        // Late by 3 ms: the next slot is counted from the late start, never sooner; the parked
+        // one due before it waits for it, not at the end of the line.
         assert_eq!(g.next_at, 1_603);
-        assert_eq!(g.admit(1_600, 61_600), Admit::Park(1_800));
+        assert_eq!(g.admit(1_600, 61_600, true), Admit::Park(1_603));
+        // A new one joins the end of the line.
+        assert_eq!(g.admit(1_600, 61_600, false), Admit::Park(1_800));
     }
 
     #[test]
     fn a_pause_parks_everything_until_it_ends_and_a_rate_spreads_them_after_it() {
         let mut g = gate(None, None);
         g.paused_until = 5_000;
-        assert_eq!(g.admit(1_000, 2_000), Admit::Park(5_000));
-        assert_eq!(g.admit(1_000, 2_000), Admit::Park(5_000));
-        assert_eq!(g.admit(5_000, 6_000), Admit::Send);
+        assert_eq!(g.admit(1_000, 2_000, false), Admit::Park(5_000));
+        assert_eq!(g.admit(1_000, 2_000, false), Admit::Park(5_000));
+        assert_eq!(g.admit(5_000, 6_000, true), Admit::Send);
         let mut g = gate(Some(2.0), None);
         g.paused_until = 5_000;
-        assert_eq!(g.admit(1_000, 2_000), Admit::Park(5_000));
-        assert_eq!(g.admit(1_000, 2_000), Admit::Park(5_500));
+        assert_eq!(g.admit(1_000, 2_000, false), Admit::Park(5_000));
+        assert_eq!(g.admit(1_000, 2_000, false), Admit::Park(5_500));
     }
 
     #[test]
     fn in_flight_counts_leases_and_parks_at_the_last_lease_end() {
         let mut g = gate(None, Some(2));
-        assert_eq!(g.admit(0, 60_000), Admit::Send);
-        assert_eq!(g.admit(0, 60_100), Admit::Send);
+        assert_eq!(g.admit(0, 60_000, false), Admit::Send);
+        assert_eq!(g.admit(0, 60_100, false), Admit::Send);
         assert_eq!(g.in_flight, 2);
-        assert_eq!(g.admit(0, 60_200), Admit::Park(60_100));
+        assert_eq!(g.admit(0, 60_200, false), Admit::Park(60_100));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod intake;
 mod layers;
 mod operator_guide;
 mod ordering;
+mod pacing;
 mod pages;
 mod postgres;
 mod readme_tour;

@@ -149,7 +149,7 @@ pub fn claim(db: Db<'_>, c: &Claim<'_>, cursor: &mut Option<i64>) -> Result<Clai
                                 c.now,
                             )?),
                         };
-                        if let Admit::Park(at) = gate.admit(c.now, c.lease_until) {
+                        if let Admit::Park(at) = gate.admit(c.now, c.lease_until, row.parked) {
                             pacing::park(db, &row.due.delivery_id, at)?;
                             out.parked_until = Some(out.parked_until.map_or(at, |p| p.min(at)));
                             out.parked += 1;
@@ -264,6 +264,8 @@ pub struct DueRow {
     leased: bool,
     limits: Limits,
     paused_until: i64,
+    /// Parked before (it has waited its turn in the line).
+    parked: bool,
 }
 
 /// What the delivery's endpoint lets happen to it.
@@ -280,8 +282,8 @@ enum EndpointState {
 
 /// A due row as both engines select it: the delivery, its event (and source), its endpoint's
 /// `active` and `disabled_kind`, the delivery's creation time, its ordering key and the
-/// endpoint's `fifo_on_dead`; then whether the endpoint is free of limits and pause, its limits
-/// and its pause.
+/// endpoint's `fifo_on_dead`; then whether the endpoint is free of limits and pause, its limits,
+/// its pause and whether the row was parked.
 fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
     Ok(DueRow {
         due: Due {
@@ -312,6 +314,7 @@ fn due_row(r: &super::sql::Row<'_>) -> super::sql::Result<DueRow> {
         leased: r.get::<_, i64>(16)? == 1,
         limits: Limits { max_per_second: r.get(17)?, max_in_flight: r.get(18)? },
         paused_until: r.get::<_, Option<i64>>(19)?.unwrap_or(0),
+        parked: r.get::<_, i64>(20)? == 1,
     })
 }
 

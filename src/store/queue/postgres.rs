@@ -60,7 +60,7 @@ const LEASE_FOR_USER: &str = "WITH due AS (
     )
     SELECT q.delivery_id, d.event_id, ev.type, q.endpoint_id, e.url, e.active, q.attempts, ev.payload,
         e.disabled_kind, ev.content_type, s.name, s.provider, ev.replay_of, d.created_at, q.ordering_key,
-        e.fifo_on_dead, due.free, e.max_per_second, e.max_in_flight, e.paused_until
+        e.fifo_on_dead, due.free, e.max_per_second, e.max_in_flight, e.paused_until, q.parked
     FROM due JOIN queue q ON q.delivery_id = due.delivery_id JOIN deliveries d ON d.id = q.delivery_id
         JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = q.endpoint_id
         LEFT JOIN sources s ON s.id = ev.source_id

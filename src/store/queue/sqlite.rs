@@ -133,16 +133,14 @@ impl Statements for Sqlite {
             return Ok(Vec::new());
         }
         let found = rows(
-            db.conn.prepare_cached(DUE_FOR_USER)?.query_map(params![user_id, c.now, take.min(room) as i64], |r| {
-                Ok((due_row(r)?, r.get::<_, bool>(20)?))
-            })?,
+            db.conn.prepare_cached(DUE_FOR_USER)?.query_map(params![user_id, c.now, take.min(room) as i64], due_row)?,
         )?;
         let mut out = Vec::with_capacity(found.len());
-        for (row, parked) in found {
+        for row in found {
             // The rows of an endpoint with limits or a pause are left to the claim's decision.
             if row.leased {
                 // Naming `parked` only where it is set keeps the usual lease off `queue_parked`.
-                let sql = if parked {
+                let sql = if row.parked {
                     "UPDATE queue SET lease_until = ?1, lease_owner = ?2, parked = 0 WHERE delivery_id = ?3"
                 } else {
                     "UPDATE queue SET lease_until = ?1, lease_owner = ?2 WHERE delivery_id = ?3"
