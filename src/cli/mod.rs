@@ -718,26 +718,32 @@ fn pace_line(e: &Endpoint) -> String {
 
 /// `--max-per-second N|none`: `Some(None)` removes the limit.
 fn per_second_of(o: &args::OrderFlags) -> Result<Option<Option<f64>>> {
-    let Some(v) = o.max_per_second.as_deref().map(str::trim) else { return Ok(None) };
-    if v == "none" {
-        return Ok(Some(None));
-    }
-    let n: f64 = v.parse().map_err(|_| {
-        Error::invalid("--max-per-second", format!("must be a number of requests per second or none, not {v:?}"))
-    })?;
-    Ok(Some(Some(pacing::check_per_second("--max-per-second", n)?)))
+    limit_flag(
+        "--max-per-second",
+        o.max_per_second.as_deref(),
+        pacing::check_per_second,
+        "a number of requests per second",
+    )
 }
 
 /// `--max-in-flight N|none`.
 fn in_flight_of(o: &args::OrderFlags) -> Result<Option<Option<i64>>> {
-    let Some(v) = o.max_in_flight.as_deref().map(str::trim) else { return Ok(None) };
+    limit_flag("--max-in-flight", o.max_in_flight.as_deref(), pacing::check_in_flight, "a whole number")
+}
+
+/// A limit flag: absent (kept), `none` (removed), or a value of `what` that `check` accepts.
+fn limit_flag<T: std::str::FromStr>(
+    flag: &str,
+    value: Option<&str>,
+    check: impl Fn(&str, T) -> crate::model::Result<T>,
+    what: &str,
+) -> Result<Option<Option<T>>> {
+    let Some(v) = value.map(str::trim) else { return Ok(None) };
     if v == "none" {
         return Ok(Some(None));
     }
-    let n: i64 = v
-        .parse()
-        .map_err(|_| Error::invalid("--max-in-flight", format!("must be a whole number or none, not {v:?}")))?;
-    Ok(Some(Some(pacing::check_in_flight("--max-in-flight", n)?)))
+    let n: T = v.parse().map_err(|_| Error::invalid(flag, format!("must be {what} or none, not {v:?}")))?;
+    Ok(Some(Some(check(flag, n)?)))
 }
 
 /// The custom header flags, read: `None` keeps the headers an endpoint has.

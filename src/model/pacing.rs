@@ -43,13 +43,20 @@ impl Limits {
     }
 }
 
+/// What `max_per_second` must be, as every error about it says.
+pub fn per_second_rule() -> String {
+    format!("must be a number from {MIN_PER_SECOND} to {MAX_PER_SECOND} (requests per second), or null for no limit")
+}
+
+/// What `max_in_flight` must be.
+pub fn in_flight_rule() -> String {
+    format!("must be a whole number from 1 to {MAX_IN_FLIGHT} (requests at once), or null for no limit")
+}
+
 /// Checks `max_per_second` (`field` names it in the error).
 pub fn check_per_second(field: &str, v: f64) -> Result<f64> {
     if !v.is_finite() || !(MIN_PER_SECOND..=MAX_PER_SECOND).contains(&v) {
-        return Err(Error::invalid(
-            field,
-            format!("must be a number from {MIN_PER_SECOND} to {MAX_PER_SECOND} (requests per second), or null for no limit"),
-        ));
+        return Err(Error::invalid(field, per_second_rule()));
     }
     Ok(v)
 }
@@ -57,10 +64,7 @@ pub fn check_per_second(field: &str, v: f64) -> Result<f64> {
 /// Checks `max_in_flight`.
 pub fn check_in_flight(field: &str, v: i64) -> Result<i64> {
     if !(1..=MAX_IN_FLIGHT).contains(&v) {
-        return Err(Error::invalid(
-            field,
-            format!("must be a whole number from 1 to {MAX_IN_FLIGHT} (requests at once), or null for no limit"),
-        ));
+        return Err(Error::invalid(field, in_flight_rule()));
     }
     Ok(v)
 }

@@ -156,6 +156,12 @@ enum Done {
 /// each claim (docs/pacing.md).
 type Pauses = Mutex<HashMap<String, i64>>;
 
+/// Notes that an endpoint is paused until `until`, keeping the later of two pauses.
+fn note_pause(p: &mut HashMap<String, i64>, endpoint_id: &str, until: i64) {
+    let e = p.entry(endpoint_id.to_string()).or_insert(until);
+    *e = (*e).max(until);
+}
+
 /// The argument with which `webhooks-cgi` runs as the after-intake dispatcher.
 pub const ON_INTAKE_ARG: &str = "--dispatch-on-intake";
 
@@ -441,10 +447,8 @@ fn worker(
                 .unwrap_or_else(|_| Outcome::failure(FailureCode::Connect, "internal error while sending (logged)"));
         if let Some(pause) = pacing_rules::pause_of(&outcome) {
             // The other workers hold this endpoint's jobs from now, before the record says so.
-            let until = time::now_ms() + pause.as_millis() as i64;
             if let Ok(mut p) = pauses.lock() {
-                let e = p.entry(job.endpoint_id.clone()).or_insert(until);
-                *e = (*e).max(until);
+                note_pause(&mut p, &job.endpoint_id, time::now_ms() + pause.as_millis() as i64);
             }
         }
         let _ = done.send(Done::Sent { job, outcome, started_at: now });
@@ -567,9 +571,7 @@ impl Coordinator<'_> {
         if let Ok(mut p) = self.pauses.lock() {
             p.retain(|_, until| *until > local_now);
             for (id, until) in paused {
-                let until = until - self.skew;
-                let e = p.entry(id).or_insert(until);
-                *e = (*e).max(until);
+                note_pause(&mut p, &id, until - self.skew);
             }
         }
         let mut unsent = claimed.unsent;

@@ -107,42 +107,32 @@ impl<'a> Fields422<'a> {
 
     /// `max_per_second` and `max_in_flight`: a number, or null to remove the limit.
     pub(crate) fn limits(&mut self) -> (Option<Option<f64>>, Option<Option<i64>>) {
-        let per_second = match self.body.get("max_per_second") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => match v.as_f64().map(|n| pacing::check_per_second("max_per_second", n)) {
-                Some(Ok(n)) => Some(Some(n)),
-                _ => {
-                    self.problems.push(problem(
-                        "$.max_per_second".into(),
-                        format!(
-                            "must be a number from {} to {} (requests per second), or null for no limit",
-                            pacing::MIN_PER_SECOND,
-                            pacing::MAX_PER_SECOND
-                        ),
-                    ));
-                    None
-                }
-            },
-        };
-        let in_flight = match self.body.get("max_in_flight") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => match v.as_i64().map(|n| pacing::check_in_flight("max_in_flight", n)) {
-                Some(Ok(n)) => Some(Some(n)),
-                _ => {
-                    self.problems.push(problem(
-                        "$.max_in_flight".into(),
-                        format!(
-                            "must be a whole number from 1 to {} (requests at once), or null for no limit",
-                            pacing::MAX_IN_FLIGHT
-                        ),
-                    ));
-                    None
-                }
-            },
-        };
+        let per_second =
+            self.nullable("max_per_second", Value::as_f64, pacing::check_per_second, pacing::per_second_rule);
+        let in_flight = self.nullable("max_in_flight", Value::as_i64, pacing::check_in_flight, pacing::in_flight_rule);
         (per_second, in_flight)
+    }
+
+    /// A field that is absent (`None`: kept), null (`Some(None)`: removed) or a value `read`
+    /// takes and `check` accepts; anything else is a problem saying `rule`.
+    fn nullable<T>(
+        &mut self,
+        name: &str,
+        read: impl Fn(&Value) -> Option<T>,
+        check: impl Fn(&str, T) -> Result<T, Error>,
+        rule: impl Fn() -> String,
+    ) -> Option<Option<T>> {
+        match self.body.get(name) {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => match read(v).map(|n| check(name, n)) {
+                Some(Ok(n)) => Some(Some(n)),
+                _ => {
+                    self.problems.push(problem(format!("$.{name}"), rule()));
+                    None
+                }
+            },
+        }
     }
 
     /// `headers`: an object of strings (custom headers, checked by the model).
