@@ -347,10 +347,10 @@ pub enum SourceCmd {
     Add {
         #[arg(long)]
         name: String,
-        /// stripe, github, shopify, slack, standard, postmark, circle or hmac.
+        /// stripe, github, shopify, slack, standard, postmark, circle, hmac or woocommerce.
         #[arg(long)]
         provider: String,
-        /// The provider's signing secret (required for stripe, shopify, slack; generated otherwise).
+        /// The provider's signing secret (required for stripe, shopify, slack, woocommerce; generated otherwise).
         #[arg(long)]
         secret: Option<String>,
         /// Where accepted requests are relayed; repeat for several.

@@ -104,6 +104,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("002_inbound_edges", include_str!("../../sql/postgres/002_inbound_edges.sql")),
     ("003_queue", include_str!("../../sql/postgres/003_queue.sql")),
     ("004_pacing", include_str!("../../sql/postgres/004_pacing.sql")),
+    ("005_woocommerce", include_str!("../../sql/postgres/005_woocommerce.sql")),
 ];
 
 /// The advisory lock that serialises migrations (the one-writer lock of `Store::write` is 7147).

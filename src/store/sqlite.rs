@@ -184,6 +184,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("011_inbound_edges", include_str!("../../sql/011_inbound_edges.sql")),
     ("012_queue", include_str!("../../sql/012_queue.sql")),
     ("013_pacing", include_str!("../../sql/013_pacing.sql")),
+    ("014_woocommerce", include_str!("../../sql/014_woocommerce.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::inbound::receive::{self, Arrived};
-use crate::model::inbound::Reason;
+use crate::model::inbound::{is_woocommerce_ping, Provider, Reason};
 use crate::model::Error;
 use crate::store::inbound_requests::Logged;
 use crate::store::Store;
@@ -102,6 +102,9 @@ fn receive(cfg: &Config, env: &CgiEnv, stdin: impl Read) -> crate::model::Result
         }
         Err(e) => return Ok(answer(e.status, json!({"code": "E_REQUEST", "message": e.message}))),
     };
+    if source.provider == Provider::Woocommerce && is_woocommerce_ping(&req.headers, &req.body) {
+        return Ok(answer(200, json!({"status": "ping"})));
+    }
     let arrived =
         Arrived { remote_addr: &remote, raw_headers: &req.raw_headers, headers: &req.headers, body: &req.body };
     let taken = receive::take(cfg, &mut store, &source, &arrived)?;

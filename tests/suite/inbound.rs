@@ -750,3 +750,67 @@ fn cli_listings_stay_aligned_and_name_sources() {
     assert!(listed.contains("  payments  ") && !listed.contains(s["id"].as_str().unwrap()), "{listed}");
     assert!(listed.contains(&format!("{} bytes", body.len())), "{listed}");
 }
+
+#[test]
+fn woocommerce_requests_signed_as_woocommerce_signs_them() {
+    let (env, recv) = setup();
+    let secret = "wc_secret_5f2b";
+    let s = source(
+        &env,
+        &["--name", "shop", "--provider", "woocommerce", "--secret", secret, "--forward-url", &recv.url("/orders")],
+    );
+    let path = token(&s);
+    // WooCommerce signs base64(HMAC-SHA256(body, secret)), raw bytes (WC_Webhook::generate_signature).
+    // The signature below was computed independently with PHP 8.2:
+    //   php -r 'echo base64_encode(hash_hmac("sha256", $body, "wc_secret_5f2b", true));'
+    let body = br#"{"id":4242,"status":"processing","total":"19.90"}"#;
+    let sig = "q2CxiyhnUdzndSJu6b4e1oynap/l2H2+eUPSoEwDB4Y=";
+    assert_eq!(STANDARD.encode(hmac256(secret.as_bytes(), &[body])), sig, "the same rule as PHP's");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-WC-Webhook-Source", "https://shop.example/"),
+        ("X-WC-Webhook-Topic", "order.updated"),
+        ("X-WC-Webhook-Resource", "order"),
+        ("X-WC-Webhook-Event", "updated"),
+        ("X-WC-Webhook-Signature", sig),
+        ("X-WC-Webhook-ID", "7"),
+        ("X-WC-Webhook-Delivery-ID", "c9a5d3f0e1b24f0e9d1a"),
+    ];
+    let first = post(&env, &path, &headers, body);
+    assert_eq!((first.status, first.json()["status"].as_str()), (200, Some("accepted")), "{}", first.text());
+    let again = post(&env, &path, &headers, body);
+    assert_eq!((again.status, again.json()["status"].as_str()), (200, Some("duplicate")));
+    // Tampered: one byte of the body, or a signature made with another secret.
+    let mut flipped = body.to_vec();
+    flipped[8] ^= 0x01;
+    let bad = post(&env, &path, &headers, &flipped);
+    assert_eq!((bad.status, bad.json()["reason"].as_str()), (401, Some("signature_mismatch")));
+    let other = STANDARD.encode(hmac256(b"wc_other", &[body]));
+    let mut wrong = headers;
+    wrong[5] = ("X-WC-Webhook-Signature", other.as_str());
+    assert_eq!(post(&env, &path, &wrong, body).status, 401);
+    // Without its delivery id: a captured request replayed.
+    let no_id: Vec<(&str, &str)> = headers.iter().copied().filter(|(k, _)| *k != "X-WC-Webhook-Delivery-ID").collect();
+    assert_eq!(post(&env, &path, &no_id, body).json()["reason"], "delivery_id_missing");
+    // The ping WooCommerce sends when the webhook is saved: answered 200, nothing stored.
+    let logged = env.count("inbound_requests");
+    let ping = post(
+        &env,
+        &path,
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("X-WC-Webhook-ID", "7")],
+        b"webhook_id=7",
+    );
+    assert_eq!((ping.status, ping.json()["status"].as_str()), (200, Some("ping")), "{}", ping.text());
+    assert_eq!(env.count("inbound_requests"), logged, "the ping is not an event");
+    // Anything else unsigned is not a ping.
+    let forged = post(&env, &path, &[("Content-Type", "application/x-www-form-urlencoded")], b"webhook_id=7&x=1");
+    assert_eq!(forged.status, 401);
+    assert_eq!((requests(&env, "accepted"), requests(&env, "duplicate"), requests(&env, "rejected")), (1, 1, 4));
+
+    env.dispatch();
+    let got = recv.received();
+    assert_eq!(got.len(), 1, "one relay");
+    assert_eq!(got[0].body, body.to_vec());
+    assert_eq!(got[0].header("x-qsm-provider"), Some("woocommerce"));
+    assert_eq!(got[0].header("x-qsm-event"), Some("woocommerce.order.updated"));
+}

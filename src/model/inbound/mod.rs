@@ -48,6 +48,16 @@ pub const CIRCLE_KEY_URL: &str = "https://api.circle.com/v2/notifications/public
 /// Longest event type kept from a provider's body or header.
 const KIND_MAX: usize = 100;
 
+/// Whether a request to a WooCommerce source is the ping WooCommerce sends when a webhook is
+/// saved (`WC_Webhook::deliver_ping`): unsigned, the form body `webhook_id=<its id>` and nothing
+/// else. WooCommerce saves the webhook only if it is answered 2xx; it carries no event, so it is
+/// answered 200 and neither stored nor relayed.
+pub fn is_woocommerce_ping(headers: &[(String, String)], body: &[u8]) -> bool {
+    let signed = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-wc-webhook-signature"));
+    let id = body.strip_prefix(b"webhook_id=").unwrap_or_default();
+    !signed && !id.is_empty() && id.len() <= 20 && id.iter().all(u8::is_ascii_digit)
+}
+
 /// A provider: how its requests are verified and deduplicated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,10 +70,11 @@ pub enum Provider {
     Postmark,
     Circle,
     Hmac,
+    Woocommerce,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 8] = [
+    pub const ALL: [Provider; 9] = [
         Provider::Stripe,
         Provider::Github,
         Provider::Shopify,
@@ -72,6 +83,7 @@ impl Provider {
         Provider::Postmark,
         Provider::Circle,
         Provider::Hmac,
+        Provider::Woocommerce,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +96,7 @@ impl Provider {
             Provider::Postmark => "postmark",
             Provider::Circle => "circle",
             Provider::Hmac => "hmac",
+            Provider::Woocommerce => "woocommerce",
         }
     }
 
@@ -92,7 +105,7 @@ impl Provider {
             Error::invalid(
                 "provider",
                 format!(
-                    "unknown provider {s:?}: one of stripe, github, shopify, slack, standard, postmark, circle, hmac"
+                    "unknown provider {s:?}: one of stripe, github, shopify, slack, standard, postmark, circle, hmac, woocommerce"
                 ),
             )
         })
@@ -101,7 +114,7 @@ impl Provider {
     /// Whether the provider hands out the secret (the operator pastes it) rather than this
     /// program generating one.
     pub fn secret_from_provider(self) -> bool {
-        matches!(self, Provider::Stripe | Provider::Shopify | Provider::Slack)
+        matches!(self, Provider::Stripe | Provider::Shopify | Provider::Slack | Provider::Woocommerce)
     }
 
     /// Whether the provider signs with a shared secret at all (Circle signs with its own key pair).
@@ -166,7 +179,7 @@ pub enum Reason {
     BodyTooLarge,
     /// The source has no secret (a `hmac` source without its settings, a Circle source without keys).
     NotConfigured,
-    /// GitHub, Shopify: the delivery id header is missing although the provider always sends it
+    /// GitHub, Shopify, WooCommerce: the delivery id header is missing although the provider always sends it
     /// (a captured body and signature replayed without it).
     DeliveryIdMissing,
 }
@@ -250,7 +263,7 @@ impl Reason {
             Reason::BodyTooLarge => "the body is larger than the source's size limit",
             Reason::NotConfigured => "the source has no secret or key to verify with yet",
             Reason::DeliveryIdMissing => {
-                "the provider's delivery id header (X-GitHub-Delivery, X-Shopify-Webhook-Id) is missing: the provider always sends it, so this is a captured request replayed without it"
+                "the provider's delivery id header (X-GitHub-Delivery, X-Shopify-Webhook-Id, X-WC-Webhook-Delivery-ID) is missing: the provider always sends it, so this is a captured request replayed without it"
             }
         }
     }

@@ -76,6 +76,14 @@ pub fn verify(provider: Provider, m: &Material<'_>, req: &Incoming<'_>) -> std::
             any_hmac256(m.secrets, &[req.body], &[bytes])?;
             delivery_id(req, "x-shopify-webhook-id")?;
         }
+        Provider::Woocommerce => {
+            // WooCommerce's rule (WC_Webhook::generate_signature): base64 of the raw
+            // HMAC-SHA256 of the body, keyed with the webhook's secret.
+            let sig = req.header("x-wc-webhook-signature").ok_or(Reason::SignatureMissing)?;
+            let bytes = STANDARD.decode(sig.trim()).map_err(|_| Reason::SignatureMalformed)?;
+            any_hmac256(m.secrets, &[req.body], &[bytes])?;
+            delivery_id(req, "x-wc-webhook-delivery-id")?;
+        }
         Provider::Slack => {
             let ts = req.header("x-slack-request-timestamp").ok_or(Reason::TimestampMissing)?;
             let t = check_timestamp(ts, m)?;
@@ -93,7 +101,7 @@ pub fn verify(provider: Provider, m: &Material<'_>, req: &Incoming<'_>) -> std::
     Ok(read_verified(provider, m.settings, req))
 }
 
-/// GitHub and Shopify sign the body only, and send their delivery id beside it in a header on
+/// GitHub, Shopify and WooCommerce sign the body only, and send their delivery id beside it in a header on
 /// every request: a request without it is a captured body and signature replayed, whose body
 /// hash would otherwise stand in for the id.
 fn delivery_id(req: &Incoming<'_>, header: &str) -> std::result::Result<(), Reason> {
@@ -351,6 +359,9 @@ fn read_verified(provider: Provider, settings: &Settings, req: &Incoming<'_>) ->
         Provider::Stripe => (signed(field("/id")), field("/type")),
         Provider::Github => (unsigned(header("x-github-delivery")), header("x-github-event").map(String::from)),
         Provider::Shopify => (unsigned(header("x-shopify-webhook-id")), header("x-shopify-topic").map(String::from)),
+        Provider::Woocommerce => {
+            (unsigned(header("x-wc-webhook-delivery-id")), header("x-wc-webhook-topic").map(String::from))
+        }
         Provider::Slack => (signed(field("/event_id")), field("/event/type").or_else(|| field("/type"))),
         Provider::Standard => (
             // The id of the family that was verified: an unsigned header of the other never
