@@ -78,6 +78,16 @@ pub const KEYS: &[Key] = &[
     Key { name: "WEBHOOKS_ADMINS", default: "", form: "a comma-separated list of user names (or empty)" },
     Key { name: "WEBHOOKS_SESSION_TTL", default: "12h", form: "a duration from 1m to 30d such as 12h" },
     Key { name: "WEBHOOKS_LOGIN_LINK_TTL", default: "15m", form: "a duration from 10s to 1d such as 15m" },
+    Key {
+        name: "WEBHOOKS_EMBED_ORIGINS",
+        default: "",
+        form: "origins that may frame the pages, comma-separated, each scheme://host[:port] (https://shop.example.com, https://*.example.com), or empty for none",
+    },
+    Key {
+        name: "WEBHOOKS_THEME_CSS",
+        default: "",
+        form: "the path of a .css file (relative to the .env's directory), or empty",
+    },
     Key { name: "WEBHOOKS_TEST_TIMEOUT", default: "5s", form: "a duration from 1s to 30s such as 5s" },
     Key {
         name: "WEBHOOKS_PREVIOUS_SECRET_KEY",
@@ -139,6 +149,11 @@ pub struct Config {
     pub admins: Vec<String>,
     pub session_ttl: Duration,
     pub login_link_ttl: Duration,
+    /// `WEBHOOKS_EMBED_ORIGINS`: origins whose pages may frame ours (CSP `frame-ancestors`);
+    /// empty: none may.
+    pub embed_origins: Vec<String>,
+    /// `WEBHOOKS_THEME_CSS`: the host's stylesheet, served after ours at `/static/theme.css`.
+    pub theme_css: Option<PathBuf>,
     /// How long the test button waits for a receiver.
     pub test_timeout: Duration,
     /// The key being replaced while `webhooks rotate-key` runs.
@@ -212,6 +227,13 @@ impl Config {
             let items: Result<Vec<_>> = v.split(',').map(|s| parse_duration(s.trim())).collect();
             items.ok().filter(|d| !d.is_empty()).ok_or_else(|| bad(key, &v))?
         };
+        let theme_css = {
+            let (key, v) = get("WEBHOOKS_THEME_CSS");
+            if !v.is_empty() && !v.ends_with(".css") {
+                return Err(bad(key, &v));
+            }
+            (!v.is_empty()).then(|| root.join(&v))
+        };
         Ok(Config {
             env_file,
             root,
@@ -283,6 +305,16 @@ impl Config {
                 get("WEBHOOKS_LOGIN_LINK_TTL"),
                 Some((Duration::from_secs(10), Duration::from_secs(86_400))),
             )?,
+            embed_origins: {
+                let (key, v) = get("WEBHOOKS_EMBED_ORIGINS");
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(check_origin)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad(key, &v))?
+            },
+            theme_css,
             test_timeout: duration(
                 get("WEBHOOKS_TEST_TIMEOUT"),
                 Some((Duration::from_secs(1), Duration::from_secs(30))),
@@ -585,6 +617,30 @@ pub fn check_public_url(v: &str) -> std::result::Result<Option<String>, String> 
     Ok(Some(v.trim_end_matches('/').to_string()))
 }
 
+/// One origin of `WEBHOOKS_EMBED_ORIGINS`, lower-cased: `http(s)://` and a host name (its first
+/// label may be `*`), an IPv4 address or `localhost`, with an optional port; no path, so that it
+/// is exactly a CSP source expression and nothing can be smuggled into the header.
+pub fn check_origin(v: &str) -> Option<String> {
+    let v = v.to_ascii_lowercase();
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if port.is_some_and(|p| p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (!host.is_empty() && host.len() <= 253 && host.split('.').all(label_ok)).then_some(v)
+}
+
 /// The process's `WEBHOOKS_*` variables. The environment is read as bytes: a variable that is
 /// not UTF-8 (a Latin-1 `LANG`, a header a web server passed on) is none of ours and is skipped,
 /// where `std::env::vars` would panic; one of ours that is not UTF-8 is an error naming it.
@@ -721,6 +777,13 @@ mod tests {
             ("WEBHOOKS_ADMINS", "root, bad name"),
             ("WEBHOOKS_SESSION_TTL", "10s"),
             ("WEBHOOKS_LOGIN_LINK_TTL", "2d"),
+            ("WEBHOOKS_EMBED_ORIGINS", "shop.example.com"),
+            ("WEBHOOKS_EMBED_ORIGINS", "https://shop.example.com/account"),
+            ("WEBHOOKS_EMBED_ORIGINS", "https://a.example; script-src *"),
+            ("WEBHOOKS_EMBED_ORIGINS", "*"),
+            ("WEBHOOKS_EMBED_ORIGINS", "https://shop.example.com:"),
+            ("WEBHOOKS_EMBED_ORIGINS", "javascript://x"),
+            ("WEBHOOKS_THEME_CSS", "theme.txt"),
             ("WEBHOOKS_TEST_TIMEOUT", "1m"),
             ("WEBHOOKS_PREVIOUS_SECRET_KEY", "short"),
         ];
@@ -731,6 +794,19 @@ mod tests {
             assert!(msg.starts_with(key), "{msg}");
             assert!(msg.contains(form), "{msg}");
         }
+    }
+
+    #[test]
+    fn embed_origins_are_read_as_csp_sources_and_the_theme_relative_to_the_root() {
+        let c = load(&[
+            ("WEBHOOKS_EMBED_ORIGINS", " https://Shop.Example.com, http://localhost:8081,https://*.example.org "),
+            ("WEBHOOKS_THEME_CSS", "theme/shop.css"),
+        ])
+        .unwrap();
+        assert_eq!(c.embed_origins, ["https://shop.example.com", "http://localhost:8081", "https://*.example.org"]);
+        assert_eq!(c.theme_css, Some(PathBuf::from("/srv/app/theme/shop.css")));
+        let d = load(&[]).unwrap();
+        assert!(d.embed_origins.is_empty() && d.theme_css.is_none());
     }
 
     #[test]

@@ -168,10 +168,21 @@ pub enum Command {
         #[arg(long)]
         now: Option<i64>,
     },
-    /// Print a single-use sign-in link for a user (what the host application issues).
-    LoginLink {
+    /// Print a portal link: signed, expiring, single-use, opening the pages as a user (what the
+    /// host application issues; `login-link` is its former name).
+    #[command(alias = "login-link")]
+    PortalLink {
         #[arg(long)]
         user: String,
+        /// How long the link stays valid (10s up to WEBHOOKS_LOGIN_LINK_TTL, its default).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Open the pages framed (without their header), for the host application's own page.
+        #[arg(long)]
+        embed: bool,
+        /// The page it lands on, e.g. /endpoints or /deliveries?status=dead (default: the dashboard).
+        #[arg(long)]
+        page: Option<String>,
         /// The CGI's public URL, e.g. https://example.com/cgi-bin/webhooks.cgi
         /// Default: WEBHOOKS_PUBLIC_URL.
         #[arg(long)]

@@ -27,8 +27,8 @@ use crate::model::delivery::{Filter, Status};
 use crate::model::endpoint::{Endpoint, Fields, Headers, OnDead, Ordering, SignatureCompat};
 use crate::model::health::{DisabledReason, Health};
 use crate::model::pacing;
+use crate::model::portal;
 use crate::model::principal::{check_name, Principal};
-use crate::model::token::login_query;
 use crate::model::{event, principal, secret, time, Error};
 use crate::outbound::{dispatch, network, probe, signing};
 use crate::store::deliveries::ReplayOf;
@@ -356,13 +356,28 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 )
             })
         }
-        Command::LoginLink { user, base, json } => {
+        Command::PortalLink { user, ttl, embed, page, base, json } => {
             check_name("--user", &user)?;
+            let requested = ttl
+                .map(|t| {
+                    crate::config::parse_duration(&t).map_err(|_| anyhow!("--ttl {t:?} must be a duration such as 5m"))
+                })
+                .transpose()?;
+            let ttl = portal::ttl(requested, cfg.login_link_ttl).map_err(|m| anyhow!("--ttl {m}"))?;
+            if let Some(p) = &page {
+                portal::check_page(p).map_err(|m| anyhow!("--page {p:?} must be {m}"))?;
+            }
             let keyring = cfg.keyring()?;
-            let query = login_query(&keyring.current, &user, time::now_ms() / 1000, cfg.login_link_ttl);
+            let link = portal::link(&keyring.current, &user, time::now_ms(), ttl, embed, page.as_deref());
             let base = link_base(cfg, base);
-            let url = format!("{}/login?{query}", base.trim_end_matches('/'));
-            let v = json!({"url": url, "user": user, "valid_for_seconds": cfg.login_link_ttl.as_secs()});
+            let url = format!("{}/login?{}", base.trim_end_matches('/'), link.query);
+            let v = json!({
+                "url": url,
+                "user": user,
+                "expires_at": time::rfc3339(link.expires_at * 1000),
+                "ttl_seconds": ttl.as_secs(),
+                "valid_for_seconds": ttl.as_secs(),
+            });
             print(json, &v, |_| url.clone())
         }
         Command::Verify { secret: secrets, header, body, now } => {

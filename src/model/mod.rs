@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod location;
 pub mod notice;
 pub mod pacing;
+pub mod portal;
 pub mod principal;
 
 pub mod schema;

@@ -40,6 +40,7 @@ pub const TABLES: &[(&str, bool)] = &[
     ("source_key_misses", false),
     ("source_key_fetches", false),
     ("sessions", false),
+    ("session_revocations", false),
 ];
 
 /// Identity columns whose sequences must continue after the copied rows.

@@ -90,6 +90,14 @@ pub fn purge(db: Db<'_>, r: &Retention, now: i64, max_batches: usize) -> Result<
         now,
         "DELETE FROM sessions WHERE sid IN (SELECT sid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
     )?;
+    // A revocation refuses links issued before it; none lives longer than a day.
+    batches(
+        db,
+        max_batches,
+        now - 2 * DAY_MS,
+        "DELETE FROM session_revocations WHERE user_name IN
+        (SELECT user_name FROM session_revocations WHERE revoked_at <= ?1 LIMIT ?2)",
+    )?;
     let inbound_bodies = batches(
         db,
         max_batches,

@@ -37,16 +37,42 @@ pub fn is_live(db: Db<'_>, sid: &str, user: &str, now_ms: i64) -> Result<bool> {
     Ok(found.is_some())
 }
 
+/// A live session's user and expiry (Unix ms): `None` when it was ended, has expired or never was.
+pub fn live(db: Db<'_>, sid: &str, now_ms: i64) -> Result<Option<(String, i64)>> {
+    Ok(db
+        .conn
+        .prepare_cached(
+            "SELECT user_name, expires_at FROM sessions WHERE sid = ?1 AND ended_at IS NULL AND expires_at >= ?2",
+        )?
+        .query_row(params![sid, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Ends one session (signing out).
 pub fn end(db: Db<'_>, sid: &str, now_ms: i64) -> Result<()> {
     db.conn.execute("UPDATE sessions SET ended_at = ?1 WHERE sid = ?2 AND ended_at IS NULL", params![now_ms, sid])?;
     Ok(())
 }
 
-/// Ends every live session of a user; returns how many.
+/// Ends every live session of a user, and refuses the links issued to them until now; returns
+/// how many sessions were live.
 pub fn revoke_user(db: Db<'_>, user: &str, now_ms: i64) -> Result<usize> {
+    db.conn.execute(
+        "INSERT INTO session_revocations (user_name, revoked_at) VALUES (?1, ?2)
+         ON CONFLICT (user_name) DO UPDATE SET revoked_at = excluded.revoked_at",
+        params![user, now_ms],
+    )?;
     Ok(db.conn.execute(
         "UPDATE sessions SET ended_at = ?1 WHERE user_name = ?2 AND ended_at IS NULL AND expires_at >= ?1",
         params![now_ms, user],
     )?)
+}
+
+/// When the user's sessions were last revoked (Unix ms), if they were.
+pub fn revoked_at(db: Db<'_>, user: &str) -> Result<Option<i64>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT revoked_at FROM session_revocations WHERE user_name = ?1")?
+        .query_row(params![user], |r| r.get(0))
+        .optional()?)
 }

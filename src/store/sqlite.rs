@@ -185,6 +185,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("012_queue", include_str!("../../sql/012_queue.sql")),
     ("013_pacing", include_str!("../../sql/013_pacing.sql")),
     ("014_woocommerce", include_str!("../../sql/014_woocommerce.sql")),
+    ("015_portal", include_str!("../../sql/015_portal.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

@@ -12,7 +12,7 @@ use crate::model::endpoint::{check_grace, Endpoint, Fields, Headers, OnDead, Ord
 use crate::model::event::IDEMPOTENCY_KEY_MAX;
 use crate::model::health::{DisabledReason, FailureRule};
 use crate::model::pacing;
-use crate::model::{event, principal, schema, time, Error, Problem};
+use crate::model::{event, portal, principal, schema, time, Error, Problem};
 use crate::outbound::{dispatch, network, probe};
 use crate::store::deliveries::ReplayOf;
 use crate::store::endpoints::Backlog;
@@ -596,6 +596,54 @@ pub fn create_token(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     principal::check_name("user", &owner)?;
     let created = ctx.write(|db| principals::create_token(db, Some(&owner), &label))?;
     Ok(Response::json(201, &serde_json::to_value(created)?))
+}
+
+/// `POST /api/v1/portal-links` `{"user", "ttl", "embed", "page"}`: a signed, expiring,
+/// single-use link that opens the pages signed in as `user` (the app token and admins for
+/// anyone, a user token for itself). `ttl` is a duration (`"5m"`) or seconds, at most
+/// `WEBHOOKS_LOGIN_LINK_TTL`.
+pub fn create_portal_link(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let body = json_body(ctx)?;
+    let mut f = Fields422::new(&body, &["user", "ttl", "embed", "page"]);
+    let user = f.string("user");
+    let requested = match body.get("ttl") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => crate::config::parse_duration(s).map(Some).map_err(|_| ()),
+        Some(v) => v.as_u64().map(|n| Some(Duration::from_secs(n))).ok_or(()),
+    };
+    let ttl = requested
+        .map_err(|()| "must be a duration such as \"10m\" or a number of seconds".to_string())
+        .and_then(|t| portal::ttl(t, ctx.cfg.login_link_ttl))
+        .map_err(|m| f.problems.push(problem("$.ttl".into(), m)))
+        .ok();
+    let embed = match body.get("embed") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            f.problems.push(problem("$.embed".into(), "must be true or false".into()));
+            false
+        }
+    };
+    let page = f.string("page");
+    if let Some(Err(m)) = page.as_deref().map(portal::check_page) {
+        f.problems.push(problem("$.page".into(), format!("must be {m}")));
+    }
+    f.finish()?;
+    let user = owner_for(ctx, user, "portal links")?;
+    principal::check_name("user", &user)?;
+    let master = ctx.keyring()?.current;
+    let ttl = ttl.expect("checked above");
+    let link = portal::link(&master, &user, time::now_ms(), ttl, embed, page.as_deref());
+    let url = format!("{}/login?{}", ctx.public_base(), link.query);
+    Ok(Response::json(
+        201,
+        &json!({
+            "url": url,
+            "user": user,
+            "expires_at": time::rfc3339(link.expires_at * 1000),
+            "ttl_seconds": ttl.as_secs(),
+        }),
+    ))
 }
 
 /// `DELETE /api/v1/users/{user}/sessions`: ends every sign-in session of a user (the app token

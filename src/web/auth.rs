@@ -7,7 +7,7 @@
 //! token.
 
 use crate::config::Config;
-use crate::model::token::{random_token, sign, verify};
+use crate::model::token::{issued_ms, random_token, sign, verify};
 use crate::store::{sessions, Db};
 use crate::web::cgi::Request;
 use crate::web::error::HttpError;
@@ -18,15 +18,18 @@ pub const CSRF_COOKIE: &str = "qsm_csrf";
 /// shows that endpoint's new secret once, and clears it (Post/Redirect/Get).
 pub const NEW_SECRET_COOKIE: &str = "qsm_new_secret";
 
-/// Redeems a login link: checks signature, expiry and that it was not used before; returns the
-/// user and the session cookie value.
-pub fn redeem(
-    db: Db<'_>,
-    cfg: &Config,
-    master: &[u8; 32],
-    req: &Request,
-    now_s: i64,
-) -> Result<(String, String), HttpError> {
+/// A session that sign-in started.
+#[derive(Debug)]
+pub struct Started {
+    pub user: String,
+    pub sid: String,
+    /// The session cookie's value.
+    pub cookie: String,
+}
+
+/// Redeems a login link: checks signature, expiry and that it was not used before; starts the
+/// session.
+pub fn redeem(db: Db<'_>, cfg: &Config, master: &[u8; 32], req: &Request, now_s: i64) -> Result<Started, HttpError> {
     let get = |k: &str| req.query(k).unwrap_or_default();
     let (user, expires, nonce, sig) = (get("user"), get("expires"), get("nonce"), get("sig"));
     if !verify(master, "login-link", &[&user, &expires, &nonce], &sig) {
@@ -41,16 +44,26 @@ pub fn redeem(
             "this sign-in link is valid for longer than WEBHOOKS_LOGIN_LINK_TTL allows: issue links that expire sooner",
         ));
     }
+    let issued = issued_ms(&nonce, exp, cfg.login_link_ttl);
+    if sessions::revoked_at(db, &user)?.is_some_and(|revoked| issued <= revoked) {
+        return Err(HttpError::forbidden(
+            "this sign-in link was issued before the user's sessions were revoked: ask the application for a new one",
+        ));
+    }
     if !sessions::use_login_nonce(db, &nonce, exp * 1000)? {
         return Err(HttpError::forbidden("this sign-in link was already used: ask the application for a new one"));
     }
     let expires_s = now_s + cfg.session_ttl.as_secs() as i64;
-    let session_expires = expires_s.to_string();
     let sid = random_token();
     sessions::start(db, &sid, &user, now_s * 1000, expires_s * 1000)?;
-    let cookie =
-        format!("{user}.{session_expires}.{sid}.{}", sign(master, "session", &[&user, &session_expires, &sid]));
-    Ok((user, cookie))
+    let cookie = session_cookie(master, &user, expires_s, &sid);
+    Ok(Started { user, sid, cookie })
+}
+
+/// A session cookie's value: `{user}.{expires}.{sid}.{sig}`.
+pub fn session_cookie(master: &[u8; 32], user: &str, expires_s: i64, sid: &str) -> String {
+    let expires = expires_s.to_string();
+    format!("{user}.{expires}.{sid}.{}", sign(master, "session", &[user, &expires, sid]))
 }
 
 /// The user and session id of a session cookie whose signature and expiry are valid (whether
@@ -83,15 +96,22 @@ pub fn check_csrf(master: &[u8; 32], user: &str, req: &Request, form_token: Opti
     }
 }
 
-/// `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure under HTTPS, scoped to the script.
-pub fn cookie_header(req: &Request, name: &str, value: &str, max_age: Option<i64>) -> String {
+/// `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure under HTTPS, scoped to the script. A
+/// `cross_site` cookie (pages framed by another site, `embed::cross_site`) is
+/// `SameSite=None; Secure; Partitioned`: sent inside the frame, kept apart from every other
+/// site's frames, and dropped by browsers over plain HTTP (except on `localhost`).
+pub fn cookie_header(req: &Request, name: &str, value: &str, max_age: Option<i64>, cross_site: bool) -> String {
     let path = if req.script_name.is_empty() { "/".to_string() } else { req.script_name.clone() };
-    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    let same_site = if cross_site { "None" } else { "Lax" };
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }
-    if req.https {
+    if req.https || cross_site {
         c.push_str("; Secure");
+    }
+    if cross_site {
+        c.push_str("; Partitioned");
     }
     c
 }
@@ -119,17 +139,18 @@ mod tests {
         let store = crate::store::Store::memory();
         let conn = store.db();
         let (c, master) = (cfg(), [3u8; 32]);
-        let q = login_query(&master, "alice", 1000, c.login_link_ttl);
-        let (user, cookie) = redeem(conn, &c, &master, &req(&q), 1000).unwrap();
+        let q = login_query(&master, "alice", 1_000_000, c.login_link_ttl);
+        let Started { user, cookie, sid } = redeem(conn, &c, &master, &req(&q), 1000).unwrap();
         assert_eq!(user, "alice");
+        assert_eq!(session_user(&master, &cookie, 1000).map(|(_, s)| s), Some(sid));
         assert_eq!(session_user(&master, &cookie, 1000).map(|(u, _)| u).as_deref(), Some("alice"));
         assert_eq!(redeem(conn, &c, &master, &req(&q), 1000).unwrap_err().status, 403, "replay");
-        let q2 = login_query(&master, "alice", 1000, c.login_link_ttl);
+        let q2 = login_query(&master, "alice", 1_000_000, c.login_link_ttl);
         assert!(redeem(conn, &c, &master, &req(&q2), 1000 + 901).is_err(), "expired");
         let long = {
             let mut c2 = c.clone();
             c2.login_link_ttl = std::time::Duration::from_secs(86_400);
-            login_query(&master, "alice", 1000, c2.login_link_ttl)
+            login_query(&master, "alice", 1_000_000, c2.login_link_ttl)
         };
         assert!(redeem(conn, &c, &master, &req(&long), 1000).is_err(), "longer than the TTL allows");
         let forged = q2.replace("user=alice", "user=root");

@@ -247,17 +247,20 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Sent with every response: no caching of user data, no framing, no sniffing, no inline script.
+/// Sent with every response: no caching of user data, no framing (unless `WEBHOOKS_EMBED_ORIGINS`
+/// allows some: `embed::apply`), no sniffing, no inline script.
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
+    ("Content-Security-Policy", DEFAULT_CSP),
 ];
+
+/// The Content-Security-Policy: nothing but our own stylesheets and images, forms posting to
+/// us, and no frames (`embed::content_security_policy` puts allowed origins in their place).
+pub const DEFAULT_CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 impl Response {
     pub fn json(status: u16, value: &Value) -> Response {
@@ -306,8 +309,11 @@ impl Response {
             let v = v.replace(['\r', '\n'], " ");
             head.push_str(&format!("{k}: {v}\r\n"));
         }
+        // A response with its own frame policy (pages framed by allowed origins) goes without
+        // `X-Frame-Options: DENY`, which would refuse every frame.
+        let own_policy = self.header("Content-Security-Policy").is_some_and(|p| !p.contains("frame-ancestors 'none'"));
         for (k, v) in SECURITY_HEADERS {
-            if self.header(k).is_none() {
+            if self.header(k).is_none() && !(own_policy && *k == "X-Frame-Options") {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
         }

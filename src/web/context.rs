@@ -127,6 +127,26 @@ impl<'a> Ctx<'a> {
         self.viewer().principal.user().expect("the router lets only users see pages")
     }
 
+    /// A `Set-Cookie` value for this request: one that works inside another site's frame when
+    /// the request is framed there (`embed::cross_site`).
+    pub fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
+        crate::web::auth::cookie_header(
+            self.req,
+            name,
+            value,
+            max_age,
+            crate::web::embed::cross_site(self.cfg, self.req),
+        )
+    }
+
+    /// How the pages look for this request: framed or whole, with the host's theme or not.
+    pub fn look(&self) -> crate::web::views::Look {
+        crate::web::views::Look {
+            embed: crate::web::embed::framed(self.req),
+            theme: crate::web::embed::theme_version(self.cfg),
+        }
+    }
+
     /// The CSRF token for forms on this page.
     pub fn csrf(&self) -> String {
         let user = self.viewer.as_ref().and_then(|v| v.principal.user());

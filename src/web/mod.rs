@@ -14,6 +14,7 @@ pub mod api_sources;
 pub mod auth;
 pub mod cgi;
 pub mod context;
+pub mod embed;
 pub mod error;
 pub mod pages;
 pub mod receiver;

@@ -65,6 +65,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/v1/tokens", Api, api::create_token),
     r("DELETE", "/api/v1/tokens/{id}", Api, api::revoke_token),
     r("DELETE", "/api/v1/users/{user}/sessions", Api, api::revoke_sessions),
+    r("POST", "/api/v1/portal-links", Api, api::create_portal_link),
     r("GET", "/api/v1/sources", Api, api_sources::list_sources),
     r("POST", "/api/v1/sources", Api, api_sources::create_source),
     r("GET", "/api/v1/sources/{id}", Api, api_sources::get_source),
@@ -111,8 +112,11 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/tokens/{id}/revoke", Page, pages::tokens::revoke),
     r("GET", "/docs/verify", Page, pages::verify::show),
     r("GET", "/login", Public, pages::signin::login),
+    r("GET", "/login/check", Public, pages::signin::check),
+    r("GET", "/login/continue", Public, pages::signin::continue_in_tab),
     r("POST", "/logout", Page, pages::signin::logout),
     r("GET", "/static/style.css", Public, pages::layout::stylesheet),
+    r("GET", "/static/theme.css", Public, crate::web::embed::theme),
 ];
 
 /// Matches `/endpoints/{id}` against `/endpoints/ep_123`, returning the parameters. Any
@@ -138,6 +142,10 @@ pub fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
 }
 
 pub fn handle(cfg: &Config, req: &Request) -> Response {
+    crate::web::embed::apply(cfg, req, route(cfg, req))
+}
+
+fn route(cfg: &Config, req: &Request) -> Response {
     let path = if req.path.len() > 1 { req.path.trim_end_matches('/') } else { "/" };
     let is_api = path.starts_with("/api/");
     let candidates: Vec<(&Route, Vec<String>)> =
@@ -188,9 +196,7 @@ pub fn handle(cfg: &Config, req: &Request) -> Response {
 /// Sets the browser's CSRF cookie when this request chose a new one for its forms.
 fn with_csrf_cookie(mut response: Response, ctx: &Ctx<'_>) -> Response {
     if ctx.set_csrf_cookie {
-        response
-            .headers
-            .push(("Set-Cookie".into(), auth::cookie_header(ctx.req, auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
+        response.headers.push(("Set-Cookie".into(), ctx.cookie(auth::CSRF_COOKIE, &ctx.csrf_nonce, None)));
     }
     response
 }
@@ -202,7 +208,10 @@ fn page_error(e: &HttpError, ctx: &Ctx<'_>) -> Response {
         let user = v.principal.user()?;
         Some(views::SignedIn { user, admin: v.admin, csrf: &csrf })
     });
-    let mut r = Response::html(e.status, views::error_page_for(e.status, &e.message, &ctx.req.script_name, viewer));
+    let mut r = Response::html(
+        e.status,
+        views::error_page_for(e.status, &e.message, &ctx.req.script_name, viewer, &ctx.look()),
+    );
     r.headers.extend(e.headers.iter().filter(|(k, _)| k != "WWW-Authenticate").cloned());
     r
 }
@@ -223,7 +232,7 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), HttpError> {
             let now = time::now_ms() / 1000;
             ctx.viewer = ctx.page_viewer(&master, now)?;
             let Some(user) = ctx.viewer.as_ref().and_then(|v| v.principal.user()) else {
-                return Err(not_signed_in(ctx.req));
+                return Err(not_signed_in(ctx));
             };
             if ctx.req.method == "POST" {
                 let form = ctx.req.form();
@@ -242,7 +251,8 @@ fn authorize(ctx: &mut Ctx<'_>, kind: Kind) -> Result<(), HttpError> {
 /// web server did not check, that the server's configuration lets every request through. A
 /// session cookie that was refused (expired, or signed with a rotated key) is cleared, so that
 /// a server that asks for passwords when no session is offered asks again.
-fn not_signed_in(req: &Request) -> HttpError {
+fn not_signed_in(ctx: &Ctx<'_>) -> HttpError {
+    let req = ctx.req;
     let basic = req.header("authorization").and_then(|a| a.get(..6)).is_some_and(|s| s.eq_ignore_ascii_case("basic "));
     let mut e = if basic {
         HttpError::new(
@@ -261,7 +271,7 @@ fn not_signed_in(req: &Request) -> HttpError {
         )
     };
     if req.cookie(auth::SESSION_COOKIE).is_some() {
-        e.headers.push(("Set-Cookie".into(), auth::cookie_header(req, auth::SESSION_COOKIE, "", Some(0))));
+        e.headers.push(("Set-Cookie".into(), ctx.cookie(auth::SESSION_COOKIE, "", Some(0))));
     }
     e
 }

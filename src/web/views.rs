@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("tokens.html", include_str!("../../templates/tokens.html")),
     ("docs_verify.html", include_str!("../../templates/docs_verify.html")),
     ("signed_out.html", include_str!("../../templates/signed_out.html")),
+    ("cookies_blocked.html", include_str!("../../templates/cookies_blocked.html")),
     ("sources.html", include_str!("../../templates/sources.html")),
     ("source_new.html", include_str!("../../templates/source_new.html")),
     ("source.html", include_str!("../../templates/source.html")),
@@ -51,7 +52,22 @@ pub fn render(name: &str, ctx: &Context) -> Result<String> {
 
 /// A page for an error, without navigation (it may be shown to someone not signed in).
 pub fn error_page(status: u16, message: &str, base: &str) -> String {
-    error_page_for(status, message, base, None)
+    error_page_for(status, message, base, None, &Look::default())
+}
+
+/// How a page looks: framed by the host application (`embed`: without the product's header)
+/// and with the host's stylesheet (`theme`: its version, for the URL), or neither.
+#[derive(Debug, Clone, Default)]
+pub struct Look {
+    pub embed: bool,
+    pub theme: Option<String>,
+}
+
+impl Look {
+    pub fn insert(&self, ctx: &mut Context) {
+        ctx.insert("embed", &self.embed);
+        ctx.insert("theme", &self.theme);
+    }
 }
 
 /// Who sees an error page when they are signed in: their name, whether they are an admin, and
@@ -63,8 +79,9 @@ pub struct SignedIn<'a> {
 }
 
 /// A page for an error, with the navigation when the viewer is signed in.
-pub fn error_page_for(status: u16, message: &str, base: &str, viewer: Option<SignedIn<'_>>) -> String {
+pub fn error_page_for(status: u16, message: &str, base: &str, viewer: Option<SignedIn<'_>>, look: &Look) -> String {
     let mut ctx = Context::new();
+    look.insert(&mut ctx);
     if let Some(v) = viewer {
         ctx.insert("viewer", &serde_json::json!({"user": v.user, "admin": v.admin}));
         ctx.insert("csrf", v.csrf);
@@ -102,7 +119,7 @@ mod tests {
     #[test]
     fn error_pages_render_with_and_without_a_viewer() {
         let signed_in = super::SignedIn { user: "alice", admin: false, csrf: "t" };
-        let html = super::error_page_for(404, "gone", "/x", Some(signed_in));
+        let html = super::error_page_for(404, "gone", "/x", Some(signed_in), &super::Look::default());
         assert!(html.contains("<h1>404 Not Found</h1>") && html.contains("<span>alice</span>"), "{html}");
         let html = super::error_page(404, "gone", "/x");
         assert!(html.contains("<h1>404 Not Found</h1>") && !html.contains("<nav"), "{html}");

@@ -164,7 +164,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     match created {
         Ok((ep, _)) => {
             // Post/Redirect/Get: the endpoint's page shows the secret once, then a reload does not.
-            let flash = auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, &ep.id, Some(300));
+            let flash = ctx.cookie(auth::NEW_SECRET_COOKIE, &ep.id, Some(300));
             Ok(redirect(ctx, &format!("/endpoints/{}?notice=created", ep.id))?.with_header("Set-Cookie", &flash))
         }
         Err(e) => {
@@ -234,7 +234,7 @@ pub fn show(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     if !fresh {
         return Ok(page);
     }
-    Ok(page.with_header("Set-Cookie", &auth::cookie_header(ctx.req, auth::NEW_SECRET_COOKIE, "", Some(0))))
+    Ok(page.with_header("Set-Cookie", &ctx.cookie(auth::NEW_SECRET_COOKIE, "", Some(0))))
 }
 
 pub fn update(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {

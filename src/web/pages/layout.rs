@@ -38,6 +38,7 @@ pub fn context(ctx: &mut Ctx<'_>, title: &str, nav: &str) -> Context {
     c.insert("viewer", &ctx.viewer.as_ref().map(|v| json!({"user": v.principal.user(), "admin": v.admin})));
     c.insert("csrf", &ctx.csrf());
     c.insert("prefix", &ctx.cfg.header_prefix);
+    ctx.look().insert(&mut c);
     let notice = ctx.req.query("notice").and_then(|n| NOTICES.iter().find(|(k, _)| *k == n).map(|(_, m)| *m));
     // After re-enabling, how many deliveries it sends or discarded (numbers only, never echoed text).
     let count = |k: &str| ctx.req.query(k).and_then(|v| v.parse::<u64>().ok());
