@@ -75,6 +75,24 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             "bin/webhooks init --public-url https://example.org/cgi-bin/webhooks.cgi (the CGI's public address)",
         )),
     }
+    if let Some(theme) = &cfg.theme_css {
+        match std::fs::read(theme) {
+            Ok(_) => out.push(ok(format!("the theme {} is served after the product's stylesheet", theme.display()))),
+            Err(e) => out.push(problem(
+                format!(
+                    "WEBHOOKS_THEME_CSS names {}, which cannot be read ({e}): the pages go without it",
+                    theme.display()
+                ),
+                format!(
+                    "create it, make it readable by the web server (chmod 644 {}), or empty the key",
+                    theme.display()
+                ),
+            )),
+        }
+    }
+    if !cfg.embed_origins.is_empty() {
+        out.push(ok(format!("pages may be framed by {} (WEBHOOKS_EMBED_ORIGINS)", cfg.embed_origins.join(", "))));
+    }
 
     if let Some(path) = cfg.database.file() {
         let dir = path.parent().unwrap_or(Path::new("."));

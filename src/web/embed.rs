@@ -10,8 +10,6 @@
 
 use crate::config::Config;
 use crate::web::cgi::{Request, Response, DEFAULT_CSP};
-use crate::web::context::Ctx;
-use crate::web::error::HttpError;
 
 pub const EMBED_COOKIE: &str = "qsm_embed";
 
@@ -71,16 +69,6 @@ pub fn theme_version(cfg: &Config) -> Option<String> {
     let meta = std::fs::metadata(cfg.theme_css.as_ref()?).ok()?;
     let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some(format!("{}-{}", modified.as_secs(), meta.len()))
-}
-
-/// `GET /static/theme.css`: the host's stylesheet.
-pub fn theme(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
-    let path = ctx.cfg.theme_css.as_ref().ok_or_else(|| HttpError::not_found("no theme is configured"))?;
-    let css = std::fs::read(path).map_err(|e| {
-        eprintln!("webhooks-cgi: WEBHOOKS_THEME_CSS {}: {e}", path.display());
-        HttpError::not_found("the theme stylesheet cannot be read")
-    })?;
-    Ok(Response::text(200, "text/css; charset=utf-8", css).with_header("Cache-Control", "public, max-age=86400"))
 }
 
 #[cfg(test)]

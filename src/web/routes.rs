@@ -116,7 +116,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/login/continue", Public, pages::signin::continue_in_tab),
     r("POST", "/logout", Page, pages::signin::logout),
     r("GET", "/static/style.css", Public, pages::layout::stylesheet),
-    r("GET", "/static/theme.css", Public, crate::web::embed::theme),
+    r("GET", "/static/theme.css", Public, pages::layout::theme_stylesheet),
 ];
 
 /// Matches `/endpoints/{id}` against `/endpoints/ep_123`, returning the parameters. Any

@@ -665,11 +665,26 @@ pub struct Browser<'a> {
     pub cookies: BTreeMap<String, String>,
     pub csrf: Option<String>,
     pub https: bool,
+    /// Request headers sent with every request (e.g. `Sec-Fetch-Dest: iframe` for a frame).
+    pub headers: Vec<(String, String)>,
+    /// A browser that keeps no cookies (one blocking third-party cookies, inside a frame).
+    pub block_cookies: bool,
+    /// Every `Set-Cookie` of the last response, whole.
+    pub set_cookies: Vec<String>,
 }
 
 impl<'a> Browser<'a> {
     pub fn new(env: &'a Env, remote_user: Option<&str>) -> Browser<'a> {
-        Browser { env, remote_user: remote_user.map(String::from), cookies: BTreeMap::new(), csrf: None, https: false }
+        Browser {
+            env,
+            remote_user: remote_user.map(String::from),
+            cookies: BTreeMap::new(),
+            csrf: None,
+            https: false,
+            headers: Vec::new(),
+            block_cookies: false,
+            set_cookies: Vec::new(),
+        }
     }
 
     fn request(&mut self, method: &str, path_and_query: &str, body: &[u8], content_type: Option<&str>) -> CgiResponse {
@@ -682,6 +697,7 @@ impl<'a> Browser<'a> {
         if !jar.is_empty() {
             headers.push(("Cookie", jar.as_str()));
         }
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut extra = Vec::new();
         if let Some(u) = &self.remote_user {
             extra.push(("REMOTE_USER", u.as_str()));
@@ -690,8 +706,10 @@ impl<'a> Browser<'a> {
             extra.push(("HTTPS", "on"));
         }
         let r = self.env.run_cgi(method, path_and_query, &headers, &extra, body, true);
+        self.set_cookies =
+            r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.clone()).collect();
         for (k, v) in &r.headers {
-            if k.eq_ignore_ascii_case("set-cookie") {
+            if k.eq_ignore_ascii_case("set-cookie") && !self.block_cookies {
                 let pair = v.split(';').next().unwrap();
                 let (name, value) = pair.split_once('=').unwrap();
                 if value.is_empty() || v.contains("Max-Age=0") {

@@ -22,6 +22,7 @@ mod operator_guide;
 mod ordering;
 mod pacing;
 mod pages;
+mod portal;
 mod postgres;
 mod readme_tour;
 mod resource_bounds;

@@ -107,3 +107,13 @@ pub fn redirect(ctx: &Ctx<'_>, path: &str) -> Result<Response, HttpError> {
 pub fn stylesheet(_: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::text(200, "text/css; charset=utf-8", STYLESHEET).with_header("Cache-Control", "public, max-age=3600"))
 }
+
+/// `GET /static/theme.css`: the host's stylesheet.
+pub fn theme_stylesheet(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    let path = ctx.cfg.theme_css.as_ref().ok_or_else(|| HttpError::not_found("no theme is configured"))?;
+    let css = std::fs::read(path).map_err(|e| {
+        eprintln!("webhooks-cgi: WEBHOOKS_THEME_CSS {}: {e}", path.display());
+        HttpError::not_found("the theme stylesheet cannot be read")
+    })?;
+    Ok(Response::text(200, "text/css; charset=utf-8", css).with_header("Cache-Control", "public, max-age=86400"))
+}

@@ -16,7 +16,7 @@ use crate::web::error::HttpError;
 /// The page a link lands on (`page=`, default the dashboard), checked to be one of ours.
 fn landing(req: &Request) -> Result<String, HttpError> {
     let page = req.query("page").unwrap_or_else(|| "/".into());
-    portal::check_page(&page).map_err(|form| HttpError::bad_request(&format!("page must be {form}")))?;
+    portal::check_page(&page).map_err(|form| HttpError::bad_request(format!("page must be {form}")))?;
     Ok(page)
 }
 
