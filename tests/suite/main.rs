@@ -30,4 +30,5 @@ mod schemas;
 mod serve;
 mod snippets;
 mod ssrf;
+mod vectors;
 mod web_security;
