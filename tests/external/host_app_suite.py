@@ -143,6 +143,15 @@ def main():
         status, _, _ = apache.request("GET", path)
         check(f"{tag} portal link: used once", status == 403, str(status))
 
+        # A link the application signs itself, with docs/pages.md's PHP function as written.
+        snippet = re.search(r"```php\n<\?php\n(function qsm_webhooks_login_link.*?\n})\n", open(os.path.join(REPO, "docs/pages.md")).read(), re.S)
+        secret_key = re.search(r"^WEBHOOKS_SECRET_KEY=(\S+)$", open(f"{install_root}/.env").read(), re.M).group(1)
+        out = subprocess.run(["php", "-r", snippet.group(1) + f"\necho qsm_webhooks_login_link('/cgi-bin/webhooks.cgi', '{secret_key}', '{USER}');"],
+                             capture_output=True, text=True)
+        status, headers, _ = apache.request("GET", out.stdout.strip())
+        check(f"{tag} docs/pages.md's PHP function signs a link that signs in", status == 303 and "qsm_session=" in headers.get("Set-Cookie", ""),
+              f"{out.stdout} {out.stderr} {status}")
+
         # 4. The client's own tests against this Apache.
         out = subprocess.run(["phpunit", "-c", os.path.join(REPO, "clients/php/phpunit.xml.dist")], capture_output=True, text=True,
                              cwd=os.path.join(REPO, "clients/php"),
