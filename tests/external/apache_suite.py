@@ -222,6 +222,17 @@ def sign_in_by_link(apache, home, install_root, base, user):
     return status, headers.get("Set-Cookie", "").split(";")[0]
 
 
+def move_to_test_database(home, install_root, tag):
+    """Under WEBHOOKS_TEST_STORE=postgres: the installation made as the guide says, then moved as
+    docs/postgres.md says (migrate-store points its .env at a new database)."""
+    database = test_database()
+    if database:
+        out = subprocess.run([f"{install_root}/bin/webhooks", "migrate-store", "--to", database], cwd=install_root,
+                             env={"HOME": home, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
+        if not check(f"{tag} migrate-store to PostgreSQL", out.returncode == 0, out.stderr[-2000:]):
+            raise SystemExit(1)
+
+
 def run_mode(module, mpm):
     tag = f"[mod_{module} + {mpm}]"
     home = tempfile.mkdtemp(prefix=f"qsm-apache-{module}-")
@@ -230,14 +241,7 @@ def run_mode(module, mpm):
     install_root = f"{home}/webhooks"
     with open(f"{install_root}/.env", "a") as f:
         f.write("WEBHOOKS_ALLOWED_NETWORKS=127.0.0.1/32\n")
-    database = test_database()
-    if database:
-        # On PostgreSQL: the installation made as the guide says, then moved as
-        # docs/postgres.md says (migrate-store points its .env at the new database).
-        out = subprocess.run([f"{install_root}/bin/webhooks", "migrate-store", "--to", database], cwd=install_root,
-                             env={"HOME": home, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
-        if not check(f"{tag} migrate-store to PostgreSQL", out.returncode == 0, out.stderr[-2000:]):
-            raise SystemExit(1)
+    move_to_test_database(home, install_root, tag)
     base = "/cgi-bin/webhooks.cgi"
     alice = basic("alice", "correct horse")
 

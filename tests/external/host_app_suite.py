@@ -22,7 +22,7 @@ import time
 import urllib.parse
 
 import apache_suite as A
-from common import free_port, test_database
+from common import free_port, store_label
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -69,7 +69,7 @@ def median_ms(fn, n=15):
 
 def main():
     A.ensure_user()
-    tag = f"[{'PostgreSQL' if test_database() else 'SQLite'}]"
+    tag = f"[{store_label()}]"
     home = tempfile.mkdtemp(prefix="qsm-host-")
     os.chmod(home, 0o755)
     token, cron_cmd = A.install(home)
@@ -80,12 +80,7 @@ def main():
     host_port, other_port, rx_port = free_port(), free_port(), free_port()
     with open(f"{install_root}/theme.css", "w") as f:
         f.write(f":root {{ --qsm-accent: {ACCENT}; --qsm-radius: 10px; }}\n")
-    database = test_database()
-    if database:
-        out = subprocess.run([f"{install_root}/bin/webhooks", "migrate-store", "--to", database], cwd=install_root,
-                             env={"HOME": home, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
-        if not check(f"{tag} migrate-store to PostgreSQL", out.returncode == 0, out.stderr[-2000:]):
-            raise SystemExit(1)
+    A.move_to_test_database(home, install_root, tag)
     work = tempfile.mkdtemp(prefix="qsm-host-work-")
     os.chmod(work, 0o777)
     procs = []
