@@ -215,8 +215,8 @@ def as_user(args, home):
 
 
 def sign_in_by_link(apache, home, install_root, base, user):
-    """Opens a login link from `webhooks login-link`; returns (status, session cookie)."""
-    out = as_user([f"{install_root}/bin/webhooks", "login-link", "--user", user, "--base", base, "--json"], home)
+    """Opens a portal link from `webhooks portal-link`; returns (status, session cookie)."""
+    out = as_user([f"{install_root}/bin/webhooks", "portal-link", "--user", user, "--base", base, "--json"], home)
     url = json.loads(out.stdout)["url"]
     status, headers, _ = apache.request("GET", url)
     return status, headers.get("Set-Cookie", "").split(";")[0]
@@ -328,6 +328,28 @@ def run_mode(module, mpm):
         status, headers, html = apache.request("GET", f"{base}/", headers={"Cookie": "qsm_session=bob.1.x.forged"})
         check(f"{tag} a forged session is refused by the program and cleared",
               status == 401 and any(c.startswith("qsm_session=;") and "Max-Age=0" in c for c in headers.get("Set-Cookie", "").splitlines()), f"{status} {headers}")
+
+        # A framed sign-in in a browser that keeps no cookies in frames: its check and its
+        # handoff to a new tab pass without the password (docs/embedding.md); nothing else does.
+        with open(f"{install_root}/.env", "a") as f:
+            f.write("WEBHOOKS_EMBED_ORIGINS=https://shop.example\n")
+        out = as_user([f"{install_root}/bin/webhooks", "portal-link", "--user", "dora", "--embed", "--base", base, "--json"], home)
+        frame = {"Sec-Fetch-Dest": "iframe"}
+        status, headers, _ = apache.request("GET", json.loads(out.stdout)["url"], headers=frame)
+        check_url = headers.get("Location", "")
+        status, _, html = apache.request("GET", check_url, headers=frame)
+        html = html_unescape(html)
+        check(f"{tag} a framed sign-in without its cookie: the check offers a new tab, without a password",
+              status == 200 and "/login/continue?" in html, f"{status} {check_url} {html[:300]}")
+        continue_url = re.search(r'href="([^"]*/login/continue\?[^"]*)"', html).group(1)
+        status, headers, _ = apache.request("GET", continue_url, headers={"Sec-Fetch-Dest": "document"})
+        cookie = headers.get("Set-Cookie", "").split(";")[0]
+        status2, _, html = apache.request("GET", f"{base}/endpoints", headers={"Cookie": cookie})
+        check(f"{tag} the new tab takes over the session, without a password",
+              status == 303 and status2 == 200 and "<span>dora</span>" in html, f"{status} {status2}")
+        status, headers, _ = apache.request("GET", f"{base}/login/other")
+        check(f"{tag} only the portal's own paths are exempt (Apache asks for /login/other)",
+              status == 401 and headers.get("WWW-Authenticate", "").startswith("Basic"), f"{status} {headers}")
 
         # Inbound sources through Apache: the providers' addresses pass without the site password,
         # Postmark's own Basic credentials reach the program (CGIPassAuth On), chunked bodies are
