@@ -179,7 +179,7 @@ def main():
             driver.find_element(By.NAME, "label").send_keys("made in the frame")
             driver.find_element(By.CSS_SELECTOR, "form[action$='/tokens'] button[type=submit]").click()
             WebDriverWait(driver, 10).until(lambda d: "made in the frame" in d.page_source)
-            shown = re.search(r"qsm_[A-Za-z0-9_]{20,}", driver.page_source)
+            shown = re.search(r"qsm_[A-Za-z0-9_-]{43}", driver.page_source)
             check(f"{tag} Chromium: a form posts inside the frame (CSRF intact), its answer stays framed",
                   shown is not None and driver.execute_script("return document.body.className") == "embed", driver.page_source[:500])
             # An origin not listed: the browser refuses the frame.
