@@ -57,6 +57,14 @@ final class ClientTest extends TestCase
         $delivery = $this->client->getDelivery($rows[0]['id']);
         self::assertSame($first['id'], $delivery['event_id']);
         self::assertSame('pending', $delivery['status']);
+        $retried = $this->client->retryDelivery($rows[0]['id']);
+        self::assertSame([$rows[0]['id'], 'pending', 0], [$retried['id'], $retried['status'], $retried['attempts']]);
+        try {
+            $this->client->retryDelivery('dlv_not_there');
+            self::fail('a delivery that does not exist was retried');
+        } catch (ApiException $e) {
+            self::assertSame([404, 'not_found'], [$e->getStatus(), $e->getErrorCode()]);
+        }
     }
 
     public function testManyEventsGoInBatches(): void
