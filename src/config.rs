@@ -84,6 +84,11 @@ pub const KEYS: &[Key] = &[
         form: "origins that may frame the pages, comma-separated, each scheme://host[:port] (https://shop.example.com, https://*.example.com), or empty for none",
     },
     Key {
+        name: "WEBHOOKS_METRICS_USERS",
+        default: "",
+        form: "user names, comma-separated, whose own series the metrics show (or empty)",
+    },
+    Key {
         name: "WEBHOOKS_THEME_CSS",
         default: "",
         form: "the path of a .css file (relative to the .env's directory), or empty",
@@ -152,6 +157,9 @@ pub struct Config {
     /// `WEBHOOKS_EMBED_ORIGINS`: origins whose pages may frame ours (CSP `frame-ancestors`);
     /// empty: none may.
     pub embed_origins: Vec<String>,
+    /// `WEBHOOKS_METRICS_USERS`: users with series of their own in the metrics (each is a few
+    /// series more; everyone's would be millions).
+    pub metrics_users: Vec<String>,
     /// `WEBHOOKS_THEME_CSS`: the host's stylesheet, served after ours at `/static/theme.css`.
     pub theme_css: Option<PathBuf>,
     /// How long the test button waits for a receiver.
@@ -288,15 +296,7 @@ impl Config {
             rotation_grace: duration(get("WEBHOOKS_ROTATION_GRACE"), None)?,
             max_events_per_request: number(get("WEBHOOKS_MAX_EVENTS_PER_REQUEST"), 1, 10_000)? as usize,
             max_endpoints_per_user: number(get("WEBHOOKS_MAX_ENDPOINTS_PER_USER"), 1, 1000)? as usize,
-            admins: {
-                let (key, v) = get("WEBHOOKS_ADMINS");
-                let names: Vec<String> =
-                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                if names.iter().any(|n| crate::model::principal::check_name("user", n).is_err()) {
-                    return Err(bad(key, &v));
-                }
-                names
-            },
+            admins: names(get("WEBHOOKS_ADMINS"))?,
             session_ttl: duration(
                 get("WEBHOOKS_SESSION_TTL"),
                 Some((Duration::from_secs(60), Duration::from_secs(30 * 86_400))),
@@ -315,6 +315,7 @@ impl Config {
                     .ok_or_else(|| bad(key, &v))?
             },
             theme_css,
+            metrics_users: names(get("WEBHOOKS_METRICS_USERS"))?,
             test_timeout: duration(
                 get("WEBHOOKS_TEST_TIMEOUT"),
                 Some((Duration::from_secs(1), Duration::from_secs(30))),
@@ -617,6 +618,15 @@ pub fn check_public_url(v: &str) -> std::result::Result<Option<String>, String> 
     Ok(Some(v.trim_end_matches('/').to_string()))
 }
 
+/// A comma-separated list of user names (`WEBHOOKS_ADMINS`, `WEBHOOKS_METRICS_USERS`).
+fn names((key, v): (&'static Key, String)) -> Result<Vec<String>> {
+    let names: Vec<String> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if names.iter().any(|n| crate::model::principal::check_name("user", n).is_err()) {
+        return Err(bad(key, &v));
+    }
+    Ok(names)
+}
+
 /// One origin of `WEBHOOKS_EMBED_ORIGINS`, lower-cased: `http(s)://` and a host name (its first
 /// label may be `*`), an IPv4 address or `localhost`, with an optional port; no path, so that it
 /// is exactly a CSP source expression and nothing can be smuggled into the header.
@@ -784,6 +794,7 @@ mod tests {
             ("WEBHOOKS_EMBED_ORIGINS", "https://shop.example.com:"),
             ("WEBHOOKS_EMBED_ORIGINS", "javascript://x"),
             ("WEBHOOKS_THEME_CSS", "theme.txt"),
+            ("WEBHOOKS_METRICS_USERS", "alice, bad name"),
             ("WEBHOOKS_TEST_TIMEOUT", "1m"),
             ("WEBHOOKS_PREVIOUS_SECRET_KEY", "short"),
         ];

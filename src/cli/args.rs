@@ -153,6 +153,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The metrics in Prometheus' text format (docs/operator.md, "Monitoring").
+    Metrics {
+        /// Write them to this file instead, atomically (a temporary file beside it, then
+        /// renamed): for node_exporter's textfile collector, from cron.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Receiver-side troubleshooting: check a delivery's signature.
     Verify {
         /// The endpoint secret (whsec_…); repeat to try several.

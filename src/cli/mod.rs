@@ -356,6 +356,14 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
                 )
             })
         }
+        Command::Metrics { output } => {
+            let text = crate::store::metrics::exposition(open(cfg)?.db(), time::now_ms(), &cfg.metrics_users)?;
+            match output {
+                None => print!("{text}"),
+                Some(path) => write_atomically(&path, text.as_bytes())?,
+            }
+            Ok(())
+        }
         Command::PortalLink { user, ttl, embed, page, base, json } => {
             check_name("--user", &user)?;
             let requested = ttl
@@ -659,6 +667,25 @@ pub fn table(headers: &[&str], right: &[usize], rows: &[Vec<String>]) -> String 
 
 /// Where printed links start: `--base` when given, else `WEBHOOKS_PUBLIC_URL`, else the local
 /// development server's address, with a line on stderr saying that it is only that.
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over it:
+/// a reader (node_exporter) sees the old file or the new one, never half of one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().ok_or_else(|| anyhow!("--output {} names no file", path.display()))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("--output {}: cannot write it ({e}): the directory must exist and be writable", path.display())
+    })
+}
+
 pub fn link_base(cfg: &Config, base: Option<String>) -> String {
     if let Some(b) = base.or_else(|| cfg.public_url.clone()) {
         return b;

@@ -12,6 +12,7 @@ pub mod event;
 pub mod health;
 pub mod inbound;
 pub mod location;
+pub mod metrics;
 pub mod notice;
 pub mod pacing;
 pub mod portal;

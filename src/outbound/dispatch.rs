@@ -19,6 +19,7 @@ use crate::model::delivery::{decide, FailureCode, Next, Outcome};
 use crate::model::delivery::{random_unit, Schedule};
 use crate::model::endpoint::{Headers, SignatureCompat};
 use crate::model::health::Notify;
+use crate::model::metrics::{self, Counts};
 use crate::model::pacing as pacing_rules;
 use crate::model::secret::{Keyring, SigningKey};
 use crate::model::{time, Error, Result};
@@ -68,6 +69,13 @@ pub struct Summary {
     /// Operational events sent to the operator.
     pub notices: notify::Sent,
     pub purged: Purged,
+    /// Counter increments not yet written to the store (`flush_metrics`).
+    #[serde(skip)]
+    pub metrics: Counts,
+    /// With `WEBHOOKS_METRICS_USERS`: outcomes per endpoint, whose users are looked up when
+    /// written (a job does not carry its user).
+    #[serde(skip)]
+    pub by_endpoint: BTreeMap<String, [u64; 4]>,
 }
 
 impl Summary {
@@ -282,6 +290,7 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         let gather = cfg.concurrency.max(1);
         let mut outstanding = 0usize;
         let mut batch: Vec<Done> = Vec::new();
+        let mut flushed = Instant::now();
         let result = (|| -> Result<()> {
             loop {
                 let now = time::now_ms();
@@ -290,6 +299,10 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
                 // Record what came back and claim what fits (`step`).
                 let (jobs, progressed) =
                     coordinator.step(store, std::mem::take(&mut batch), slots, now, &mut summary)?;
+                if flushed.elapsed() >= METRICS_EVERY {
+                    flush_metrics(store, cfg, &mut summary)?;
+                    flushed = Instant::now();
+                }
                 for job in jobs {
                     outstanding += 1;
                     summary.claimed += 1;
@@ -377,6 +390,11 @@ pub fn run_on(store: &mut Store, cfg: &Config, keyring: &Keyring) -> Result<Summ
         let purged = retention::purge(store.db(), &cfg.retention(), now, 20);
         summary.purged = unless_busy(purged, &mut summary)?.unwrap_or_default();
     }
+    summary.metrics.add(metrics::RUNS, String::new(), 1.0);
+    if summary.budget_exhausted {
+        summary.metrics.add(metrics::EXHAUSTED, String::new(), 1.0);
+    }
+    flush_metrics(store, cfg, &mut summary)?;
     store.checkpoint()?;
     summary.duration_ms = started.elapsed().as_millis();
     let finished = queue::finish_run(store.db(), &summary.run_id, time::now_ms(), &serde_json::to_string(&summary)?);
@@ -532,8 +550,9 @@ impl Coordinator<'_> {
             summary.busy = true;
             return Ok((Vec::new(), false));
         };
+        let per_user = !self.cfg.metrics_users.is_empty();
         for (done, next) in batch.iter().zip(nexts) {
-            tally(summary, done, next);
+            tally(summary, done, next, per_user);
         }
         let Some((jobs, unsent, held)) = claimed else {
             summary.busy = true;
@@ -541,6 +560,7 @@ impl Coordinator<'_> {
         };
         summary.unsent += unsent;
         summary.held += held;
+        summary.metrics.delivery(metrics::Outcome::Held, None, held as u64);
         let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
         Ok((jobs, progressed))
     }
@@ -661,20 +681,67 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<Option<T>> {
     Ok(None)
 }
 
-fn tally(summary: &mut Summary, done: &Done, next: Option<Next>) {
+fn tally(summary: &mut Summary, done: &Done, next: Option<Next>, per_user: bool) {
     match (done, next) {
-        (Done::Sent { outcome, .. }, Some(next)) => {
+        (Done::Sent { job, outcome, .. }, Some(next)) => {
             summary.sent += 1;
             if let Some(code) = outcome.error_code {
                 *summary.failures.entry(code.as_str().to_string()).or_default() += 1;
             }
-            match next {
-                Next::Succeeded => summary.succeeded += 1,
-                Next::RetryAt(_) => summary.retrying += 1,
-                Next::Dead => summary.dead += 1,
+            let came_to = match next {
+                Next::Succeeded => {
+                    summary.succeeded += 1;
+                    metrics::Outcome::Succeeded
+                }
+                Next::RetryAt(_) => {
+                    summary.retrying += 1;
+                    metrics::Outcome::Failed
+                }
+                Next::Dead => {
+                    summary.dead += 1;
+                    metrics::Outcome::Dead
+                }
+            };
+            let code = outcome.error_code.map(|c| c.as_str());
+            summary.metrics.attempt(came_to, code, outcome.duration_ms, None);
+            if per_user {
+                let at = metrics::Outcome::ALL.iter().position(|o| *o == came_to).unwrap_or(0);
+                summary.by_endpoint.entry(job.endpoint_id.clone()).or_default()[at] += 1;
             }
         }
         _ => summary.released += 1,
+    }
+}
+
+/// How often a run writes its counters while it runs (and once more when it ends): a run
+/// killed on the way loses at most this much of them.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes the run's counter increments (and, for the users `WEBHOOKS_METRICS_USERS` names, its
+/// outcomes per endpoint as theirs); kept for the next try when the database is busy.
+fn flush_metrics(store: &mut Store, cfg: &Config, summary: &mut Summary) -> Result<()> {
+    if summary.metrics.is_empty() && summary.by_endpoint.is_empty() {
+        return Ok(());
+    }
+    let users = &cfg.metrics_users;
+    let written = store.write(|db| {
+        let mut counts = summary.metrics.clone();
+        for (endpoint, outcomes) in &summary.by_endpoint {
+            let Some(user) = endpoints::user_of(db, endpoint)?.filter(|u| users.contains(u)) else { continue };
+            for (o, n) in metrics::Outcome::ALL.iter().zip(outcomes) {
+                counts.delivery(*o, Some(&user), *n);
+            }
+        }
+        crate::store::metrics::add(db, &counts)
+    });
+    match written {
+        Ok(()) => {
+            summary.metrics = Counts::default();
+            summary.by_endpoint.clear();
+            Ok(())
+        }
+        Err(Error::Busy) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -234,6 +234,15 @@ fn write_headers(
 
 /// What a delivery to the endpoint carries besides the product's own headers: its custom
 /// headers, opened, and whether it adds the Spatie signature.
+/// The name of the user an endpoint belongs to.
+pub fn user_of(db: Db<'_>, id: &str) -> Result<Option<String>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT u.name FROM endpoints e JOIN users u ON u.id = e.user_id WHERE e.id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn custom_headers(db: Db<'_>, keyring: &Keyring, id: &str) -> Result<(Headers, SignatureCompat)> {
     let found: Option<(Option<Vec<u8>>, String)> = db
         .conn

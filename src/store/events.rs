@@ -107,6 +107,9 @@ pub(super) fn fan_out(
         let seq = if t.fifo { Some(super::ordering::next_seq(db, &t.id)?) } else { None };
         insert.execute(params![id, event_id, t.id, user_id, status, now, seq])?;
         if t.hold {
+            let mut held = crate::model::metrics::Counts::default();
+            held.delivery(crate::model::metrics::Outcome::Held, None, 1);
+            super::metrics::add(db, &held)?;
             continue;
         }
         let key = t.fifo.then(|| ordering_key.unwrap_or_default());

@@ -160,7 +160,7 @@ fn after_logging(
     auth_seen: bool,
     kept: Kept,
 ) -> Result<()> {
-    count(db, &source.id, now, l.outcome, l.reason, kept)?;
+    count(db, source, now, l.outcome, l.reason, kept)?;
     if auth_seen {
         db.conn
             .prepare_cached("UPDATE sources SET last_auth_seen_at = ?1 WHERE id = ?2")?
@@ -210,7 +210,13 @@ fn mark_accepted(db: Db<'_>, source_id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-fn count(db: Db<'_>, source_id: &str, now: i64, outcome: Outcome, reason: Option<Reason>, kept: Kept) -> Result<()> {
+/// Counts a request in its source's hour and in the metrics' counter (which never goes down:
+/// a re-checked reject that becomes accepted counts once more, as what it became).
+fn count(db: Db<'_>, source: &Source, now: i64, outcome: Outcome, reason: Option<Reason>, kept: Kept) -> Result<()> {
+    let source_id = &source.id;
+    let mut metric = crate::model::metrics::Counts::default();
+    metric.inbound(&source.name, outcome.as_str(), reason.map(Reason::as_str).unwrap_or(""));
+    super::metrics::add(db, &metric)?;
     db.conn
         .prepare_cached(
             "INSERT INTO source_hours (source_id, hour, outcome, reason, n, stored_bytes, dropped_bodies)
@@ -505,7 +511,7 @@ pub fn recheck(
                      WHERE source_id = ?1 AND hour = ?2 AND outcome = 'rejected' AND reason = ?3 AND n > 0",
                 )?
                 .execute(params![source.id, hour_of(req.received_at), req.reason.as_deref().unwrap_or("")])?;
-            count(db, &source.id, req.received_at, logged.outcome, None, Kept::default())?;
+            count(db, source, req.received_at, logged.outcome, None, Kept::default())?;
         }
     }
     Ok(logged)

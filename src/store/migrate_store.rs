@@ -41,6 +41,10 @@ pub const TABLES: &[(&str, bool)] = &[
     ("source_key_fetches", false),
     ("sessions", false),
     ("session_revocations", false),
+    ("metric_counters", false),
+    // Not copied but counted again from the queue copied before it (its triggers counted the
+    // copy's rows already): `recount_queue`.
+    ("queue_size", false),
 ];
 
 /// Identity columns whose sequences must continue after the copied rows.
@@ -90,7 +94,11 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied> {
         let mut copied = Vec::new();
         target.work(|dst| {
             for (table, rowid) in TABLES {
-                let n = copy_table(src.conn, dst.conn, table, *rowid)?;
+                let n = if *table == "queue_size" {
+                    recount_queue(dst.conn)?
+                } else {
+                    copy_table(src.conn, dst.conn, table, *rowid)?
+                };
                 copied.push((table.to_string(), n));
             }
             for (table, column) in IDENTITIES {
@@ -116,6 +124,13 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied> {
     })
 }
 
+/// The queue's size, counted once from the copied rows into one row.
+fn recount_queue(conn: &Conn) -> Result<i64> {
+    conn.execute("DELETE FROM queue_size", super::params![])?;
+    conn.execute("INSERT INTO queue_size (shard, n) SELECT 0, count(*) FROM queue", super::params![])?;
+    Ok(1)
+}
+
 fn count(conn: &Conn, table: &str) -> Result<i64> {
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), super::params![], |r| r.get(0))?)
 }
@@ -130,6 +145,7 @@ const WITHOUT_ROWID: &[&str] = &[
     "source_key_misses",
     "queue",
     "endpoint_pacing",
+    "metric_counters",
 ];
 
 /// Rows read from SQLite at a time, so that memory stays flat however large the tables are.

@@ -30,6 +30,7 @@ pub mod engine;
 pub mod events;
 pub mod health;
 pub mod inbound_requests;
+pub mod metrics;
 pub mod migrate_store;
 pub mod notices;
 pub mod observations;

@@ -106,6 +106,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("004_pacing", include_str!("../../sql/postgres/004_pacing.sql")),
     ("005_woocommerce", include_str!("../../sql/postgres/005_woocommerce.sql")),
     ("006_portal", include_str!("../../sql/postgres/006_portal.sql")),
+    ("007_metrics", include_str!("../../sql/postgres/007_metrics.sql")),
 ];
 
 /// The advisory lock that serialises migrations (the one-writer lock of `Store::write` is 7147).

@@ -186,6 +186,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("013_pacing", include_str!("../../sql/013_pacing.sql")),
     ("014_woocommerce", include_str!("../../sql/014_woocommerce.sql")),
     ("015_portal", include_str!("../../sql/015_portal.sql")),
+    ("016_metrics", include_str!("../../sql/016_metrics.sql")),
 ];
 
 /// The first line of a migration that rebuilds a table others refer to: it runs with foreign

@@ -275,6 +275,17 @@ pub fn status(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     Ok(Response::json(200, &serde_json::to_value(overview)?))
 }
 
+/// `GET /api/v1/metrics`: Prometheus' text format, for the app token and admins (a scrape sees
+/// every user's totals).
+pub fn metrics(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
+    if !ctx.viewer().admin {
+        return Err(HttpError::forbidden("the metrics are for the application token and admins (WEBHOOKS_ADMINS)"));
+    }
+    let users = ctx.cfg.metrics_users.clone();
+    let text = crate::store::metrics::exposition(ctx.db()?, time::now_ms(), &users)?;
+    Ok(Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text))
+}
+
 pub fn list_endpoints(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let scope = match ctx.viewer().scope() {
         Some(u) => Some(u.to_string()),

@@ -47,6 +47,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/v1/event-types", Public, api::event_types),
     r("GET", "/api/v1/openapi.json", Public, api::openapi),
     r("GET", "/api/v1/status", Api, api::status),
+    r("GET", "/api/v1/metrics", Api, api::metrics),
     r("GET", "/api/v1/endpoints", Api, api::list_endpoints),
     r("POST", "/api/v1/endpoints", Api, api::create_endpoint),
     r("GET", "/api/v1/endpoints/{id}", Api, api::get_endpoint),
