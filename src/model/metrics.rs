@@ -96,14 +96,21 @@ impl Counts {
         self.add(&format!("{DURATION}_count"), String::new(), 1.0);
     }
 
-    /// `n` deliveries that came to `outcome` (held ones have no attempt).
+    /// `n` deliveries that came to `outcome` (held ones have no attempt), and to `user`'s.
     pub fn delivery(&mut self, outcome: Outcome, user: Option<&str>, n: u64) {
         if n == 0 {
             return;
         }
         self.add(DELIVERIES, labels(&[("outcome", outcome.as_str())]), n as f64);
         if let Some(u) = user {
-            self.add(USER_DELIVERIES, labels(&[("outcome", outcome.as_str()), ("user", u)]), n as f64);
+            self.user_delivery(outcome, u, n);
+        }
+    }
+
+    /// `n` of `user`'s deliveries that came to `outcome`, counted in the totals already.
+    pub fn user_delivery(&mut self, outcome: Outcome, user: &str, n: u64) {
+        if n > 0 {
+            self.add(USER_DELIVERIES, labels(&[("outcome", outcome.as_str()), ("user", user)]), n as f64);
         }
     }
 

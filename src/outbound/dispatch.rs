@@ -729,7 +729,7 @@ fn flush_metrics(store: &mut Store, cfg: &Config, summary: &mut Summary) -> Resu
         for (endpoint, outcomes) in &summary.by_endpoint {
             let Some(user) = endpoints::user_of(db, endpoint)?.filter(|u| users.contains(u)) else { continue };
             for (o, n) in metrics::Outcome::ALL.iter().zip(outcomes) {
-                counts.delivery(*o, Some(&user), *n);
+                counts.user_delivery(*o, &user, *n);
             }
         }
         crate::store::metrics::add(db, &counts)

@@ -65,7 +65,7 @@ pub fn snapshot(db: Db<'_>, now: i64, users: &[String]) -> Result<Snapshot> {
                 count(*) FROM endpoints GROUP BY 1",
     )?;
     let disabled =
-        pairs("SELECT coalesce(disabled_reason, 'manual'), count(*) FROM endpoints WHERE active = 0 GROUP BY 1")?;
+        pairs("SELECT coalesce(disabled_kind, 'manual'), count(*) FROM endpoints WHERE active = 0 GROUP BY 1")?;
     let fifo_blocked = bounded(db, "SELECT 1 FROM queue WHERE status = 'blocked' LIMIT ?1", &[&limit])?;
     let parked = bounded(db, "SELECT 1 FROM queue WHERE parked = 1 LIMIT ?1", &[&limit])?;
     let paused_endpoints: i64 = db

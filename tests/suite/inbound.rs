@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
     for p in parts {
         m.update(p);

@@ -18,6 +18,7 @@ mod health;
 mod inbound;
 mod intake;
 mod layers;
+mod metrics;
 mod operator_guide;
 mod ordering;
 mod pacing;
