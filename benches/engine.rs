@@ -846,6 +846,16 @@ fn scale(t: &mut Table, bins: &Bins) {
         let mut v: Vec<f64> =
             (0..9).map(|_| cgi_request(&bins.cgi, &install, &token, EVENT.replace("alice", "u0").as_bytes())).collect();
         f.insert("intake", median(&mut v) * 1e3);
+        // A scrape: `webhooks metrics` as cron runs it for node_exporter, start to exit.
+        let mut v: Vec<f64> = (0..9)
+            .map(|_| {
+                let started = Instant::now();
+                let out = install.command(&["metrics"]).output().unwrap();
+                assert!(out.status.success() && out.stdout.starts_with(b"# HELP"), "webhooks metrics failed");
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        f.insert("metrics", median(&mut v) * 1e3);
         println!("  filled {n} deliveries in {:.1} s", filled.as_secs_f64());
         figures.push(f);
         installs.push((n, install));
@@ -859,6 +869,14 @@ fn scale(t: &mut Table, bins: &Bins) {
     t.add(s, label("dashboard"), large["dash"], Some(small["dash"]), base, "≤ 2×");
     t.add(s, label("endpoints page"), large["endpoints"], Some(small["endpoints"]), base, "≤ 2×");
     t.add(s, label("one-event intake"), large["intake"], Some(small["intake"]), base, "≤ 2×");
+    t.add(
+        s,
+        label("metrics (`webhooks metrics`, start to exit)"),
+        large["metrics"],
+        Some(small["metrics"]),
+        base,
+        "≤ 2×",
+    );
 
     // Size per million deliveries once they are finished and their payloads purged.
     let (n, install) = installs.pop().unwrap();
