@@ -297,6 +297,16 @@ pub struct Snapshot {
     pub users: Vec<UserSeries>,
 }
 
+/// `family` with one series per value of `label` in `values`, each the count `counts` has for
+/// it, or 0.
+fn by_label(mut family: Family, label: &str, values: &[&str], counts: &[(String, i64)]) -> Family {
+    for v in values {
+        let n = counts.iter().find(|(k, _)| k == v).map_or(0, |x| x.1);
+        family = family.with(labels(&[(label, v)]), n as f64);
+    }
+    family
+}
+
 /// The families of a snapshot, in a fixed order; every series that can be zero is written as
 /// zero rather than left out, so that alert rules and graphs never meet an absent series.
 pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
@@ -378,26 +388,26 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
         s.dead.n as f64,
     ));
 
-    let mut endpoints = Family::new(
-        "qsm_webhooks_endpoints",
-        Kind::Gauge,
-        "Endpoints by health: ok, failing (since a failed delivery, no success after), disabled.",
-    );
-    for h in ["ok", "failing", "disabled"] {
-        let v = s.endpoints.iter().find(|(k, _)| k == h).map_or(0, |x| x.1);
-        endpoints = endpoints.with(labels(&[("health", h)]), v as f64);
-    }
-    out.push(endpoints);
-    let mut disabled = Family::new(
-        "qsm_webhooks_endpoints_disabled",
-        Kind::Gauge,
-        "Disabled endpoints by reason: manual, gone (a 410), sustained_failure (the failure rule).",
-    );
-    for r in ["manual", "gone", "sustained_failure"] {
-        let v = s.disabled.iter().find(|(k, _)| k == r).map_or(0, |x| x.1);
-        disabled = disabled.with(labels(&[("reason", r)]), v as f64);
-    }
-    out.push(disabled);
+    out.push(by_label(
+        Family::new(
+            "qsm_webhooks_endpoints",
+            Kind::Gauge,
+            "Endpoints by health: ok, failing (since a failed delivery, no success after), disabled.",
+        ),
+        "health",
+        &["ok", "failing", "disabled"],
+        &s.endpoints,
+    ));
+    out.push(by_label(
+        Family::new(
+            "qsm_webhooks_endpoints_disabled",
+            Kind::Gauge,
+            "Disabled endpoints by reason: manual, gone (a 410), sustained_failure (the failure rule).",
+        ),
+        "reason",
+        &["manual", "gone", "sustained_failure"],
+        &s.disabled,
+    ));
     out.push(gauge(
         "qsm_webhooks_fifo_keys_blocked",
         "Ordering keys of FIFO endpoints blocked by a dead delivery (counted up to 10000).",
