@@ -78,24 +78,6 @@ impl Counts {
         self.added.is_empty()
     }
 
-    /// One attempt: its delivery's outcome, its failure code and its duration; `user` when that
-    /// user's series were asked for.
-    pub fn attempt(&mut self, outcome: Outcome, failure: Option<&str>, duration_ms: i64, user: Option<&str>) {
-        self.delivery(outcome, user, 1);
-        if let Some(code) = failure {
-            self.add(FAILURES, labels(&[("code", code)]), 1.0);
-        }
-        let seconds = duration_ms.max(0) as f64 / 1000.0;
-        for le in DURATION_BUCKETS {
-            if seconds <= le {
-                self.add(&format!("{DURATION}_bucket"), labels(&[("le", &le.to_string())]), 1.0);
-            }
-        }
-        self.add(&format!("{DURATION}_bucket"), labels(&[("le", "+Inf")]), 1.0);
-        self.add(&format!("{DURATION}_sum"), String::new(), seconds);
-        self.add(&format!("{DURATION}_count"), String::new(), 1.0);
-    }
-
     /// `n` deliveries that came to `outcome` (held ones have no attempt), and to `user`'s.
     pub fn delivery(&mut self, outcome: Outcome, user: Option<&str>, n: u64) {
         if n == 0 {
@@ -117,6 +99,63 @@ impl Counts {
     /// One inbound request and what became of it.
     pub fn inbound(&mut self, source: &str, outcome: &str, reason: &str) {
         self.add(INBOUND, labels(&[("source", source), ("outcome", outcome), ("reason", reason)]), 1.0);
+    }
+}
+
+/// A dispatcher run's attempts, counted in arrays: counting one allocates nothing (it happens
+/// once per delivery); the series are made when the run writes them ([`Attempts::add_to`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attempts {
+    outcomes: [u64; 4],
+    failures: BTreeMap<&'static str, u64>,
+    /// Attempts per bucket: the first whose bound holds the duration (the last: `+Inf`).
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+    seconds: f64,
+}
+
+impl Attempts {
+    /// One attempt: what its delivery came to, its failure code and its duration.
+    pub fn attempt(&mut self, outcome: Outcome, failure: Option<&'static str>, duration_ms: i64) {
+        self.outcomes[outcome as usize] += 1;
+        if let Some(code) = failure {
+            *self.failures.entry(code).or_default() += 1;
+        }
+        let seconds = duration_ms.max(0) as f64 / 1000.0;
+        let bucket = DURATION_BUCKETS.iter().position(|le| seconds <= *le).unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[bucket] += 1;
+        self.seconds += seconds;
+    }
+
+    /// Deliveries held (no attempt).
+    pub fn held(&mut self, n: u64) {
+        self.outcomes[Outcome::Held as usize] += n;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.iter().all(|n| *n == 0)
+    }
+
+    /// The counter increments these make; the histogram's buckets cumulative, as Prometheus'.
+    pub fn add_to(&self, counts: &mut Counts) {
+        for o in Outcome::ALL {
+            counts.delivery(o, None, self.outcomes[o as usize]);
+        }
+        for (code, n) in &self.failures {
+            counts.add(FAILURES, labels(&[("code", code)]), *n as f64);
+        }
+        let attempts: u64 = self.buckets.iter().sum();
+        if attempts == 0 {
+            return;
+        }
+        let bucket = format!("{DURATION}_bucket");
+        let mut cumulative = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = DURATION_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            counts.add(&bucket, labels(&[("le", &le)]), cumulative as f64);
+        }
+        counts.add(&format!("{DURATION}_sum"), String::new(), self.seconds);
+        counts.add(&format!("{DURATION}_count"), String::new(), attempts as f64);
     }
 }
 
@@ -204,13 +243,20 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_counts_its_outcome_code_and_cumulative_buckets() {
+    fn attempts_count_their_outcome_code_and_cumulative_buckets() {
+        let mut a = Attempts::default();
+        assert!(a.is_empty());
+        a.attempt(Outcome::Failed, Some("E_TIMEOUT"), 300);
+        a.attempt(Outcome::Succeeded, None, 40);
+        a.held(2);
         let mut c = Counts::default();
-        c.attempt(Outcome::Failed, Some("E_TIMEOUT"), 300, Some("alice"));
-        c.attempt(Outcome::Succeeded, None, 40, None);
+        a.add_to(&mut c);
+        c.user_delivery(Outcome::Failed, "alice", 1);
         let get = |n: &str, l: &str| c.added.get(&(n.to_string(), l.to_string())).copied();
         assert_eq!(get(DELIVERIES, r#"outcome="failed""#), Some(1.0));
         assert_eq!(get(DELIVERIES, r#"outcome="succeeded""#), Some(1.0));
+        assert_eq!(get(DELIVERIES, r#"outcome="held""#), Some(2.0));
+        assert_eq!(get(DELIVERIES, r#"outcome="dead""#), None, "nothing to add");
         assert_eq!(get(USER_DELIVERIES, r#"outcome="failed",user="alice""#), Some(1.0));
         assert_eq!(get(FAILURES, r#"code="E_TIMEOUT""#), Some(1.0));
         let bucket = format!("{DURATION}_bucket");

@@ -69,7 +69,9 @@ pub struct Summary {
     /// Operational events sent to the operator.
     pub notices: notify::Sent,
     pub purged: Purged,
-    /// Counter increments not yet written to the store (`flush_metrics`).
+    /// Attempts and other counter increments not yet written to the store (`flush_metrics`).
+    #[serde(skip)]
+    pub attempts: metrics::Attempts,
     #[serde(skip)]
     pub metrics: Counts,
     /// With `WEBHOOKS_METRICS_USERS`: outcomes per endpoint, whose users are looked up when
@@ -560,7 +562,7 @@ impl Coordinator<'_> {
         };
         summary.unsent += unsent;
         summary.held += held;
-        summary.metrics.delivery(metrics::Outcome::Held, None, held as u64);
+        summary.attempts.held(held as u64);
         let progressed = !jobs.is_empty() || unsent > 0 || held > 0;
         Ok((jobs, progressed))
     }
@@ -702,8 +704,7 @@ fn tally(summary: &mut Summary, done: &Done, next: Option<Next>, per_user: bool)
                     metrics::Outcome::Dead
                 }
             };
-            let code = outcome.error_code.map(|c| c.as_str());
-            summary.metrics.attempt(came_to, code, outcome.duration_ms, None);
+            summary.attempts.attempt(came_to, outcome.error_code.map(|c| c.as_str()), outcome.duration_ms);
             if per_user {
                 let at = metrics::Outcome::ALL.iter().position(|o| *o == came_to).unwrap_or(0);
                 summary.by_endpoint.entry(job.endpoint_id.clone()).or_default()[at] += 1;
@@ -720,12 +721,13 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// Writes the run's counter increments (and, for the users `WEBHOOKS_METRICS_USERS` names, its
 /// outcomes per endpoint as theirs); kept for the next try when the database is busy.
 fn flush_metrics(store: &mut Store, cfg: &Config, summary: &mut Summary) -> Result<()> {
-    if summary.metrics.is_empty() && summary.by_endpoint.is_empty() {
+    if summary.attempts.is_empty() && summary.metrics.is_empty() && summary.by_endpoint.is_empty() {
         return Ok(());
     }
     let users = &cfg.metrics_users;
     let written = store.write(|db| {
         let mut counts = summary.metrics.clone();
+        summary.attempts.add_to(&mut counts);
         for (endpoint, outcomes) in &summary.by_endpoint {
             let Some(user) = endpoints::user_of(db, endpoint)?.filter(|u| users.contains(u)) else { continue };
             for (o, n) in metrics::Outcome::ALL.iter().zip(outcomes) {
@@ -736,6 +738,7 @@ fn flush_metrics(store: &mut Store, cfg: &Config, summary: &mut Summary) -> Resu
     });
     match written {
         Ok(()) => {
+            summary.attempts = metrics::Attempts::default();
             summary.metrics = Counts::default();
             summary.by_endpoint.clear();
             Ok(())
