@@ -52,18 +52,18 @@ def receiver(status):
     return f"http://127.0.0.1:{server.server_address[1]}/hook"
 
 
-def wait_port(port, proc, what):
-    for _ in range(200):
+def wait_ready(url, proc, what):
+    """Until `url` answers 200 (Prometheus answers 503 while its storage starts)."""
+    for _ in range(600):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5)
-            return
-        except urllib.error.HTTPError:
-            return
+            if urllib.request.urlopen(url, timeout=0.5).status == 200:
+                return
         except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} was not ready in 30 s")
 
 
 def promtool_check(text, what, tag):
@@ -114,7 +114,7 @@ def main():
         serve = subprocess.Popen([f"{BIN}/webhooks", "serve", "--addr", f"127.0.0.1:{port}", "--dispatch-every", "3600s"],
                                  cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(serve)
-        wait_port(port, serve, "webhooks serve")
+        wait_ready(f"http://127.0.0.1:{port}/api/v1/event-types", serve, "webhooks serve")
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/metrics", headers={"Authorization": f"Bearer {token}"})
         api_text = urllib.request.urlopen(req, timeout=10).read().decode()
         promtool_check(api_text, "API's output", tag)
@@ -128,7 +128,7 @@ def main():
                                  "--collector.textfile", f"--collector.textfile.directory={textfile}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(node)
-        wait_port(node_port, node, "node_exporter")
+        wait_ready(f"http://127.0.0.1:{node_port}/metrics", node, "node_exporter")
 
         # A real Prometheus scraping both, every second.
         token_file = os.path.join(work, "token")
@@ -159,7 +159,7 @@ scrape_configs:
                                  f"--web.listen-address=127.0.0.1:{prom_port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(prom)
-        wait_port(prom_port, prom, "prometheus")
+        wait_ready(f"http://127.0.0.1:{prom_port}/-/ready", prom, "prometheus")
         want = {"succeeded": 3.0, "dead": 3.0, "held": 1.0}
         got = {}
         for _ in range(60):
