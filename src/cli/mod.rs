@@ -377,15 +377,9 @@ fn run_with(cfg: &Config, command: Command) -> Result<()> {
             }
             let keyring = cfg.keyring()?;
             let link = portal::link(&keyring.current, &user, time::now_ms(), ttl, embed, page.as_deref());
-            let base = link_base(cfg, base);
-            let url = format!("{}/login?{}", base.trim_end_matches('/'), link.query);
-            let v = json!({
-                "url": url,
-                "user": user,
-                "expires_at": time::rfc3339(link.expires_at * 1000),
-                "ttl_seconds": ttl.as_secs(),
-                "valid_for_seconds": ttl.as_secs(),
-            });
+            let mut v = link.answer(&link_base(cfg, base), &user);
+            v["valid_for_seconds"] = json!(ttl.as_secs());
+            let url = v["url"].as_str().unwrap_or_default().to_string();
             print(json, &v, |_| url.clone())
         }
         Command::Verify { secret: secrets, header, body, now } => {
@@ -665,8 +659,6 @@ pub fn table(headers: &[&str], right: &[usize], rows: &[Vec<String>]) -> String 
         .join("\n")
 }
 
-/// Where printed links start: `--base` when given, else `WEBHOOKS_PUBLIC_URL`, else the local
-/// development server's address, with a line on stderr saying that it is only that.
 /// Writes `bytes` to `path` through a temporary file in the same directory, renamed over it:
 /// a reader (node_exporter) sees the old file or the new one, never half of one.
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
@@ -686,6 +678,8 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Where printed links start: `--base` when given, else `WEBHOOKS_PUBLIC_URL`, else the local
+/// development server's address, with a line on stderr saying that it is only that.
 pub fn link_base(cfg: &Config, base: Option<String>) -> String {
     if let Some(b) = base.or_else(|| cfg.public_url.clone()) {
         return b;

@@ -29,6 +29,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// In declaration order: `outcome as usize` is its place here (the arrays of [`Attempts`]).
     pub const ALL: [Outcome; 4] = [Outcome::Succeeded, Outcome::Failed, Outcome::Dead, Outcome::Held];
 
     pub fn as_str(self) -> &'static str {
@@ -149,10 +150,9 @@ impl Attempts {
         }
         let bucket = format!("{DURATION}_bucket");
         let mut cumulative = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
+        for (n, le) in self.buckets.iter().zip(bucket_labels()) {
             cumulative += n;
-            let le = DURATION_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-            counts.add(&bucket, labels(&[("le", &le)]), cumulative as f64);
+            counts.add(&bucket, le, cumulative as f64);
         }
         counts.add(&format!("{DURATION}_sum"), String::new(), self.seconds);
         counts.add(&format!("{DURATION}_count"), String::new(), attempts as f64);
@@ -216,21 +216,17 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
+/// The labels of the duration histogram's buckets, in order: `le="0.05"` … `le="+Inf"`.
+fn bucket_labels() -> impl Iterator<Item = String> {
+    DURATION_BUCKETS.iter().map(|le| le.to_string()).chain(["+Inf".to_string()]).map(|le| labels(&[("le", &le)]))
+}
+
 fn format_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
         format!("{v}")
     }
-}
-
-/// The `le` bound of a duration bucket's labels, for ordering buckets (`+Inf` last).
-pub fn bucket_bound(labels: &str) -> f64 {
-    labels
-        .strip_prefix("le=\"")
-        .and_then(|s| s.strip_suffix('"'))
-        .map(|s| if s == "+Inf" { f64::INFINITY } else { s.parse().unwrap_or(f64::INFINITY) })
-        .unwrap_or(f64::INFINITY)
 }
 
 #[cfg(test)]
@@ -282,8 +278,6 @@ mod tests {
              # HELP qsm_webhooks_deliveries_total Deliveries by outcome.\n# TYPE qsm_webhooks_deliveries_total counter\n\
              qsm_webhooks_deliveries_total{outcome=\"dead\"} 2\nqsm_webhooks_deliveries_total{outcome=\"held\"} 0.5\n"
         );
-        assert_eq!(bucket_bound(r#"le="2.5""#), 2.5);
-        assert_eq!(bucket_bound(r#"le="+Inf""#), f64::INFINITY);
     }
 }
 
@@ -356,9 +350,11 @@ fn by_label(mut family: Family, label: &str, values: &[&str], counts: &[(String,
 /// The families of a snapshot, in a fixed order; every series that can be zero is written as
 /// zero rather than left out, so that alert rules and graphs never meet an absent series.
 pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
+    // Every stored series of a counter, and one stored series' value (0 until it was counted).
     let counter = |name: &'static str| -> Vec<(String, String, f64)> {
         s.counters.iter().filter(|(n, _, _)| n == name).cloned().collect()
     };
+    let stored = |name: &str, l: &str| s.counters.iter().find(|(n, sl, _)| n == name && sl == l).map_or(0.0, |x| x.2);
     let mut out = Vec::new();
     out.push(
         Family::new("qsm_webhooks_build_info", Kind::Gauge, "The program's version; always 1.")
@@ -366,10 +362,9 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
     );
 
     let mut deliveries = Family::new(DELIVERIES, Kind::Counter, "Deliveries by what their attempt came to (failed: will be retried), and those held while their endpoint is disabled.");
-    let stored = counter(DELIVERIES);
     for o in Outcome::ALL {
         let l = labels(&[("outcome", o.as_str())]);
-        let v = stored.iter().find(|(_, sl, _)| *sl == l).map_or(0.0, |x| x.2);
+        let v = stored(DELIVERIES, &l);
         deliveries = deliveries.with(l, v);
     }
     out.push(deliveries);
@@ -382,57 +377,46 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
     let mut duration =
         Family::new(DURATION, Kind::Histogram, "How long attempts took, request to answer (or failure).");
     let bucket = format!("{DURATION}_bucket");
-    let mut buckets: Vec<(String, String, f64)> = DURATION_BUCKETS
-        .iter()
-        .map(|le| le.to_string())
-        .chain(["+Inf".to_string()])
-        .map(|le| {
-            let l = labels(&[("le", &le)]);
-            let v = s.counters.iter().find(|(n, sl, _)| *n == bucket && *sl == l).map_or(0.0, |x| x.2);
-            (bucket.clone(), l, v)
-        })
-        .collect();
-    buckets.sort_by(|a, b| bucket_bound(&a.1).total_cmp(&bucket_bound(&b.1)));
-    duration.samples = buckets;
+    duration.samples = bucket_labels().map(|l| (bucket.clone(), l.clone(), stored(&bucket, &l))).collect();
     for part in ["_sum", "_count"] {
         let name = format!("{DURATION}{part}");
-        let v = s.counters.iter().find(|(n, _, _)| *n == name).map_or(0.0, |x| x.2);
+        let v = stored(&name, "");
         duration.samples.push((name, String::new(), v));
     }
     out.push(duration);
 
     let gauge =
         |name: &'static str, help: &'static str, v: f64| Family::new(name, Kind::Gauge, help).with(String::new(), v);
-    out.push(gauge(
-        "qsm_webhooks_queue_depth",
-        "Deliveries waiting to be sent (due or not, leased, parked, blocked).",
-        s.queue_depth as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_queue_due",
-        "Deliveries due now and not leased (counted up to 10000: see qsm_webhooks_count_capped).",
-        s.due.n as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_queue_in_flight",
-        "Deliveries leased by a dispatcher run now (counted up to 10000).",
-        s.in_flight.n as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_queue_oldest_due_seconds",
-        "How long the oldest due delivery has waited past its due time; 0 when none is due.",
-        s.oldest_due_seconds.unwrap_or(0) as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_deliveries_held",
-        "Deliveries held while their endpoint is disabled (counted up to 10000).",
-        s.held.n as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_deliveries_dead",
-        "Dead deliveries still in the log (counted up to 10000).",
-        s.dead.n as f64,
-    ));
+    for (name, help, v) in [
+        (
+            "qsm_webhooks_queue_depth",
+            "Deliveries waiting to be sent (due or not, leased, parked, blocked).",
+            s.queue_depth as f64,
+        ),
+        (
+            "qsm_webhooks_queue_due",
+            "Deliveries due now and not leased (counted up to 10000: see qsm_webhooks_count_capped).",
+            s.due.n as f64,
+        ),
+        (
+            "qsm_webhooks_queue_in_flight",
+            "Deliveries leased by a dispatcher run now (counted up to 10000).",
+            s.in_flight.n as f64,
+        ),
+        (
+            "qsm_webhooks_queue_oldest_due_seconds",
+            "How long the oldest due delivery has waited past its due time; 0 when none is due.",
+            s.oldest_due_seconds.unwrap_or(0) as f64,
+        ),
+        (
+            "qsm_webhooks_deliveries_held",
+            "Deliveries held while their endpoint is disabled (counted up to 10000).",
+            s.held.n as f64,
+        ),
+        ("qsm_webhooks_deliveries_dead", "Dead deliveries still in the log (counted up to 10000).", s.dead.n as f64),
+    ] {
+        out.push(gauge(name, help, v));
+    }
 
     out.push(by_label(
         Family::new(
@@ -454,21 +438,25 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
         &["manual", "gone", "sustained_failure"],
         &s.disabled,
     ));
-    out.push(gauge(
-        "qsm_webhooks_fifo_keys_blocked",
-        "Ordering keys of FIFO endpoints blocked by a dead delivery (counted up to 10000).",
-        s.fifo_blocked.n as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_paced_deliveries_waiting",
-        "Deliveries parked by an endpoint's pacing or pause until their slot (counted up to 10000).",
-        s.parked.n as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_endpoints_paused",
-        "Endpoints paused now by a 429 or a 503 with Retry-After.",
-        s.paused_endpoints as f64,
-    ));
+    for (name, help, v) in [
+        (
+            "qsm_webhooks_fifo_keys_blocked",
+            "Ordering keys of FIFO endpoints blocked by a dead delivery (counted up to 10000).",
+            s.fifo_blocked.n as f64,
+        ),
+        (
+            "qsm_webhooks_paced_deliveries_waiting",
+            "Deliveries parked by an endpoint's pacing or pause until their slot (counted up to 10000).",
+            s.parked.n as f64,
+        ),
+        (
+            "qsm_webhooks_endpoints_paused",
+            "Endpoints paused now by a 429 or a 503 with Retry-After.",
+            s.paused_endpoints as f64,
+        ),
+    ] {
+        out.push(gauge(name, help, v));
+    }
 
     let mut capped = Family::new(
         "qsm_webhooks_count_capped",
@@ -507,33 +495,31 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
     }
     out.push(sources);
 
-    out.push(gauge(
-        "qsm_webhooks_dispatcher_last_run_timestamp_seconds",
-        "When the last dispatcher run started (Unix time); 0 when none has.",
-        s.last_run_started.unwrap_or(0) as f64,
-    ));
     let last = s.last_run.clone().unwrap_or_default();
-    out.push(gauge(
-        "qsm_webhooks_dispatcher_last_run_duration_seconds",
-        "How long the last finished run took.",
-        last.duration_seconds,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_dispatcher_last_run_deliveries",
-        "Requests the last finished run sent.",
-        last.deliveries as f64,
-    ));
-    out.push(gauge(
-        "qsm_webhooks_dispatcher_last_run_budget_exhausted",
-        "1 when the last finished run stopped at its time budget with work left.",
-        if last.budget_exhausted { 1.0 } else { 0.0 },
-    ));
-    let runs = counter(RUNS).first().map_or(0.0, |x| x.2);
-    out.push(Family::new(RUNS, Kind::Counter, "Dispatcher runs finished.").with(String::new(), runs));
-    let exhausted = counter(EXHAUSTED).first().map_or(0.0, |x| x.2);
+    for (name, help, v) in [
+        (
+            "qsm_webhooks_dispatcher_last_run_timestamp_seconds",
+            "When the last dispatcher run started (Unix time); 0 when none has.",
+            s.last_run_started.unwrap_or(0) as f64,
+        ),
+        (
+            "qsm_webhooks_dispatcher_last_run_duration_seconds",
+            "How long the last finished run took.",
+            last.duration_seconds,
+        ),
+        ("qsm_webhooks_dispatcher_last_run_deliveries", "Requests the last finished run sent.", last.deliveries as f64),
+        (
+            "qsm_webhooks_dispatcher_last_run_budget_exhausted",
+            "1 when the last finished run stopped at its time budget with work left.",
+            if last.budget_exhausted { 1.0 } else { 0.0 },
+        ),
+    ] {
+        out.push(gauge(name, help, v));
+    }
+    out.push(Family::new(RUNS, Kind::Counter, "Dispatcher runs finished.").with(String::new(), stored(RUNS, "")));
     out.push(
         Family::new(EXHAUSTED, Kind::Counter, "Dispatcher runs that stopped at their time budget with work left.")
-            .with(String::new(), exhausted),
+            .with(String::new(), stored(EXHAUSTED, "")),
     );
 
     if !s.users.is_empty() {
@@ -542,7 +528,6 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
             Kind::Counter,
             "Deliveries by what their attempt came to, per user named in WEBHOOKS_METRICS_USERS.",
         );
-        let stored = counter(USER_DELIVERIES);
         let mut queued = Family::new(
             "qsm_webhooks_user_queue_depth",
             Kind::Gauge,
@@ -562,7 +547,7 @@ pub fn families(s: &Snapshot, version: &str) -> Vec<Family> {
             // Held deliveries are counted installation-wide only.
             for o in [Outcome::Succeeded, Outcome::Failed, Outcome::Dead] {
                 let l = labels(&[("outcome", o.as_str()), ("user", &u.user)]);
-                let v = stored.iter().find(|(_, sl, _)| *sl == l).map_or(0.0, |x| x.2);
+                let v = stored(USER_DELIVERIES, &l);
                 user_deliveries = user_deliveries.with(l, v);
             }
             let l = labels(&[("user", &u.user)]);

@@ -17,11 +17,25 @@ pub const MIN_TTL: Duration = Duration::from_secs(10);
 /// How long a framed sign-in's handoff to a new tab stays valid.
 pub const HANDOFF_TTL_S: i64 = 300;
 
-/// A portal link's query string (after `/login?`) and when it expires (Unix seconds).
+/// A portal link's query string (after `/login?`), when it expires (Unix seconds) and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub query: String,
     pub expires_at: i64,
+    pub ttl_seconds: u64,
+}
+
+impl Link {
+    /// What the API and `webhooks portal-link --json` answer: `{"url", "user", "expires_at",
+    /// "ttl_seconds"}`, the URL below `base` (the CGI's public address).
+    pub fn answer(&self, base: &str, user: &str) -> serde_json::Value {
+        serde_json::json!({
+            "url": format!("{}/login?{}", base.trim_end_matches('/'), self.query),
+            "user": user,
+            "expires_at": super::time::rfc3339(self.expires_at * 1000),
+            "ttl_seconds": self.ttl_seconds,
+        })
+    }
 }
 
 /// The link's lifetime: `requested`, else `max` (`WEBHOOKS_LOGIN_LINK_TTL`), which it may only
@@ -72,7 +86,7 @@ pub fn link(master: &[u8; 32], user: &str, now_ms: i64, ttl: Duration, embed: bo
         query.push('&');
         query.push_str(&extra);
     }
-    Link { query, expires_at: now_ms / 1000 + ttl.as_secs() as i64 }
+    Link { query, expires_at: now_ms / 1000 + ttl.as_secs() as i64, ttl_seconds: ttl.as_secs() }
 }
 
 /// A handoff token for session `sid`: `{sid}.{expires}.{sig}`.

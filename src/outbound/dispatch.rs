@@ -706,8 +706,7 @@ fn tally(summary: &mut Summary, done: &Done, next: Option<Next>, per_user: bool)
             };
             summary.attempts.attempt(came_to, outcome.error_code.map(|c| c.as_str()), outcome.duration_ms);
             if per_user {
-                let at = metrics::Outcome::ALL.iter().position(|o| *o == came_to).unwrap_or(0);
-                summary.by_endpoint.entry(job.endpoint_id.clone()).or_default()[at] += 1;
+                summary.by_endpoint.entry(job.endpoint_id.clone()).or_default()[came_to as usize] += 1;
             }
         }
         _ => summary.released += 1,

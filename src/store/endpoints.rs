@@ -232,8 +232,6 @@ fn write_headers(
     Ok(())
 }
 
-/// What a delivery to the endpoint carries besides the product's own headers: its custom
-/// headers, opened, and whether it adds the Spatie signature.
 /// The name of the user an endpoint belongs to.
 pub fn user_of(db: Db<'_>, id: &str) -> Result<Option<String>> {
     Ok(db
@@ -243,6 +241,8 @@ pub fn user_of(db: Db<'_>, id: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// What a delivery to the endpoint carries besides the product's own headers: its custom
+/// headers, opened, and whether it adds the Spatie signature.
 pub fn custom_headers(db: Db<'_>, keyring: &Keyring, id: &str) -> Result<(Headers, SignatureCompat)> {
     let found: Option<(Option<Vec<u8>>, String)> = db
         .conn

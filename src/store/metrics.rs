@@ -29,12 +29,17 @@ pub fn add(db: Db<'_>, counts: &Counts) -> Result<()> {
     Ok(())
 }
 
-/// A count of at most `COUNT_CAP` rows: `sql` selects `1` per row and ends in `LIMIT ?n` with
-/// `?n` the last parameter.
-fn bounded(db: Db<'_>, sql: &str, p: &[&dyn super::sql::ToSql]) -> Result<Bounded> {
-    let n: i64 =
-        db.conn.prepare_cached(&format!("SELECT count(*) FROM ({sql}) AS bounded"))?.query_row(p, |r| r.get(0))?;
-    Ok(Bounded { n: n.min(COUNT_CAP), capped: n > COUNT_CAP })
+/// A count of at most `COUNT_CAP` rows (`store::bounded_count`): `count_sql` counts rows of a
+/// subquery ending in `LIMIT ?n`, `?n` the last parameter.
+fn bounded(db: Db<'_>, count_sql: &str, p: &[&dyn super::sql::ToSql]) -> Result<Bounded> {
+    let mut capped = false;
+    let n = super::bounded_count(db, count_sql, p, &mut capped)?;
+    Ok(Bounded { n, capped })
+}
+
+/// [`bounded`] of the rows `rows_sql` selects (`SELECT 1 … LIMIT ?n`).
+fn bounded_rows(db: Db<'_>, rows_sql: &str, p: &[&dyn super::sql::ToSql]) -> Result<Bounded> {
+    bounded(db, &format!("SELECT count(*) FROM ({rows_sql}) AS bounded"), p)
 }
 
 /// What a scrape shows, at `now` (Unix ms), with the series of `users`.
@@ -48,13 +53,12 @@ pub fn snapshot(db: Db<'_>, now: i64, users: &[String]) -> Result<Snapshot> {
     };
     let queue_depth: i64 =
         db.conn.prepare_cached("SELECT coalesce(sum(n), 0) FROM queue_size")?.query_row(params![], |r| r.get(0))?;
-    let due: i64 = db.conn.prepare_cached(db.queue().due_count())?.query_row(params![now, limit], |r| r.get(0))?;
-    let due = Bounded { n: due.min(COUNT_CAP), capped: due > COUNT_CAP };
-    let in_flight = bounded(db, "SELECT 1 FROM queue WHERE lease_until > ?1 LIMIT ?2", &[&now, &limit])?;
+    let due = bounded(db, db.queue().due_count(), &[&now, &limit])?;
+    let in_flight = bounded_rows(db, "SELECT 1 FROM queue WHERE lease_until > ?1 LIMIT ?2", &[&now, &limit])?;
     let oldest: Option<i64> = db.conn.prepare_cached(db.queue().oldest_due())?.query_row([now], |r| r.get(0))?;
     let oldest_due_seconds = oldest.filter(|t| *t <= now).map(|t| (now - t) / 1000);
-    let held = bounded(db, "SELECT 1 FROM deliveries WHERE status = 'held' LIMIT ?1", &[&limit])?;
-    let dead = bounded(db, "SELECT 1 FROM deliveries WHERE status = 'dead' LIMIT ?1", &[&limit])?;
+    let held = bounded_rows(db, "SELECT 1 FROM deliveries WHERE status = 'held' LIMIT ?1", &[&limit])?;
+    let dead = bounded_rows(db, "SELECT 1 FROM deliveries WHERE status = 'dead' LIMIT ?1", &[&limit])?;
     let pairs = |sql: &str| -> Result<Vec<(String, i64)>> {
         let mut stmt = db.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -66,8 +70,8 @@ pub fn snapshot(db: Db<'_>, now: i64, users: &[String]) -> Result<Snapshot> {
     )?;
     let disabled =
         pairs("SELECT coalesce(disabled_kind, 'manual'), count(*) FROM endpoints WHERE active = 0 GROUP BY 1")?;
-    let fifo_blocked = bounded(db, "SELECT 1 FROM queue WHERE status = 'blocked' LIMIT ?1", &[&limit])?;
-    let parked = bounded(db, "SELECT 1 FROM queue WHERE parked = 1 LIMIT ?1", &[&limit])?;
+    let fifo_blocked = bounded_rows(db, "SELECT 1 FROM queue WHERE status = 'blocked' LIMIT ?1", &[&limit])?;
+    let parked = bounded_rows(db, "SELECT 1 FROM queue WHERE parked = 1 LIMIT ?1", &[&limit])?;
     let paused_endpoints: i64 = db
         .conn
         .prepare_cached("SELECT count(*) FROM endpoints WHERE paused_until > ?1")?
@@ -114,13 +118,13 @@ pub fn snapshot(db: Db<'_>, now: i64, users: &[String]) -> Result<Snapshot> {
         let id = id.unwrap_or(-1);
         series.push(UserSeries {
             user: user.clone(),
-            queued: bounded(db, "SELECT 1 FROM queue WHERE user_id = ?1 LIMIT ?2", &[&id, &limit])?,
-            due: bounded(
+            queued: bounded_rows(db, "SELECT 1 FROM queue WHERE user_id = ?1 LIMIT ?2", &[&id, &limit])?,
+            due: bounded_rows(
                 db,
                 "SELECT 1 FROM queue WHERE user_id = ?1 AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) LIMIT ?3",
                 &[&id, &now, &limit],
             )?,
-            dead: bounded(db, "SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = 'dead' LIMIT ?2", &[&id, &limit])?,
+            dead: bounded_rows(db, "SELECT 1 FROM deliveries WHERE user_id = ?1 AND status = 'dead' LIMIT ?2", &[&id, &limit])?,
         });
     }
     Ok(Snapshot {

@@ -27,14 +27,7 @@ pub fn start(db: Db<'_>, sid: &str, user: &str, now_ms: i64, expires_at_ms: i64)
 
 /// Whether the session signs in: recorded for this user, not ended, not expired.
 pub fn is_live(db: Db<'_>, sid: &str, user: &str, now_ms: i64) -> Result<bool> {
-    let found: Option<i64> = db
-        .conn
-        .prepare_cached(
-            "SELECT 1 FROM sessions WHERE sid = ?1 AND user_name = ?2 AND ended_at IS NULL AND expires_at >= ?3",
-        )?
-        .query_row(params![sid, user, now_ms], |r| r.get(0))
-        .optional()?;
-    Ok(found.is_some())
+    Ok(live(db, sid, now_ms)?.is_some_and(|(u, _)| u == user))
 }
 
 /// A live session's user and expiry (Unix ms): `None` when it was ended, has expired or never was.

@@ -627,14 +627,7 @@ pub fn create_portal_link(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
         .and_then(|t| portal::ttl(t, ctx.cfg.login_link_ttl))
         .map_err(|m| f.problems.push(problem("$.ttl".into(), m)))
         .ok();
-    let embed = match body.get("embed") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            f.problems.push(problem("$.embed".into(), "must be true or false".into()));
-            false
-        }
-    };
+    let embed = f.boolean("embed").unwrap_or(false);
     let page = f.string("page");
     if let Some(Err(m)) = page.as_deref().map(portal::check_page) {
         f.problems.push(problem("$.page".into(), format!("must be {m}")));
@@ -643,18 +636,8 @@ pub fn create_portal_link(ctx: &mut Ctx<'_>) -> Result<Response, HttpError> {
     let user = owner_for(ctx, user, "portal links")?;
     principal::check_name("user", &user)?;
     let master = ctx.keyring()?.current;
-    let ttl = ttl.expect("checked above");
-    let link = portal::link(&master, &user, time::now_ms(), ttl, embed, page.as_deref());
-    let url = format!("{}/login?{}", ctx.public_base(), link.query);
-    Ok(Response::json(
-        201,
-        &json!({
-            "url": url,
-            "user": user,
-            "expires_at": time::rfc3339(link.expires_at * 1000),
-            "ttl_seconds": ttl.as_secs(),
-        }),
-    ))
+    let link = portal::link(&master, &user, time::now_ms(), ttl.expect("checked above"), embed, page.as_deref());
+    Ok(Response::json(201, &link.answer(&ctx.public_base(), &user)))
 }
 
 /// `DELETE /api/v1/users/{user}/sessions`: ends every sign-in session of a user (the app token
